@@ -1,0 +1,291 @@
+"""One factory for every backbone: open_clip names, pretrained tags, hf-hub ids, local
+checkpoints, custom JSON configs and the bundled demo models.
+
+A :class:`Backbone` carries an ``identity`` string (model, weights hash, preprocessing,
+precision) that keys the embedding cache, so changing any of them never reuses stale
+embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import logging
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .errors import InputError, WeightsUnavailable
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+@dataclass
+class BackboneSpec:
+    """What the user asked for; serialised into run.json."""
+
+    model: str
+    pretrained: Optional[str] = None
+    checkpoint: Optional[str] = None
+    device: str = "auto"
+    precision: str = "fp32"
+    label: Optional[str] = None  # display name; defaults to model[/tag]
+
+    @property
+    def display(self) -> str:
+        if self.label:
+            return self.label
+        model = Path(self.model).stem if self.model.endswith(".json") else self.model
+        if self.pretrained:
+            return f"{model}/{self.pretrained}"
+        if self.checkpoint and not self.model.startswith("demo-"):
+            stem = Path(self.checkpoint).stem
+            return model if stem == model else f"{model}/{stem}"
+        return model
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str = "auto") -> str:
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise InputError(f"unknown device '{device}' (choose from {', '.join(DEVICES)})", field="device")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("CUDA was requested but no CUDA GPU is available (use --device cpu or auto)", field="device")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InputError("MPS was requested but is not available on this machine", field="device")
+    return device
+
+
+def available_devices() -> list[str]:
+    """Devices usable on this machine (for pickers)."""
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.device_count() > 1 else ["cuda"]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+@lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    st = os.stat(path)
+    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+# ---------------------------------------------------------------- demo models
+
+
+def demo_index() -> dict:
+    """The bundled demo backbones (``resources/models/index.json``), or {} if absent."""
+    import resources
+
+    p = resources.ROOT / "models" / "index.json"
+    if not p.exists():
+        return {}
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def _register_config(path: Path) -> str:
+    import open_clip
+
+    open_clip.add_model_config(path)
+    return path.stem
+
+
+def resolve_model(spec: BackboneSpec) -> tuple[str, Optional[str], Optional[str]]:
+    """(open_clip model name, checkpoint path or None, expected sha256 or None)."""
+    import open_clip
+    import resources
+
+    model, checkpoint, expected = spec.model, spec.checkpoint, None
+    demos = demo_index()
+    if model in demos:
+        entry = demos[model]
+        _register_config(resources.ROOT / "models" / entry["config"])
+        if checkpoint is None:
+            checkpoint = str(resources.ROOT / "models" / entry["weights"])
+            expected = entry.get("sha256")
+        return model, checkpoint, expected
+    if model.endswith(".json"):
+        p = Path(model).expanduser()
+        if not p.is_file():
+            raise InputError("model config file not found", file=model, field="model")
+        try:
+            cfg = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON: {e.msg}", file=model, line=e.lineno, field="model") from None
+        if not {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg):
+            raise InputError("not an open_clip model config (needs embed_dim, vision_cfg, text_cfg)", file=model)
+        return _register_config(p), checkpoint, None
+    if model.startswith("hf-hub:"):
+        return model, checkpoint, None
+    if model not in open_clip.list_models():
+        raise InputError(
+            f"unknown model '{model}'; run 'semscale models' for the list, or pass a config .json",
+            field="model",
+        )
+    return model, checkpoint, None
+
+
+def _offline_help(spec: BackboneSpec, err: Exception) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    what = spec.model if spec.model.startswith("hf-hub:") else f"{spec.model} / pretrained '{spec.pretrained}'"
+    return (
+        f"could not load weights for {what}: {first}. "
+        "If this machine is offline, download the checkpoint elsewhere (open_clip stores it under "
+        "~/.cache/huggingface/hub), copy it here and pass it with --checkpoint PATH (same --model), "
+        "or use a bundled demo backbone (--model demo-vit or demo-resnet)."
+    )
+
+
+@contextmanager
+def _quiet_open_clip():
+    """open_clip logs 'initialized randomly' before we load the checkpoint ourselves."""
+    log = logging.getLogger()
+    old = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(old)
+
+
+class Backbone:
+    """A loaded CLIP model with its preprocessing, tokenizer and cache identity."""
+
+    def __init__(self, spec: BackboneSpec, model, preprocess, tokenizer, device: str, weights_id: str):
+        self.spec = spec
+        self.model = model
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.device = device
+        self.weights_id = weights_id
+        self.name = spec.display
+        ident = {
+            "model": spec.model,
+            "weights": weights_id,
+            "preprocess": repr(preprocess),
+            "precision": spec.precision,
+        }
+        self.identity = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+        self.identity_info = ident
+        self.logit_scale = float(model.logit_scale.exp().item()) if hasattr(model, "logit_scale") else 100.0
+
+    def autocast(self):
+        p = self.spec.precision
+        if p == "fp32":
+            return nullcontext()
+        dtype = torch.float16 if p == "fp16" else torch.bfloat16
+        dev = "cuda" if self.device.startswith("cuda") else self.device
+        return torch.autocast(device_type=dev, dtype=dtype)
+
+    @torch.no_grad()
+    def encode_images(self, batch: torch.Tensor) -> torch.Tensor:
+        """L2-normalised float32 image embeddings on the CPU."""
+        batch = batch.to(self.device, non_blocking=True)
+        with self.autocast():
+            feats = self.model.encode_image(batch)
+        feats = feats.float()
+        return torch.nn.functional.normalize(feats, dim=-1).cpu()
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str]) -> torch.Tensor:
+        """L2-normalised float32 text embeddings on the CPU."""
+        tokens = self.tokenizer(texts).to(self.device)
+        with self.autocast():
+            feats = self.model.encode_text(tokens)
+        return torch.nn.functional.normalize(feats.float(), dim=-1).cpu()
+
+    @property
+    def embed_dim(self) -> int:
+        return int(getattr(self.model, "embed_dim", 0) or self.model.text_projection.shape[-1])
+
+    def describe(self) -> dict:
+        return {"name": self.name, "spec": self.spec.to_dict(), "device": self.device, **self.identity_info,
+                "identity": self.identity, "logit_scale": self.logit_scale}
+
+
+def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True) -> Backbone:
+    """Build the model, load its weights safely and move it to the requested device."""
+    import open_clip
+
+    if spec.precision not in PRECISIONS:
+        raise InputError(f"unknown precision '{spec.precision}' (choose from {', '.join(PRECISIONS)})", field="precision")
+    device = resolve_device(spec.device)
+    if device == "cpu" and spec.precision == "fp16":
+        spec.precision = "bf16"  # fp16 kernels are missing or slow on CPU; bf16 keeps the memory saving
+    name, checkpoint, expected = resolve_model(spec)
+    if spec.pretrained and checkpoint:
+        raise InputError("give either --pretrained or --checkpoint, not both", field="pretrained")
+    if checkpoint:
+        ck = Path(checkpoint).expanduser()
+        if not ck.is_file():
+            raise InputError("checkpoint file not found", file=checkpoint, field="checkpoint")
+        weights_id = "sha256:" + file_sha256(ck)
+        if verify_hash and expected and weights_id != "sha256:" + expected:
+            raise InputError(
+                f"bundled weights do not match their recorded hash (expected {expected[:12]}…); reinstall semscale",
+                file=ck,
+            )
+        with _quiet_open_clip():
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+        try:
+            open_clip.load_checkpoint(model, str(ck), weights_only=True)
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(
+                f"cannot load this checkpoint into model '{name}' ({msg}); check that --model matches the checkpoint "
+                "and that it is a state-dict file (safe loading refuses arbitrary pickles)",
+                file=ck,
+                field="checkpoint",
+            ) from None
+    elif spec.pretrained or name.startswith("hf-hub:"):
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=spec.pretrained or None)
+        except InputError:
+            raise
+        except Exception as e:
+            raise WeightsUnavailable(_offline_help(spec, e)) from None
+        weights_id = f"pretrained:{name}:{spec.pretrained or ''}"
+    else:
+        raise InputError(
+            f"no weights given for '{name}': pass --pretrained TAG (see 'semscale models'), --checkpoint PATH, "
+            "or use a demo backbone (--model demo-vit)",
+            field="pretrained",
+        )
+    model.eval().to(device)
+    tokenizer = open_clip.get_tokenizer(name)
+    return Backbone(spec, model, preprocess, tokenizer, device, weights_id)
+
+
+def list_models() -> list[tuple[str, list[str]]]:
+    """(architecture, [pretrained tags]) for every open_clip architecture, demo models first."""
+    import open_clip
+
+    tags: dict[str, list[str]] = {}
+    for arch, tag in open_clip.list_pretrained():
+        tags.setdefault(arch, []).append(tag)
+    out = [(name, ["(bundled)"]) for name in demo_index()]
+    out += [(m, tags.get(m, [])) for m in open_clip.list_models()]
+    return out

@@ -1,0 +1,195 @@
+"""On-disk embedding cache (SQLite, one database per backbone identity).
+
+Image embeddings are keyed by the image's content hash, text embeddings by
+(template, name), both under the backbone's identity (model, weights hash,
+preprocessing, precision). Every row stores its shape, dtype and a CRC so a corrupted
+entry is detected, discarded and recomputed instead of silently used. SQLite's WAL
+mode lets concurrent runs share one cache safely.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import zlib
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS images (key TEXT PRIMARY KEY, dim INTEGER, dtype TEXT, crc INTEGER, data BLOB);
+CREATE TABLE IF NOT EXISTS texts (template TEXT, name TEXT, dim INTEGER, dtype TEXT, crc INTEGER, data BLOB,
+                                  PRIMARY KEY (template, name));
+"""
+FILES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT);
+"""
+
+
+def default_cache_dir() -> Path:
+    """Per-user cache folder (platformdirs), overridable with $SEMSCALE_CACHE_DIR."""
+    env = os.environ.get("SEMSCALE_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("semscale", appauthor=False)) / "embeddings"
+
+
+def _connect(path: Path, schema: str) -> sqlite3.Connection:
+    def open_db() -> sqlite3.Connection:
+        con = sqlite3.connect(path, timeout=60.0)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.executescript(schema)
+        return con
+
+    try:
+        return open_db()
+    except sqlite3.DatabaseError:
+        # Not a database any more (truncated, overwritten): keep it aside and start fresh.
+        bad = path.with_suffix(path.suffix + ".corrupt")
+        os.replace(path, bad)
+        for extra in ("-wal", "-shm"):
+            Path(str(path) + extra).unlink(missing_ok=True)
+        return open_db()
+
+
+def _pack(vec: np.ndarray) -> tuple[int, str, int, bytes]:
+    v = np.ascontiguousarray(vec, dtype=np.float32)
+    data = v.tobytes()
+    return int(v.shape[-1]), "float32", zlib.crc32(data), data
+
+
+def _unpack(dim, dtype, crc, data) -> Optional[np.ndarray]:
+    if dtype != "float32" or data is None or len(data) != dim * 4 or zlib.crc32(data) != crc:
+        return None
+    v = np.frombuffer(data, dtype=np.float32)
+    if not np.all(np.isfinite(v)):
+        return None
+    return v
+
+
+class EmbeddingCache:
+    """Cache for one directory; open one connection per thread that uses it."""
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_cache_dir()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OSError(f"cannot create the cache folder {self.root}: {e.strerror or e}") from None
+        self._dbs: dict[str, sqlite3.Connection] = {}
+        self._files: Optional[sqlite3.Connection] = None
+        self.discarded = 0  # corrupted entries found and dropped
+
+    # -- connections
+    def _db(self, identity: str, info: Optional[dict] = None) -> sqlite3.Connection:
+        con = self._dbs.get(identity)
+        if con is None:
+            con = _connect(self.root / f"{identity[:24]}.sqlite", SCHEMA)
+            if info is not None:
+                with con:
+                    con.execute("INSERT OR REPLACE INTO meta VALUES ('identity', ?)", (json.dumps(info, sort_keys=True),))
+            self._dbs[identity] = con
+        return con
+
+    def close(self) -> None:
+        for con in self._dbs.values():
+            con.close()
+        self._dbs.clear()
+        if self._files is not None:
+            self._files.close()
+            self._files = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- file hashes (so warm runs need not re-read every image)
+    def known_hash(self, path: Path) -> Optional[str]:
+        if self._files is None:
+            self._files = _connect(self.root / "files.sqlite", FILES_SCHEMA)
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        row = self._files.execute("SELECT size, mtime_ns, sha256 FROM files WHERE path=?", (str(path),)).fetchone()
+        if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
+            return row[2]
+        return None
+
+    def remember_hashes(self, items: Iterable[tuple[Path, str]]) -> None:
+        if self._files is None:
+            self._files = _connect(self.root / "files.sqlite", FILES_SCHEMA)
+        rows = []
+        for p, h in items:
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            rows.append((str(p), st.st_size, st.st_mtime_ns, h))
+        with self._files:
+            self._files.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?)", rows)
+
+    # -- images
+    def get_images(self, identity: str, keys: Sequence[str], dim: Optional[int] = None) -> dict[str, np.ndarray]:
+        con = self._db(identity)
+        out: dict[str, np.ndarray] = {}
+        bad: list[str] = []
+        uniq = list(dict.fromkeys(keys))
+        for start in range(0, len(uniq), 500):
+            chunk = uniq[start : start + 500]
+            q = f"SELECT key, dim, dtype, crc, data FROM images WHERE key IN ({','.join('?' * len(chunk))})"
+            for key, d, dt, crc, data in con.execute(q, chunk):
+                v = _unpack(d, dt, crc, data)
+                if v is None or (dim is not None and v.shape[0] != dim):
+                    bad.append(key)
+                else:
+                    out[key] = v
+        if bad:
+            self.discarded += len(bad)
+            with con:
+                con.executemany("DELETE FROM images WHERE key=?", [(k,) for k in bad])
+        return out
+
+    def put_images(self, identity: str, items: Iterable[tuple[str, np.ndarray]], info: Optional[dict] = None) -> None:
+        con = self._db(identity, info)
+        rows = [(k, *_pack(v)) for k, v in items]
+        with con:
+            con.executemany("INSERT OR REPLACE INTO images VALUES (?,?,?,?,?)", rows)
+
+    # -- texts
+    def get_texts(self, identity: str, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:
+        con = self._db(identity)
+        out: dict[tuple[str, str], np.ndarray] = {}
+        bad = []
+        wanted = set(pairs)
+        templates = sorted({t for t, _ in pairs})
+        for t in templates:
+            for tmpl, name, d, dt, crc, data in con.execute(
+                "SELECT template, name, dim, dtype, crc, data FROM texts WHERE template=?", (t,)
+            ):
+                if (tmpl, name) not in wanted:
+                    continue
+                v = _unpack(d, dt, crc, data)
+                if v is None:
+                    bad.append((tmpl, name))
+                else:
+                    out[(tmpl, name)] = v
+        if bad:
+            self.discarded += len(bad)
+            with con:
+                con.executemany("DELETE FROM texts WHERE template=? AND name=?", bad)
+        return out
+
+    def put_texts(self, identity: str, items: Iterable[tuple[tuple[str, str], np.ndarray]], info: Optional[dict] = None) -> None:
+        con = self._db(identity, info)
+        rows = [(t, n, *_pack(v)) for (t, n), v in items]
+        with con:
+            con.executemany("INSERT OR REPLACE INTO texts VALUES (?,?,?,?,?,?)", rows)

@@ -1,0 +1,244 @@
+"""``semscale`` command line: the same engine and run directories as the app.
+
+Exit codes: 0 success, 2 bad input (one line naming file, line and field), 130 when
+interrupted (finished levels are kept), 1 for anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .errors import InputError, WeightsUnavailable
+from .events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished
+
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+STAGE_NAMES = {
+    "hash": "hashing images",
+    "encode-images": "encoding images",
+    "encode-text": "encoding prompts",
+    "score": "scoring levels",
+    "load-model": "loading model",
+}
+
+
+class TqdmReporter:
+    """Renders engine events as tqdm bars and log lines on stderr."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.bars: dict[tuple[str, str], object] = {}
+        self.n_skipped = 0
+
+    def __call__(self, ev) -> None:
+        from tqdm import tqdm
+
+        if isinstance(ev, Progress):
+            if self.quiet or ev.stage in ("load-model", "score"):
+                return
+            key = (ev.backbone, ev.stage)
+            bar = self.bars.get(key)
+            if bar is None:
+                unit = {"encode-text": "prompt", "score": "level"}.get(ev.stage, "img")
+                bar = tqdm(total=ev.total, desc=f"{ev.backbone}: {STAGE_NAMES.get(ev.stage, ev.stage)}",
+                           unit=unit, file=sys.stderr, leave=True, dynamic_ncols=True)
+                self.bars[key] = bar
+            if bar.total != ev.total:
+                bar.total = ev.total
+            bar.update(ev.done - bar.n)
+            if ev.done >= ev.total:
+                bar.close()
+                self.bars.pop(key, None)
+        elif isinstance(ev, Log):
+            if ev.level != "info" or not self.quiet:
+                tqdm.write(f"[{ev.level}] {ev.message}" if ev.level != "info" else ev.message, file=sys.stderr)
+        elif isinstance(ev, ImageSkipped):
+            self.n_skipped += 1
+        elif isinstance(ev, LevelFinished):
+            r = ev.row
+            if not self.quiet:
+                tqdm.write(
+                    f"{ev.backbone} ordering {ev.ordering} level {ev.level:>3}: {r['n_categories']:>5} categories  "
+                    f"top1 {r['top1']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]  top5 {r['top5']:.3f}",
+                    file=sys.stderr,
+                )
+        elif isinstance(ev, RunFinished):
+            for bar in self.bars.values():
+                bar.close()
+            self.bars.clear()
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _backbone_specs(args) -> list:
+    from .backbones import BackboneSpec
+
+    models = args.model or []
+    if not models:
+        raise InputError("give at least one --model (e.g. --model demo-vit)", field="model")
+    specs = []
+    for m in models:
+        # "MODEL@TAG" or "MODEL=CHECKPOINT" let several backbones share one command line
+        model, pretrained, checkpoint = m, None, None
+        if "=" in m:
+            model, checkpoint = m.split("=", 1)
+        elif "@" in m:
+            model, pretrained = m.split("@", 1)
+        if len(models) == 1:
+            pretrained = pretrained or args.pretrained
+            checkpoint = checkpoint or args.checkpoint
+        specs.append(BackboneSpec(model=model, pretrained=pretrained, checkpoint=checkpoint,
+                                  device=args.device, precision=args.precision))
+    return specs
+
+
+def cmd_sweep(args) -> int:
+    from .sweep import SweepConfig, run_sweep
+
+    config = SweepConfig(
+        dataset=args.dataset, out=args.out, backbones=_backbone_specs(args), labels=args.labels,
+        templates=args.templates, levels=args.levels, mode=args.mode, orderings=args.orderings, seed=args.seed,
+        batch_size=args.batch_size, num_workers=args.workers, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+        bootstrap=args.bootstrap, allow_absolute_paths=args.allow_absolute_paths,
+        save_predictions=not args.no_predictions,
+    )
+    reporter = TqdmReporter(quiet=args.quiet)
+    cancel = CancelToken()
+
+    def on_sigint(signum, frame):
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        print("\ninterrupt: stopping after the current batch (press Ctrl-C again to stop now)", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = run_sweep(config, emit=reporter, cancel=cancel)
+    except KeyboardInterrupt:
+        print(f"interrupted; finished levels kept in {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if result.status == "cancelled":
+        print(f"interrupted; finished levels kept in {result.run_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for name, s in result.summary.get("backbones", {}).items():
+        t = s["threshold"]
+        print(f"{name}: peak top-1 {t['peak_top1']:.3f} at level {t['peak_level']} ({t['trend']}); "
+              f"{s['n_images_scored']} images scored, {s['images_from_cache']} from cache, "
+              f"{s['n_skipped']} skipped", file=sys.stderr)
+    print(result.run_dir)
+    return EXIT_OK
+
+
+def cmd_validate(args) -> int:
+    from .datasets import load_dataset, validate
+    from .labels import load_labels
+
+    ds = load_dataset(args.dataset, allow_absolute=args.allow_absolute_paths)
+    labels = load_labels(args.labels) if args.labels else None
+    report = validate(ds, labels, check_images=not args.quick)
+    print(report.to_text())
+    return EXIT_OK
+
+
+def cmd_models(args) -> int:
+    from .backbones import list_models
+
+    for arch, tags in list_models():
+        if args.filter and args.filter.lower() not in arch.lower():
+            continue
+        print(f"{arch:<40} {', '.join(tags) if tags else '(no pretrained weights; use --checkpoint)'}")
+    return EXIT_OK
+
+
+def cmd_demo_data(args) -> int:
+    from .demo.data import write_demo_dataset
+
+    out = write_demo_dataset(args.out, seed=args.seed, n_per_class=args.per_class)
+    print(out)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="semscale", description="Semantic-category scaling experiments with CLIP models.")
+    p.add_argument("--version", action="version", version=f"semscale {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sweep", help="run a semantic-scaling sweep and write a run directory")
+    s.add_argument("--dataset", required=True, help="ImageFolder, CSV/Parquet manifest, or CIFAR folder")
+    s.add_argument("--labels", help="labels file (CSV class,synonym rows or JSON {class: [names]}); default: class names")
+    s.add_argument("--model", action="append",
+                   help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID or a config .json; repeat for several "
+                        "backbones (MODEL@TAG or MODEL=CHECKPOINT per backbone)")
+    w = s.add_mutually_exclusive_group()
+    w.add_argument("--pretrained", help="open_clip pretrained tag (see 'semscale models')")
+    w.add_argument("--checkpoint", help="local checkpoint (state dict) file")
+    s.add_argument("--templates", default="simple", help="preset openai|simple|plain or a file, one template per line")
+    s.add_argument("--levels", help="comma-separated names-per-class levels (default 1,2,4,… up to the longest list)")
+    s.add_argument("--mode", choices=("flat", "pooled"), default="flat")
+    s.add_argument("--orderings", type=int, default=1, help="number of name orderings (1 = the file's ranking)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    s.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default: auto)")
+    c = s.add_mutually_exclusive_group()
+    c.add_argument("--cache-dir", help="embedding cache folder (default: the user cache folder)")
+    c.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CI")
+    s.add_argument("--allow-absolute-paths", action="store_true", help="let manifests use absolute paths")
+    s.add_argument("--no-predictions", action="store_true", help="do not write predictions.csv")
+    s.add_argument("--quiet", "-q", action="store_true")
+    s.add_argument("--out", required=True, help="run directory to write")
+    s.set_defaults(func=cmd_sweep)
+
+    v = sub.add_parser("validate", help="check a dataset (and labels file) and print a report")
+    v.add_argument("--dataset", required=True)
+    v.add_argument("--labels")
+    v.add_argument("--quick", action="store_true", help="do not open every image")
+    v.add_argument("--allow-absolute-paths", action="store_true")
+    v.set_defaults(func=cmd_validate)
+
+    m = sub.add_parser("models", help="list open_clip architectures and pretrained tags")
+    m.add_argument("filter", nargs="?", help="only architectures containing this text")
+    m.set_defaults(func=cmd_models)
+
+    d = sub.add_parser("demo-data", help="write the generated demo dataset (ImageFolder + labels + frequencies)")
+    d.add_argument("--out", required=True)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--per-class", type=int, default=30)
+    d.set_defaults(func=cmd_demo_data)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as e:
+        print(f"semscale: error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except WeightsUnavailable as e:
+        print(f"semscale: error: {e}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        print(f"semscale: unexpected error: {type(e).__name__}: {e}", file=sys.stderr)
+        if "--debug" in sys.argv or __import__("os").environ.get("SEMSCALE_DEBUG"):
+            raise
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Encoding images and category names, each exactly once per backbone, through the cache.
+
+Images: content hashes → cache lookup → a torch DataLoader decodes only the misses in
+worker processes → the encoder runs in batches (halving the batch on out-of-memory) →
+new embeddings are written to the cache batch by batch, so an interrupted run resumes.
+Texts: one normalised embedding per (template, name), cached; a name's category
+embedding is the normalised mean over templates (open_clip's zero-shot convention).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+from .backbones import Backbone
+from .cache import EmbeddingCache
+from .datasets import Dataset
+from .events import CancelToken, EventCallback, ImageSkipped, Log, Progress, ignore_events
+from .images import BadImage
+
+
+@dataclass
+class ImageEmbeddings:
+    """Embeddings of the usable images; row j belongs to dataset record ``indices[j]``."""
+
+    indices: np.ndarray
+    matrix: np.ndarray
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    n_encoded: int = 0
+    n_cached: int = 0
+    seconds: float = 0.0
+
+
+class _DecodeSet(TorchDataset):
+    def __init__(self, dataset: Dataset, indices: Sequence[int], preprocess) -> None:
+        self.dataset = dataset
+        self.indices = list(indices)
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int):
+        i = self.indices[j]
+        try:
+            return i, self.preprocess(self.dataset.open(i)), ""
+        except BadImage as e:
+            return i, None, str(e)
+        except Exception as e:  # a transform failing on one odd image must not end the run
+            return i, None, f"cannot preprocess image ({type(e).__name__}: {e})"
+
+
+def _collate(items):
+    good = [(i, x) for i, x, _ in items if x is not None]
+    bad = [(i, r) for i, x, r in items if x is None]
+    xs = torch.stack([x for _, x in good]) if good else None
+    return [i for i, _ in good], xs, bad
+
+
+def default_workers(n_items: int) -> int:
+    if n_items < 64:
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def is_oom(err: BaseException) -> bool:
+    if isinstance(err, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+@dataclass
+class BatchBackoff:
+    """Largest batch that fits; halves on out-of-memory and stays there."""
+
+    size: int
+    reductions: int = 0
+
+    def run(self, fn: Callable[[torch.Tensor], torch.Tensor], xs: torch.Tensor, emit: EventCallback) -> torch.Tensor:
+        out, start = [], 0
+        while start < len(xs):
+            n = min(self.size, len(xs) - start)
+            try:
+                out.append(fn(xs[start : start + n]))
+                start += n
+            except Exception as e:
+                if not is_oom(e) or n <= 1:
+                    raise
+                self.size = max(1, n // 2)
+                self.reductions += 1
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                emit(Log(f"out of memory at batch size {n}; continuing with {self.size}", "warning"))
+        return torch.cat(out) if out else torch.empty(0)
+
+
+def _content_keys(dataset: Dataset, cache: Optional[EmbeddingCache], emit, cancel, backbone_name: str):
+    """Content hash per record (None where the file cannot be read)."""
+    keys: list[Optional[str]] = [None] * len(dataset)
+    reasons: dict[int, str] = {}
+    fresh = []
+    t0 = time.perf_counter()
+    for i, r in enumerate(dataset.records):
+        if i % 256 == 0:
+            cancel.raise_if_cancelled()
+            emit(Progress("hash", i, len(dataset), None, backbone_name))
+        h = cache.known_hash(r.path) if (cache is not None and r.path is not None) else None
+        if h is None:
+            try:
+                h = dataset.content_hash(i)
+            except PermissionError:
+                reasons[i] = "permission denied"
+                continue
+            except OSError as e:
+                reasons[i] = f"cannot read file ({e.strerror or e})"
+                continue
+            if r.path is not None:
+                fresh.append((r.path, h))
+        keys[i] = h
+    if cache is not None and fresh:
+        cache.remember_hashes(fresh)
+    emit(Progress("hash", len(dataset), len(dataset), len(dataset) / max(time.perf_counter() - t0, 1e-9), backbone_name))
+    return keys, reasons
+
+
+def embed_images(
+    backbone: Backbone,
+    dataset: Dataset,
+    *,
+    cache: Optional[EmbeddingCache] = None,
+    batch_size: int = 64,
+    num_workers: Optional[int] = None,
+    emit: EventCallback = ignore_events,
+    cancel: Optional[CancelToken] = None,
+    backoff: Optional[BatchBackoff] = None,
+) -> ImageEmbeddings:
+    """Embed every usable image once; cached images are not decoded or encoded at all."""
+    cancel = cancel or CancelToken()
+    t_start = time.perf_counter()
+    name = backbone.name
+    skipped: list[tuple[str, str]] = []
+    vectors: dict[int, np.ndarray] = {}
+
+    if cache is not None:
+        keys, unreadable = _content_keys(dataset, cache, emit, cancel, name)
+        for i, reason in unreadable.items():
+            skipped.append((dataset.records[i].id, reason))
+        hit = cache.get_images(backbone.identity, [k for k in keys if k is not None], dim=backbone.embed_dim)
+        first_for_key: dict[str, int] = {}
+        todo = []
+        for i, k in enumerate(keys):
+            if k is None:
+                continue
+            if k in hit:
+                vectors[i] = hit[k]
+            elif k not in first_for_key:
+                first_for_key[k] = i
+                todo.append(i)
+        n_cached = len(vectors)
+    else:
+        keys = [None] * len(dataset)
+        todo = list(range(len(dataset)))
+        n_cached = 0
+    if cache is not None and n_cached:
+        emit(Log(f"{name}: {n_cached} of {len(dataset)} images found in the cache"))
+
+    backoff = backoff or BatchBackoff(batch_size)
+    workers = default_workers(len(todo)) if num_workers is None else num_workers
+    loader = DataLoader(
+        _DecodeSet(dataset, todo, backbone.preprocess),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=backbone.device.startswith("cuda"),
+    )
+    done, encoded, t0 = 0, 0, time.perf_counter()
+    emit(Progress("encode-images", 0, len(todo), None, name))
+    it = iter(loader)
+    try:
+        for idx, xs, bad in it:
+            cancel.raise_if_cancelled()
+            for i, reason in bad:
+                skipped.append((dataset.records[i].id, reason))
+                emit(ImageSkipped(dataset.records[i].id, reason))
+            if xs is not None:
+                feats = backoff.run(backbone.encode_images, xs, emit).numpy()
+                encoded += len(idx)
+                for i, v in zip(idx, feats):
+                    vectors[i] = v
+                if cache is not None:
+                    cache.put_images(backbone.identity, [(keys[i], v) for i, v in zip(idx, feats)], backbone.identity_info)
+            done += len(idx) + len(bad)
+            rate = encoded / max(time.perf_counter() - t0, 1e-9)
+            emit(Progress("encode-images", done, len(todo), rate, name))
+    finally:
+        del it  # shuts DataLoader workers down promptly on cancel
+    cancel.raise_if_cancelled()
+
+    # duplicates of an encoded image share its embedding
+    if cache is not None:
+        by_key = {keys[i]: v for i, v in vectors.items()}
+        for i, k in enumerate(keys):
+            if k is not None and i not in vectors and k in by_key:
+                vectors[i] = by_key[k]
+    bad_ids = {s[0] for s in skipped}
+    indices = np.array(sorted(i for i in vectors if dataset.records[i].id not in bad_ids), dtype=np.int64)
+    dim = backbone.embed_dim
+    matrix = np.stack([vectors[i] for i in indices]).astype(np.float32) if len(indices) else np.zeros((0, dim), np.float32)
+    return ImageEmbeddings(indices, matrix, skipped, encoded, n_cached, time.perf_counter() - t_start)
+
+
+def embed_names(
+    backbone: Backbone,
+    names: Sequence[str],
+    templates: Sequence[str],
+    *,
+    cache: Optional[EmbeddingCache] = None,
+    batch_size: int = 256,
+    emit: EventCallback = ignore_events,
+    cancel: Optional[CancelToken] = None,
+) -> np.ndarray:
+    """Category embedding per name: normalised mean over templates of normalised prompts."""
+    cancel = cancel or CancelToken()
+    pairs = [(t, n) for n in names for t in templates]
+    known = cache.get_texts(backbone.identity, pairs) if cache is not None else {}
+    missing = [p for p in pairs if p not in known]
+    total, t0 = len(missing), time.perf_counter()
+    if missing:
+        emit(Progress("encode-text", 0, total, None, backbone.name))
+    for start in range(0, len(missing), batch_size):
+        cancel.raise_if_cancelled()
+        chunk = missing[start : start + batch_size]
+        feats = backbone.encode_texts([t.format(n) for t, n in chunk]).numpy()
+        new = list(zip(chunk, feats))
+        known.update(new)
+        if cache is not None:
+            cache.put_texts(backbone.identity, new, backbone.identity_info)
+        done = start + len(chunk)
+        emit(Progress("encode-text", done, total, done / max(time.perf_counter() - t0, 1e-9), backbone.name))
+    dim = backbone.embed_dim
+    out = np.zeros((len(names), dim), dtype=np.float32)
+    for j, n in enumerate(names):
+        m = np.mean([known[(t, n)] for t in templates], axis=0)
+        out[j] = m / max(np.linalg.norm(m), 1e-12)
+    return out

@@ -1,0 +1,91 @@
+"""Progress events and cancellation shared by the engine, the CLI and the GUI worker.
+
+The engine only ever calls ``emit(event)`` with one of these dataclasses and checks a
+:class:`CancelToken` between batches; front ends decide how to render them (tqdm in the
+CLI, Qt signals in the app). Nothing here knows about Qt.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+
+class Cancelled(Exception):
+    """Raised inside the engine when the user asked to stop; finished work is kept."""
+
+
+class CancelToken:
+    """Thread-safe stop flag checked by the engine between batches."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled by user")
+
+
+@dataclass
+class Progress:
+    """A long stage advanced: ``done`` of ``total`` units (images, prompts, levels)."""
+
+    stage: str
+    done: int
+    total: int
+    rate: Optional[float] = None  # units per second, when meaningful
+    backbone: str = ""
+    message: str = ""
+
+
+@dataclass
+class Log:
+    """A human-readable message (``level`` is ``info``, ``warning`` or ``error``)."""
+
+    message: str
+    level: str = "info"
+
+
+@dataclass
+class ImageSkipped:
+    """An image could not be used; it is listed in ``skipped.csv``."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class LevelFinished:
+    """One (ordering, level) was scored; ``row`` is the line written to levels.csv."""
+
+    level: int
+    ordering: int
+    row: dict[str, Any]
+    per_class: list[dict[str, Any]] = field(default_factory=list)
+    backbone: str = ""
+
+
+@dataclass
+class RunFinished:
+    """The run ended; ``status`` is ``completed``, ``cancelled`` or ``failed``."""
+
+    status: str
+    run_dir: str
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+
+Event = Any  # one of the dataclasses above
+EventCallback = Callable[[Event], None]
+
+
+def ignore_events(event: Event) -> None:
+    """Default callback: drop every event."""

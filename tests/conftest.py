@@ -1,0 +1,77 @@
+"""Shared fixtures: tiny real datasets on disk and a tiny random-initialised open_clip model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# A deliberately tiny open_clip architecture: builds in well under a second on a CPU.
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+CLASSES = {
+    "red square": ["red square", "crimson block", "scarlet tile"],
+    "green circle": ["green circle", "lime disc"],
+    "blue triangle": ["blue triangle", "navy wedge", "azure pyramid", "cobalt spike"],
+    "yellow bar": ["yellow bar"],
+}
+COLOURS = {"red square": (220, 30, 30), "green circle": (30, 200, 40), "blue triangle": (30, 40, 220), "yellow bar": (230, 220, 30)}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never touch the user's real cache folder from tests."""
+    monkeypatch.setenv("SEMSCALE_CACHE_DIR", str(tmp_path_factory.mktemp("user-cache")))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> tuple[str, str]:
+    """(config .json path, checkpoint path) of a random-initialised tiny CLIP."""
+    import open_clip
+    import torch
+
+    d = tmp_path_factory.mktemp("tiny-model")
+    cfg = d / "tiny-clip.json"
+    cfg.write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(cfg)
+    torch.manual_seed(0)
+    model = open_clip.create_model("tiny-clip")
+    ck = d / "tiny-clip.pt"
+    torch.save(model.state_dict(), ck)
+    return str(cfg), str(ck)
+
+
+def make_image(cls: str, i: int, size: int = 40) -> Image.Image:
+    rng = np.random.default_rng(hash((cls, i)) % (2**32))
+    base = np.array(COLOURS[cls], dtype=float)
+    arr = np.clip(base + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+    return Image.fromarray(arr, "RGB")
+
+
+def write_image_folder(root: Path, per_class: int = 4, fmt: str = "png") -> Path:
+    for cls in CLASSES:
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            make_image(cls, i).save(root / cls / f"{i:03d}.{fmt}")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    return write_image_folder(tmp_path / "images")
+
+
+@pytest.fixture
+def labels_csv(tmp_path) -> Path:
+    p = tmp_path / "labels.csv"
+    lines = ["class,synonym"] + [f"{c},{n}" for c, names in CLASSES.items() for n in names]
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return p

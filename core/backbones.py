@@ -150,6 +150,7 @@ def resolve_model(spec: BackboneSpec) -> tuple[str, Optional[str], Optional[str]
 
 def _offline_help(spec: BackboneSpec, err: Exception) -> str:
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = first.rstrip(". ")
     what = spec.model if spec.model.startswith("hf-hub:") else f"{spec.model} / pretrained '{spec.pretrained}'"
     return (
         f"could not load weights for {what}: {first}. "
@@ -164,7 +165,7 @@ def _quiet_open_clip():
     """open_clip logs 'initialized randomly' before we load the checkpoint ourselves."""
     log = logging.getLogger()
     old = log.level
-    log.setLevel(logging.ERROR)
+    log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
@@ -262,7 +263,8 @@ def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True) -> Backbone:
             ) from None
     elif spec.pretrained or name.startswith("hf-hub:"):
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=spec.pretrained or None)
+            with _quiet_open_clip():
+                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=spec.pretrained or None)
         except InputError:
             raise
         except Exception as e:

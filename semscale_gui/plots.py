@@ -1,0 +1,574 @@
+"""pyqtgraph views of a run: accuracy vs names per class, per-class recall, confusion,
+backbone comparison and the raw level table.
+
+Each view is a small QWidget with ``set_results(ResultsData)``; it redraws from the data
+object and never computes anything the engine already computed. Callers throttle how
+often ``set_results`` runs during a live sweep (see ``ResultsPanel``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QListWidget, QSplitter, QTableWidget,
+    QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from .results_data import ResultsData, confusion
+
+pg.setConfigOptions(background="w", foreground="#222222", antialias=True)
+
+# Okabe-Ito: distinguishable for colour-blind readers and in greyscale print.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+TICK_FONT = QFont()
+TICK_FONT.setPointSize(10)
+
+
+def colour(i: int) -> QColor:
+    return QColor(PALETTE[i % len(PALETTE)])
+
+
+def _style_plot(plot: pg.PlotItem, left: str, bottom: str) -> None:
+    for name in ("left", "bottom"):
+        ax = plot.getAxis(name)
+        ax.setTickFont(TICK_FONT)
+        ax.setTextPen("#222222")
+        ax.setPen("#666666")
+    plot.setLabel("left", left, **{"font-size": "11pt"})
+    plot.setLabel("bottom", bottom, **{"font-size": "11pt"})
+
+
+def _controls(*widgets: QWidget) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        row.addWidget(w)
+    row.addStretch(1)
+    return row
+
+
+def _labelled(text: str, w: QWidget) -> QWidget:
+    box = QWidget()
+    lay = QHBoxLayout(box)
+    lay.setContentsMargins(0, 0, 6, 0)
+    lay.addWidget(QLabel(text))
+    lay.addWidget(w)
+    return box
+
+
+def export_graphics(view: pg.GraphicsView, path: str | Path, scale: float = 2.0) -> Path:
+    """Save what ``view`` shows as PNG (``scale`` x its size) or SVG (vector).
+
+    SVG is written with Qt's QSvgGenerator: pyqtgraph's own SVG exporter cannot parse the
+    path syntax Qt 6.12 writes.
+    """
+    path = Path(path)
+    scene = view.scene()
+    rect = view.sceneRect() if view.sceneRect().isValid() else scene.sceneRect()
+    if path.suffix.lower() == ".svg":
+        from PySide6.QtSvg import QSvgGenerator
+
+        gen = QSvgGenerator()
+        gen.setFileName(str(path))
+        gen.setSize(rect.size().toSize())
+        gen.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
+        gen.setTitle("semscale plot")
+        painter = QPainter(gen)
+        scene.render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
+        painter.end()
+    else:
+        from PySide6.QtGui import QImage
+
+        w, h = int(rect.width() * scale), int(rect.height() * scale)
+        img = QImage(w, h, QImage.Format.Format_ARGB32)
+        img.fill(QColor("white"))
+        painter = QPainter(img)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        scene.render(painter, QRectF(0, 0, w, h), rect)
+        painter.end()
+        if not img.save(str(path)):
+            raise OSError(f"could not write {path}")
+    return path
+
+
+def _categorical_ticks(labels: list[str], max_ticks: int = 60) -> list[tuple[float, str]]:
+    """Tick every label when they fit, else every n-th (a 1000-class axis stays readable)."""
+    step = max(1, math.ceil(len(labels) / max_ticks))
+    return [(i + 0.5, lab) for i, lab in enumerate(labels) if i % step == 0]
+
+
+# ====================================================================== accuracy
+
+
+class AccuracyPlot(QWidget):
+    """Top-1 (and top-5) accuracy vs number of names per class, log2 x axis.
+
+    One curve per backbone, a bootstrap CI band around top-1, the spread over random
+    orderings when there are several, and the peak (the scaling threshold) marked.
+    """
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.x_mode = QComboBox()
+        self.x_mode.addItem("names per class", "level")
+        self.x_mode.addItem("categories in the label set", "n_categories")
+        self.show_top5 = QCheckBox("top-5")
+        self.show_top5.setChecked(True)
+        self.show_ci = QCheckBox("95% CI")
+        self.show_ci.setChecked(True)
+        for w in (self.x_mode, self.show_top5, self.show_ci):
+            (w.currentIndexChanged if isinstance(w, QComboBox) else w.toggled).connect(self._redraw)
+        self.view = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.view.getPlotItem()
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setMenuEnabled(False)
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="10pt")
+        self.legend.setBrush(pg.mkBrush(255, 255, 255, 220))
+        self.legend.setPen(pg.mkPen("#cccccc"))
+        self.plot.setYRange(0, 100)
+        self.plot.setLimits(yMin=-5, yMax=105)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(_controls(_labelled("x axis:", self.x_mode), self.show_top5, self.show_ci))
+        lay.addWidget(self.view, 1)
+        self.results = ResultsData()
+        self._plotted: dict[str, list[int]] = {}
+        self._redraw()
+
+    def set_results(self, results: ResultsData) -> None:
+        self.results = results
+        self._redraw()
+
+    def plotted_levels(self, backbone: Optional[str] = None) -> list[int]:
+        """Levels currently drawn (for one backbone, or the union): what the self-test checks."""
+        if backbone is not None:
+            return list(self._plotted.get(backbone, []))
+        return sorted({lv for v in self._plotted.values() for lv in v})
+
+    def _redraw(self) -> None:
+        plot, res = self.plot, self.results
+        plot.clear()
+        self.legend.clear()
+        self._plotted = {}
+        xkey = self.x_mode.currentData()
+        _style_plot(plot, "accuracy (%)",
+                    "names per class (log₂ scale)" if xkey == "level" else "categories in the label set (log₂ scale)")
+        ticks: dict[float, str] = {}
+        if xkey == "level":
+            for lv in res.planned_levels:
+                ticks[math.log2(lv)] = str(lv)
+        backbones = res.backbones()
+        for bi, name in enumerate(backbones):
+            c = res.curve(name)
+            if c is None:
+                continue
+            xs_raw = c.levels if xkey == "level" else c.n_categories
+            xs = np.log2(np.maximum(xs_raw, 1))
+            for x, raw in zip(xs, xs_raw):
+                ticks[float(x)] = f"{int(raw)}"
+            col = colour(bi)
+            if self.show_ci.isChecked() and len(xs) > 0:
+                lo = pg.PlotDataItem(xs, c.ci_low * 100, pen=None)
+                hi = pg.PlotDataItem(xs, c.ci_high * 100, pen=None)
+                fill = QColor(col)
+                fill.setAlpha(45)
+                plot.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(fill)))
+            if c.n_orderings > 1:
+                for arr in (c.spread_low, c.spread_high):
+                    plot.plot(xs, arr * 100, pen=pg.mkPen(col, width=1, style=Qt.PenStyle.DotLine))
+            label = name if len(backbones) > 1 or True else "top-1"
+            plot.plot(xs, c.top1 * 100, pen=pg.mkPen(col, width=2.5), symbol="o", symbolSize=8,
+                      symbolBrush=col, symbolPen="w", name=f"{label} top-1")
+            if self.show_top5.isChecked():
+                plot.plot(xs, c.top5 * 100, pen=pg.mkPen(col, width=1.5, style=Qt.PenStyle.DashLine),
+                          symbol="t", symbolSize=7, symbolBrush=None, symbolPen=col, name=f"{label} top-5")
+            self._plotted[name] = [int(v) for v in c.levels]
+            self._mark_peak(name, c, xs, col)
+        if ticks:
+            major = sorted(ticks.items())
+            if len(major) > 14:  # keep the axis legible for long sweeps
+                step = math.ceil(len(major) / 14)
+                major = major[::step]
+            plot.getAxis("bottom").setTicks([major, []])
+        else:
+            plot.getAxis("bottom").setTicks(None)
+        if not backbones:
+            msg = "Start a sweep or open a run:\naccuracy appears here as each level finishes"
+            if res.planned_levels:
+                msg = "waiting for the first level…"
+            t = pg.TextItem(msg, color="#777777", anchor=(0.5, 0.5))
+            t.setFont(TICK_FONT)
+            xs = [math.log2(v) for v in res.planned_levels] or [0, 3]
+            t.setPos((min(xs) + max(xs)) / 2, 50)
+            plot.addItem(t)
+            plot.setXRange(min(xs) - 0.3, max(xs) + 0.3)
+            plot.setYRange(0, 100)
+        else:
+            plot.enableAutoRange()
+
+    def _mark_peak(self, name: str, c, xs: np.ndarray, col: QColor) -> None:
+        t = self.results.threshold(name)
+        if not t or t.get("peak_level") is None or len(xs) == 0:
+            return
+        hits = np.nonzero(c.levels == t["peak_level"])[0]
+        if len(hits) == 0:
+            return
+        j = int(hits[0])
+        x, y = float(xs[j]), float(c.top1[j] * 100)
+        self.plot.addItem(pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen(col, width=1, style=Qt.PenStyle.DashDotLine)))
+        star = pg.ScatterPlotItem([x], [y], symbol="star", size=18, brush=pg.mkBrush(col), pen=pg.mkPen("w"))
+        self.plot.addItem(star)
+        trend = t.get("trend", "")
+        words = {"declining": "falls after", "plateau": "plateaus after", "rising": "still rising"}
+        lv = int(t["peak_level"])
+        text = pg.TextItem(f"peak {y:.1f}% at {lv} name{'s' if lv != 1 else ''}"
+                           f"{' — ' + words.get(trend, trend) if trend else ''}", color=col, anchor=(0.5, 1.6))
+        text.setFont(TICK_FONT)
+        text.setPos(x, y)
+        self.plot.addItem(text)
+
+
+# ====================================================================== heatmaps
+
+
+class _Heatmap(QWidget):
+    """Shared parts of the matrix views: an ImageItem, a colour bar and a hover readout."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.view = pg.GraphicsLayoutWidget()
+        self.plot: pg.PlotItem = self.view.addPlot()
+        self.plot.setMenuEnabled(False)
+        self.plot.invertY(True)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.cmap = pg.colormap.get("viridis")
+        self.bar = pg.ColorBarItem(values=(0, 1), colorMap=self.cmap, width=14, interactive=False)
+        self.bar.setImageItem(self.image, insert_in=self.plot)
+        self.readout = QLabel(" ")
+        self.readout.setStyleSheet("color: #444;")
+        self.empty_text = pg.TextItem("", color="#777777", anchor=(0.5, 0.5))
+        self.empty_text.setFont(TICK_FONT)
+        self.plot.addItem(self.empty_text)
+        self._proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._hover)
+        self.matrix = np.zeros((0, 0))
+
+    def _show_matrix(self, m: np.ndarray, xlabels: list[str], ylabels: list[str], levels=(0, 1),
+                     xtitle: str = "", ytitle: str = "") -> None:
+        self.matrix = m
+        _style_plot(self.plot, ytitle, xtitle)
+        if m.size == 0:
+            self.image.clear()
+            self.image.setVisible(False)
+            self.plot.getAxis("bottom").setTicks([[]])
+            self.plot.getAxis("left").setTicks([[]])
+            self.empty_text.setVisible(True)
+            self.plot.setRange(xRange=(0, 1), yRange=(0, 1))
+            self.empty_text.setPos(0.5, 0.5)
+            return
+        self.empty_text.setVisible(False)
+        self.image.setVisible(True)
+        self.image.setImage(np.asarray(m, dtype=float), autoLevels=False)
+        self.image.setRect(QRectF(0, 0, m.shape[1], m.shape[0]))
+        self.bar.setLevels(levels)
+        self.plot.getAxis("bottom").setTicks([_categorical_ticks(xlabels, 30), []])
+        self.plot.getAxis("left").setTicks([_categorical_ticks(ylabels, 60), []])
+        self.plot.setRange(xRange=(0, m.shape[1]), yRange=(0, m.shape[0]), padding=0.01)
+
+    def _hover(self, evt) -> None:
+        pos = evt[0]
+        if self.matrix.size == 0 or not self.plot.sceneBoundingRect().contains(pos):
+            return
+        p: QPointF = self.plot.vb.mapSceneToView(pos)
+        col, row = int(math.floor(p.x())), int(math.floor(p.y()))
+        if 0 <= row < self.matrix.shape[0] and 0 <= col < self.matrix.shape[1]:
+            self.readout.setText(self.describe_cell(row, col))
+
+    def describe_cell(self, row: int, col: int) -> str:  # overridden
+        return ""
+
+
+class RecallHeatmap(_Heatmap):
+    """Per-class recall (rows) across levels (columns): which classes gain or lose names."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.backbone = QComboBox()
+        self.metric = QComboBox()
+        self.metric.addItem("top-1 recall", False)
+        self.metric.addItem("top-5 recall", True)
+        self.order = QComboBox()
+        self.order.addItems(["label order", "lowest recall first", "biggest change first"])
+        for cb in (self.backbone, self.metric, self.order):
+            cb.currentIndexChanged.connect(self._redraw)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("show:", self.metric),
+                                _labelled("sort:", self.order)))
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.readout)
+        self.results = ResultsData()
+        self._classes: list[str] = []
+        self._levels: list[int] = []
+        self._redraw()
+
+    def set_results(self, results: ResultsData) -> None:
+        self.results = results
+        names = results.backbones()
+        if names != [self.backbone.itemText(i) for i in range(self.backbone.count())]:
+            cur = self.backbone.currentText()
+            self.backbone.blockSignals(True)
+            self.backbone.clear()
+            self.backbone.addItems(names)
+            if cur in names:
+                self.backbone.setCurrentText(cur)
+            self.backbone.blockSignals(False)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        classes, levels, m = self.results.recall_matrix(self.backbone.currentText(), bool(self.metric.currentData()))
+        if m.size:
+            order = np.arange(len(classes))
+            if self.order.currentIndex() == 1:
+                order = np.argsort(np.nan_to_num(m[:, 0], nan=2.0), kind="stable")
+            elif self.order.currentIndex() == 2:
+                order = np.argsort(-np.abs(np.nan_to_num(m[:, -1] - m[:, 0])), kind="stable")
+            m = m[order]
+            classes = [classes[i] for i in order]
+        self._classes, self._levels = classes, levels
+        self.empty_text.setText("per-class recall appears here as levels finish")
+        self._show_matrix(m, [str(v) for v in levels], classes, (0, 1), "names per class", "class")
+
+    def describe_cell(self, row: int, col: int) -> str:
+        v = self.matrix[row, col]
+        what = self.metric.currentText()
+        val = "no images" if np.isnan(v) else f"{v * 100:.1f}%"
+        return f"class '{self._classes[row]}' with {self._levels[col]} name(s) per class: {what} {val}"
+
+
+class ConfusionPlot(_Heatmap):
+    """True class (rows) vs predicted class (columns) at one level, from predictions.csv."""
+
+    level_requested = Signal()
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.backbone = QComboBox()
+        self.level = QComboBox()
+        self.normalise = QCheckBox("row-normalised")
+        self.normalise.setChecked(True)
+        for w in (self.backbone, self.level):
+            w.currentIndexChanged.connect(self._redraw)
+        self.normalise.toggled.connect(self._redraw)
+        self.top = QListWidget()
+        self.top.setMaximumWidth(320)
+        split = QSplitter()
+        split.addWidget(self.view)
+        side = QWidget()
+        sl = QVBoxLayout(side)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addWidget(QLabel("Most frequent confusions"))
+        sl.addWidget(self.top)
+        split.addWidget(side)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("names per class:", self.level),
+                                self.normalise))
+        lay.addWidget(split, 1)
+        lay.addWidget(self.readout)
+        self.predictions = pd.DataFrame()
+        self.classes: list[str] = []
+        self.counts = np.zeros((0, 0), dtype=np.int64)
+        self.empty_text.setText("the confusion matrix appears when predictions.csv is written")
+        self._redraw()
+
+    def set_predictions(self, predictions: pd.DataFrame, classes: list[str]) -> None:
+        self.predictions, self.classes = predictions, list(classes)
+        for combo, values in ((self.backbone, sorted(map(str, predictions["backbone"].unique())) if len(predictions) else []),
+                              (self.level, [str(v) for v in sorted(predictions["level"].unique())] if len(predictions) else [])):
+            cur = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(values)
+            if cur in values:
+                combo.setCurrentText(cur)
+            combo.blockSignals(False)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.top.clear()
+        if self.predictions.empty or not self.level.currentText():
+            self.counts = np.zeros((0, 0), dtype=np.int64)
+            self._show_matrix(self.counts, [], [])
+            return
+        m = confusion(self.predictions, self.classes, int(self.level.currentText()), self.backbone.currentText())
+        self.counts = m
+        shown = m.astype(float)
+        if self.normalise.isChecked():
+            shown = shown / np.maximum(m.sum(axis=1, keepdims=True), 1)
+            levels = (0, 1)
+        else:
+            levels = (0, max(1, int(m.max())))
+        self._show_matrix(shown, self.classes, self.classes, levels, "predicted class", "true class")
+        off = m.copy()
+        np.fill_diagonal(off, 0)
+        flat = np.argsort(-off, axis=None)[:25]
+        for k in flat:
+            i, j = divmod(int(k), m.shape[1])
+            if off[i, j] == 0:
+                break
+            self.top.addItem(f"{self.classes[i]} → {self.classes[j]}: {off[i, j]} of {m[i].sum()}")
+        if self.top.count() == 0:
+            self.top.addItem("no confusions at this level")
+
+    def describe_cell(self, row: int, col: int) -> str:
+        n, tot = int(self.counts[row, col]), int(self.counts[row].sum())
+        pct = f" ({100 * n / tot:.1f}% of the class)" if tot else ""
+        return f"true '{self.classes[row]}' predicted as '{self.classes[col]}': {n} image(s){pct}"
+
+
+# ====================================================================== comparison
+
+
+class BackboneComparison(QWidget):
+    """Top-1 per level, one bar per backbone, and a table of each backbone's threshold."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.view = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.view.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(y=True, alpha=0.25)
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="10pt")
+        self.legend.setBrush(pg.mkBrush(255, 255, 255, 220))
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(
+            ["backbone", "top-1 at 1 name", "peak level", "peak top-1", "after the peak", "best level vs 1 name"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMaximumHeight(150)
+        self.hint = QLabel()
+        self.hint.setStyleSheet("color: #666;")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.hint)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.table)
+        self.results = ResultsData()
+        self._redraw()
+
+    def set_results(self, results: ResultsData) -> None:
+        self.results = results
+        self._redraw()
+
+    def _redraw(self) -> None:
+        plot, res = self.plot, self.results
+        plot.clear()
+        self.legend.clear()
+        _style_plot(plot, "top-1 accuracy (%)", "names per class")
+        names = res.backbones()
+        self.hint.setText("Tick several backbones in the Run panel to compare them side by side."
+                          if len(names) < 2 else f"{len(names)} backbones on the same label set")
+        curves = [res.curve(n) for n in names]
+        levels = sorted({int(v) for c in curves if c is not None for v in c.levels})
+        pos = {lv: i for i, lv in enumerate(levels)}
+        width = 0.8 / max(1, len(names))
+        for bi, (name, c) in enumerate(zip(names, curves)):
+            if c is None:
+                continue
+            xs = np.array([pos[int(v)] for v in c.levels]) - 0.4 + width * (bi + 0.5)
+            bars = pg.BarGraphItem(x=xs, height=c.top1 * 100, width=width * 0.92, brush=colour(bi), pen=pg.mkPen("w"))
+            plot.addItem(bars)
+            self.legend.addItem(bars, name)
+        plot.getAxis("bottom").setTicks([[(i, str(lv)) for lv, i in pos.items()], []])
+        if levels:
+            plot.setXRange(-0.6, len(levels) - 0.4)
+            plot.setYRange(0, 100)
+        self.table.setRowCount(len(names))
+        for r, (name, c) in enumerate(zip(names, curves)):
+            t = res.threshold(name)
+            first = f"{c.top1[0] * 100:.1f}%" if c is not None and len(c.top1) else ""
+            peak = f"{t['peak_top1'] * 100:.1f}%" if t.get("peak_top1") is not None else ""
+            gain = ""
+            if c is not None and len(c.top1) and t.get("peak_top1") is not None:
+                gain = f"{(t['peak_top1'] - c.top1[0]) * 100:+.1f} points"
+            vals = [name, first, str(t.get("peak_level", "")), peak, t.get("trend", ""), gain]
+            for col, v in enumerate(vals):
+                item = QTableWidgetItem(v)
+                if col == 0:
+                    item.setForeground(colour(r))
+                self.table.setItem(r, col, item)
+
+
+class LevelsTable(QTableWidget):
+    """levels.csv as a table: the numbers behind the plots."""
+
+    COLUMNS = ["backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
+               "n_correct", "seconds"]
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(0, len(self.COLUMNS), parent)
+        self.setHorizontalHeaderLabels(self.COLUMNS)
+        self.verticalHeader().setVisible(False)
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.setAlternatingRowColors(True)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+
+    def set_results(self, results: ResultsData) -> None:
+        rows = results.levels
+        self.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, key in enumerate(self.COLUMNS):
+                v = row.get(key, "")
+                text = f"{v:.4f}" if isinstance(v, float) and key not in ("seconds",) else str(v)
+                item = QTableWidgetItem(text)
+                if isinstance(v, (int, float)):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.setItem(r, c, item)
+
+
+def sample_results(levels=(1, 2, 4, 8), backbones=("demo-vit", "demo-resnet"), n_classes: int = 10) -> ResultsData:
+    """Plausible numbers for the previews (rises, then falls past a threshold)."""
+    rng = np.random.default_rng(0)
+    res = ResultsData(planned_levels=list(levels))
+    classes = [f"class {i}" for i in range(n_classes)]
+    for bi, b in enumerate(backbones):
+        for k in levels:
+            base = 0.55 + 0.12 * math.log2(k) - 0.05 * max(0, math.log2(k) - 2) ** 2 - 0.07 * bi
+            per = [{"backbone": b, "ordering": 0, "level": k, "class": c, "n_images": 30,
+                    "recall": float(np.clip(base + rng.normal(0, 0.15), 0, 1)),
+                    "top5_recall": float(np.clip(base + 0.25 + rng.normal(0, 0.05), 0, 1)), "n_names": k}
+                   for c in classes]
+            res.add_level({"backbone": b, "ordering": 0, "level": k, "n_categories": n_classes * k, "n_images": 300,
+                           "top1": base, "top5": min(1.0, base + 0.25), "ci_low": base - 0.05, "ci_high": base + 0.05,
+                           "n_correct": int(base * 300), "seconds": 0.01}, per)
+    return res
+
+
+def preview() -> QWidget:
+    """The accuracy plot with sample numbers."""
+    w = AccuracyPlot()
+    w.set_results(sample_results())
+    w.resize(800, 500)
+    w.setWindowTitle("semscale — accuracy plot preview")
+    return w
+
+
+if __name__ == "__main__":
+    from .preview import run_preview
+
+    run_preview(preview)

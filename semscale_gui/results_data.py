@@ -1,0 +1,164 @@
+"""Results of one run, accumulated live from events or read back from a run directory.
+
+Plain Python + pandas (no Qt): the plots ask it for curves, peaks and matrices, so the
+same numbers are drawn during a run and when a finished run is reopened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from core.metrics import threshold_analysis
+
+
+@dataclass
+class Curve:
+    """Accuracy per level of one backbone (mean over orderings)."""
+
+    backbone: str
+    levels: np.ndarray
+    n_categories: np.ndarray
+    top1: np.ndarray
+    top5: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    spread_low: np.ndarray  # min over orderings (equals top1 with one ordering)
+    spread_high: np.ndarray
+    n_orderings: int
+
+
+@dataclass
+class ResultsData:
+    """Level rows and per-class rows of one run, plus what run.json says about it."""
+
+    levels: list[dict] = field(default_factory=list)
+    per_class: list[dict] = field(default_factory=list)
+    run_dir: Optional[str] = None
+    status: str = ""
+    summary: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    planned_levels: list[int] = field(default_factory=list)
+    planned_backbones: list[str] = field(default_factory=list)
+
+    # ---------------------------------------------------------------- building
+
+    def add_level(self, row: dict, per_class: Optional[list[dict]] = None, backbone: str = "") -> None:
+        row = dict(row)
+        if backbone and not row.get("backbone"):
+            row["backbone"] = backbone
+        self.levels.append(row)
+        self.per_class.extend(per_class or [])
+
+    @classmethod
+    def from_run(cls, run: Any) -> "ResultsData":
+        """From :class:`core.runs.Run` (finished, cancelled or still being written)."""
+        cfg = run.meta.get("config", {})
+        out = cls(
+            levels=run.levels.to_dict("records") if len(run.levels) else [],
+            per_class=run.per_class.to_dict("records") if len(run.per_class) else [],
+            run_dir=str(run.dir),
+            status=run.status,
+            summary=run.meta.get("summary", {}) or {},
+            meta=run.meta,
+            planned_levels=list(cfg.get("levels_resolved") or []),
+            planned_backbones=[b.get("name", "") for b in run.meta.get("backbones", [])],
+        )
+        return out
+
+    # ---------------------------------------------------------------- queries
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.levels)
+
+    def backbones(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.levels:
+            seen.setdefault(str(r.get("backbone", "")), None)
+        return list(seen)
+
+    def curve(self, backbone: str) -> Optional[Curve]:
+        df = self.frame()
+        if df.empty:
+            return None
+        df = df[df["backbone"].astype(str) == backbone]
+        if df.empty:
+            return None
+        g = df.groupby("level", sort=True)
+        first = df[df["ordering"] == df["ordering"].min()].groupby("level", sort=True)
+        levels = np.asarray(g.size().index, dtype=float)
+        ci_lo = first["ci_low"].mean().reindex(g.size().index)
+        ci_hi = first["ci_high"].mean().reindex(g.size().index)
+        return Curve(
+            backbone=backbone,
+            levels=levels,
+            n_categories=g["n_categories"].max().to_numpy(dtype=float),
+            top1=g["top1"].mean().to_numpy(dtype=float),
+            top5=g["top5"].mean().to_numpy(dtype=float),
+            ci_low=ci_lo.to_numpy(dtype=float),
+            ci_high=ci_hi.to_numpy(dtype=float),
+            spread_low=g["top1"].min().to_numpy(dtype=float),
+            spread_high=g["top1"].max().to_numpy(dtype=float),
+            n_orderings=int(df["ordering"].nunique()),
+        )
+
+    def threshold(self, backbone: str) -> dict:
+        """The engine's threshold analysis when the run has one, else computed from the rows so far."""
+        t = (self.summary.get("backbones", {}).get(backbone, {}) or {}).get("threshold")
+        if t:
+            return t
+        c = self.curve(backbone)
+        if c is None:
+            return {}
+        return threshold_analysis(list(c.levels.astype(int)), list(c.top1))
+
+    def recall_matrix(self, backbone: str, top5: bool = False) -> tuple[list[str], list[int], np.ndarray]:
+        """(classes, levels, matrix[class, level]) of per-class recall, mean over orderings."""
+        if not self.per_class:
+            return [], [], np.zeros((0, 0))
+        df = pd.DataFrame(self.per_class)
+        df = df[df["backbone"].astype(str) == backbone]
+        if df.empty:
+            return [], [], np.zeros((0, 0))
+        col = "top5_recall" if top5 else "recall"
+        classes = list(dict.fromkeys(df["class"].astype(str)))
+        pv = df.pivot_table(index="class", columns="level", values=col, aggfunc="mean", dropna=False)
+        pv = pv.reindex(classes)
+        levels = [int(x) for x in pv.columns]
+        return classes, levels, pv.to_numpy(dtype=float)
+
+    def classes(self) -> list[str]:
+        cfg = self.meta.get("config", {})
+        if cfg.get("labels_resolved"):
+            return list(cfg["labels_resolved"])
+        return list(dict.fromkeys(str(r["class"]) for r in self.per_class))
+
+    @property
+    def predictions_path(self) -> Optional[Path]:
+        if not self.run_dir:
+            return None
+        p = Path(self.run_dir) / "predictions.csv"
+        return p if p.exists() else None
+
+
+def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbone: str,
+              ordering: int = 0) -> np.ndarray:
+    """Counts[true, predicted] at one level from predictions.csv rows."""
+    df = predictions
+    if df.empty:
+        return np.zeros((len(classes), len(classes)), dtype=np.int64)
+    mask = (df["level"] == level) & (df["backbone"].astype(str) == backbone)
+    if "ordering" in df:
+        mask &= df["ordering"] == ordering
+    df = df[mask]
+    index = {c: i for i, c in enumerate(classes)}
+    m = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    t = df["true_class"].astype(str).map(index)
+    p = df["predicted_class"].astype(str).map(index)
+    ok = t.notna() & p.notna()
+    np.add.at(m, (t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy()), 1)
+    return m

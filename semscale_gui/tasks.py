@@ -1,0 +1,66 @@
+"""Run a plain function on the global QThreadPool and get its result as a signal.
+
+Used for anything that may take more than a frame: listing a dataset, validating it,
+reading a predictions file. The GUI thread never waits on disk or decoding.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable, Optional
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+
+class TaskSignals(QObject):
+    """Lives in the GUI thread, so results arrive there as queued signals."""
+
+    done = Signal(object)
+    error = Signal(object, str)  # exception, traceback text
+
+
+class FunctionTask(QRunnable):
+    """Calls ``fn()`` on a pool thread and reports through ``signals``."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.signals = TaskSignals()
+        self.setAutoDelete(True)
+
+    def run(self) -> None:  # pool thread
+        try:
+            result = self.fn()
+        except Exception as e:  # reported to the caller, never lost in a thread
+            self.signals.error.emit(e, traceback.format_exc())
+            return
+        self.signals.done.emit(result)
+
+
+_alive: set[TaskSignals] = set()
+
+
+def run_task(
+    fn: Callable[[], Any],
+    on_done: Callable[[Any], None],
+    on_error: Optional[Callable[[Exception, str], None]] = None,
+    pool: Optional[QThreadPool] = None,
+) -> TaskSignals:
+    """Start ``fn`` in the background; call ``on_done(result)`` or ``on_error(exc, tb)`` later."""
+    task = FunctionTask(fn)
+    sig = task.signals
+    _alive.add(sig)  # keep the QObject alive until a result has been delivered
+
+    def finish_ok(result: Any) -> None:
+        _alive.discard(sig)
+        on_done(result)
+
+    def finish_err(exc: Exception, tb: str) -> None:
+        _alive.discard(sig)
+        if on_error is not None:
+            on_error(exc, tb)
+
+    sig.done.connect(finish_ok)
+    sig.error.connect(finish_err)
+    (pool or QThreadPool.globalInstance()).start(task)
+    return sig

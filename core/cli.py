@@ -75,13 +75,53 @@ class TqdmReporter:
 # ---------------------------------------------------------------- commands
 
 
+def _backbones_file(path: str) -> list:
+    """Backbones from a CSV (model,pretrained,checkpoint,label columns) or a JSON list."""
+    import json
+
+    import pandas as pd
+
+    from .backbones import BackboneSpec
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("backbones file not found", file=path)
+    if p.suffix.lower() == ".json":
+        try:
+            items = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON: {e.msg}", file=path, line=e.lineno) from None
+        if not isinstance(items, list):
+            raise InputError('expected a list of {"model": ..., "pretrained"|"checkpoint": ...}', file=path, line=1)
+    else:
+        df = pd.read_csv(p, dtype=str, keep_default_na=False)
+        if "model" not in df.columns:
+            raise InputError("missing column 'model'", file=path, line=1, field="model")
+        items = df.to_dict("records")
+    specs = []
+    for i, it in enumerate(items):
+        if not isinstance(it, dict) or not it.get("model"):
+            raise InputError("each backbone needs a 'model'", file=path, line=i + 2 if p.suffix != ".json" else None,
+                             field="model")
+        specs.append(BackboneSpec(model=it["model"], pretrained=it.get("pretrained") or None,
+                                  checkpoint=it.get("checkpoint") or None, label=it.get("label") or None))
+    return specs
+
+
 def _backbone_specs(args) -> list:
     from .backbones import BackboneSpec
 
     models = args.model or []
-    if not models:
+    if args.backbones:
+        specs = _backbones_file(args.backbones)
+        for s in specs:
+            s.device, s.precision = args.device, args.precision
+        if not models:
+            return specs
+    else:
+        specs = []
+    if not models and not specs:
         raise InputError("give at least one --model (e.g. --model demo-vit)", field="model")
-    specs = []
     for m in models:
         # "MODEL@TAG" or "MODEL=CHECKPOINT" let several backbones share one command line
         model, pretrained, checkpoint = m, None, None
@@ -97,6 +137,13 @@ def _backbone_specs(args) -> list:
     return specs
 
 
+def _int_list(text: str, field: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()] if text else []
+    except ValueError:
+        raise InputError(f"expected comma-separated integers, got '{text}'", field=field) from None
+
+
 def cmd_sweep(args) -> int:
     from .sweep import SweepConfig, run_sweep
 
@@ -106,6 +153,8 @@ def cmd_sweep(args) -> int:
         batch_size=args.batch_size, num_workers=args.workers, cache_dir=args.cache_dir, use_cache=not args.no_cache,
         bootstrap=args.bootstrap, allow_absolute_paths=args.allow_absolute_paths,
         save_predictions=not args.no_predictions,
+        ensemble_shots=_int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
+        class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -132,6 +181,14 @@ def cmd_sweep(args) -> int:
         print(f"{name}: peak top-1 {t['peak_top1']:.3f} at level {t['peak_level']} ({t['trend']}); "
               f"{s['n_images_scored']} images scored, {s['images_from_cache']} from cache, "
               f"{s['n_skipped']} skipped", file=sys.stderr)
+    for level, e in result.summary.get("ensembles", {}).items():
+        line = f"level {level}: best single {e['best_single']:.3f}, oracle {e['oracle']:.3f} (+{e['oracle_gain']:.3f})"
+        for k, methods in sorted(e.get("adaptive", {}).items()):
+            line += f"; {k}-shot " + ", ".join(f"{m} {v:.3f}" for m, v in methods.items())
+        print(line, file=sys.stderr)
+    for row in result.summary.get("frequency", []):
+        print(f"{row['backbone']} level {row['level']}: Spearman(recall, frequency) = {row['spearman_rho']:.3f} "
+              f"(p={row['p_value']:.3g}, {row['n_classes']} classes)", file=sys.stderr)
     print(result.run_dir)
     return EXIT_OK
 
@@ -197,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-absolute-paths", action="store_true", help="let manifests use absolute paths")
     s.add_argument("--no-predictions", action="store_true", help="do not write predictions.csv")
     s.add_argument("--quiet", "-q", action="store_true")
+    s.add_argument("--backbones", help="CSV (model,pretrained,checkpoint,label) or JSON list of backbones")
+    s.add_argument("--ensemble-shots", default="1,2,4", help="labelled images per class for adaptive ensembles ('' = none)")
+    s.add_argument("--ensemble-splits", type=int, default=5, help="seeded splits per shot count")
+    s.add_argument("--class-frequency", help="CSV class,frequency: correlate per-class accuracy with frequency")
+    s.add_argument("--external-predictions", action="append", metavar="NAME=FILE",
+                   help="CSV image,predicted_class of another system, compared as a pseudo-backbone (repeatable)")
     s.add_argument("--out", required=True, help="run directory to write")
     s.set_defaults(func=cmd_sweep)
 

@@ -74,6 +74,14 @@ class LevelFinished:
 
 
 @dataclass
+class TableRows:
+    """Rows appended to one of the analysis tables (backbones, ensembles, pairs, frequency…)."""
+
+    table: str
+    rows: list[dict[str, Any]]
+
+
+@dataclass
 class RunFinished:
     """The run ended; ``status`` is ``completed``, ``cancelled`` or ``failed``."""
 

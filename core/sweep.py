@@ -8,10 +8,15 @@ K-level sweep costs little more than one level.
   category belongs to its true class; a class's score (for top-5) is the max over its
   categories.
 * pooled mode: a class's embedding is the normalised mean of its k name embeddings.
+
+With several backbones (or external predictions) the same run also writes the backbone
+comparison, oracle and ensembles (:mod:`core.ensemble`); with a class-frequency file,
+the per-class accuracy vs frequency correlation (:mod:`core.frequency`).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Sequence
@@ -19,12 +24,16 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from . import ensemble as ens
 from .backbones import BackboneSpec, load_backbone
 from .cache import EmbeddingCache
 from .datasets import load_dataset
 from .embed import embed_images, embed_names
 from .errors import InputError
-from .events import CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, ignore_events
+from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, TableRows,
+                     ignore_events)
+from .external import ExternalPredictions, load_external_predictions
+from .frequency import frequency_table, load_class_frequency
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
 from .metrics import bootstrap_ci, per_class_recall, threshold_analysis, topk_correct
 from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter
@@ -55,6 +64,12 @@ class SweepConfig:
     tolerance: float = 0.01
     allow_absolute_paths: bool = False
     save_predictions: bool = True
+    save_logits: bool = True
+    ensemble_shots: list[int] = field(default_factory=lambda: [1, 2, 4])
+    ensemble_splits: int = 5
+    ensemble_methods: list[str] = field(default_factory=lambda: ["global", "nlc"])
+    class_frequency: Optional[str] = None
+    external_predictions: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -81,6 +96,19 @@ class LevelScores:
     correct: np.ndarray
     correct_topk: np.ndarray
     names_per_class: np.ndarray
+    class_scores: Optional[np.ndarray] = None  # [N, C] when asked for (ensembles)
+
+
+@dataclass
+class BackboneOutcome:
+    """What the analysis stage needs from one backbone's sweep (ordering 0)."""
+
+    name: str
+    ids: list[str]
+    y: np.ndarray
+    X: np.ndarray
+    scale: float
+    class_scores: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,6 +140,7 @@ def score_level(
     k: int,
     mode: str = "flat",
     top_k: int = 5,
+    keep_class_scores: bool = False,
 ) -> LevelScores:
     """Score every image against the level-k label set (see module docstring)."""
     if mode not in MODES:
@@ -132,6 +161,7 @@ def score_level(
     pred_cat = np.empty(n, dtype=np.int64)
     score = np.empty(n, dtype=np.float32)
     topk = np.empty(n, dtype=bool)
+    kept = np.empty((n, len(classes)), dtype=np.float32) if keep_class_scores else None
     for s in range(0, n, SCORE_CHUNK):
         logits = X[s : s + SCORE_CHUNK] @ T.T
         best = logits.argmax(axis=1)
@@ -144,6 +174,8 @@ def score_level(
             class_scores = logits
             pred_class[s : s + SCORE_CHUNK] = best
         topk[s : s + SCORE_CHUNK] = topk_correct(class_scores, y[s : s + SCORE_CHUNK], top_k)
+        if kept is not None:
+            kept[s : s + SCORE_CHUNK] = class_scores
     return LevelScores(
         level=k,
         n_categories=n_cat,
@@ -153,6 +185,7 @@ def score_level(
         correct=pred_class == y,
         correct_topk=topk,
         names_per_class=n_names,
+        class_scores=kept,
     )
 
 
@@ -163,11 +196,18 @@ def _prepare(config: SweepConfig):
         raise InputError("no backbone given (use --model)", field="model")
     if config.orderings < 1:
         raise InputError("orderings must be at least 1", field="orderings")
+    if any(int(k) < 1 for k in config.ensemble_shots):
+        raise InputError("ensemble shots must be positive integers", field="ensemble-shots")
+    names = [b.display for b in config.backbones]
+    if len(set(names)) != len(names):
+        raise InputError("two backbones have the same name; give them labels", field="model")
     dataset = load_dataset(config.dataset, allow_absolute=config.allow_absolute_paths)
     labels = load_labels(config.labels) if config.labels else labels_from_classes(dataset.classes)
     templates = load_templates(config.templates)
     levels = parse_levels(config.levels, labels.max_names)
-    return dataset, labels, templates, levels
+    freq = load_class_frequency(config.class_frequency) if config.class_frequency else None
+    externals = [load_external_predictions(s, labels) for s in config.external_predictions]
+    return dataset, labels, templates, levels, freq, externals
 
 
 def run_sweep(
@@ -182,7 +222,7 @@ def run_sweep(
     KeyboardInterrupt is re-raised after the run directory is closed.
     """
     cancel = cancel or CancelToken()
-    dataset, labels, templates, levels = _prepare(config)
+    dataset, labels, templates, levels, freq, externals = _prepare(config)
     for w in labels.warnings:
         emit(Log(w, "warning"))
     emit(Log(dataset.describe()))
@@ -198,12 +238,18 @@ def run_sweep(
     writer.add_skipped(dataset.problems)
     summary: dict[str, Any] = {"backbones": {}}
     all_levels: list[dict] = []
+    all_per_class: list[dict] = []
+    cache = None
+    keep = len(config.backbones) + len(externals) >= 2
     try:
         cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
+        outcomes = []
         for spec in config.backbones:
-            _sweep_backbone(config, spec, dataset, labels, templates, levels, writer, cache, emit, cancel, summary, all_levels)
+            outcomes.append(_sweep_backbone(config, spec, dataset, labels, templates, levels, writer, cache, emit,
+                                            cancel, summary, all_levels, all_per_class, keep))
         if config.orderings > 1:
             _write_ordering_summary(writer, all_levels)
+        _analysis(config, labels, levels, outcomes, externals, freq, all_per_class, writer, emit, cancel, summary)
         writer.finish("completed", summary)
         status = "completed"
     except (Cancelled, KeyboardInterrupt) as e:
@@ -217,13 +263,18 @@ def run_sweep(
         emit(RunFinished("failed", str(writer.dir), summary, error=str(e)))
         raise
     finally:
-        if config.use_cache and "cache" in locals() and cache is not None:
+        if cache is not None:
             cache.close()
     emit(RunFinished(status, str(writer.dir), summary))
     return SweepResult(str(writer.dir), status, summary, pd.DataFrame(all_levels))
 
 
-def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel, summary, all_levels):
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "backbone"
+
+
+def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel,
+                    summary, all_levels, all_per_class, keep_scores: bool) -> BackboneOutcome:
     emit(Progress("load-model", 0, 1, None, spec.display, f"loading {spec.display}"))
     backbone = load_backbone(spec)
     emit(Progress("load-model", 1, 1, None, backbone.name))
@@ -250,6 +301,7 @@ def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, 
         raise InputError("no usable images to score (see skipped.csv)", file=config.dataset)
     y = np.array([class_index[dataset.records[i].label] for i in idx], dtype=np.int64)
     ids = [dataset.records[i].id for i in idx]
+    outcome = BackboneOutcome(name, ids, y, X, backbone.logit_scale)
 
     t1 = time.perf_counter()
     all_names = labels.all_names()
@@ -257,15 +309,19 @@ def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, 
     t_text = time.perf_counter() - t1
     name_row = {n: j for j, n in enumerate(all_names)}
     classes = labels.classes
+    logit_dir = writer.dir / "logits" / slug(name)
+    if config.save_logits:
+        logit_dir.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"image": ids, "true_class": [classes[c] for c in y]}).to_csv(logit_dir / "images.csv", index=False)
 
-    rows0 = []
     total = config.orderings * len(levels)
     for o in range(config.orderings):
         names = labels.ordered(o, config.seed)
         for li, k in enumerate(levels):
             cancel.raise_if_cancelled()
             ts = time.perf_counter()
-            s = score_level(X, y, name_emb, name_row, names, classes, k, config.mode, config.top_k)
+            want_scores = o == 0 and (keep_scores or config.save_logits)
+            s = score_level(X, y, name_emb, name_row, names, classes, k, config.mode, config.top_k, want_scores)
             lo, hi = bootstrap_ci(s.correct, config.bootstrap, seed=config.seed + 7919 * o + k)
             row = {
                 "backbone": name, "ordering": o, "level": k, "n_categories": s.n_categories,
@@ -282,6 +338,11 @@ def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, 
                  "n_names": int(s.names_per_class[ci])}
                 for ci, c in enumerate(classes)
             ]
+            if s.class_scores is not None:
+                if config.save_logits:
+                    np.save(logit_dir / f"level_{k}.npy", s.class_scores.astype(np.float16))
+                if keep_scores:
+                    outcome.class_scores[k] = s.class_scores
             if config.save_predictions:
                 writer.append("predictions.csv", pd.DataFrame({
                     "image": ids, "true_class": [classes[c] for c in y], "level": k,
@@ -292,7 +353,7 @@ def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, 
             writer.append("levels.csv", [row], LEVEL_COLUMNS)
             all_levels.append(row)
             if o == 0:
-                rows0.append(row)
+                all_per_class.extend(per_class)
             emit(LevelFinished(k, o, row, per_class, name))
             emit(Progress("score", o * len(levels) + li + 1, total, None, name))
 
@@ -305,9 +366,11 @@ def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, 
         "images_from_cache": emb.n_cached,
         "seconds_images": round(t_images, 3),
         "seconds_text": round(t_text, 3),
+        "logit_scale": backbone.logit_scale,
         "threshold": threshold_analysis(list(mean_top1.index), list(mean_top1.values), config.tolerance),
     }
     writer.update(summary=summary)
+    return outcome
 
 
 def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:
@@ -319,3 +382,90 @@ def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:
         top5_mean=("top5", "mean"), orderings=("ordering", "nunique"),
     ).reset_index()
     out.to_csv(writer.dir / "levels_summary.csv", index=False)
+
+
+TABLE_COLUMNS = {
+    "backbones": ["level", "backbone", "kind", "top1", "n_images", "agreement_with_best_clip"],
+    "pairs": ["level", "a", "b", "disagreement", "only_a_right", "only_b_right", "both_wrong"],
+    "ensembles": ["level", "method", "k", "split", "n_fit", "n_eval", "top1"],
+}
+
+
+def _table(writer: RunWriter, emit: EventCallback, name: str, rows: list[dict]) -> None:
+    if rows:
+        writer.append(f"{name}.csv", rows, TABLE_COLUMNS[name])
+        emit(TableRows(name, rows))
+
+
+def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome], externals: list[ExternalPredictions],
+              freq, all_per_class, writer, emit, cancel, summary) -> None:
+    """Backbone comparison, oracle, ensembles and class-frequency correlation."""
+    classes = labels.classes
+    per_class_rows = list(all_per_class)
+    systems = len(outcomes) + len(externals)
+    if systems >= 2:
+        # the images every backbone could use, in the first backbone's order
+        common = set(outcomes[0].ids)
+        for o in outcomes[1:]:
+            common &= set(o.ids)
+        ids = [i for i in outcomes[0].ids if i in common]
+        rows_of = [{i: r for r, i in enumerate(o.ids)} for o in outcomes]
+        sel = [np.array([ro[i] for i in ids], dtype=np.int64) for ro in rows_of]
+        y = outcomes[0].y[sel[0]]
+        scales = [o.scale for o in outcomes]
+        feats = np.concatenate([o.X[s] for o, s in zip(outcomes, sel)], axis=1) if outcomes else None
+        ext_preds = np.stack([e.for_images(ids) for e in externals]) if externals else None
+        for e in externals:
+            cov = e.coverage(ids)
+            if cov < 1:
+                emit(Log(f"{e.name}: no prediction for {round((1 - cov) * len(ids))} of {len(ids)} images (counted wrong)", "warning"))
+            if e.unmatched_answers:
+                top = ", ".join(f"'{a}'" for a in list(e.unmatched_answers)[:5])
+                emit(Log(f"{e.name}: {sum(e.unmatched_answers.values())} answers name no class (e.g. {top})", "warning"))
+            counts, recall = per_class_recall(y, e.for_images(ids) == y, len(classes))
+            hits = np.bincount(y, weights=(e.for_images(ids) == y).astype(float), minlength=len(classes)).astype(int)
+            for lvl in levels:
+                per_class_rows += [{"backbone": e.name, "ordering": 0, "level": lvl, "class": c, "n_images": int(counts[ci]),
+                                    "n_correct": int(hits[ci]), "recall": float(recall[ci])} for ci, c in enumerate(classes)]
+        ens_summary = {}
+        names = [o.name for o in outcomes] + [e.name for e in externals]
+        for li, k in enumerate(levels):
+            cancel.raise_if_cancelled()
+            emit(Progress("ensembles", li, len(levels), None, "ensemble"))
+            scores = [o.class_scores[k][s] for o, s in zip(outcomes, sel)]
+            preds = ens.predictions(scores) if scores else np.zeros((0, len(y)), dtype=np.int64)
+            all_preds = preds if ext_preds is None else np.concatenate([preds, ext_preds])
+            bb_rows = [{"level": k, "backbone": n, "kind": "clip" if j < len(outcomes) else "external",
+                        "top1": float((all_preds[j] == y).mean()), "n_images": len(y)} for j, n in enumerate(names)]
+            if ext_preds is not None and len(outcomes):
+                best_clip = int(np.argmax([r["top1"] for r in bb_rows[: len(outcomes)]]))
+                for r, ep in zip(bb_rows[len(outcomes):], ext_preds):
+                    r["agreement_with_best_clip"] = float((ep == preds[best_clip]).mean())
+            _table(writer, emit, "backbones", bb_rows)
+            _table(writer, emit, "pairs", [{"level": k, **r} for r in ens.pairwise_disagreement(all_preds, y, names)])
+            fixed = ens.fixed_ensembles(scores, scales, y, ext_preds)
+            _table(writer, emit, "ensembles", [{"level": k, "method": m, "k": 0, "split": 0, "n_fit": 0, "n_eval": len(y),
+                                                "top1": v} for m, v in fixed.items() if m != "oracle_gain"])
+            lvl_sum = {"oracle_gain": fixed["oracle_gain"], "oracle": fixed["oracle"], "best_single": fixed["best_single"]}
+            if len(outcomes) >= 2 and config.ensemble_shots and config.ensemble_splits > 0:
+                rows = ens.adaptive_rows(scores, scales, y, feats, config.ensemble_shots, config.ensemble_splits,
+                                         seed=config.seed, methods=config.ensemble_methods)
+                _table(writer, emit, "ensembles", [{"level": k, **r} for r in rows])
+                df = pd.DataFrame(rows)
+                if not df.empty:
+                    m = df.groupby(["k", "method"])["top1"].mean().unstack()
+                    lvl_sum["adaptive"] = {int(kk): {c: float(m.loc[kk, c]) for c in m.columns} for kk in m.index}
+            ens_summary[int(k)] = lvl_sum
+        emit(Progress("ensembles", len(levels), len(levels), None, "ensemble"))
+        summary["ensembles"] = ens_summary
+    if freq is not None:
+        per_class = pd.DataFrame(per_class_rows)
+        missing = [c for c in classes if c not in freq]
+        if missing:
+            emit(Log(f"no frequency for {len(missing)} classes (e.g. {', '.join(missing[:3])}); they are left out", "warning"))
+        table, corr = frequency_table(per_class, freq)
+        table.to_csv(writer.dir / "frequency.csv", index=False)
+        corr.to_csv(writer.dir / "frequency_summary.csv", index=False)
+        emit(TableRows("frequency", table.to_dict("records")))
+        emit(TableRows("frequency_summary", corr.to_dict("records")))
+        summary["frequency"] = corr.to_dict("records")

@@ -1,0 +1,240 @@
+"""Backbone synergy: oracle, fixed ensembles and adaptive k-shot ensembles.
+
+All functions take per-backbone class scores over the same images and label set:
+``scores`` is a list of [N, C] arrays of cosine similarities (flat mode: max over a class's
+names), ``scales`` each backbone's logit scale, ``y`` the true class per image.
+
+The adaptive ensembles follow "Synergy and Diversity in CLIP" (Rodriguez-Opazo et al.,
+ICLR 2025): the ensemble logits are a temperature-weighted sum of the backbones' logits.
+``global`` learns one positive temperature per backbone; ``nlc`` (Neural Logit
+Controller) is input-aware: a small network reads the image's embeddings from all
+backbones and outputs one temperature per backbone. Both start at each backbone's own
+logit scale (i.e. at the plain mean of logits) and are pulled back towards it by an L2
+penalty, which keeps 1-shot fits from running away. Fitting only ever sees the training
+split; evaluation images are passed separately and never touch the optimiser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predictions(scores: Sequence[np.ndarray]) -> np.ndarray:
+    """[B, N] argmax class per backbone."""
+    return np.stack([s.argmax(axis=1) for s in scores])
+
+
+def oracle_correct(preds: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """An image counts as correct if any backbone is right."""
+    return (preds == y[None, :]).any(axis=0)
+
+
+def mean_logits(scores: Sequence[np.ndarray], scales: Sequence[float]) -> np.ndarray:
+    return np.mean([s * a for s, a in zip(scores, scales)], axis=0)
+
+
+def mean_probabilities(scores: Sequence[np.ndarray], scales: Sequence[float]) -> np.ndarray:
+    return np.mean([_softmax(s * a) for s, a in zip(scores, scales)], axis=0)
+
+
+def majority_vote(preds: np.ndarray, n_classes: int, tiebreak: Optional[np.ndarray] = None) -> np.ndarray:
+    """Most frequent prediction per image; ties go to the class with the higher ``tiebreak``
+    score (e.g. the mean probability), else to the lowest class index."""
+    B, N = preds.shape
+    votes = np.zeros((N, n_classes))
+    np.add.at(votes, (np.repeat(np.arange(N), B), preds.T.reshape(-1)), 1.0)
+    if tiebreak is not None:
+        # scale the tiebreak into (0, 1) so it never outweighs a whole vote
+        t = tiebreak - tiebreak.min(axis=1, keepdims=True)
+        t = t / (t.max(axis=1, keepdims=True) + 1e-12) * 0.5
+        votes = votes + t
+    return votes.argmax(axis=1)
+
+
+def pairwise_disagreement(preds: np.ndarray, y: np.ndarray, names: Sequence[str]) -> list[dict]:
+    rows = []
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            pa, pb = preds[a], preds[b]
+            rows.append({
+                "a": names[a], "b": names[b],
+                "disagreement": float(np.mean(pa != pb)),
+                "only_a_right": float(np.mean((pa == y) & (pb != y))),
+                "only_b_right": float(np.mean((pb == y) & (pa != y))),
+                "both_wrong": float(np.mean((pa != y) & (pb != y))),
+            })
+    return rows
+
+
+def k_shot_split(y: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """k labelled images per class for fitting, the rest for evaluation.
+
+    Classes with k or fewer images put all but one into fitting so every class keeps at
+    least one evaluation image when it can.
+    """
+    rng = np.random.default_rng(seed)
+    train = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        take = min(k, max(len(idx) - 1, 0))
+        train.extend(idx[:take].tolist())
+    train = np.array(sorted(train), dtype=np.int64)
+    mask = np.ones(len(y), dtype=bool)
+    mask[train] = False
+    return train, np.flatnonzero(mask)
+
+
+@dataclass
+class FitSettings:
+    steps: int = 300
+    lr: float = 0.02
+    l2_to_init: float = 0.1  # pulls log-temperatures back to each backbone's own scale
+    hidden: int = 32
+    weight_decay: float = 1e-3
+    seed: int = 0
+
+
+class _Controller(torch.nn.Module):
+    """log-temperature per backbone: global parameters, or a small MLP of the embeddings."""
+
+    def __init__(self, n_backbones: int, init_log_t: torch.Tensor, in_dim: int = 0, hidden: int = 32):
+        super().__init__()
+        self.register_buffer("init", init_log_t)
+        if in_dim:
+            self.net = torch.nn.Sequential(
+                torch.nn.Linear(in_dim, hidden), torch.nn.GELU(), torch.nn.Dropout(0.1), torch.nn.Linear(hidden, n_backbones)
+            )
+            torch.nn.init.zeros_(self.net[-1].weight)
+            torch.nn.init.zeros_(self.net[-1].bias)
+            self.delta = None
+        else:
+            self.net = None
+            self.delta = torch.nn.Parameter(torch.zeros(n_backbones))
+
+    def forward(self, feats: Optional[torch.Tensor], n: int) -> torch.Tensor:
+        if self.net is not None:
+            return self.init + self.net(feats)
+        return (self.init + self.delta).expand(n, -1)
+
+
+class AdaptiveEnsemble:
+    """Fit on (scores, y) of the training images only; predict on any images."""
+
+    def __init__(self, method: str = "global", settings: Optional[FitSettings] = None) -> None:
+        if method not in ("global", "nlc"):
+            raise ValueError(f"unknown adaptive method {method!r}")
+        self.method = method
+        self.settings = settings or FitSettings()
+        self.model: Optional[_Controller] = None
+        self.losses: list[float] = []
+
+    @staticmethod
+    def _stack(scores: Sequence[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([np.asarray(s, dtype=np.float32) for s in scores], axis=1))  # [N, B, C]
+
+    def fit(self, scores: Sequence[np.ndarray], y: np.ndarray, scales: Sequence[float],
+            feats: Optional[np.ndarray] = None) -> "AdaptiveEnsemble":
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # few-shot fits are tiny: thread start-up costs more than it saves
+        try:
+            return self._fit(scores, y, scales, feats)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, scores, y, scales, feats) -> "AdaptiveEnsemble":
+        s = self.settings
+        torch.manual_seed(s.seed)
+        S = self._stack(scores)
+        Y = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        F = torch.from_numpy(np.asarray(feats, dtype=np.float32)) if self.method == "nlc" else None
+        init = torch.log(torch.tensor(list(scales), dtype=torch.float32))
+        self.model = _Controller(S.shape[1], init, in_dim=F.shape[1] if F is not None else 0, hidden=s.hidden)
+        opt = torch.optim.Adam(self.model.parameters(), lr=s.lr, weight_decay=s.weight_decay if F is not None else 0.0)
+        self.model.train()
+        for _ in range(s.steps):
+            log_t = self.model(F, len(Y))
+            logits = (log_t.exp().unsqueeze(-1) * S).sum(dim=1)
+            loss = torch.nn.functional.cross_entropy(logits, Y) + s.l2_to_init * ((log_t - init) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            self.losses.append(float(loss.detach()))
+        self.model.eval()
+        return self
+
+    @torch.no_grad()
+    def temperatures(self, n: int, feats: Optional[np.ndarray] = None) -> np.ndarray:
+        F = torch.from_numpy(np.asarray(feats, dtype=np.float32)) if self.method == "nlc" else None
+        return self.model(F, n).exp().numpy()
+
+    @torch.no_grad()
+    def logits(self, scores: Sequence[np.ndarray], feats: Optional[np.ndarray] = None) -> np.ndarray:
+        S = self._stack(scores)
+        t = torch.from_numpy(self.temperatures(S.shape[0], feats))
+        return (t.unsqueeze(-1) * S).sum(dim=1).numpy()
+
+
+def fixed_ensembles(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.ndarray,
+                    extra_preds: Optional[np.ndarray] = None) -> dict[str, float]:
+    """Top-1 of oracle, mean of logits, mean of probabilities, majority vote, best single.
+
+    ``extra_preds`` ([E, N]) are predictions of systems without scores (external
+    predictions): they join the oracle and the vote, not the score averages.
+    """
+    n_classes = scores[0].shape[1] if scores else int(max(y.max(), extra_preds.max()) + 1)
+    preds = predictions(scores) if scores else np.zeros((0, len(y)), dtype=np.int64)
+    all_preds = preds if extra_preds is None else np.concatenate([preds, extra_preds])
+    out = {
+        "best_single": float(max((p == y).mean() for p in all_preds)),
+        "oracle": float(oracle_correct(all_preds, y).mean()),
+    }
+    if scores:
+        mp = mean_probabilities(scores, scales)
+        out["mean_logits"] = float((mean_logits(scores, scales).argmax(1) == y).mean())
+        out["mean_probs"] = float((mp.argmax(1) == y).mean())
+        out["majority_vote"] = float((majority_vote(all_preds, n_classes, tiebreak=mp) == y).mean())
+    else:
+        out["majority_vote"] = float((majority_vote(all_preds, n_classes) == y).mean())
+    out["oracle_gain"] = out["oracle"] - out["best_single"]
+    return out
+
+
+def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.ndarray, feats: Optional[np.ndarray],
+                  shots: Sequence[int], n_splits: int, seed: int = 0, methods: Sequence[str] = ("global", "nlc"),
+                  settings: Optional[FitSettings] = None) -> list[dict]:
+    """k-shot evaluation over seeded splits, with best single and plain mean on the same splits."""
+    rows = []
+    for k in shots:
+        for split in range(n_splits):
+            tr, ev = k_shot_split(y, k, seed=seed * 1000 + 17 * k + split)
+            if len(ev) == 0 or len(tr) == 0:
+                continue
+            s_tr = [s[tr] for s in scores]
+            s_ev = [s[ev] for s in scores]
+            base = {"k": k, "split": split, "n_fit": len(tr), "n_eval": len(ev)}
+            singles = [float((s.argmax(1) == y[ev]).mean()) for s in s_ev]
+            # the best single backbone is chosen on the fitting images, like a user would
+            chosen = int(np.argmax([(s.argmax(1) == y[tr]).mean() for s in s_tr]))
+            rows.append({**base, "method": "best_single", "top1": singles[chosen]})
+            rows.append({**base, "method": "best_single_oracle", "top1": max(singles)})
+            rows.append({**base, "method": "mean_logits", "top1": float((mean_logits(s_ev, scales).argmax(1) == y[ev]).mean())})
+            for m in methods:
+                if m == "nlc" and feats is None:
+                    continue
+                st = settings or FitSettings()
+                st = FitSettings(**{**st.__dict__, "seed": seed + split})
+                ens = AdaptiveEnsemble(m, st).fit(s_tr, y[tr], scales, feats[tr] if feats is not None else None)
+                pred = ens.logits(s_ev, feats[ev] if feats is not None else None).argmax(1)
+                rows.append({**base, "method": m, "top1": float((pred == y[ev]).mean())})
+    return rows

@@ -1,0 +1,74 @@
+"""Predictions of another system (e.g. a generative VLM's answers) as a pseudo-backbone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .labels import LabelSet
+
+
+@dataclass
+class ExternalPredictions:
+    name: str
+    path: str
+    pred: dict[str, int]  # image id -> class index (-1: an answer that names no class)
+    unmatched_answers: dict[str, int] = field(default_factory=dict)  # answer -> count
+
+    def for_images(self, ids: Sequence[str]) -> np.ndarray:
+        """Class index per image id; -1 where the system gave no usable answer."""
+        return np.array([self.pred.get(i, -1) for i in ids], dtype=np.int64)
+
+    def coverage(self, ids: Sequence[str]) -> float:
+        return float(np.mean([i in self.pred for i in ids])) if len(ids) else 0.0
+
+
+def _normalise(text: str) -> str:
+    return " ".join(str(text).replace("_", " ").strip().strip(".").casefold().split())
+
+
+def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPredictions:
+    """``NAME=FILE`` or ``FILE``: a CSV ``image,predicted_class``.
+
+    Answers are matched to classes by class name or any of the class's synonyms (case and
+    punctuation ignored), so a VLM answering "puppy" counts for the class whose names
+    include it. Answers naming no class count as wrong and are reported.
+    """
+    name, _, file = spec.partition("=") if "=" in spec else (Path(spec).stem, "", spec)
+    path = Path(file)
+    if not path.is_file():
+        raise InputError("external predictions file not found", file=path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not valid UTF-8 (byte {e.start})", file=path) from None
+    except Exception as e:
+        raise InputError(f"cannot read CSV ({str(e).splitlines()[0]})", file=path) from None
+    cols = {c.strip().lower(): c for c in df.columns}
+    for need in ("image", "predicted_class"):
+        if need not in cols:
+            raise InputError(f"missing column '{need}' (found: {', '.join(df.columns) or 'none'})", file=path, line=1, field=need)
+    lookup: dict[str, int] = {}
+    for ci, c in enumerate(labels.classes):
+        lookup.setdefault(_normalise(c), ci)
+    for ci, c in enumerate(labels.classes):
+        for n in labels.names[c]:
+            lookup.setdefault(_normalise(n), ci)
+    pred: dict[str, int] = {}
+    unmatched: dict[str, int] = {}
+    for i, (img, ans) in enumerate(zip(df[cols["image"]], df[cols["predicted_class"]])):
+        img = img.strip().lstrip("./") if img.strip().startswith("./") else img.strip()
+        if not img:
+            raise InputError("empty image path", file=path, line=i + 2, field="image")
+        if img in pred:
+            raise InputError(f"image '{img}' listed twice", file=path, line=i + 2, field="image")
+        ci = lookup.get(_normalise(ans), -1)
+        if ci < 0:
+            unmatched[ans] = unmatched.get(ans, 0) + 1
+        pred[img] = ci
+    return ExternalPredictions(name=name, path=str(path), pred=pred, unmatched_answers=unmatched)

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS texts (template TEXT, name TEXT, dim INTEGER, dtype T
                                   PRIMARY KEY (template, name));
 """
 FILES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT);
+CREATE TABLE IF NOT EXISTS files (path BLOB PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT);
 """
 
 
@@ -119,7 +119,7 @@ class EmbeddingCache:
             st = path.stat()
         except OSError:
             return None
-        row = self._files.execute("SELECT size, mtime_ns, sha256 FROM files WHERE path=?", (str(path),)).fetchone()
+        row = self._files.execute("SELECT size, mtime_ns, sha256 FROM files WHERE path=?", (os.fsencode(path),)).fetchone()
         if row and row[0] == st.st_size and row[1] == st.st_mtime_ns:
             return row[2]
         return None
@@ -133,7 +133,7 @@ class EmbeddingCache:
                 st = p.stat()
             except OSError:
                 continue
-            rows.append((str(p), st.st_size, st.st_mtime_ns, h))
+            rows.append((os.fsencode(p), st.st_size, st.st_mtime_ns, h))  # bytes: any file name works
         with self._files:
             self._files.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?)", rows)
 

@@ -28,6 +28,11 @@ from .images import BadImage, is_image_name, open_image
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv")
 
 
+def printable(name: str) -> str:
+    """A file name that can be written to UTF-8 CSV/JSON (undecodable bytes become \\xNN)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @dataclass
 class ImageRecord:
     id: str  # relative path (or "<batch>/<filename>" for CIFAR); unique in the dataset
@@ -101,7 +106,7 @@ def load_image_folder(root: Path) -> Dataset:
                 if fn.startswith(".") or not is_image_name(fn):
                     continue
                 p = Path(dirpath) / fn
-                rel = p.relative_to(root).as_posix()
+                rel = printable(p.relative_to(root).as_posix())
                 if p.is_symlink() and not p.exists():
                     problems.append((rel, "broken symbolic link"))
                     continue
@@ -303,6 +308,7 @@ class ValidationReport:
     missing_from_labels: list[str]  # classes in the data without names in the labels file
     missing_from_data: list[str]  # classes in the labels file with no images
     label_warnings: list[str]
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (id, "same content as …") across classes
 
     @property
     def ok(self) -> bool:
@@ -327,20 +333,30 @@ class ValidationReport:
         section("Classes in the data but not in the labels file", self.missing_from_labels)
         section("Classes in the labels file but not in the data", self.missing_from_data)
         section("Labels warnings", self.label_warnings)
+        section("Identical images in different classes", self.duplicates)
         return "\n".join(lines)
 
 
 def validate(dataset: Dataset, labels=None, check_images: bool = True) -> ValidationReport:
     """Check every image opens and that data classes and label classes match."""
     unreadable = list(dataset.problems)
+    duplicates: list[tuple[str, str]] = []
     if check_images:
+        first: dict[str, ImageRecord] = {}
         for i, r in enumerate(dataset.records):
-            if r.path is None:
-                continue
             try:
-                dataset.open(i)
+                if r.path is not None:
+                    dataset.open(i)
+                h = dataset.content_hash(i)
             except BadImage as e:
                 unreadable.append((r.id, str(e)))
+                continue
+            except OSError as e:
+                unreadable.append((r.id, f"cannot read file ({e.strerror or e})"))
+                continue
+            other = first.setdefault(h, r)
+            if other is not r and other.label != r.label:
+                duplicates.append((r.id, f"same content as {other.id} (class '{other.label}')"))
     counts = dataset.class_counts()
     label_classes = set(labels.classes) if labels is not None else set(dataset.classes)
     return ValidationReport(
@@ -353,4 +369,5 @@ def validate(dataset: Dataset, labels=None, check_images: bool = True) -> Valida
         missing_from_labels=[c for c in dataset.classes if c not in label_classes],
         missing_from_data=[c for c in (labels.classes if labels is not None else []) if counts.get(c, 0) == 0 and c not in dataset.classes],
         label_warnings=list(labels.warnings) if labels is not None else [],
+        duplicates=duplicates,
     )

@@ -173,25 +173,100 @@ def _quiet_open_clip():
 
 
 class Backbone:
-    """A loaded CLIP model with its preprocessing, tokenizer and cache identity."""
+    """A CLIP model with its preprocessing, tokenizer and cache identity.
 
-    def __init__(self, spec: BackboneSpec, model, preprocess, tokenizer, device: str, weights_id: str):
+    The network itself is built on first use: a re-run whose images and prompts are
+    all in the cache never pays for building the model or loading its weights.
+    The identity is computed without the model, from the model config, the pretrained
+    config (which sets preprocessing), the weights hash and the precision.
+    """
+
+    def __init__(self, spec: BackboneSpec, name: str, checkpoint: Optional[str], weights_id: str, device: str,
+                 config: Optional[dict]):
+        import open_clip
+
         self.spec = spec
-        self.model = model
-        self.preprocess = preprocess
-        self.tokenizer = tokenizer
+        self.open_clip_name = name
+        self.checkpoint = checkpoint
         self.device = device
         self.weights_id = weights_id
         self.name = spec.display
+        self.config = config
+        self._model = None
+        self._preprocess = None
+        self._tokenizer = None
+        pcfg = open_clip.get_pretrained_cfg(name, spec.pretrained) if spec.pretrained else {}
         ident = {
             "model": spec.model,
             "weights": weights_id,
-            "preprocess": repr(preprocess),
+            "config": config,
+            "preprocess": {k: pcfg.get(k) for k in ("mean", "std", "interpolation", "resize_mode")},
             "precision": spec.precision,
+            "open_clip": open_clip.__version__,
         }
-        self.identity = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+        self.identity = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
         self.identity_info = ident
-        self.logit_scale = float(model.logit_scale.exp().item()) if hasattr(model, "logit_scale") else 100.0
+
+    # -- lazily built parts
+    def load(self) -> "Backbone":
+        if self._model is not None:
+            return self
+        import open_clip
+
+        name, spec = self.open_clip_name, self.spec
+        if self.checkpoint:
+            with _quiet_open_clip():
+                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
+            try:
+                open_clip.load_checkpoint(model, str(self.checkpoint), weights_only=True)
+            except Exception as e:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise InputError(
+                    f"cannot load this checkpoint into model '{name}' ({msg}); check that --model matches the "
+                    "checkpoint and that it is a state-dict file (safe loading refuses arbitrary pickles)",
+                    file=self.checkpoint,
+                    field="checkpoint",
+                ) from None
+        else:
+            try:
+                with _quiet_open_clip():
+                    model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=spec.pretrained or None)
+            except Exception as e:
+                raise WeightsUnavailable(_offline_help(spec, e)) from None
+        model.eval().to(self.device)
+        self._model, self._preprocess = model, preprocess
+        return self
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self):
+        return self.load()._model
+
+    @property
+    def preprocess(self):
+        return self.load()._preprocess
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            import open_clip
+
+            self._tokenizer = open_clip.get_tokenizer(self.open_clip_name)
+        return self._tokenizer
+
+    @property
+    def logit_scale(self) -> float:
+        m = self.model
+        return float(m.logit_scale.exp().item()) if hasattr(m, "logit_scale") else 100.0
+
+    @property
+    def embed_dim(self) -> int:
+        if self.config and "embed_dim" in self.config:
+            return int(self.config["embed_dim"])
+        return int(getattr(self.model, "embed_dim", 0) or self.model.text_projection.shape[-1])
 
     def autocast(self):
         p = self.spec.precision
@@ -204,31 +279,28 @@ class Backbone:
     @torch.no_grad()
     def encode_images(self, batch: torch.Tensor) -> torch.Tensor:
         """L2-normalised float32 image embeddings on the CPU."""
+        model = self.model
         batch = batch.to(self.device, non_blocking=True)
         with self.autocast():
-            feats = self.model.encode_image(batch)
-        feats = feats.float()
-        return torch.nn.functional.normalize(feats, dim=-1).cpu()
+            feats = model.encode_image(batch)
+        return torch.nn.functional.normalize(feats.float(), dim=-1).cpu()
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
         """L2-normalised float32 text embeddings on the CPU."""
+        model = self.model
         tokens = self.tokenizer(texts).to(self.device)
         with self.autocast():
-            feats = self.model.encode_text(tokens)
+            feats = model.encode_text(tokens)
         return torch.nn.functional.normalize(feats.float(), dim=-1).cpu()
-
-    @property
-    def embed_dim(self) -> int:
-        return int(getattr(self.model, "embed_dim", 0) or self.model.text_projection.shape[-1])
 
     def describe(self) -> dict:
         return {"name": self.name, "spec": self.spec.to_dict(), "device": self.device, **self.identity_info,
-                "identity": self.identity, "logit_scale": self.logit_scale}
+                "identity": self.identity}
 
 
-def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True) -> Backbone:
-    """Build the model, load its weights safely and move it to the requested device."""
+def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True, lazy: bool = False) -> Backbone:
+    """Resolve the model and its weights, check them, and (unless ``lazy``) build it."""
     import open_clip
 
     if spec.precision not in PRECISIONS:
@@ -249,36 +321,23 @@ def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True) -> Backbone:
                 f"bundled weights do not match their recorded hash (expected {expected[:12]}…); reinstall semscale",
                 file=ck,
             )
-        with _quiet_open_clip():
-            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)
-        try:
-            open_clip.load_checkpoint(model, str(ck), weights_only=True)
-        except Exception as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise InputError(
-                f"cannot load this checkpoint into model '{name}' ({msg}); check that --model matches the checkpoint "
-                "and that it is a state-dict file (safe loading refuses arbitrary pickles)",
-                file=ck,
-                field="checkpoint",
-            ) from None
+        checkpoint = str(ck)
     elif spec.pretrained or name.startswith("hf-hub:"):
-        try:
-            with _quiet_open_clip():
-                model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=spec.pretrained or None)
-        except InputError:
-            raise
-        except Exception as e:
-            raise WeightsUnavailable(_offline_help(spec, e)) from None
+        if spec.pretrained and not name.startswith("hf-hub:") and not open_clip.get_pretrained_cfg(name, spec.pretrained):
+            tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
+            raise InputError(f"'{spec.pretrained}' is not a pretrained tag of {name} (known tags: {tags})",
+                             field="pretrained")
         weights_id = f"pretrained:{name}:{spec.pretrained or ''}"
+        lazy = False  # the config of a hub model is only known once it is fetched
     else:
         raise InputError(
             f"no weights given for '{name}': pass --pretrained TAG (see 'semscale models'), --checkpoint PATH, "
             "or use a demo backbone (--model demo-vit)",
             field="pretrained",
         )
-    model.eval().to(device)
-    tokenizer = open_clip.get_tokenizer(name)
-    return Backbone(spec, model, preprocess, tokenizer, device, weights_id)
+    config = None if name.startswith("hf-hub:") else open_clip.get_model_config(name)
+    bb = Backbone(spec, name, checkpoint, weights_id, device, config)
+    return bb if lazy else bb.load()
 
 
 def list_models() -> list[tuple[str, list[str]]]:

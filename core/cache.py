@@ -111,6 +111,16 @@ class EmbeddingCache:
     def __exit__(self, *exc):
         self.close()
 
+    # -- small per-backbone facts (e.g. the logit scale), so a warm run needs no model
+    def get_meta(self, identity: str, key: str) -> Optional[str]:
+        row = self._db(identity).execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def put_meta(self, identity: str, key: str, value: str) -> None:
+        con = self._db(identity)
+        with con:
+            con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     # -- file hashes (so warm runs need not re-read every image)
     def known_hash(self, path: Path) -> Optional[str]:
         if self._files is None:

@@ -189,6 +189,17 @@ def score_level(
     )
 
 
+def needed_names(labels: LabelSet, levels: Sequence[int], orderings: int, seed: int) -> list[str]:
+    """Names that some level of some ordering uses (a 1-level run embeds only first names)."""
+    top = max(levels)
+    seen: dict[str, None] = {}
+    for o in range(orderings):
+        for names in labels.ordered(o, seed).values():
+            for n in names[:top]:
+                seen.setdefault(n, None)
+    return list(seen)
+
+
 def _prepare(config: SweepConfig):
     if config.mode not in MODES:
         raise InputError(f"unknown mode '{config.mode}' (choose flat or pooled)", field="mode")
@@ -276,7 +287,7 @@ def slug(name: str) -> str:
 def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel,
                     summary, all_levels, all_per_class, keep_scores: bool) -> BackboneOutcome:
     emit(Progress("load-model", 0, 1, None, spec.display, f"loading {spec.display}"))
-    backbone = load_backbone(spec)
+    backbone = load_backbone(spec, lazy=cache is not None)
     emit(Progress("load-model", 1, 1, None, backbone.name))
     writer.meta["backbones"].append(backbone.describe())
     writer.update()
@@ -301,14 +312,17 @@ def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, 
         raise InputError("no usable images to score (see skipped.csv)", file=config.dataset)
     y = np.array([class_index[dataset.records[i].label] for i in idx], dtype=np.int64)
     ids = [dataset.records[i].id for i in idx]
-    outcome = BackboneOutcome(name, ids, y, X, backbone.logit_scale)
+    outcome = BackboneOutcome(name, ids, y, X, 0.0)
 
     t1 = time.perf_counter()
-    all_names = labels.all_names()
+    all_names = needed_names(labels, levels, config.orderings, config.seed)
     name_emb = embed_names(backbone, all_names, templates, cache=cache, emit=emit, cancel=cancel)
     t_text = time.perf_counter() - t1
     name_row = {n: j for j, n in enumerate(all_names)}
     classes = labels.classes
+    outcome.scale = _logit_scale(backbone, cache)
+    if not backbone.loaded:
+        emit(Log(f"{name}: every image and prompt came from the cache; the model was not loaded"))
     logit_dir = writer.dir / "logits" / slug(name)
     if config.save_logits:
         logit_dir.mkdir(parents=True, exist_ok=True)
@@ -366,11 +380,24 @@ def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, 
         "images_from_cache": emb.n_cached,
         "seconds_images": round(t_images, 3),
         "seconds_text": round(t_text, 3),
-        "logit_scale": backbone.logit_scale,
+        "logit_scale": outcome.scale,
+        "model_loaded": backbone.loaded,
         "threshold": threshold_analysis(list(mean_top1.index), list(mean_top1.values), config.tolerance),
     }
     writer.update(summary=summary)
     return outcome
+
+
+def _logit_scale(backbone, cache) -> float:
+    """The model's logit scale, remembered in the cache so warm runs need not load the model."""
+    if cache is not None and not backbone.loaded:
+        v = cache.get_meta(backbone.identity, "logit_scale")
+        if v is not None:
+            return float(v)
+    scale = backbone.logit_scale
+    if cache is not None:
+        cache.put_meta(backbone.identity, "logit_scale", repr(scale))
+    return scale
 
 
 def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:

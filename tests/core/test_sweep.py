@@ -126,6 +126,8 @@ def test_sweep_encodes_each_image_once_and_cache_skips_encoder(tiny_model, image
     assert encoder_counter["images"] == 16
     s = r2.summary["backbones"]["tiny-clip"]
     assert s["images_from_cache"] == 16 and s["images_encoded"] == 0
+    assert s["model_loaded"] is False  # every image and prompt was cached: the network was never built
+    assert s["logit_scale"] == r1.summary["backbones"]["tiny-clip"]["logit_scale"]
 
     # cached embeddings give the same scores as fresh ones
     r3 = run_sweep(make_config(tiny_model, image_folder, labels_csv, tmp_path / "r3", use_cache=False, levels=[1, 2, 3, 4]))

@@ -42,12 +42,16 @@ def test_sweep_from_the_window_plots_every_level_and_exports(qtbot, loaded_windo
 
     res = w.results
     qtbot.waitUntil(lambda: res.accuracy.plotted_levels("tiny") == [1, 2, 4], timeout=5000)
+    res.tabs.setCurrentWidget(res.heatmap)  # hidden views are redrawn when shown
     assert res.heatmap.matrix.shape == (4, 3)
+    res.tabs.setCurrentWidget(res.table)
     assert res.table.rowCount() == 3
     assert "completed" in res.header.text() and "peak top-1" in res.header.text()
     assert w.run_panel.start_btn.isEnabled() and w.run_panel.bar.value() == w.run_panel.bar.maximum()
-    qtbot.waitUntil(lambda: not res.confusion.predictions.empty, timeout=10000)
+    qtbot.waitUntil(lambda: not res.predictions.empty, timeout=10000)
+    res.tabs.setCurrentWidget(res.confusion)
     assert res.confusion.counts.sum() == 16  # every image once at the shown level
+    res.tabs.setCurrentWidget(res.accuracy)
 
     out = tmp_path / "exported"
     files = res.export_csvs(out)

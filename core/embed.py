@@ -173,6 +173,9 @@ def embed_images(
 
     backoff = backoff or BatchBackoff(batch_size)
     workers = default_workers(len(todo)) if num_workers is None else num_workers
+    done, encoded, t0 = 0, 0, time.perf_counter()
+    emit(Progress("encode-images", 0, len(todo), None, name))
+    # nothing to encode: do not touch backbone.preprocess, which would build the model
     loader = DataLoader(
         _DecodeSet(dataset, todo, backbone.preprocess),
         batch_size=batch_size,
@@ -180,9 +183,7 @@ def embed_images(
         num_workers=workers,
         collate_fn=_collate,
         pin_memory=backbone.device.startswith("cuda"),
-    )
-    done, encoded, t0 = 0, 0, time.perf_counter()
-    emit(Progress("encode-images", 0, len(todo), None, name))
+    ) if todo else []
     it = iter(loader)
     try:
         for idx, xs, bad in it:

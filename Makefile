@@ -41,3 +41,12 @@ bench: install
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
+
+## The installer for this OS (PyInstaller one-folder + archive), see README "Packaging".
+package: install
+	build_scripts/build.sh
+
+## Build (no archive) and run the frozen app's self-test off-screen.
+package-test: install
+	build_scripts/build.sh --no-archive
+	build_scripts/smoke_test.sh

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .tables import read_user_csv
 from .labels import LabelSet
 
 
@@ -41,18 +42,7 @@ def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPrediction
     """
     name, _, file = spec.partition("=") if "=" in spec else (Path(spec).stem, "", spec)
     path = Path(file)
-    if not path.is_file():
-        raise InputError("external predictions file not found", file=path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"not valid UTF-8 (byte {e.start})", file=path) from None
-    except Exception as e:
-        raise InputError(f"cannot read CSV ({str(e).splitlines()[0]})", file=path) from None
-    cols = {c.strip().lower(): c for c in df.columns}
-    for need in ("image", "predicted_class"):
-        if need not in cols:
-            raise InputError(f"missing column '{need}' (found: {', '.join(df.columns) or 'none'})", file=path, line=1, field=need)
+    df = read_user_csv(path, ("image", "predicted_class"), "external predictions")
     lookup: dict[str, int] = {}
     for ci, c in enumerate(labels.classes):
         lookup.setdefault(_normalise(c), ci)
@@ -61,7 +51,7 @@ def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPrediction
             lookup.setdefault(_normalise(n), ci)
     pred: dict[str, int] = {}
     unmatched: dict[str, int] = {}
-    for i, (img, ans) in enumerate(zip(df[cols["image"]], df[cols["predicted_class"]])):
+    for i, (img, ans) in enumerate(zip(df["image"], df["predicted_class"])):
         img = img.strip().lstrip("./") if img.strip().startswith("./") else img.strip()
         if not img:
             raise InputError("empty image path", file=path, line=i + 2, field="image")

@@ -10,25 +10,14 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .tables import read_user_csv
 
 
 def load_class_frequency(path: str | Path) -> dict[str, float]:
     """CSV ``class,frequency`` (e.g. counts of the class name in a training corpus)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("class-frequency file not found", file=path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(f"not valid UTF-8 (byte {e.start})", file=path) from None
-    except Exception as e:
-        raise InputError(f"cannot read CSV ({str(e).splitlines()[0]})", file=path) from None
-    cols = {c.strip().lower(): c for c in df.columns}
-    for need in ("class", "frequency"):
-        if need not in cols:
-            raise InputError(f"missing column '{need}' (found: {', '.join(df.columns) or 'none'})", file=path, line=1, field=need)
+    df = read_user_csv(path, ("class", "frequency"), "class-frequency")
     out: dict[str, float] = {}
-    for i, (c, f) in enumerate(zip(df[cols["class"]], df[cols["frequency"]])):
+    for i, (c, f) in enumerate(zip(df["class"], df["frequency"])):
         line = i + 2
         c = c.strip()
         if not c:

@@ -135,3 +135,39 @@ def test_start_without_a_dataset_explains_why(qtbot, main_window):
     assert not main_window.start_sweep()
     boxes = [b for b in main_window.findChildren(QMessageBox) if b.isVisible()]
     assert boxes and "Open a dataset first" in boxes[0].text()
+
+
+def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_window, tmp_path):
+    from semscale_gui.demo_setup import make_tiny_backbone
+
+    w = loaded_window
+    specs = [make_tiny_backbone(tmp_path / "models", seed=s) for s in (0, 1)]
+    w.run_panel.backbones.set_checked(specs)
+    freq = tmp_path / "freq.csv"
+    freq.write_text("class,frequency\nred square,1000\ngreen circle,300\nblue triangle,50\nyellow bar,5\n")
+    w.run_panel.frequency.setText(str(freq))
+    w.run_panel.shots.setText("1")
+    tables = []
+    w.controller.table_rows.connect(lambda name, rows: tables.append(name))
+    (status, run_dir, _), progress, levels = _run(qtbot, w)
+    assert status == "completed"
+    assert sorted(set(levels)) == [1, 2, 4] and len(levels) == 6
+    assert {"backbones", "ensembles", "frequency"} <= set(tables)
+    assert any(p.stage == "ensembles" for p in progress)
+    res = w.results
+    res.tabs.setCurrentWidget(res.ensembles)
+    titles = [t for t, _ in res.ensembles.bars]
+    assert "tiny-random-0" in titles and "oracle (any right)" in titles
+    assert any("1-shot" in t for t in titles)
+    res.tabs.setCurrentWidget(res.frequency)
+    assert res.frequency.points == 4
+    res.tabs.setCurrentWidget(res.comparison)
+    assert res.comparison.table.rowCount() == 2
+
+    from semscale_gui.results_panel import ResultsPanel
+
+    reopened = ResultsPanel()
+    qtbot.addWidget(reopened)
+    with qtbot.waitSignal(reopened.refreshed, timeout=10000):
+        reopened.open_run(run_dir)
+    assert len(reopened.results.tables["ensembles"]) == len(res.results.tables["ensembles"])

@@ -4,9 +4,6 @@ Widgets only gather settings and render engine events; every experiment runs in
 :mod:`core` on a worker thread (see :mod:`semscale_gui.worker`).
 """
 
-from core import __version__
-
-APP_NAME = "semscale"
-ORG_NAME = "semscale"
+from .meta import APP_NAME, ORG_NAME, __version__
 
 __all__ = ["APP_NAME", "ORG_NAME", "__version__"]

@@ -28,8 +28,15 @@ pg.setConfigOptions(background="w", foreground="#222222", antialias=True)
 
 # Okabe-Ito: distinguishable for colour-blind readers and in greyscale print.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
-TICK_FONT = QFont()
-TICK_FONT.setPointSize(10)
+
+
+def tick_font() -> QFont:
+    """The application font at 10 pt (built lazily: a QFont made before the app is generic)."""
+    from PySide6.QtWidgets import QApplication
+
+    f = QFont(QApplication.font())
+    f.setPointSize(10)
+    return f
 
 
 def colour(i: int) -> QColor:
@@ -39,7 +46,7 @@ def colour(i: int) -> QColor:
 def _style_plot(plot: pg.PlotItem, left: str, bottom: str) -> None:
     for name in ("left", "bottom"):
         ax = plot.getAxis(name)
-        ax.setTickFont(TICK_FONT)
+        ax.setTickFont(tick_font())
         ax.setTextPen("#222222")
         ax.setPen("#666666")
     plot.setLabel("left", left, **{"font-size": "11pt"})
@@ -131,7 +138,7 @@ class AccuracyPlot(QWidget):
         self.plot: pg.PlotItem = self.view.getPlotItem()
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setMenuEnabled(False)
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="10pt")
+        self.legend = self.plot.addLegend(offset=(-10, -10), labelTextSize="10pt")
         self.legend.setBrush(pg.mkBrush(255, 255, 255, 220))
         self.legend.setPen(pg.mkPen("#cccccc"))
         self.plot.setYRange(0, 100)
@@ -142,6 +149,7 @@ class AccuracyPlot(QWidget):
         lay.addWidget(self.view, 1)
         self.results = ResultsData()
         self._plotted: dict[str, list[int]] = {}
+        self._items: dict[str, dict] = {}
         self._redraw()
 
     def set_results(self, results: ResultsData) -> None:
@@ -154,14 +162,58 @@ class AccuracyPlot(QWidget):
             return list(self._plotted.get(backbone, []))
         return sorted({lv for v in self._plotted.values() for lv in v})
 
-    def _redraw(self) -> None:
-        plot, res = self.plot, self.results
+    def _reset(self) -> None:
+        """Remove every item: a new run, or a changed display option."""
+        plot = self.plot
         plot.clear()
         self.legend.clear()
-        self._plotted = {}
+        self._items = {}
+        self._ticks: list = []
+        self._xrange: tuple = ()
         xkey = self.x_mode.currentData()
         _style_plot(plot, "accuracy (%)",
                     "names per class (log₂ scale)" if xkey == "level" else "categories in the label set (log₂ scale)")
+        self._message = pg.TextItem("", color="#777777", anchor=(0.5, 0.5))
+        self._message.setFont(tick_font())
+        plot.addItem(self._message)
+
+    def _items_for(self, name: str, index: int) -> dict:
+        """The plot items of one backbone, created once and then only given new data."""
+        it = self._items.get(name)
+        if it is not None:
+            return it
+        plot, col = self.plot, colour(index)
+        fill = QColor(col)
+        fill.setAlpha(45)
+        it = {"lo": pg.PlotCurveItem(pen=pg.mkPen(None)), "hi": pg.PlotCurveItem(pen=pg.mkPen(None))}
+        it["band"] = pg.FillBetweenItem(it["lo"], it["hi"], brush=pg.mkBrush(fill))
+        plot.addItem(it["band"])
+        it["band"].setVisible(self.show_ci.isChecked())
+        it["spread"] = [plot.plot(pen=pg.mkPen(col, width=1, style=Qt.PenStyle.DotLine)) for _ in range(2)]
+        it["top1"] = plot.plot(pen=pg.mkPen(col, width=2.5), symbol="o", symbolSize=8, symbolBrush=col,
+                               symbolPen="w", name=f"{name} top-1")
+        it["top5"] = None
+        if self.show_top5.isChecked():
+            it["top5"] = plot.plot(pen=pg.mkPen(col, width=1.5, style=Qt.PenStyle.DashLine), symbol="t",
+                                   symbolSize=7, symbolBrush=None, symbolPen=col, name=f"{name} top-5")
+        it["vline"] = pg.InfiniteLine(angle=90, pen=pg.mkPen(col, width=1, style=Qt.PenStyle.DashDotLine))
+        it["star"] = pg.ScatterPlotItem(symbol="star", size=18, brush=pg.mkBrush(col), pen=pg.mkPen("w"))
+        it["text"] = pg.TextItem("", color=col, fill=pg.mkBrush(255, 255, 255, 200))
+        it["text"].setFont(tick_font())
+        for k in ("vline", "star", "text"):
+            plot.addItem(it[k])
+            it[k].setVisible(False)
+        self._items[name] = it
+        return it
+
+    def _redraw(self) -> None:
+        res = self.results
+        key = (id(res), self.x_mode.currentIndex(), self.show_top5.isChecked(), self.show_ci.isChecked())
+        if key != getattr(self, "_key", None):
+            self._key = key
+            self._reset()
+        self._plotted = {}
+        xkey = self.x_mode.currentData()
         ticks: dict[float, str] = {}
         if xkey == "level":
             for lv in res.planned_levels:
@@ -175,66 +227,64 @@ class AccuracyPlot(QWidget):
             xs = np.log2(np.maximum(xs_raw, 1))
             for x, raw in zip(xs, xs_raw):
                 ticks[float(x)] = f"{int(raw)}"
-            col = colour(bi)
-            if self.show_ci.isChecked() and len(xs) > 0:
-                lo = pg.PlotDataItem(xs, c.ci_low * 100, pen=None)
-                hi = pg.PlotDataItem(xs, c.ci_high * 100, pen=None)
-                fill = QColor(col)
-                fill.setAlpha(45)
-                plot.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(fill)))
-            if c.n_orderings > 1:
-                for arr in (c.spread_low, c.spread_high):
-                    plot.plot(xs, arr * 100, pen=pg.mkPen(col, width=1, style=Qt.PenStyle.DotLine))
-            label = name if len(backbones) > 1 or True else "top-1"
-            plot.plot(xs, c.top1 * 100, pen=pg.mkPen(col, width=2.5), symbol="o", symbolSize=8,
-                      symbolBrush=col, symbolPen="w", name=f"{label} top-1")
-            if self.show_top5.isChecked():
-                plot.plot(xs, c.top5 * 100, pen=pg.mkPen(col, width=1.5, style=Qt.PenStyle.DashLine),
-                          symbol="t", symbolSize=7, symbolBrush=None, symbolPen=col, name=f"{label} top-5")
+            it = self._items_for(name, bi)
+            it["lo"].setData(xs, c.ci_low * 100)
+            it["hi"].setData(xs, c.ci_high * 100)
+            for item, arr in zip(it["spread"], (c.spread_low, c.spread_high)):
+                item.setData(xs, arr * 100) if c.n_orderings > 1 else item.setData([], [])
+            it["top1"].setData(xs, c.top1 * 100)
+            if it["top5"] is not None:
+                it["top5"].setData(xs, c.top5 * 100)
             self._plotted[name] = [int(v) for v in c.levels]
-            self._mark_peak(name, c, xs, col)
-        if ticks:
-            major = sorted(ticks.items())
-            if len(major) > 14:  # keep the axis legible for long sweeps
-                step = math.ceil(len(major) / 14)
-                major = major[::step]
-            plot.getAxis("bottom").setTicks([major, []])
-        else:
-            plot.getAxis("bottom").setTicks(None)
+            self._mark_peak(name, c, xs, it)
+        major = sorted(ticks.items())
+        if len(major) > 14:  # keep the axis legible for long sweeps
+            major = major[:: math.ceil(len(major) / 14)]
+        if major != self._ticks:
+            self._ticks = major
+            self.plot.getAxis("bottom").setTicks([major, []] if major else None)
         if not backbones:
-            msg = "Start a sweep or open a run:\naccuracy appears here as each level finishes"
-            if res.planned_levels:
-                msg = "waiting for the first level…"
-            t = pg.TextItem(msg, color="#777777", anchor=(0.5, 0.5))
-            t.setFont(TICK_FONT)
-            xs = [math.log2(v) for v in res.planned_levels] or [0, 3]
-            t.setPos((min(xs) + max(xs)) / 2, 50)
-            plot.addItem(t)
-            plot.setXRange(min(xs) - 0.3, max(xs) + 0.3)
-            plot.setYRange(0, 100)
+            msg = "waiting for the first level…" if res.planned_levels else \
+                "Start a sweep or open a run:\naccuracy appears here as each level finishes"
+            xs_all = [math.log2(v) for v in res.planned_levels] or [0.0, 3.0]
+            self._message.setText(msg)
+            self._message.setPos((min(xs_all) + max(xs_all)) / 2, 50)
+            self._message.setVisible(True)
+            rng: tuple = (min(xs_all) - 0.3, max(xs_all) + 0.3, 0, 100)
         else:
-            plot.enableAutoRange()
+            self._message.setVisible(False)
+            xs_all = list(ticks) or [0.0]
+            rng = (min(xs_all) - 0.25, max(xs_all) + 0.25)
+        if rng != self._xrange:
+            self._xrange = rng
+            self.plot.setXRange(rng[0], rng[1], padding=0)
+            if len(rng) == 4:
+                self.plot.setYRange(rng[2], rng[3])
+        if backbones:
+            self.plot.enableAutoRange(axis="y")
 
-    def _mark_peak(self, name: str, c, xs: np.ndarray, col: QColor) -> None:
+    def _mark_peak(self, name: str, c, xs: np.ndarray, it: dict) -> None:
         t = self.results.threshold(name)
-        if not t or t.get("peak_level") is None or len(xs) == 0:
-            return
-        hits = np.nonzero(c.levels == t["peak_level"])[0]
-        if len(hits) == 0:
+        hits = np.nonzero(c.levels == t["peak_level"])[0] if t and t.get("peak_level") is not None else []
+        if len(xs) == 0 or len(hits) == 0:
+            for k in ("vline", "star", "text"):
+                it[k].setVisible(False)
             return
         j = int(hits[0])
         x, y = float(xs[j]), float(c.top1[j] * 100)
-        self.plot.addItem(pg.InfiniteLine(pos=x, angle=90, pen=pg.mkPen(col, width=1, style=Qt.PenStyle.DashDotLine)))
-        star = pg.ScatterPlotItem([x], [y], symbol="star", size=18, brush=pg.mkBrush(col), pen=pg.mkPen("w"))
-        self.plot.addItem(star)
+        it["vline"].setPos(x)
+        it["star"].setData([x], [y])
         trend = t.get("trend", "")
         words = {"declining": "falls after", "plateau": "plateaus after", "rising": "still rising"}
         lv = int(t["peak_level"])
-        text = pg.TextItem(f"peak {y:.1f}% at {lv} name{'s' if lv != 1 else ''}"
-                           f"{' — ' + words.get(trend, trend) if trend else ''}", color=col, anchor=(0.5, 1.6))
-        text.setFont(TICK_FONT)
-        text.setPos(x, y)
-        self.plot.addItem(text)
+        mid = (float(np.min(xs)) + float(np.max(xs))) / 2
+        # keep the label inside the plot: right-aligned in the right half, left-aligned otherwise
+        it["text"].setAnchor((1.0, 1.3) if x > mid else (0.0, 1.3))
+        it["text"].setText(f"peak {y:.1f}% at {lv} name{'s' if lv != 1 else ''}"
+                           f"{' — ' + words.get(trend, trend) if trend else ''}")
+        it["text"].setPos(x, y)
+        for k in ("vline", "star", "text"):
+            it[k].setVisible(True)
 
 
 # ====================================================================== heatmaps
@@ -258,7 +308,7 @@ class _Heatmap(QWidget):
         self.readout = QLabel(" ")
         self.readout.setStyleSheet("color: #444;")
         self.empty_text = pg.TextItem("", color="#777777", anchor=(0.5, 0.5))
-        self.empty_text.setFont(TICK_FONT)
+        self.empty_text.setFont(tick_font())
         self.plot.addItem(self.empty_text)
         self._proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._hover)
         self.matrix = np.zeros((0, 0))
@@ -548,7 +598,8 @@ def sample_results(levels=(1, 2, 4, 8), backbones=("demo-vit", "demo-resnet"), n
     classes = [f"class {i}" for i in range(n_classes)]
     for bi, b in enumerate(backbones):
         for k in levels:
-            base = 0.55 + 0.12 * math.log2(k) - 0.05 * max(0, math.log2(k) - 2) ** 2 - 0.07 * bi
+            lk = math.log2(k)
+            base = 0.55 + 0.16 * lk - 0.04 * lk ** 2 - 0.07 * bi
             per = [{"backbone": b, "ordering": 0, "level": k, "class": c, "n_images": 30,
                     "recall": float(np.clip(base + rng.normal(0, 0.15), 0, 1)),
                     "top5_recall": float(np.clip(base + 0.25 + rng.normal(0, 0.05), 0, 1)), "n_names": k}
@@ -572,3 +623,181 @@ if __name__ == "__main__":
     from .preview import run_preview
 
     run_preview(preview)
+
+
+# ====================================================================== synergy & frequency
+
+FIXED_METHODS = [("best_single", "best single"), ("oracle", "oracle (any right)"), ("mean_logits", "mean of logits"),
+                 ("mean_probs", "mean of probabilities"), ("majority_vote", "majority vote")]
+ADAPTIVE_TITLES = {"global": "global weights", "nlc": "logit controller (NLC)", "mean_logits": "mean of logits",
+                   "best_single": "best single (picked on k)", "best_single_oracle": "best single (oracle pick)"}
+
+
+class EnsemblePlot(QWidget):
+    """Backbone synergy at one level: each backbone, the oracle, fixed ensembles, and the
+    k-shot adaptive ensembles (mean over splits) — the engine's backbones/ensembles tables."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.level = QComboBox()
+        self.level.currentIndexChanged.connect(self._redraw)
+        self.view = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.view.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, alpha=0.25)
+        self.plot.invertY(True)
+        self.summary = QLabel(" ")
+        self.summary.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(_controls(_labelled("names per class:", self.level)))
+        lay.addWidget(self.summary)
+        lay.addWidget(self.view, 1)
+        self.results = ResultsData()
+        self.bars: list[tuple[str, float]] = []
+        self._redraw()
+
+    def set_results(self, results: ResultsData) -> None:
+        self.results = results
+        levels = sorted({int(r["level"]) for r in results.tables.get("backbones", [])})
+        values = [str(v) for v in levels]
+        if values != [self.level.itemText(i) for i in range(self.level.count())]:
+            cur = self.level.currentText()
+            self.level.blockSignals(True)
+            self.level.clear()
+            self.level.addItems(values)
+            self.level.setCurrentText(cur if cur in values else (values[-1] if values else ""))
+            self.level.blockSignals(False)
+        self._redraw()
+
+    def _rows(self, k: int) -> list[tuple[str, float, int]]:
+        """(label, top-1, colour group) bars for level k."""
+        out: list[tuple[str, float, int]] = []
+        bb = self.results.table("backbones")
+        if not bb.empty:
+            for _, r in bb[bb["level"] == k].iterrows():
+                out.append((str(r["backbone"]), float(r["top1"]), 0))
+        ens = self.results.table("ensembles")
+        if not ens.empty:
+            e = ens[ens["level"] == k]
+            fixed = e[e["k"] == 0].groupby("method")["top1"].mean()
+            for key, title in FIXED_METHODS:
+                if key in fixed:
+                    out.append((title, float(fixed[key]), 1 if key != "oracle" else 2))
+            adaptive = e[e["k"] > 0].groupby(["k", "method"])["top1"].mean()
+            for (shots, method), v in adaptive.items():
+                if method in ("global", "nlc"):
+                    out.append((f"{ADAPTIVE_TITLES[method]}, {int(shots)}-shot", float(v), 3))
+        return out
+
+    def _redraw(self) -> None:
+        plot = self.plot
+        plot.clear()
+        _style_plot(plot, "", "top-1 accuracy (%)")
+        if not self.level.currentText():
+            self.bars = []
+            self.summary.setText("Tick two or more backbones in the Run panel: the run then compares them, "
+                                 "measures the oracle (any backbone right) and fits k-shot ensembles.")
+            plot.getAxis("left").setTicks([[]])
+            return
+        k = int(self.level.currentText())
+        rows = self._rows(k)
+        self.bars = [(t, v) for t, v, _ in rows]
+        groups = [QColor("#0072B2"), QColor("#999999"), QColor("#D55E00"), QColor("#009E73")]
+        for i, (title, v, g) in enumerate(rows):
+            bar = pg.BarGraphItem(x0=[0], y=[i], height=0.7, width=[v * 100], brush=groups[g], pen=pg.mkPen("w"))
+            plot.addItem(bar)
+            t = pg.TextItem(f"{v * 100:.1f}%", color="#222222", anchor=(0, 0.5))
+            t.setFont(tick_font())
+            t.setPos(v * 100 + 0.5, i)
+            plot.addItem(t)
+        plot.getAxis("left").setTicks([[(i, t) for i, (t, _, _) in enumerate(rows)], []])
+        plot.setXRange(0, 105, padding=0)
+        plot.setYRange(-0.6, len(rows) - 0.4, padding=0)
+        best = max((v for _, v, g in rows if g == 0), default=None)
+        oracle = next((v for t, v, g in rows if g == 2), None)
+        adaptive = max((v for _, v, g in rows if g == 3), default=None)
+        parts = []
+        if best is not None:
+            parts.append(f"best single backbone {best * 100:.1f}%")
+        if oracle is not None and best is not None:
+            parts.append(f"oracle {oracle * 100:.1f}% (+{(oracle - best) * 100:.1f} points: the room an ensemble has)")
+        if adaptive is not None:
+            parts.append(f"best k-shot ensemble {adaptive * 100:.1f}% on held-out images")
+        self.summary.setText(f"At {k} name(s) per class: " + "; ".join(parts) if parts else " ")
+
+
+class FrequencyPlot(QWidget):
+    """Per-class recall against how often the class occurs in training data (log scale)."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.backbone = QComboBox()
+        self.level = QComboBox()
+        for cb in (self.backbone, self.level):
+            cb.currentIndexChanged.connect(self._redraw)
+        self.view = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.view.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.summary = QLabel(" ")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("names per class:", self.level)))
+        lay.addWidget(self.summary)
+        lay.addWidget(self.view, 1)
+        self.results = ResultsData()
+        self.points = 0
+        self._redraw()
+
+    @staticmethod
+    def _fill(combo: QComboBox, values: list[str]) -> None:
+        if values != [combo.itemText(i) for i in range(combo.count())]:
+            cur = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(values)
+            if cur in values:
+                combo.setCurrentText(cur)
+            combo.blockSignals(False)
+
+    def set_results(self, results: ResultsData) -> None:
+        self.results = results
+        df = results.table("frequency")
+        self._fill(self.backbone, list(dict.fromkeys(map(str, df["backbone"]))) if not df.empty else [])
+        self._fill(self.level, [str(v) for v in sorted(set(df["level"]))] if not df.empty else [])
+        self._redraw()
+
+    def _redraw(self) -> None:
+        plot = self.plot
+        plot.clear()
+        _style_plot(plot, "per-class recall (%)", "class frequency in training data (log₁₀ scale)")
+        df = self.results.table("frequency")
+        if df.empty or not self.level.currentText():
+            self.points = 0
+            self.summary.setText("Give a class-frequency CSV (class,frequency) in the Run panel to relate per-class "
+                                 "accuracy to how often each class occurs in training data.")
+            return
+        d = df[(df["backbone"].astype(str) == self.backbone.currentText()) & (df["level"] == int(self.level.currentText()))]
+        self.points = len(d)
+        col = colour(max(0, self.backbone.currentIndex()))
+        plot.addItem(pg.ScatterPlotItem(d["log_frequency"].to_numpy(float), d["recall"].to_numpy(float) * 100,
+                                        size=10, brush=pg.mkBrush(col), pen=pg.mkPen("w")))
+        for _, r in d.iterrows():
+            t = pg.TextItem(str(r["class"]), color="#333333", anchor=(0, 1))
+            t.setFont(tick_font())
+            t.setPos(float(r["log_frequency"]), float(r["recall"]) * 100)
+            plot.addItem(t)
+        plot.setYRange(-3, 108)
+        if len(d):
+            lo, hi = float(d["log_frequency"].min()), float(d["log_frequency"].max())
+            span = max(hi - lo, 0.5)
+            plot.setXRange(lo - 0.05 * span, hi + 0.15 * span, padding=0)  # room for the last class's label
+        summ = self.results.table("frequency_summary")
+        text = f"{len(d)} classes"
+        if not summ.empty:
+            m = summ[(summ["backbone"].astype(str) == self.backbone.currentText())
+                     & (summ["level"] == int(self.level.currentText()))]
+            if len(m) and pd.notna(m.iloc[0]["spearman_rho"]):
+                text += f" · Spearman ρ = {m.iloc[0]['spearman_rho']:.2f} (p = {m.iloc[0]['p_value']:.3g})"
+        self.summary.setText(text)

@@ -1,7 +1,8 @@
 """Helper behind each panel's ``python -m semscale_gui.<panel>`` preview.
 
 ``SEMSCALE_GUI_PREVIEW_MS`` closes the preview after that many milliseconds, which lets
-the test suite run every preview's real ``__main__`` path.
+the test suite run every preview's real ``__main__`` path (``SEMSCALE_GUI_PREVIEW_PNG``
+saves what it showed).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def run_preview(factory: Callable[[], QWidget]) -> int:
     ms = os.environ.get("SEMSCALE_GUI_PREVIEW_MS")
     if ms:
         def done() -> None:
+            png = os.environ.get("SEMSCALE_GUI_PREVIEW_PNG")
+            if png:
+                w.grab().save(png)
             print(f"preview ok: {type(w).__name__} visible={w.isVisible()}")
             app.quit()
 

@@ -15,6 +15,8 @@ import pandas as pd
 
 from core.metrics import threshold_analysis
 
+ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary")
+
 
 @dataclass
 class Curve:
@@ -44,6 +46,7 @@ class ResultsData:
     meta: dict = field(default_factory=dict)
     planned_levels: list[int] = field(default_factory=list)
     planned_backbones: list[str] = field(default_factory=list)
+    tables: dict[str, list[dict]] = field(default_factory=dict)  # backbones, ensembles, frequency, …
 
     # ---------------------------------------------------------------- building
 
@@ -53,6 +56,12 @@ class ResultsData:
             row["backbone"] = backbone
         self.levels.append(row)
         self.per_class.extend(per_class or [])
+
+    def add_table_rows(self, table: str, rows: list[dict]) -> None:
+        self.tables.setdefault(table, []).extend(dict(r) for r in rows)
+
+    def table(self, name: str) -> pd.DataFrame:
+        return pd.DataFrame(self.tables.get(name, []))
 
     @classmethod
     def from_run(cls, run: Any) -> "ResultsData":
@@ -68,6 +77,13 @@ class ResultsData:
             planned_levels=list(cfg.get("levels_resolved") or []),
             planned_backbones=[b.get("name", "") for b in run.meta.get("backbones", [])],
         )
+        for name in ANALYSIS_TABLES:
+            p = Path(run.dir) / f"{name}.csv"
+            if p.is_file() and p.stat().st_size:
+                try:
+                    out.tables[name] = pd.read_csv(p, keep_default_na=False, na_values=[""]).to_dict("records")
+                except (pd.errors.ParserError, ValueError, OSError):
+                    pass
         return out
 
     # ---------------------------------------------------------------- queries

@@ -13,17 +13,32 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from . import APP_NAME, ORG_NAME
+from .meta import APP_NAME, ORG_NAME
 
 MAX_RECENT = 10
 
 
+_instances: dict[str, QSettings] = {}
+
+
 def app_settings() -> QSettings:
-    """The app's QSettings (an ini file when ``SEMSCALE_GUI_SETTINGS`` is set)."""
-    override = os.environ.get("SEMSCALE_GUI_SETTINGS")
-    if override:
-        return QSettings(override, QSettings.Format.IniFormat)
-    return QSettings(ORG_NAME, APP_NAME)
+    """The app's QSettings (an ini file when ``SEMSCALE_GUI_SETTINGS`` is set).
+
+    One instance per location: Qt writes changes back from the event loop, so setting a
+    value never blocks the GUI thread on disk.
+    """
+    override = os.environ.get("SEMSCALE_GUI_SETTINGS", "")
+    s = _instances.get(override)
+    if s is None:
+        s = QSettings(override, QSettings.Format.IniFormat) if override else QSettings(ORG_NAME, APP_NAME)
+        _instances[override] = s
+    return s
+
+
+def sync() -> None:
+    """Write pending changes now (on quit)."""
+    for s in _instances.values():
+        s.sync()
 
 
 def data_dir() -> Path:
@@ -49,9 +64,7 @@ def get_str(key: str, default: str = "") -> str:
 
 
 def set_value(key: str, value: Any) -> None:
-    s = app_settings()
-    s.setValue(key, value)
-    s.sync()
+    app_settings().setValue(key, value)
 
 
 def get_json(key: str, default: Any) -> Any:

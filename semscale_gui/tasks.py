@@ -9,6 +9,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable, Optional
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 
@@ -45,19 +46,28 @@ def run_task(
     on_done: Callable[[Any], None],
     on_error: Optional[Callable[[Exception, str], None]] = None,
     pool: Optional[QThreadPool] = None,
+    context: Optional[QObject] = None,
 ) -> TaskSignals:
-    """Start ``fn`` in the background; call ``on_done(result)`` or ``on_error(exc, tb)`` later."""
+    """Start ``fn`` in the background; call ``on_done(result)`` or ``on_error(exc, tb)`` later.
+
+    With ``context`` (usually the calling widget) the callbacks are dropped if that object
+    was deleted meanwhile, e.g. a window closed while a dataset was still being listed.
+    """
     task = FunctionTask(fn)
     sig = task.signals
     _alive.add(sig)  # keep the QObject alive until a result has been delivered
 
+    def alive() -> bool:
+        return context is None or shiboken6.isValid(context)
+
     def finish_ok(result: Any) -> None:
         _alive.discard(sig)
-        on_done(result)
+        if alive():
+            on_done(result)
 
     def finish_err(exc: Exception, tb: str) -> None:
         _alive.discard(sig)
-        if on_error is not None:
+        if on_error is not None and alive():
             on_error(exc, tb)
 
     sig.done.connect(finish_ok)

@@ -43,12 +43,18 @@ class DecodeJob(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        from PIL import Image
+
         from core.images import BadImage
 
         try:
             im = self.dataset.open(self.index)
             full = im.size
             im.thumbnail((self.size, self.size))
+            if max(im.size) < self.size:  # small images (CIFAR, demo) are enlarged to the cell
+                s = self.size / max(im.size)
+                method = Image.Resampling.NEAREST if s >= 2 else Image.Resampling.BICUBIC
+                im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), method)
             self.signals.loaded.emit(self.generation, self.index, pil_to_qimage(im), full)
         except BadImage as e:
             self.signals.failed.emit(self.generation, self.index, str(e))
@@ -139,6 +145,8 @@ class ThumbnailModel(QAbstractListModel):
             return f"{rec.id}\nunreadable: {reason}" if reason else rec.id
         if role == Qt.ItemDataRole.UserRole:
             return rec_idx
+        if role == Qt.ItemDataRole.SizeHintRole:
+            return QSize(THUMB_SIZE + 6, THUMB_SIZE + 6)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return self.dataset.records[rec_idx].id
         return None

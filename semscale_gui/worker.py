@@ -10,15 +10,22 @@ cannot flood the GUI's event queue.
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from typing import Any, Optional
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from core.events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished
 
+try:  # analysis tables (backbone comparison, ensembles, frequency) in newer engines
+    from core.events import TableRows
+except ImportError:  # pragma: no cover
+    TableRows = None  # type: ignore[assignment,misc]
+
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress updates a second per stage
+SWITCH_INTERVAL_S = 0.001
 
 
 class SweepWorker(QObject):
@@ -28,6 +35,7 @@ class SweepWorker(QObject):
     log = Signal(str, str)  # message, level (info|warning|error)
     level_finished = Signal(object)  # core.events.LevelFinished
     skipped = Signal(str, str)  # image id, reason
+    table_rows = Signal(str, object)  # table name, list of row dicts
     failed = Signal(str, str)  # one-line message, details (traceback or "")
     finished = Signal(str, str, object)  # status, run dir ("" if none), summary dict
 
@@ -60,6 +68,8 @@ class SweepWorker(QObject):
             self.log.emit(ev.message, ev.level)
         elif isinstance(ev, ImageSkipped):
             self.skipped.emit(ev.path, ev.reason)
+        elif TableRows is not None and isinstance(ev, TableRows):
+            self.table_rows.emit(ev.table, ev.rows)
         elif isinstance(ev, RunFinished):
             self._run_dir = ev.run_dir
 
@@ -97,11 +107,13 @@ class SweepController(QObject):
     Widgets connect once to the controller; a new sweep gets a fresh thread and worker.
     """
 
-    started = Signal(object)  # SweepConfig
+    started = Signal(object)  # SweepConfig (the panels switch to "running")
+    launched = Signal()  # the worker thread is now running the engine
     progress = Signal(object)
     log = Signal(str, str)
     level_finished = Signal(object)
     skipped = Signal(str, str)
+    table_rows = Signal(str, object)
     failed = Signal(str, str)
     finished = Signal(str, str, object)
 
@@ -109,6 +121,7 @@ class SweepController(QObject):
         super().__init__(parent)
         self._thread: Optional[QThread] = None
         self._worker: Optional[SweepWorker] = None
+        self._launched = True
 
     @property
     def running(self) -> bool:
@@ -117,6 +130,11 @@ class SweepController(QObject):
     def start(self, config: Any) -> None:
         if self.running:
             raise RuntimeError("a sweep is already running")
+        # The engine's Python code and the GUI share one interpreter lock; a short switch
+        # interval hands it back to the GUI thread within ~1 ms instead of 5 ms per request,
+        # which is what keeps painting smooth while the worker is busy.
+        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         thread = QThread()
         thread.setObjectName("sweep-worker")
         worker = SweepWorker(config)
@@ -125,12 +143,27 @@ class SweepController(QObject):
         worker.log.connect(self.log)
         worker.level_finished.connect(self.level_finished)
         worker.skipped.connect(self.skipped)
+        worker.table_rows.connect(self.table_rows)
         worker.failed.connect(self.failed)
         worker.finished.connect(self._on_finished)
         thread.started.connect(worker.run)
         self._thread, self._worker = thread, worker
         self.started.emit(config)
-        thread.start()
+        # Start the thread from the event loop, after the paints this start caused (the
+        # results tab, the disabled buttons) are done: painting then does not have to
+        # share the interpreter with the engine loading its model.
+        self._launched = False
+        QTimer.singleShot(0, self._launch)
+
+    def _launch(self) -> None:
+        if self._launched or self._thread is None or self._worker is None:
+            return
+        self._launched = True
+        if self._worker.cancel_token.cancelled:  # cancelled before it began: nothing to stop
+            self._on_finished("cancelled", "", {})
+            return
+        self._thread.start()
+        self.launched.emit()
 
     def cancel(self) -> None:
         if self._worker is not None:
@@ -141,6 +174,9 @@ class SweepController(QObject):
         """Block until the worker thread ended (used on quit); True if it did."""
         thread = self._thread
         if thread is None:
+            return True
+        self._launch()  # a start still queued in the event loop happens (or is dropped) now
+        if self._thread is None:
             return True
         ok = thread.wait(timeout_ms)
         if ok:

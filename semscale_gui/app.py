@@ -1,0 +1,65 @@
+"""Entry point: ``semscale-gui`` / ``python -m semscale_gui.app``.
+
+Options:
+  --self-test              run a short sweep off-screen through the worker thread; exit 0/1
+  --screenshot FILE        save a PNG of the main window after a demo sweep
+  --screenshot-panels DIR  save one PNG per panel (with --screenshot or alone)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+from .meta import APP_NAME, ORG_NAME, __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="semscale-gui", description="semscale desktop app")
+    p.add_argument("--self-test", action="store_true", help="run a short sweep off-screen and report (exit 0/1)")
+    p.add_argument("--screenshot", metavar="FILE", help="save a PNG of the main window in a realistic state")
+    p.add_argument("--screenshot-panels", metavar="DIR", help="save one PNG per panel into DIR")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds the self-test/screenshot may take")
+    p.add_argument("--version", action="version", version=f"semscale {__version__}")
+    return p
+
+
+def make_app(argv: Sequence[str]):
+    from PySide6.QtWidgets import QApplication
+
+    from .icons import icon
+
+    app = QApplication.instance() or QApplication(list(argv))
+    app.setOrganizationName(ORG_NAME)
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setWindowIcon(icon("app"))
+    return app
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    headless = args.self_test or args.screenshot or args.screenshot_panels
+    if headless and "QT_QPA_PLATFORM" not in os.environ:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    app = make_app([sys.argv[0]])
+    if args.self_test:
+        from .selftest import self_test
+
+        return self_test(timeout_s=args.timeout)
+    if args.screenshot or args.screenshot_panels:
+        from .selftest import screenshots
+
+        return screenshots(args.screenshot, args.screenshot_panels, timeout_s=args.timeout)
+
+    from .main_window import MainWindow
+
+    win = MainWindow()
+    win.show()
+    return app.exec()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""The synonym list being edited: ranked names per class, with undo/redo.
+
+Every edit goes through a :class:`QUndoStack` command that swaps whole snapshots of the
+names (cheap even for 1,000 classes) so undo can never drift out of sync with the
+table. The document also answers the questions the editor shows inline: which names are
+duplicated across classes, which classes have no names, what each level contains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+Snapshot = tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]  # (class, names, sources)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One inline warning; ``index`` is the name's rank (-1 for the whole class)."""
+
+    kind: str  # duplicate | no-names | not-in-data | not-in-labels | blank
+    cls: str
+    index: int
+    message: str
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    level: int
+    n_categories: int  # flat mode: one category per name
+    n_classes: int  # pooled mode: one per class
+    n_short: int  # classes with fewer than ``level`` names (they use all they have)
+
+
+class _Swap(QUndoCommand):
+    def __init__(self, doc: "LabelsDocument", text: str, before: Snapshot, after: Snapshot) -> None:
+        super().__init__(text)
+        self.doc, self.before, self.after = doc, before, after
+
+    def redo(self) -> None:
+        self.doc._restore(self.after)
+
+    def undo(self) -> None:
+        self.doc._restore(self.before)
+
+
+class LabelsDocument(QObject):
+    """Ordered classes, each with ranked names (first = canonical) and their sources."""
+
+    changed = Signal()
+
+    def __init__(self, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self._names: dict[str, list[str]] = {}
+        self._sources: dict[str, list[str]] = {}
+        self.data_classes: list[str] = []
+        self.path: Optional[str] = None
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.setUndoLimit(500)
+
+    # ---------------------------------------------------------------- reading
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self._names)
+
+    def names(self, cls: str) -> list[str]:
+        return list(self._names.get(cls, []))
+
+    @property
+    def max_names(self) -> int:
+        return max((len(v) for v in self._names.values()), default=0)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {c: list(v) for c, v in self._names.items()}
+
+    # ---------------------------------------------------------------- snapshots
+
+    def _snapshot(self) -> Snapshot:
+        return tuple((c, tuple(n), tuple(self._sources.get(c, [""] * len(n)))) for c, n in self._names.items())
+
+    def _restore(self, snap: Snapshot) -> None:
+        self._names = {c: list(n) for c, n, _ in snap}
+        self._sources = {c: list(s) for c, _, s in snap}
+        self.changed.emit()
+
+    def _edit(self, text: str, mutate: Callable[[dict[str, list[str]], dict[str, list[str]]], None]) -> None:
+        before = self._snapshot()
+        names = {c: list(v) for c, v in self._names.items()}
+        sources = {c: list(self._sources.get(c, [""] * len(v))) for c, v in self._names.items()}
+        mutate(names, sources)
+        after = tuple((c, tuple(n), tuple(sources.get(c, [""] * len(n)))) for c, n in names.items())
+        if after != before:
+            self.undo_stack.push(_Swap(self, text, before, after))
+
+    # ---------------------------------------------------------------- loading
+
+    def load_labelset(self, labels, undoable: bool = False, text: str = "Import labels") -> None:
+        """Replace everything with a :class:`core.labels.LabelSet` (undoable for imports)."""
+        names = {c: list(v) for c, v in labels.names.items()}
+        sources = {c: list(labels.sources.get(c, [])) + [""] * (len(v) - len(labels.sources.get(c, [])))
+                   for c, v in names.items()}
+        self.path = getattr(labels, "path", None)
+        if undoable:
+            def mutate(n: dict, s: dict) -> None:
+                n.clear()
+                s.clear()
+                n.update(names)
+                s.update(sources)
+
+            self._edit(text, mutate)
+        else:
+            self.undo_stack.clear()
+            self._names, self._sources = names, sources
+            self.undo_stack.setClean()
+            self.changed.emit()
+
+    def import_file(self, path: str | Path) -> None:
+        """Load a CSV/JSON labels file as one undoable edit; InputError leaves edits untouched."""
+        from core.labels import load_labels
+
+        labels = load_labels(path)
+        self.load_labelset(labels, undoable=True, text=f"Import {Path(path).name}")
+
+    def to_labelset(self):
+        """A :class:`core.labels.LabelSet`; a class left without names falls back to its own name."""
+        from core.labels import LabelSet
+
+        names, sources = {}, {}
+        for c, ns in self._names.items():
+            clean = [n.strip() for n in ns if n.strip()]
+            names[c] = clean or [c.replace("_", " ")]
+            src = self._sources.get(c, [])
+            sources[c] = [src[i] if i < len(src) else "" for i, n in enumerate(ns) if n.strip()] or ["class"]
+        warnings = [i.message for i in self.issues() if i.kind == "duplicate"]
+        return LabelSet(names=names, sources=sources, warnings=warnings, path=self.path)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.to_labelset().save(path)
+        return path
+
+    # ---------------------------------------------------------------- edits (undoable)
+
+    def rename(self, cls: str, i: int, name: str) -> None:
+        name = name.strip()
+        if not name:
+            self.remove_name(cls, i)
+            return
+
+        def m(n: dict, s: dict) -> None:
+            if n[cls][i] != name:
+                n[cls][i] = name
+                s[cls][i] = "edited"
+
+        self._edit(f"Rename '{self._names[cls][i]}' to '{name}'", m)
+
+    def insert_name(self, cls: str, i: int, name: str) -> None:
+        name = name.strip()
+        if not name:
+            return
+
+        def m(n: dict, s: dict) -> None:
+            j = max(0, min(i, len(n[cls])))
+            n[cls].insert(j, name)
+            s[cls].insert(j, "edited")
+
+        self._edit(f"Add '{name}' to {cls}", m)
+
+    def remove_name(self, cls: str, i: int) -> None:
+        if not 0 <= i < len(self._names.get(cls, [])):
+            return
+
+        def m(n: dict, s: dict) -> None:
+            del n[cls][i]
+            del s[cls][i]
+
+        self._edit(f"Remove '{self._names[cls][i]}' from {cls}", m)
+
+    def move_name(self, cls: str, i: int, j: int) -> None:
+        """Move the name at rank ``i`` to rank ``j`` (both 0-based)."""
+        n_names = len(self._names.get(cls, []))
+        if not (0 <= i < n_names and 0 <= j < n_names) or i == j:
+            return
+
+        def m(n: dict, s: dict) -> None:
+            n[cls].insert(j, n[cls].pop(i))
+            s[cls].insert(j, s[cls].pop(i))
+
+        self._edit(f"Move '{self._names[cls][i]}' to rank {j + 1}", m)
+
+    def add_class(self, cls: str, names: Sequence[str] = ()) -> None:
+        cls = cls.strip()
+        if not cls or cls in self._names:
+            return
+
+        def m(n: dict, s: dict) -> None:
+            n[cls] = list(names) or [cls.replace("_", " ")]
+            s[cls] = ["class"] * len(n[cls])
+
+        self._edit(f"Add class '{cls}'", m)
+
+    def add_classes(self, classes: Sequence[str]) -> None:
+        new = [c for c in classes if c not in self._names]
+        if not new:
+            return
+
+        def m(n: dict, s: dict) -> None:
+            for c in new:
+                n[c] = [c.replace("_", " ")]
+                s[c] = ["class"]
+
+        self._edit(f"Add {len(new)} class(es)", m)
+
+    def remove_class(self, cls: str) -> None:
+        if cls not in self._names:
+            return
+
+        def m(n: dict, s: dict) -> None:
+            n.pop(cls)
+            s.pop(cls, None)
+
+        self._edit(f"Remove class '{cls}'", m)
+
+    # ---------------------------------------------------------------- analysis
+
+    def duplicates(self) -> dict[str, list[str]]:
+        """casefolded name → classes using it, for names under more than one class."""
+        owners: dict[str, list[str]] = {}
+        for c, ns in self._names.items():
+            for n in ns:
+                lst = owners.setdefault(n.casefold(), [])
+                if c not in lst:
+                    lst.append(c)
+        return {k: v for k, v in owners.items() if len(v) > 1}
+
+    def issues(self) -> list[Issue]:
+        out: list[Issue] = []
+        dups = self.duplicates()
+        for c, ns in self._names.items():
+            if not ns:
+                out.append(Issue("no-names", c, -1, f"class '{c}' has no names (its class name will be used)"))
+            for i, n in enumerate(ns):
+                others = dups.get(n.casefold())
+                if others:
+                    rest = [o for o in others if o != c]
+                    out.append(Issue("duplicate", c, i, f"name '{n}' of '{c}' also appears under "
+                                     + ", ".join(f"'{o}'" for o in rest)))
+        if self.data_classes:
+            data = set(self.data_classes)
+            for c in self.data_classes:
+                if c not in self._names:
+                    out.append(Issue("not-in-labels", c, -1,
+                                     f"class '{c}' is in the dataset but has no names here (its images are not scored)"))
+            for c in self._names:
+                if c not in data:
+                    out.append(Issue("not-in-data", c, -1, f"class '{c}' has no images in the dataset"))
+        return out
+
+    def level_info(self, levels: Sequence[int]) -> list[LevelInfo]:
+        counts = [len(v) or 1 for v in self._names.values()]
+        return [LevelInfo(k, sum(min(k, n) for n in counts), len(counts), sum(1 for n in counts if n < k))
+                for k in levels]
+
+    def categories(self, level: int) -> dict[str, list[str]]:
+        """The names each class contributes at ``level`` (flat mode categories)."""
+        return {c: (v or [c.replace("_", " ")])[:level] for c, v in self._names.items()}

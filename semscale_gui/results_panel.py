@@ -1,0 +1,365 @@
+"""Results: the live plots of the running sweep, or of a run directory opened from disk.
+
+Level events are appended to a :class:`ResultsData` and the plots are redrawn at most
+every ``REFRESH_MS`` (a single-shot QTimer coalesces bursts), so a fast sweep never
+floods the GUI thread. Export copies the run directory's files unchanged and saves any
+plot as PNG or SVG.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QLabel, QTabWidget, QToolBar, QVBoxLayout, QWidget
+
+from . import settings
+from .dialogs import show_error
+from .icons import icon
+from .plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
+                    RecallHeatmap, export_graphics)
+from .results_data import ResultsData
+from .tasks import run_task
+
+REFRESH_MS = 150
+EXPORT_SUFFIXES = (".csv", ".json")  # every table and run.json; caches and logits stay behind
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    cols = ["image", "true_class", "level", "predicted_class", "correct", "ordering", "backbone"]
+    df = pd.read_csv(path, usecols=lambda c: c in cols, keep_default_na=False, na_values=[""],
+                     on_bad_lines="skip", engine="python" if path.stat().st_size < 1 << 20 else "c")
+    return df
+
+
+class ResultsPanel(QWidget):
+    """Plots + export of one run."""
+
+    rerun_requested = Signal(object)  # run.json contents
+    refreshed = Signal()  # after each (throttled) redraw
+    predictions_loaded = Signal()
+    status_message = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.results = ResultsData()
+        self.predictions = pd.DataFrame()
+        self._stale: set[QWidget] = set()
+        self._pending_predictions: Optional[tuple[pd.DataFrame, list[str]]] = None
+        self.refresh_count = 0
+        self._last_draw = 0.0
+        self._predictions_levels = -1
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+        self._build()
+        self.refresh()
+
+    def _build(self) -> None:
+        tb = QToolBar()
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+
+        def act(text: str, ico: str, slot, tip: str) -> QAction:
+            a = QAction(icon(ico), text, self)
+            a.setToolTip(tip)
+            a.triggered.connect(slot)
+            tb.addAction(a)
+            return a
+
+        self.open_action = act("Open run…", "open", self.open_run_dialog, "Open a run directory (run.json)")
+        self.export_csv_action = act("Export CSVs…", "export", self.export_csv_dialog,
+                                     "Copy the run's CSV files and run.json to a folder")
+        self.export_plot_action = act("Export plot…", "export", self.export_plot_dialog,
+                                      "Save the plot on screen as PNG or SVG")
+        self.copy_config_action = act("Copy config", "copy", self.copy_config,
+                                      "Copy this run's configuration (JSON) to the clipboard")
+        self.rerun_action = act("Re-run", "rerun", self.request_rerun, "Run again with this run's settings")
+        self.toolbar = tb
+
+        self.header = QLabel()
+        self.header.setWordWrap(True)
+        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.header.setStyleSheet("QLabel { padding: 4px 6px; background: #f4f7fa; border: 1px solid #dde3ea; }")
+
+        self.accuracy = AccuracyPlot()
+        self.heatmap = RecallHeatmap()
+        self.confusion = ConfusionPlot()
+        self.comparison = BackboneComparison()
+        self.ensembles = EnsemblePlot()
+        self.frequency = FrequencyPlot()
+        self.table = LevelsTable()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.accuracy, "Accuracy vs names")
+        self.tabs.addTab(self.heatmap, "Per-class recall")
+        self.tabs.addTab(self.confusion, "Confusion")
+        self.tabs.addTab(self.comparison, "Backbones")
+        self.tabs.addTab(self.ensembles, "Synergy")
+        self.tabs.addTab(self.frequency, "Frequency")
+        self.tabs.addTab(self.table, "Table")
+        self.tabs.currentChanged.connect(self._tab_changed)
+        lay = QVBoxLayout(self)
+        lay.addWidget(tb)
+        lay.addWidget(self.header)
+        lay.addWidget(self.tabs, 1)
+
+    # ---------------------------------------------------------------- live
+
+    def begin_live(self, config: Any, planned_levels: list[int], backbones: list[str]) -> None:
+        self._set_antialiasing(False)  # cheaper repaints while the worker competes for the CPU
+        self.results = ResultsData(run_dir=str(config.out), status="running", planned_levels=list(planned_levels),
+                                   planned_backbones=list(backbones), meta={"config": config.to_dict()})
+        self._reset_predictions()
+        self.refresh()
+
+    def _set_antialiasing(self, on: bool) -> None:
+        for view in (self.accuracy, self.heatmap, self.confusion, self.comparison, self.ensembles, self.frequency):
+            view.view.setAntialiasing(on)
+
+    def _reset_predictions(self) -> None:
+        self._predictions_levels = -1
+        self.predictions = pd.DataFrame()
+        self._pending_predictions = (pd.DataFrame(), [])
+        self._draw_current()
+
+    def _schedule(self) -> None:
+        """Coalesce: one redraw ``REFRESH_MS`` after the first of a burst of events.
+
+        (Drawing immediately on the first event was tried: it makes the GUI thread paint
+        while the worker is busiest, which costs more than it gains.)
+        """
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def add_level(self, ev: Any) -> None:
+        self.results.add_level(ev.row, ev.per_class, ev.backbone)
+        self._schedule()
+
+    def add_table_rows(self, table: str, rows: Any) -> None:
+        self.results.add_table_rows(table, rows)
+        self._schedule()
+
+    def finish_live(self, status: str, run_dir: str, summary: Any) -> None:
+        self.results.status = status
+        if run_dir:
+            self.results.run_dir = run_dir
+        if isinstance(summary, dict) and summary:
+            self.results.summary = summary
+        meta_path = Path(self.results.run_dir or "") / "run.json"
+        if meta_path.is_file():
+            try:
+                self.results.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+                self.results.meta["status"] = status
+            except (OSError, ValueError):
+                pass
+        self._timer.stop()
+        self._set_antialiasing(True)
+        self.refresh()
+        self.load_predictions()
+
+    # ---------------------------------------------------------------- drawing
+
+    def refresh(self) -> None:
+        """Redraw from ``self.results`` (the throttled timer calls this).
+
+        Only the view on screen is redrawn now; the others are marked stale and redrawn
+        when their tab is shown, so a live run pays for one plot per refresh, not five.
+        """
+        self.refresh_count += 1
+        self._last_draw = time.monotonic()
+        self._stale = {self.accuracy, self.heatmap, self.comparison, self.ensembles, self.frequency, self.table}
+        self._draw_current()
+        self._update_header()
+        has_run = bool(self.results.run_dir) and (Path(self.results.run_dir) / "run.json").exists()
+        for a in (self.export_csv_action, self.copy_config_action, self.rerun_action):
+            a.setEnabled(has_run and self.results.status != "running")
+        self.refreshed.emit()
+
+    def _update_header(self) -> None:
+        r = self.results
+        if not r.run_dir and not r.levels:
+            self.header.setText("No results yet. Start a sweep from the Run panel, or open a previous run.")
+            return
+        cfg = r.meta.get("config", {})
+        status_col = {"completed": "#1b7f3b", "running": "#0b5394", "cancelled": "#9a6700",
+                      "failed": "#b00020", "interrupted": "#9a6700"}.get(r.status, "#444")
+        parts = [f"<b>{Path(r.run_dir).name if r.run_dir else 'run'}</b>",
+                 f"<span style='color:{status_col}'><b>{r.status or 'unknown'}</b></span>"]
+        if cfg.get("mode"):
+            parts.append(f"{cfg['mode']} mode")
+        levels = cfg.get("levels_resolved") or r.planned_levels
+        if levels:
+            done = len({(x['backbone'], x['level']) for x in r.levels})
+            total = len(levels) * max(1, len(r.planned_backbones) or len(r.backbones())) * int(cfg.get("orderings", 1) or 1)
+            parts.append(f"levels {', '.join(map(str, levels))} ({min(done * int(cfg.get('orderings', 1) or 1), total)}/{total} scored)")
+        if r.levels:
+            parts.append(f"{r.levels[0].get('n_images', '?')} images")
+        lines = [" · ".join(parts)]
+        for name in r.backbones():
+            t = r.threshold(name)
+            if t and t.get("peak_level") is not None:
+                trend = {"declining": "falls after it", "plateau": "plateaus after it",
+                         "rising": "still rising at the last level"}.get(t.get("trend", ""), t.get("trend", ""))
+                lines.append(f"{name}: peak top-1 {t['peak_top1'] * 100:.1f}% at {t['peak_level']} "
+                             f"name(s) per class; {trend}")
+        self.header.setText("<br>".join(lines))
+
+    def _draw_current(self) -> None:
+        view = self.tabs.currentWidget()
+        if view in self._stale:
+            self._stale.discard(view)
+            view.set_results(self.results)
+        elif view is self.confusion and self._pending_predictions is not None:
+            df, classes = self._pending_predictions
+            self._pending_predictions = None
+            self.confusion.set_predictions(df, classes)
+
+    def _tab_changed(self, _i: int) -> None:
+        self._draw_current()
+        if self.tabs.currentWidget() is self.confusion and self._predictions_levels != len(self.results.levels):
+            self.load_predictions()
+
+    # ---------------------------------------------------------------- predictions (background)
+
+    def load_predictions(self) -> None:
+        path = self.results.predictions_path
+        if path is None:
+            return
+        n_levels = len(self.results.levels)
+        classes = self.results.classes()
+
+        def done(df: pd.DataFrame) -> None:
+            if self.results.predictions_path != path:
+                return
+            self._predictions_levels = n_levels
+            self._pending_predictions = (df, classes or sorted(set(df["true_class"].astype(str))))
+            self.predictions = df
+            self._draw_current()
+            self.predictions_loaded.emit()
+
+        run_task(lambda: read_predictions(path), done,
+                 lambda e, _tb: self.status_message.emit(f"cannot read {path}: {e}"), context=self)
+
+    # ---------------------------------------------------------------- opening runs
+
+    def open_run_dialog(self) -> None:
+        start = settings.get_str("last/run_dir", str(settings.runs_dir()))
+        d = QFileDialog.getExistingDirectory(self, "Open run directory", start)
+        if d:
+            self.open_run(d)
+
+    def open_run(self, path: str | Path, on_loaded=None) -> None:
+        """Read a run directory in the background and show it."""
+        from core.runs import load_run
+
+        if self.results.status == "running":
+            show_error(self, "A sweep is running", "Open a previous run once the current sweep has finished "
+                       "(or cancel it): its results are being drawn here.")
+            return
+
+        def done(run: Any) -> None:
+            settings.set_value("last/run_dir", str(Path(run.dir).parent))
+            self.results = ResultsData.from_run(run)
+            self._reset_predictions()
+            self.refresh()
+            self.load_predictions()
+            self.status_message.emit(f"Opened run {run.dir} ({run.status})")
+            if on_loaded is not None:
+                on_loaded(run)
+
+        def failed(e: Exception, tb: str) -> None:
+            from core.errors import InputError
+
+            show_error(self, "Cannot open the run", str(e), "" if isinstance(e, InputError) else tb)
+
+        run_task(lambda: load_run(path), done, failed, context=self)
+
+    # ---------------------------------------------------------------- export
+
+    def export_csv_dialog(self) -> None:
+        if not self.results.run_dir:
+            return
+        d = QFileDialog.getExistingDirectory(self, "Export the run's files to", settings.get_str("last/export_dir", str(Path.home())))
+        if d:
+            settings.set_value("last/export_dir", d)
+            self.export_csvs(Path(d) / Path(self.results.run_dir).name)
+
+    def export_csvs(self, dest: str | Path) -> list[Path]:
+        """Copy the run directory's files (byte for byte) into ``dest``."""
+        src = Path(self.results.run_dir or "")
+        dest = Path(dest)
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            out = []
+            for f in sorted(src.iterdir()):
+                if f.is_file() and f.suffix in EXPORT_SUFFIXES and not f.name.endswith(".tmp"):
+                    out.append(Path(shutil.copy2(f, dest / f.name)))
+        except OSError as e:
+            show_error(self, "Export failed", f"{dest}: {e.strerror or e}")
+            return []
+        self.status_message.emit(f"Exported {len(out)} files to {dest}")
+        return out
+
+    def current_plot_view(self):
+        w = self.tabs.currentWidget()
+        return getattr(w, "view", None)
+
+    def export_plot_dialog(self) -> None:
+        view = self.current_plot_view()
+        if view is None:
+            self.status_message.emit("The table has no plot to export; use Export CSVs")
+            return
+        name = self.tabs.tabText(self.tabs.currentIndex()).lower().replace(" ", "-")
+        start = Path(settings.get_str("last/export_dir", str(Path.home()))) / f"{name}.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(start), "PNG image (*.png);;SVG vector (*.svg)")
+        if path:
+            settings.set_value("last/export_dir", str(Path(path).parent))
+            self.export_plot(path)
+
+    def export_plot(self, path: str | Path, view=None) -> Optional[Path]:
+        view = view or self.current_plot_view()
+        if view is None:
+            return None
+        try:
+            out = export_graphics(view, path)
+        except OSError as e:
+            show_error(self, "Export failed", str(e))
+            return None
+        self.status_message.emit(f"Plot saved to {out}")
+        return out
+
+    def config_json(self) -> str:
+        return json.dumps(self.results.meta.get("config", {}), indent=2, default=str)
+
+    def copy_config(self) -> None:
+        QGuiApplication.clipboard().setText(self.config_json())
+        self.status_message.emit("Run configuration copied to the clipboard")
+
+    def request_rerun(self) -> None:
+        if self.results.meta.get("config"):
+            self.rerun_requested.emit(self.results.meta)
+
+
+def preview() -> QWidget:
+    from .plots import sample_results
+
+    w = ResultsPanel()
+    w.results = sample_results()
+    w.results.run_dir = "/tmp/example-run"
+    w.results.status = "completed"
+    w.refresh()
+    w.resize(1000, 650)
+    w.setWindowTitle("semscale — results preview")
+    return w
+
+
+if __name__ == "__main__":
+    from .preview import run_preview
+
+    run_preview(preview)

@@ -1,0 +1,395 @@
+"""Run panel: backbones and sweep settings, Start/Cancel, and live progress.
+
+It only gathers settings (``build_config``) and shows progress events; the main window
+starts the sweep on the worker thread.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+    QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+)
+
+from . import settings
+from .backbone_picker import BackbonePicker
+from .icons import icon
+
+STAGES = {
+    "load-model": "loading model",
+    "hash": "hashing images",
+    "encode-images": "encoding images",
+    "encode-text": "encoding prompts",
+    "score": "scoring levels",
+    "ensembles": "comparing backbones and ensembles",
+}
+UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s"}
+SPEC_FIELDS = ("model", "pretrained", "checkpoint", "label")
+
+
+def format_eta(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
+
+
+class RunPanel(QWidget):
+    """Settings of a sweep and its progress."""
+
+    start_requested = Signal()
+    cancel_requested = Signal()
+    levels_text_changed = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self._running = False
+        self._backbones_total = 0
+        self._backbones_seen: list[str] = []
+        self._build()
+        self._restore()
+
+    # ---------------------------------------------------------------- layout
+
+    def _build(self) -> None:
+        self.backbones = BackbonePicker()
+        bbox = QGroupBox("Backbones")
+        bl = QVBoxLayout(bbox)
+        bl.addWidget(self.backbones)
+
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu"])
+        self.device.setToolTip("auto = the first GPU if there is one, else the CPU")
+        self.precision = QComboBox()
+        self.precision.addItems(["fp32", "fp16", "bf16"])
+        self.precision.setToolTip("fp16/bf16 halve GPU memory; on a CPU fp16 runs as bf16")
+        self.batch_size = QSpinBox()
+        self.batch_size.setRange(1, 4096)
+        self.batch_size.setValue(64)
+        self.batch_size.setToolTip("Images per encoder batch; halved automatically on out-of-memory")
+        self.workers = QSpinBox()
+        self.workers.setRange(-1, 32)
+        self.workers.setSpecialValueText("auto")
+        self.workers.setValue(-1)
+        self.workers.setToolTip("Processes decoding images (auto: none for small sets)")
+        self.levels = QLineEdit()
+        self.levels.setPlaceholderText("auto: 1, 2, 4, … up to the longest list")
+        self.levels.setToolTip("Names per class at each level, e.g. 1,2,4,8 (empty = auto)")
+        self.levels.textChanged.connect(lambda t: self.levels_text_changed.emit(t.strip() or "auto"))
+        self.mode = QComboBox()
+        self.mode.addItem("flat — every name is a category", "flat")
+        self.mode.addItem("pooled — mean of a class's names", "pooled")
+        self.orderings = QSpinBox()
+        self.orderings.setRange(1, 100)
+        self.orderings.setToolTip("Random orderings of each class's synonyms (canonical name stays first)")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.use_cache = QCheckBox("reuse cached embeddings")
+        self.use_cache.setChecked(True)
+        self.out_dir = QLineEdit()
+        self.out_dir.setToolTip("Each run gets its own sub-folder here")
+        browse = QToolButton()
+        browse.setIcon(icon("open"))
+        browse.setToolTip("Choose the folder that collects runs")
+        browse.clicked.connect(self._browse_out)
+        out_row = QHBoxLayout()
+        out_row.setContentsMargins(0, 0, 0, 0)
+        out_row.addWidget(self.out_dir, 1)
+        out_row.addWidget(browse)
+        order_row = QHBoxLayout()
+        order_row.setContentsMargins(0, 0, 0, 0)
+        order_row.addWidget(self.orderings)
+        order_row.addWidget(QLabel("seed"))
+        order_row.addWidget(self.seed)
+        dev_row = QHBoxLayout()
+        dev_row.setContentsMargins(0, 0, 0, 0)
+        dev_row.addWidget(self.device, 1)
+        dev_row.addWidget(self.precision)
+        batch_row = QHBoxLayout()
+        batch_row.setContentsMargins(0, 0, 0, 0)
+        batch_row.addWidget(self.batch_size)
+        batch_row.addWidget(QLabel("decode workers"))
+        batch_row.addWidget(self.workers)
+
+        sbox = QGroupBox("Sweep")
+        form = QFormLayout(sbox)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Device:", dev_row)
+        form.addRow("Batch size:", batch_row)
+        form.addRow("Levels:", self.levels)
+        form.addRow("Mode:", self.mode)
+        form.addRow("Orderings:", order_row)
+        form.addRow("", self.use_cache)
+        form.addRow("Runs folder:", out_row)
+
+        self.frequency = QLineEdit()
+        self.frequency.setPlaceholderText("optional class,frequency CSV")
+        self.frequency.setToolTip("Relate per-class accuracy to how often each class occurs in training data")
+        freq_btn = QToolButton()
+        freq_btn.setIcon(icon("open"))
+        freq_btn.clicked.connect(self._browse_frequency)
+        freq_row = QHBoxLayout()
+        freq_row.setContentsMargins(0, 0, 0, 0)
+        freq_row.addWidget(self.frequency, 1)
+        freq_row.addWidget(freq_btn)
+        self.external = QLineEdit()
+        self.external.setPlaceholderText("optional image,predicted_class CSVs (NAME=FILE; …)")
+        self.external.setToolTip("Another system's answers (e.g. a VLM) scored as a pseudo-backbone; "
+                                 "separate several with ';'")
+        ext_btn = QToolButton()
+        ext_btn.setIcon(icon("open"))
+        ext_btn.clicked.connect(self._browse_external)
+        ext_row = QHBoxLayout()
+        ext_row.setContentsMargins(0, 0, 0, 0)
+        ext_row.addWidget(self.external, 1)
+        ext_row.addWidget(ext_btn)
+        self.ensembles = QCheckBox("k-shot ensembles, k =")
+        self.ensembles.setChecked(True)
+        self.ensembles.setToolTip("With several backbones: fit adaptive ensembles on k labelled images per class")
+        self.shots = QLineEdit("1,2,4")
+        self.shots.setMaximumWidth(90)
+        self.ensembles.toggled.connect(self.shots.setEnabled)
+        ens_row = QHBoxLayout()
+        ens_row.setContentsMargins(0, 0, 0, 0)
+        ens_row.addWidget(self.ensembles)
+        ens_row.addWidget(self.shots)
+        ens_row.addStretch(1)
+        abox = QGroupBox("Analysis")
+        aform = QFormLayout(abox)
+        aform.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        aform.addRow("Frequency:", freq_row)
+        aform.addRow("Predictions:", ext_row)
+        aform.addRow("Synergy:", ens_row)
+        self.analysis_box = abox
+
+        self.start_btn = QPushButton(icon("run"), "Start sweep")
+        self.start_btn.setToolTip("Start the sweep (Ctrl+R)")
+        self.cancel_btn = QPushButton(icon("stop"), "Cancel")
+        self.cancel_btn.setToolTip("Stop after the current batch; finished levels are kept (Esc)")
+        self.cancel_btn.setEnabled(False)
+        for b in (self.start_btn, self.cancel_btn):
+            b.setMinimumHeight(34)
+        self.start_btn.setStyleSheet("QPushButton:enabled { font-weight: bold; }")
+        self.start_btn.clicked.connect(self.start_requested)
+        self.cancel_btn.clicked.connect(self.cancel_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_btn, 2)
+        buttons.addWidget(self.cancel_btn, 1)
+
+        self.stage = QLabel("Ready")
+        self.stage.setWordWrap(True)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setTextVisible(True)
+        self.rate = QLabel(" ")
+        self.rate.setStyleSheet("color: #555;")
+        pbox = QGroupBox("Progress")
+        pl = QVBoxLayout(pbox)
+        pl.addWidget(self.stage)
+        pl.addWidget(self.bar)
+        pl.addWidget(self.rate)
+
+        lay = QVBoxLayout(self)
+        lay.addWidget(bbox, 1)
+        lay.addWidget(sbox)
+        lay.addWidget(abox)
+        lay.addLayout(buttons)
+        lay.addWidget(pbox)
+        self.setMinimumWidth(340)
+
+    # ---------------------------------------------------------------- settings
+
+    def _restore(self) -> None:
+        self.out_dir.setText(settings.get_str("run/out_dir", str(settings.runs_dir())))
+        dev = settings.get_str("run/device", "auto")
+        if self.device.findText(dev) < 0:
+            self.device.addItem(dev)
+        self.device.setCurrentText(dev)
+        self.precision.setCurrentText(settings.get_str("run/precision", "fp32"))
+        try:
+            self.batch_size.setValue(int(settings.get_str("run/batch_size", "64")))
+        except ValueError:
+            pass
+
+    def remember(self) -> None:
+        settings.set_value("run/out_dir", self.out_dir.text())
+        settings.set_value("run/device", self.device.currentText())
+        settings.set_value("run/precision", self.precision.currentText())
+        settings.set_value("run/batch_size", str(self.batch_size.value()))
+
+    def set_devices(self, devices: list[str]) -> None:
+        cur = self.device.currentText()
+        self.device.clear()
+        self.device.addItems(devices)
+        self.device.setCurrentText(cur if cur in devices else "auto")
+
+    def _browse_out(self) -> None:
+        d = QFileDialog.getExistingDirectory(self, "Folder for runs", self.out_dir.text() or str(Path.home()))
+        if d:
+            self.out_dir.setText(d)
+
+    def _browse_frequency(self) -> None:
+        p, _ = QFileDialog.getOpenFileName(self, "Class frequency CSV", self.frequency.text() or str(Path.home()),
+                                           "CSV (*.csv);;All files (*)")
+        if p:
+            self.frequency.setText(p)
+
+    def _browse_external(self) -> None:
+        p, _ = QFileDialog.getOpenFileName(self, "External predictions CSV", str(Path.home()), "CSV (*.csv)")
+        if p:
+            items = [x for x in self.external.text().split(";") if x.strip()] + [p]
+            self.external.setText("; ".join(items))
+
+    def suggest_frequency(self, path: Optional[Path]) -> None:
+        """Fill in a class_frequency.csv shipped with the dataset unless the user chose one."""
+        cur = self.frequency.text().strip()
+        if path is not None and (not cur or self.frequency.property("auto")):
+            self.frequency.setText(str(path))
+            self.frequency.setProperty("auto", True)
+        elif path is None and self.frequency.property("auto"):
+            self.frequency.clear()
+
+    def levels_text(self) -> str:
+        return self.levels.text().strip() or "auto"
+
+    def new_run_dir(self, dataset_name: str) -> Path:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(self.out_dir.text().strip() or settings.runs_dir()).expanduser()
+        out = base / f"{stamp}-{slug(dataset_name)}"
+        n = 2
+        while out.exists():
+            out = base / f"{stamp}-{slug(dataset_name)}-{n}"
+            n += 1
+        return out
+
+    def backbone_specs(self) -> list[Any]:
+        from core.backbones import BackboneSpec
+
+        return [BackboneSpec(**{k: s.get(k) for k in SPEC_FIELDS}, device=self.device.currentText(),
+                             precision=self.precision.currentText()) for s in self.backbones.checked_specs()]
+
+    def build_config(self, dataset: str, labels: str, templates: Any, out: str | Path) -> Any:
+        """The SweepConfig these settings describe (validated by the engine when it runs)."""
+        from core.sweep import SweepConfig
+
+        levels = self.levels.text().strip() or None
+        cfg = SweepConfig(
+            dataset=str(dataset), out=str(out), backbones=self.backbone_specs(), labels=str(labels),
+            templates=templates, levels=levels, mode=self.mode.currentData(), orderings=self.orderings.value(),
+            seed=self.seed.value(), batch_size=self.batch_size.value(),
+            num_workers=None if self.workers.value() < 0 else self.workers.value(),
+            use_cache=self.use_cache.isChecked(),
+        )
+        fields = getattr(SweepConfig, "__dataclass_fields__", {})
+        if "class_frequency" in fields:
+            cfg.class_frequency = self.frequency.text().strip() or None
+        if "external_predictions" in fields:
+            cfg.external_predictions = [x.strip() for x in self.external.text().split(";") if x.strip()]
+        if "ensemble_shots" in fields:
+            cfg.ensemble_shots = self.shot_list() if self.ensembles.isChecked() else []
+        return cfg
+
+    def shot_list(self) -> list[int]:
+        from core.errors import InputError
+
+        try:
+            shots = [int(x) for x in self.shots.text().replace(" ", "").split(",") if x]
+        except ValueError:
+            raise InputError(f"k-shot values must be comma-separated integers, got '{self.shots.text()}'",
+                             field="ensemble-shots") from None
+        return shots
+
+    def apply_config(self, cfg: dict) -> None:
+        """Show a run.json config (for re-running it)."""
+        lv = cfg.get("levels")
+        self.levels.setText(",".join(map(str, lv)) if isinstance(lv, (list, tuple)) else (lv or ""))
+        i = self.mode.findData(cfg.get("mode", "flat"))
+        self.mode.setCurrentIndex(max(0, i))
+        self.orderings.setValue(int(cfg.get("orderings", 1)))
+        self.seed.setValue(int(cfg.get("seed", 0)))
+        self.batch_size.setValue(int(cfg.get("batch_size", 64)))
+        nw = cfg.get("num_workers")
+        self.workers.setValue(-1 if nw is None else int(nw))
+        self.use_cache.setChecked(bool(cfg.get("use_cache", True)))
+        self.frequency.setText(cfg.get("class_frequency") or "")
+        self.frequency.setProperty("auto", False)
+        self.external.setText("; ".join(cfg.get("external_predictions") or []))
+        if "ensemble_shots" in cfg:
+            self.ensembles.setChecked(bool(cfg["ensemble_shots"]))
+            if cfg["ensemble_shots"]:
+                self.shots.setText(",".join(map(str, cfg["ensemble_shots"])))
+        specs = cfg.get("backbones", [])
+        if specs:
+            self.device.setCurrentText(specs[0].get("device", "auto"))
+            self.precision.setCurrentText(specs[0].get("precision", "fp32"))
+            self.backbones.set_checked([{k: s.get(k) for k in SPEC_FIELDS} for s in specs])
+
+    # ---------------------------------------------------------------- running
+
+    def set_running(self, running: bool, n_backbones: int = 0) -> None:
+        self._running = running
+        self.start_btn.setEnabled(not running)
+        self.cancel_btn.setEnabled(running)
+        for w in (self.backbones, self.device, self.precision, self.batch_size, self.workers, self.levels,
+                  self.mode, self.orderings, self.seed, self.use_cache, self.out_dir, self.analysis_box):
+            w.setEnabled(not running)
+        if running:
+            self._backbones_total = n_backbones
+            self._backbones_seen = []
+            self.bar.setRange(0, 0)  # busy until the first progress event
+            self.stage.setText("Starting …")
+            self.rate.setText(" ")
+
+    def on_progress(self, ev: Any) -> None:
+        if ev.backbone and ev.backbone not in self._backbones_seen:
+            self._backbones_seen.append(ev.backbone)
+        which = ""
+        if self._backbones_total > 1 and ev.backbone in self._backbones_seen:
+            which = f" (backbone {self._backbones_seen.index(ev.backbone) + 1} of {self._backbones_total})"
+        self.stage.setText(f"<b>{ev.backbone}</b>{which}: {STAGES.get(ev.stage, ev.stage)}")
+        total = max(ev.total, 1)
+        self.bar.setRange(0, total)
+        self.bar.setValue(min(ev.done, total))
+        self.bar.setFormat(f"%v / %m" if ev.stage != "load-model" else "%p%")
+        if ev.rate and ev.done < ev.total:
+            eta = (ev.total - ev.done) / ev.rate
+            self.rate.setText(f"{ev.rate:,.1f} {UNITS.get(ev.stage, '/s')} · ETA {format_eta(eta)}")
+        elif ev.rate:
+            self.rate.setText(f"{ev.rate:,.1f} {UNITS.get(ev.stage, '/s')}")
+        else:
+            self.rate.setText(ev.message or " ")
+
+    def on_finished(self, status: str, run_dir: str) -> None:
+        self.set_running(False)
+        self.bar.setRange(0, 1)
+        self.bar.setValue(1 if status == "completed" else 0)
+        self.bar.setFormat("%p%")
+        text = {"completed": "Finished", "cancelled": "Cancelled — finished levels are kept",
+                "failed": "Failed — see the message"}.get(status, status)
+        self.stage.setText(f"<b>{text}</b>")
+        self.rate.setText(run_dir or " ")
+
+
+def preview() -> QWidget:
+    w = RunPanel()
+    w.backbones.set_engine_info({"demo-vit": {}, "demo-resnet": {}}, [])
+    w.resize(380, 720)
+    w.setWindowTitle("semscale — run panel preview")
+    return w
+
+
+if __name__ == "__main__":
+    from .preview import run_preview
+
+    run_preview(preview)

@@ -1,0 +1,171 @@
+"""``--self-test`` and ``--screenshot``: drive the real window off-screen.
+
+Both use the demo dataset and demo backbone when they are installed; otherwise a tiny
+generated dataset and a random-initialised tiny open_clip model saved as a checkpoint,
+so the whole path (dataset → labels file → worker thread → engine → live plots) is
+exercised on any machine. Settings, data and caches go to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication, QWidget
+
+
+def wait_until(pred: Callable[[], bool], timeout_s: float, step_ms: int = 20) -> bool:
+    """Turn the event loop until ``pred()`` holds or the time is up."""
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        if time.monotonic() > deadline:
+            return False
+        loop = QEventLoop()
+        QTimer.singleShot(step_ms, loop.quit)
+        loop.exec()
+    return True
+
+
+def _isolate(tmp: Path) -> None:
+    os.environ["SEMSCALE_GUI_SETTINGS"] = str(tmp / "settings.ini")
+    os.environ["SEMSCALE_DATA_DIR"] = str(tmp / "data")
+    os.environ.setdefault("SEMSCALE_CACHE_DIR", str(tmp / "cache"))
+
+
+class Scenario:
+    """A window with a dataset, its names and one or more backbones ready to run."""
+
+    def __init__(self, tmp: Path, n_per_class: int, n_backbones: int, timeout_s: float) -> None:
+        from .demo_setup import demo_models, ensure_demo_dataset, make_tiny_backbone, write_tiny_dataset
+        from .main_window import MainWindow
+
+        self.timeout_s = timeout_s
+        images = ensure_demo_dataset(tmp, n_per_class=n_per_class)
+        self.kind = "demo dataset"
+        if images is None:
+            images, _ = write_tiny_dataset(tmp / "tiny")
+            self.kind = "generated dataset"
+        demos = demo_models()
+        if demos:
+            self.specs = [{"model": name, "pretrained": None, "checkpoint": None, "demo": True}
+                          for name in list(demos)[:n_backbones]]
+            self.model_kind = "demo backbone"
+        else:
+            self.specs = [make_tiny_backbone(tmp / "model", seed=i) for i in range(n_backbones)]
+            self.model_kind = "tiny random-initialised model"
+        self.window = MainWindow(load_demo=False, restore_state=False)
+        self.window.resize(1500, 950)
+        self.window.show()
+        w = self.window
+        w.browser.open_path(images)
+        if not wait_until(lambda: w.browser.dataset is not None and not w.browser.loading, timeout_s):
+            raise RuntimeError("the dataset did not open")
+        wait_until(lambda: bool(w.doc.classes), 5)
+        w.run_panel.backbones.set_checked(self.specs)
+        w.run_panel.workers.setValue(0)
+        w.editor.templates.set_value("plain")
+        self.status: Optional[str] = None
+        self.run_dir = ""
+        w.controller.finished.connect(self._finished)
+
+    def _finished(self, status: str, run_dir: str, _summary: object) -> None:
+        self.status, self.run_dir = status, run_dir
+
+    def run(self) -> bool:
+        w = self.window
+        if not w.start_sweep():
+            return False
+        return wait_until(lambda: self.status is not None, self.timeout_s)
+
+
+def self_test(timeout_s: float = 600.0) -> int:
+    t0 = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="semscale-selftest-"))
+    _isolate(tmp)
+    try:
+        sc = Scenario(tmp, n_per_class=4, n_backbones=1, timeout_s=timeout_s)
+        if not sc.run():
+            print(f"self-test FAILED: the sweep did not finish within {timeout_s:.0f} s")
+            return 1
+        w = sc.window
+        import json
+
+        meta = json.loads((Path(sc.run_dir) / "run.json").read_text(encoding="utf-8"))
+        levels = [int(x) for x in meta["config"]["levels_resolved"]]
+        w.results.tabs.setCurrentWidget(w.results.accuracy)
+        wait_until(lambda: w.results.accuracy.plotted_levels(), 5)
+        names = w.results.results.backbones()
+        plotted = w.results.accuracy.plotted_levels(names[0]) if names else []
+        w.results.tabs.setCurrentWidget(w.results.heatmap)  # hidden views redraw when shown
+        heat_levels = w.results.heatmap._levels
+        ok = sc.status == "completed" and plotted == levels and heat_levels == levels
+        line = (f"{len(plotted)}/{len(levels)} levels plotted live for {names[0] if names else '?'} "
+                f"({sc.model_kind}, {sc.kind}), status {sc.status}, {time.monotonic() - t0:.1f} s")
+        print(("self-test passed: " if ok else "self-test FAILED: ") + line)
+        w.close()
+        return 0 if ok else 1
+    except Exception as e:
+        print(f"self-test FAILED: {type(e).__name__}: {e}")
+        return 1
+
+
+def _grab(widget: QWidget, path: Path) -> Path:
+    QApplication.processEvents()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not widget.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def screenshots(file: Optional[str], panels_dir: Optional[str], timeout_s: float = 600.0) -> int:
+    """Run a demo sweep and save the main window (and each panel) as PNG."""
+    tmp = Path(tempfile.mkdtemp(prefix="semscale-screens-"))
+    _isolate(tmp)
+    try:
+        sc = Scenario(tmp, n_per_class=30, n_backbones=2, timeout_s=timeout_s)
+        w = sc.window
+        if not sc.run() or sc.status != "completed":
+            print(f"screenshot FAILED: the sweep ended as {sc.status}")
+            return 1
+        res = w.results
+        wait_until(lambda: not res.predictions.empty, 60)
+        w.browser.select_class(w.browser.dataset.classes[1])
+        wait_until(lambda: w.browser.thumbs.n_pending == 0 and w.browser.thumbs.n_loaded() > 0, 30)
+        wait_until(lambda: w.browser.image_check_done, 60)
+        w.log_dock.raise_()
+        saved = []
+        w.tabs.setCurrentWidget(res)
+        res.tabs.setCurrentWidget(res.accuracy)
+        wait_until(lambda: False, 0.5)
+        if file:
+            saved.append(_grab(w, Path(file)))
+        if panels_dir:
+            d = Path(panels_dir)
+            for tab, name in ((w.browser, "dataset-browser"), (w.editor, "synonym-editor")):
+                w.tabs.setCurrentWidget(tab)
+                wait_until(lambda: False, 0.4)
+                saved.append(_grab(tab, d / f"{name}.png"))
+            w.tabs.setCurrentWidget(res)
+            for view, name in ((res.accuracy, "results-accuracy"), (res.heatmap, "results-per-class-recall"),
+                               (res.confusion, "results-confusion"), (res.comparison, "results-backbones"),
+                               (res.ensembles, "results-synergy"), (res.frequency, "results-frequency"),
+                               (res.table, "results-table")):
+                res.tabs.setCurrentWidget(view)
+                wait_until(lambda: False, 0.4)
+                saved.append(_grab(res, d / f"{name}.png"))
+            saved.append(_grab(w.run_panel, d / "run-panel.png"))
+            saved.append(_grab(w.log, d / "log.png"))
+        for p in saved:
+            print(p)
+        w.close()
+        return 0
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        print(f"screenshot FAILED: {type(e).__name__}: {e}")
+        return 1

@@ -1,0 +1,545 @@
+"""Synonym editor: classes (rows) × ranked names (columns), so level k is simply the first
+k columns.
+
+Edit a cell to rename, type into the first empty cell of a row to add, Delete to remove,
+Ctrl+Shift+←/→ (or drag a name within its row) to change its rank; every edit is undoable.
+Names used by two classes are tinted red with a tooltip, classes without names or without
+images get a warning icon; the list under the table explains each warning. The right
+side holds the prompt templates and a preview of what each level contains.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView, QFileDialog, QHeaderView, QInputDialog, QLabel, QListWidget, QListWidgetItem,
+    QPlainTextEdit, QSplitter, QTableView, QTableWidget, QTableWidgetItem, QToolBar, QVBoxLayout, QWidget,
+    QGroupBox, QMenu, QToolButton,
+)
+
+from . import settings
+from .dialogs import show_error
+from .icons import icon
+from .labels_document import LabelsDocument
+from .template_editor import TemplateEditor
+
+DUP_BRUSH = QBrush(QColor("#f8d0cc"))
+LEVEL_BRUSH = QBrush(QColor("#e4eef8"))
+MIME = "application/x-semscale-name"
+
+
+class SynonymTableModel(QAbstractTableModel):
+    """Rows = classes, columns = ranks (+1 empty column to type a new name into)."""
+
+    def __init__(self, doc: LabelsDocument, parent=None) -> None:
+        super().__init__(parent)
+        self.doc = doc
+        self.highlight_level = 0
+        self._dups: dict[str, list[str]] = {}
+        self._classes: list[str] = []
+        doc.changed.connect(self._reset)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.beginResetModel()
+        self._classes = self.doc.classes
+        self._dups = self.doc.duplicates()
+        self.endResetModel()
+
+    def set_highlight_level(self, level: int) -> None:
+        self.highlight_level = level
+        if self.rowCount() and self.columnCount():
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, self.columnCount() - 1),
+                                  [Qt.ItemDataRole.BackgroundRole])
+
+    def class_at(self, row: int) -> str:
+        return self._classes[row]
+
+    def row_of(self, cls: str) -> int:
+        return self._classes.index(cls) if cls in self._classes else -1
+
+    # ---------------------------------------------------------------- Qt API
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._classes)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else self.doc.max_names + 1
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        cls = self._classes[index.row()]
+        names = self.doc.names(cls)
+        col = index.column()
+        name = names[col] if col < len(names) else None
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            return name or ""
+        if role == Qt.ItemDataRole.BackgroundRole:
+            if name is not None and name.casefold() in self._dups:
+                return DUP_BRUSH
+            if name is not None and col < self.highlight_level:
+                return LEVEL_BRUSH
+            return None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if name is None:
+                return "type here to add a name" if col == len(names) else None
+            others = [o for o in self._dups.get(name.casefold(), []) if o != cls]
+            if others:
+                return f"'{name}' also appears under " + ", ".join(f"'{o}'" for o in others) + \
+                    ": an image of either class predicted as this name counts for the first class listed"
+            return f"rank {col + 1} of {cls}" + (" (canonical name)" if col == 0 else "")
+        if role == Qt.ItemDataRole.ForegroundRole and name is None:
+            return QBrush(QColor("#999999"))
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal:
+            if role == Qt.ItemDataRole.DisplayRole:
+                if section == self.doc.max_names:
+                    return "+ add"
+                return "1 · canonical" if section == 0 else str(section + 1)
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return f"names of rank {section + 1}: level k uses ranks 1…k"
+            return None
+        if section >= len(self._classes):
+            return None
+        cls = self._classes[section]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cls
+        if role == Qt.ItemDataRole.DecorationRole:
+            bad = not self.doc.names(cls) or (self.doc.data_classes and cls not in self.doc.data_classes)
+            return icon("warning") if bad else None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if not self.doc.names(cls):
+                return "no names: the class name will be used"
+            if self.doc.data_classes and cls not in self.doc.data_classes:
+                return "no images of this class in the dataset"
+            return f"{len(self.doc.names(cls))} names"
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.ItemIsDropEnabled
+        n = len(self.doc.names(self._classes[index.row()]))
+        f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDropEnabled
+        if index.column() <= n:
+            f |= Qt.ItemFlag.ItemIsEditable
+        if index.column() < n:
+            f |= Qt.ItemFlag.ItemIsDragEnabled
+        return f
+
+    def setData(self, index: QModelIndex | QPersistentModelIndex, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if role != Qt.ItemDataRole.EditRole or not index.isValid():
+            return False
+        cls = self._classes[index.row()]
+        n = len(self.doc.names(cls))
+        text = str(value).strip()
+        if index.column() < n:
+            self.doc.rename(cls, index.column(), text)
+        elif text:
+            self.doc.insert_name(cls, n, text)
+        return True
+
+    # ---------------------------------------------------------------- drag a name within its row
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def mimeTypes(self) -> list[str]:
+        return [MIME]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        md = QMimeData()
+        if indexes:
+            ix = indexes[0]
+            md.setData(MIME, f"{ix.row()},{ix.column()}".encode())
+        return md
+
+    def canDropMimeData(self, data: QMimeData, action, row: int, column: int, parent) -> bool:
+        if not data.hasFormat(MIME) or not parent.isValid():
+            return False
+        src_row, _ = (int(x) for x in bytes(data.data(MIME)).decode().split(","))
+        return src_row == parent.row()
+
+    def dropMimeData(self, data: QMimeData, action, row: int, column: int, parent) -> bool:
+        if not self.canDropMimeData(data, action, row, column, parent):
+            return False
+        src_row, src_col = (int(x) for x in bytes(data.data(MIME)).decode().split(","))
+        cls = self._classes[src_row]
+        dest = min(parent.column(), len(self.doc.names(cls)) - 1)
+        self.doc.move_name(cls, src_col, dest)
+        return False  # the document already moved it; Qt must not remove the source
+
+
+class SynonymEditor(QWidget):
+    """Edit ranked names per class, templates, and preview the levels."""
+
+    labels_changed = Signal()  # after any edit (debounced)
+    status_message = Signal(str)
+
+    def __init__(self, doc: Optional[LabelsDocument] = None, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.doc = doc or LabelsDocument(self)
+        self.levels: list[int] = []
+        self._levels_text = "auto"
+        self.model = SynonymTableModel(self.doc, self)
+        self._build()
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(250)
+        self._debounce.timeout.connect(self.labels_changed)
+        self.doc.changed.connect(self._on_doc_changed)
+        self._on_doc_changed()
+
+    # ---------------------------------------------------------------- layout
+
+    def _build(self) -> None:
+        tb = QToolBar()
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.undo_action = self.doc.undo_stack.createUndoAction(self, "Undo")
+        self.undo_action.setIcon(icon("undo"))
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.doc.undo_stack.createRedoAction(self, "Redo")
+        self.redo_action.setIcon(icon("redo"))
+        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+
+        def act(text: str, ico: str, slot, shortcut=None, tip: str = "") -> QAction:
+            a = QAction(icon(ico), text, self)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+                a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            a.setToolTip(tip or text)
+            a.triggered.connect(slot)
+            self.addAction(a)
+            return a
+
+        self.add_name_action = act("Add name", "add", self.add_name, "Ctrl+Return", "Insert a name after the selected one")
+        self.remove_name_action = act("Remove", "remove", self.remove_selected, QKeySequence.StandardKey.Delete,
+                                      "Remove the selected name")
+        self.rank_up_action = act("Rank up", "left", lambda: self.move_selected(-1), "Ctrl+Shift+Left",
+                                  "Move the selected name one rank earlier")
+        self.rank_down_action = act("Rank down", "right", lambda: self.move_selected(+1), "Ctrl+Shift+Right",
+                                    "Move the selected name one rank later")
+        self.add_class_action = act("Add class…", "add", self.add_class_dialog)
+        self.remove_class_action = act("Remove class", "remove", self.remove_current_class)
+        self.import_action = act("Import…", "import", self.import_dialog, None, "Import a labels CSV or JSON")
+        self.export_action = act("Export…", "export", self.export_dialog, None, "Save the names as CSV or JSON")
+        for a in (self.undo_action, self.redo_action):
+            self.addAction(a)
+            a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        tb.addAction(self.undo_action)
+        tb.addAction(self.redo_action)
+        tb.addSeparator()
+        for a in (self.add_name_action, self.remove_name_action, self.rank_up_action, self.rank_down_action):
+            tb.addAction(a)
+        tb.addSeparator()
+        classes_btn = QToolButton()
+        classes_btn.setText("Classes")
+        classes_btn.setIcon(icon("dataset"))
+        classes_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        classes_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(classes_btn)
+        menu.addAction(self.add_class_action)
+        menu.addAction(self.remove_class_action)
+        classes_btn.setMenu(menu)
+        tb.addWidget(classes_btn)
+        tb.addSeparator()
+        tb.addAction(self.import_action)
+        tb.addAction(self.export_action)
+        for a in (self.undo_action, self.redo_action, self.rank_up_action, self.rank_down_action):
+            btn = tb.widgetForAction(a)
+            if btn is not None:  # icon-only (tooltips name them) so the row fits narrow windows
+                btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.undo_action.setToolTip("Undo (Ctrl+Z)")
+        self.redo_action.setToolTip("Redo (Ctrl+Shift+Z)")
+        self.rank_up_action.setToolTip("Rank up: move the selected name one rank earlier (Ctrl+Shift+Left)")
+        self.rank_down_action.setToolTip("Rank down: move the selected name one rank later (Ctrl+Shift+Right)")
+        self.toolbar = tb
+
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                   | QAbstractItemView.EditTrigger.EditKeyPressed
+                                   | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.table.setDragEnabled(True)
+        self.table.setAcceptDrops(True)
+        self.table.setDropIndicatorShown(True)
+        self.table.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.table.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setDefaultSectionSize(120)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.setAlternatingRowColors(False)
+
+        self.issues = QListWidget()
+        self.issues.setMaximumHeight(130)
+        self.issues.itemActivated.connect(self._goto_issue)
+        self.issues.itemClicked.connect(self._goto_issue)
+        self.issues_title = QLabel("Warnings")
+        self.fix_missing = QLabel('<a href="add">Add the dataset\'s missing classes</a>')
+        self.fix_missing.linkActivated.connect(lambda _: self.doc.add_classes(
+            [c for c in self.doc.data_classes if c not in self.doc.classes]))
+        self.fix_missing.setVisible(False)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(tb)
+        ll.addWidget(self.table, 1)
+        ll.addWidget(self.issues_title)
+        ll.addWidget(self.fix_missing)
+        ll.addWidget(self.issues)
+
+        self.templates = TemplateEditor()
+        tbox = QGroupBox("Prompt templates")
+        tl = QVBoxLayout(tbox)
+        tl.addWidget(self.templates)
+
+        self.level_table = QTableWidget(0, 4)
+        self.level_table.setHorizontalHeaderLabels(["level", "categories", "classes", "< k names"])
+        for c, tip in enumerate(["names per class (k)", "categories in flat mode: one per name",
+                                 "categories in pooled mode: one per class",
+                                 "classes with fewer than k names (they use all they have)"]):
+            self.level_table.horizontalHeaderItem(c).setToolTip(tip)
+        self.level_table.verticalHeader().setVisible(False)
+        self.level_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.level_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.level_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.level_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.level_table.horizontalHeader().setStretchLastSection(True)
+        self.level_table.itemSelectionChanged.connect(self._level_selected)
+        self.level_categories = QPlainTextEdit()
+        self.level_categories.setReadOnly(True)
+        self.level_categories.setPlaceholderText("Select a level to see its categories")
+        lbox = QGroupBox("Levels preview")
+        lv = QVBoxLayout(lbox)
+        self.levels_caption = QLabel()
+        self.levels_caption.setWordWrap(True)
+        lv.addWidget(self.levels_caption)
+        lv.addWidget(self.level_table, 2)
+        lv.addWidget(self.level_categories, 3)
+
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(tbox)
+        right.addWidget(lbox)
+        right.setSizes([220, 480])
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setSizes([820, 380])
+        lay = QVBoxLayout(self)
+        lay.addWidget(split)
+
+    # ---------------------------------------------------------------- public API
+
+    def set_levels_text(self, text: str) -> None:
+        """Levels as typed in the run panel ("auto" or "1,2,4,8")."""
+        self._levels_text = text or "auto"
+        self._update_levels()
+
+    def set_data_classes(self, classes: Sequence[str]) -> None:
+        self.doc.data_classes = list(classes)
+        self._on_doc_changed()
+        self.model._reset()
+
+    def load_file(self, path: str | Path, undoable: bool = False) -> bool:
+        """Load a labels file; an error is shown and the current names are kept."""
+        from core.errors import InputError
+        from core.labels import load_labels
+
+        try:
+            labels = load_labels(path)
+        except InputError as e:
+            show_error(self, "Cannot read the labels file", str(e))
+            return False
+        self.doc.load_labelset(labels, undoable=undoable, text=f"Import {Path(path).name}")
+        for w in labels.warnings:
+            if "duplicate name" in w:
+                self.status_message.emit(w)
+        return True
+
+    def current_cell(self) -> Optional[tuple[str, int]]:
+        ix = self.table.currentIndex()
+        if not ix.isValid():
+            return None
+        return self.model.class_at(ix.row()), ix.column()
+
+    def select_cell(self, cls: str, col: int) -> None:
+        row = self.model.row_of(cls)
+        if row >= 0:
+            ix = self.model.index(row, max(0, min(col, self.model.columnCount() - 1)))
+            self.table.setCurrentIndex(ix)
+            self.table.scrollTo(ix)
+
+    # ---------------------------------------------------------------- actions
+
+    def add_name(self) -> None:
+        cur = self.current_cell()
+        if cur is None:
+            return
+        cls, col = cur
+        n = len(self.doc.names(cls))
+        pos = min(col + 1, n)
+        base, k = "new name", 1
+        existing = {x.casefold() for c in self.doc.classes for x in self.doc.names(c)}
+        name = base
+        while name.casefold() in existing:
+            k += 1
+            name = f"{base} {k}"
+        self.doc.insert_name(cls, pos, name)
+        self.select_cell(cls, pos)
+        self.table.edit(self.table.currentIndex())
+
+    def remove_selected(self) -> None:
+        cur = self.current_cell()
+        if cur is None:
+            return
+        cls, col = cur
+        if col < len(self.doc.names(cls)):
+            self.doc.remove_name(cls, col)
+            self.select_cell(cls, min(col, max(0, len(self.doc.names(cls)) - 1)))
+
+    def move_selected(self, step: int) -> None:
+        cur = self.current_cell()
+        if cur is None:
+            return
+        cls, col = cur
+        n = len(self.doc.names(cls))
+        dest = col + step
+        if col < n and 0 <= dest < n:
+            self.doc.move_name(cls, col, dest)
+            self.select_cell(cls, dest)
+
+    def add_class_dialog(self) -> None:
+        name, ok = QInputDialog.getText(self, "Add class", "Class name (as in the dataset):")
+        if ok and name.strip():
+            self.doc.add_class(name.strip())
+            self.select_cell(name.strip(), 0)
+
+    def remove_current_class(self) -> None:
+        cur = self.current_cell()
+        if cur is not None:
+            self.doc.remove_class(cur[0])
+
+    def import_dialog(self) -> None:
+        start = settings.get_str("last/labels_dir", str(Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self, "Import labels", start, "Labels (*.csv *.json *.txt);;All files (*)")
+        if path:
+            settings.set_value("last/labels_dir", str(Path(path).parent))
+            self.load_file(path, undoable=True)
+
+    def export_dialog(self) -> None:
+        start = settings.get_str("last/labels_dir", str(Path.home()))
+        path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(Path(start) / "labels.csv"),
+                                              "CSV (*.csv);;JSON (*.json)")
+        if path:
+            settings.set_value("last/labels_dir", str(Path(path).parent))
+            self.export_to(path)
+
+    def export_to(self, path: str | Path) -> Optional[Path]:
+        try:
+            out = self.doc.save(path)
+        except OSError as e:
+            show_error(self, "Cannot save the labels", f"{path}: {e.strerror or e}")
+            return None
+        self.status_message.emit(f"Labels saved to {out}")
+        return out
+
+    # ---------------------------------------------------------------- reactions
+
+    def _on_doc_changed(self) -> None:
+        issues = self.doc.issues()
+        self.issues.clear()
+        for it in issues:
+            item = QListWidgetItem(icon("warning"), it.message)
+            item.setData(Qt.ItemDataRole.UserRole, (it.cls, it.index))
+            self.issues.addItem(item)
+        n_dup = sum(1 for i in issues if i.kind == "duplicate")
+        self.issues_title.setText(
+            f"Warnings: {len(issues)}" + (f" ({n_dup} duplicated names)" if n_dup else "") if issues
+            else "Warnings: none — every class has names and no name is shared")
+        self.fix_missing.setVisible(any(i.kind == "not-in-labels" for i in issues))
+        self.table.resizeColumnsToContents()
+        for c in range(self.model.columnCount()):
+            self.table.setColumnWidth(c, max(90, min(220, self.table.columnWidth(c) + 16)))
+        self._update_levels()
+        self._debounce.start()
+
+    def _goto_issue(self, item: QListWidgetItem) -> None:
+        cls, idx = item.data(Qt.ItemDataRole.UserRole)
+        self.select_cell(cls, max(idx, 0))
+
+    def _update_levels(self) -> None:
+        from core.errors import InputError
+        from core.labels import parse_levels
+
+        max_names = max(1, self.doc.max_names)
+        try:
+            self.levels = parse_levels(self._levels_text, max_names)
+            note = ""
+        except InputError as e:
+            self.levels = parse_levels("auto", max_names)
+            note = f" <span style='color:#b00'>({e.message}; showing auto)</span>"
+        infos = self.doc.level_info(self.levels)
+        self.levels_caption.setText(
+            f"{len(self.doc.classes)} classes, up to {self.doc.max_names} names each; levels "
+            f"{', '.join(map(str, self.levels))}{note}")
+        sel = self.level_table.currentRow()
+        self.level_table.blockSignals(True)
+        self.level_table.setRowCount(len(infos))
+        for r, info in enumerate(infos):
+            for c, v in enumerate((info.level, info.n_categories, info.n_classes, info.n_short)):
+                item = QTableWidgetItem()
+                item.setData(Qt.ItemDataRole.DisplayRole, v)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.level_table.setItem(r, c, item)
+        self.level_table.blockSignals(False)
+        if infos:
+            self.level_table.selectRow(sel if 0 <= sel < len(infos) else 0)
+        self._level_selected()
+
+    def _level_selected(self) -> None:
+        row = self.level_table.currentRow()
+        if row < 0 or row >= len(self.levels):
+            self.model.set_highlight_level(0)
+            return
+        k = self.levels[row]
+        self.model.set_highlight_level(k)
+        cats = self.doc.categories(k)
+        lines = [f"{c}: {', '.join(v)}" for c, v in list(cats.items())[:500]]
+        if len(cats) > 500:
+            lines.append(f"… and {len(cats) - 500} more classes")
+        n = sum(len(v) for v in cats.values())
+        self.level_categories.setPlainText(f"Level {k}: {n} categories (highlighted in the table)\n" + "\n".join(lines))
+
+
+def preview() -> QWidget:
+    """The editor with the demo's ranked names (or a small built-in list)."""
+    from core.labels import LabelSet
+
+    try:
+        from core.demo.data import demo_labels
+
+        names = demo_labels()
+    except ImportError:
+        names = {"house": ["house", "cabin", "home"], "ball": ["ball", "sphere", "orb"], "moon": ["moon", "orb"]}
+    w = SynonymEditor()
+    w.doc.load_labelset(LabelSet(names=names))
+    w.resize(1200, 700)
+    w.setWindowTitle("semscale — synonym editor preview")
+    return w
+
+
+if __name__ == "__main__":
+    from .preview import run_preview
+
+    run_preview(preview)

@@ -103,6 +103,8 @@ class FitSettings:
     hidden: int = 32
     weight_decay: float = 1e-3
     seed: int = 0
+    patience: int = 20  # steps over which the loss must improve by min_delta to go on
+    min_delta: float = 1e-4
 
 
 class _Controller(torch.nn.Module):
@@ -170,6 +172,9 @@ class AdaptiveEnsemble:
             loss.backward()
             opt.step()
             self.losses.append(float(loss.detach()))
+            # early stop once the loss no longer moves: most few-shot fits converge in < 100 steps
+            if len(self.losses) > s.patience and self.losses[-s.patience - 1] - self.losses[-1] < s.min_delta:
+                break
         self.model.eval()
         return self
 

@@ -147,14 +147,23 @@ def _int_list(text: str, field: str) -> list[int]:
 def cmd_sweep(args) -> int:
     from .sweep import SweepConfig, run_sweep
 
+    if not args.dataset and not args.embeddings:
+        raise InputError("give --dataset (images) or --embeddings (a store written by 'semscale embed')", field="dataset")
+    if args.embeddings and not (args.model or args.backbones):
+        from .store import store_specs
+
+        specs = store_specs(args.embeddings, device=args.device)  # each store's own backbone, for the text side
+    else:
+        specs = _backbone_specs(args)
     config = SweepConfig(
-        dataset=args.dataset, out=args.out, backbones=_backbone_specs(args), labels=args.labels,
+        dataset=args.dataset or args.embeddings[0], out=args.out, backbones=specs, labels=args.labels,
         templates=args.templates, levels=args.levels, mode=args.mode, orderings=args.orderings, seed=args.seed,
         batch_size=args.batch_size, num_workers=args.workers, cache_dir=args.cache_dir, use_cache=not args.no_cache,
         bootstrap=args.bootstrap, allow_absolute_paths=args.allow_absolute_paths,
         save_predictions=not args.no_predictions,
         ensemble_shots=_int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
+        embeddings=args.embeddings or [],
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -193,6 +202,69 @@ def cmd_sweep(args) -> int:
     return EXIT_OK
 
 
+def cmd_embed(args) -> int:
+    """Encode every image once into an embedding store; finished shards survive a failure or Ctrl-C."""
+    import json
+
+    from .backbones import BackboneSpec
+    from .distributed import EmbedConfig, run_embed
+    from .events import Cancelled
+
+    runtime_env = None
+    if args.runtime_env:
+        try:
+            runtime_env = json.loads(args.runtime_env)
+        except json.JSONDecodeError as err:
+            raise InputError(f"invalid JSON: {err.msg}", field="runtime-env") from None
+    config = EmbedConfig(
+        dataset=args.dataset, out=args.out, engine=args.engine, batch_size=args.batch_size, shard_size=args.shard_size,
+        backbone=BackboneSpec(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
+                              device=args.device, precision=args.precision),
+        num_workers=args.workers, cache_dir=args.cache_dir, use_cache=not args.no_cache, address=args.address,
+        num_gpus_per_worker=args.num_gpus_per_worker, concurrency=args.concurrency, num_cpus=args.num_cpus,
+        runtime_env=runtime_env, allow_absolute_paths=args.allow_absolute_paths,
+    )
+    reporter = TqdmReporter(quiet=args.quiet)
+    cancel = CancelToken()
+
+    def on_sigint(signum, frame):
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        print("\ninterrupt: stopping after the current batch (press Ctrl-C again to stop now)", file=sys.stderr)
+
+    def shards_done() -> str:
+        try:
+            from .store import open_store
+
+            st = open_store(args.out)
+            return f"{len(st.shards)} of {st.manifest['n_shards']} shards are in {args.out}"
+        except Exception:
+            return f"finished shards are kept in {args.out}"
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = run_embed(config, emit=reporter, cancel=cancel)
+    except (Cancelled, KeyboardInterrupt):
+        print(f"interrupted; {shards_done()}; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (InputError, WeightsUnavailable):
+        raise
+    except Exception as err:
+        from .distributed import short_error
+
+        print(f"semscale: error: embedding failed ({short_error(err)}); {shards_done()}; "
+              "run the same command again to resume", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGINT, old)
+    print(f"{result.n_rows} images embedded, {result.n_skipped} skipped; {result.shards_written} shards written now, "
+          f"{result.shards_before} already done ({result.n_shards} in all); "
+          f"{result.images_per_second:.1f} images/s with the {result.engine} engine", file=sys.stderr)
+    print(result.store)
+    return EXIT_OK
+
+
 def cmd_validate(args) -> int:
     from .datasets import load_dataset, validate
     from .labels import load_labels
@@ -222,6 +294,98 @@ def cmd_demo_data(args) -> int:
     return EXIT_OK
 
 
+def cmd_suggest(args) -> int:
+    """Fill a labels file (or a bare class list) up to --per-class names from WordNet / embedding neighbours."""
+    from .backbones import BackboneSpec, load_backbone
+    from .cache import EmbeddingCache
+    from .labels import load_labels, load_templates
+    from . import synonyms as syn
+
+    labels = load_labels(args.labels) if args.labels else syn.load_class_list(args.classes)
+    if args.per_class < 1:
+        raise InputError(f"must be at least 1, got {args.per_class}", field="per-class")
+    sources = []
+    for item in args.source or ["wordnet"]:
+        for s in item.split(","):
+            s = s.strip()
+            if s not in syn.SUGGESTION_SOURCES:
+                raise InputError(f"unknown source '{s}' (choose from {', '.join(syn.SUGGESTION_SOURCES)})",
+                                 field="source")
+            sources.append(s)
+    if args.senses < 0:
+        raise InputError(f"must be 0 (all senses) or more, got {args.senses}", field="senses")
+    if args.max_vocabulary < 1:
+        raise InputError(f"must be at least 1, got {args.max_vocabulary}", field="max-vocabulary")
+    vocabulary = syn.load_vocabulary(args.vocabulary) if args.vocabulary else None
+    reader = None
+    if "wordnet" in sources or ("neighbours" in sources and vocabulary is None):
+        try:
+            reader = syn.open_wordnet(args.wordnet)
+        except InputError as e:
+            if "wordnet" in sources:
+                raise
+            raise InputError(f"the neighbours source needs --vocabulary FILE (one word per line) or WordNet: {e}",
+                             field="vocabulary") from None
+    backbone, templates, cache = None, None, None
+    reporter = TqdmReporter(quiet=args.quiet)
+    if "neighbours" in sources:
+        if not args.model:
+            raise InputError("--source neighbours needs --model (and --pretrained or --checkpoint)", field="model")
+        templates = load_templates(args.templates)
+        backbone = load_backbone(BackboneSpec(model=args.model, pretrained=args.pretrained,
+                                              checkpoint=args.checkpoint, device=args.device,
+                                              precision=args.precision))
+        cache = None if args.no_cache else EmbeddingCache(args.cache_dir)
+    try:
+        report = syn.suggest_for_labels(
+            labels, args.per_class, sources=sources, wordnet_reader=reader, include_related=args.related,
+            max_senses=args.senses or None, backbone=backbone, templates=templates, vocabulary=vocabulary,
+            max_vocabulary=args.max_vocabulary, min_similarity=args.min_similarity, cache=cache,
+            keep_collisions=args.keep_collisions, emit=reporter)
+    finally:
+        if cache is not None:
+            cache.close()
+    out = report.labels
+    try:
+        out.save(args.out)
+    except OSError as e:
+        raise InputError(f"cannot write the labels file ({e.strerror or e})", file=args.out, field="out") from None
+    if Path(args.out).suffix.lower() == ".json" and not args.quiet:
+        print("note: JSON labels files have no source column; write .csv to keep where each name came from",
+              file=sys.stderr)
+    if report.wordnet and not args.quiet:
+        print(report.wordnet, file=sys.stderr)
+    short = 0
+    for c, names in out.names.items():
+        n = len(names)
+        short += n < args.per_class
+        if args.quiet:
+            continue
+        added = out.sources[c][len(names) - report.added.get(c, 0):]
+        kinds: dict[str, int] = {}
+        for src in added:
+            kind = src.split(":")[0].split(";")[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+        line = f"{c}: {n} names"
+        if kinds:
+            line += " (+" + ", ".join(f"{v} {k}" for k, v in kinds.items()) + ")"
+        if report.dropped.get(c):
+            line += f"; {report.dropped[c]} collision(s) dropped"
+        if n < args.per_class:
+            line += f"; only {n} of {args.per_class} found"
+        print(line, file=sys.stderr)
+    notes = out.warnings[len(labels.warnings):]
+    for w in notes[:10] if not args.quiet else []:
+        print(f"[warning] {w}", file=sys.stderr)
+    if len(notes) > 10 and not args.quiet:
+        print(f"[warning] … and {len(notes) - 10} more", file=sys.stderr)
+    print(f"{len(out.names)} classes, {sum(report.added.values())} names added, "
+          f"{sum(report.dropped.values())} collisions dropped, {short} classes below {args.per_class} names"
+          + (f"; vocabulary {report.vocabulary_size} names" if report.vocabulary_size else ""), file=sys.stderr)
+    print(args.out)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -230,7 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sweep", help="run a semantic-scaling sweep and write a run directory")
-    s.add_argument("--dataset", required=True, help="ImageFolder, CSV/Parquet manifest, or CIFAR folder")
+    s.add_argument("--dataset", help="ImageFolder, CSV/Parquet manifest, CIFAR folder or WebDataset .tar shards "
+                                     "(not needed with --embeddings)")
+    s.add_argument("--embeddings", action="append", metavar="STORE",
+                   help="embedding store written by 'semscale embed': score its embeddings instead of images "
+                        "(repeat, one store per backbone; --model optional, default: each store's backbone)")
     s.add_argument("--labels", help="labels file (CSV class,synonym rows or JSON {class: [names]}); default: class names")
     s.add_argument("--model", action="append",
                    help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID or a config .json; repeat for several "
@@ -263,6 +431,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory to write")
     s.set_defaults(func=cmd_sweep)
 
+    e = sub.add_parser("embed", help="encode a dataset's images once into an embedding store (local or Ray); resumable")
+    e.add_argument("--dataset", required=True,
+                   help="ImageFolder, CSV/Parquet manifest, CIFAR folder, or WebDataset shards: a .tar, a folder of "
+                        ".tar files, a brace pattern data-{000..009}.tar, or several joined with '::'")
+    e.add_argument("--model", required=True, help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID or a config .json")
+    ew = e.add_mutually_exclusive_group()
+    ew.add_argument("--pretrained", help="open_clip pretrained tag")
+    ew.add_argument("--checkpoint", help="local checkpoint (state dict) file")
+    e.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this machine (DataLoader + embedding cache); ray: Ray Data on a Ray cluster")
+    e.add_argument("--address", help="Ray cluster address (e.g. auto, ray://head:10001); default: start Ray here")
+    e.add_argument("--num-gpus-per-worker", type=float, default=0.0, help="GPUs per encoder actor (ray engine)")
+    e.add_argument("--concurrency", type=int, default=1, help="encoder actors (ray engine)")
+    e.add_argument("--num-cpus", type=int, default=None, help="CPUs of a Ray instance started here (default: all)")
+    e.add_argument("--runtime-env", help="Ray runtime_env as JSON, e.g. '{\"pip\": [\"semscale[scale]\"]}'")
+    e.add_argument("--batch-size", type=int, default=64, help="images per encoder batch")
+    e.add_argument("--shard-size", type=int, default=None,
+                   help="images per store shard, the unit of restart (default 1000; a resumed store keeps its own)")
+    e.add_argument("--device", default="auto", help="local engine: auto|cpu|cuda|mps (ray workers use cuda when "
+                                                    "given GPUs, else cpu)")
+    e.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    e.add_argument("--workers", type=int, default=None, help="local engine: DataLoader worker processes")
+    ec = e.add_mutually_exclusive_group()
+    ec.add_argument("--cache-dir", help="local engine: embedding cache folder (default: the user cache folder)")
+    ec.add_argument("--no-cache", action="store_true", help="local engine: do not use the embedding cache")
+    e.add_argument("--allow-absolute-paths", action="store_true", help="let manifests use absolute paths")
+    e.add_argument("--quiet", "-q", action="store_true")
+    e.add_argument("--out", required=True, help="store folder to write (or resume)")
+    e.set_defaults(func=cmd_embed)
+
     v = sub.add_parser("validate", help="check a dataset (and labels file) and print a report")
     v.add_argument("--dataset", required=True)
     v.add_argument("--labels")
@@ -279,6 +477,36 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--per-class", type=int, default=30)
     d.set_defaults(func=cmd_demo_data)
+
+    g = sub.add_parser("suggest", help="add ranked synonyms per class (WordNet or embedding neighbours) to a labels file")
+    gi = g.add_mutually_exclusive_group(required=True)
+    gi.add_argument("--labels", help="labels file to extend (CSV class,synonym[,source] or JSON)")
+    gi.add_argument("--classes", help="class list: imagenet|cifar10|cifar100, a text file (one per line), CSV, JSON, "
+                                      "or a dataset folder")
+    g.add_argument("--source", action="append", metavar="wordnet|neighbours",
+                   help="where names come from (repeat or comma-separate to combine, in order; default wordnet)")
+    g.add_argument("--per-class", type=int, required=True, help="names per class to reach (existing names included)")
+    g.add_argument("--wordnet", help="WordNet database folder (default: $SEMSCALE_WORDNET, nltk data, /usr/share/wordnet)")
+    g.add_argument("--related", action="store_true", help="also use hypernyms and hyponyms one step away")
+    g.add_argument("--senses", type=int, default=1, help="WordNet senses per class name to draw synonyms from (0 = all)")
+    g.add_argument("--model", help="backbone for --source neighbours (open_clip name, demo-vit, hf-hub:ID, config .json)")
+    gw = g.add_mutually_exclusive_group()
+    gw.add_argument("--pretrained", help="open_clip pretrained tag")
+    gw.add_argument("--checkpoint", help="local checkpoint (state dict) file")
+    g.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    g.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    g.add_argument("--templates", default="simple", help="preset openai|simple|plain or a file (same as sweep)")
+    g.add_argument("--vocabulary", help="word list for neighbours, one per line (default: WordNet noun lemmas)")
+    g.add_argument("--max-vocabulary", type=int, default=3000, help="vocabulary size limit (text encoding is slow on CPU)")
+    g.add_argument("--min-similarity", type=float, default=None, help="drop neighbours below this cosine similarity")
+    g.add_argument("--keep-collisions", action="store_true",
+                   help="keep names that belong to another class too (flagged in the source column)")
+    gc = g.add_mutually_exclusive_group()
+    gc.add_argument("--cache-dir", help="embedding cache folder (default: the user cache folder)")
+    gc.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    g.add_argument("--quiet", "-q", action="store_true")
+    g.add_argument("--out", required=True, help="labels file to write (CSV keeps the source column)")
+    g.set_defaults(func=cmd_suggest)
     return p
 
 

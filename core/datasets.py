@@ -277,6 +277,11 @@ def load_cifar(path: Path) -> Dataset:
 
 def load_dataset(path: str | Path, allow_absolute: bool = False) -> Dataset:
     """Open a dataset, detecting its format from what is at ``path``."""
+    from .shards import is_shard_source, load_shards
+
+    # WebDataset .tar shards: a .tar file, a folder of them, data-{000..009}.tar, a::b, or a list
+    if is_shard_source(path):
+        return load_shards(path)
     path = Path(path).expanduser()
     if not path.exists():
         raise InputError("dataset not found", file=path)

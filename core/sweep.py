@@ -70,6 +70,9 @@ class SweepConfig:
     ensemble_methods: list[str] = field(default_factory=lambda: ["global", "nlc"])
     class_frequency: Optional[str] = None
     external_predictions: list[str] = field(default_factory=list)
+    # embedding stores (`semscale embed`), one per backbone in order: image embeddings come from them and no
+    # image is opened; with no backbones given, the stores' own backbones are used (for the text side only)
+    embeddings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -203,6 +206,16 @@ def needed_names(labels: LabelSet, levels: Sequence[int], orderings: int, seed: 
 def _prepare(config: SweepConfig):
     if config.mode not in MODES:
         raise InputError(f"unknown mode '{config.mode}' (choose flat or pooled)", field="mode")
+    store_data = None
+    if config.embeddings:  # image embeddings from stores (core.store); the images themselves are never opened
+        from .store import store_specs, stores_dataset
+
+        store_data = stores_dataset(config.embeddings)
+        if not config.backbones:
+            config.backbones = store_specs(config.embeddings)
+        elif len(config.backbones) != len(config.embeddings):
+            raise InputError(f"{len(config.embeddings)} embedding stores but {len(config.backbones)} backbones; give "
+                             "one backbone per store, in the same order (or none)", field="embeddings")
     if not config.backbones:
         raise InputError("no backbone given (use --model)", field="model")
     if config.orderings < 1:
@@ -212,7 +225,7 @@ def _prepare(config: SweepConfig):
     names = [b.display for b in config.backbones]
     if len(set(names)) != len(names):
         raise InputError("two backbones have the same name; give them labels", field="model")
-    dataset = load_dataset(config.dataset, allow_absolute=config.allow_absolute_paths)
+    dataset = store_data if store_data is not None else load_dataset(config.dataset, allow_absolute=config.allow_absolute_paths)
     labels = load_labels(config.labels) if config.labels else labels_from_classes(dataset.classes)
     templates = load_templates(config.templates)
     levels = parse_levels(config.levels, labels.max_names)
@@ -287,15 +300,19 @@ def slug(name: str) -> str:
 def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel,
                     summary, all_levels, all_per_class, keep_scores: bool) -> BackboneOutcome:
     emit(Progress("load-model", 0, 1, None, spec.display, f"loading {spec.display}"))
-    backbone = load_backbone(spec, lazy=cache is not None)
+    backbone = load_backbone(spec, lazy=cache is not None or bool(config.embeddings))
     emit(Progress("load-model", 1, 1, None, backbone.name))
     writer.meta["backbones"].append(backbone.describe())
     writer.update()
     name = backbone.name
 
     t0 = time.perf_counter()
-    emb = embed_images(backbone, dataset, cache=cache, batch_size=config.batch_size,
-                       num_workers=config.num_workers, emit=emit, cancel=cancel)
+    if config.embeddings:  # from this backbone's store (core.store.StoreDataset): no image is opened
+        position = next(i for i, b in enumerate(config.backbones) if b is spec)
+        emb = dataset.image_embeddings(position, backbone, cache)
+    else:
+        emb = embed_images(backbone, dataset, cache=cache, batch_size=config.batch_size,
+                           num_workers=config.num_workers, emit=emit, cancel=cancel)
     t_images = time.perf_counter() - t0
     writer.add_skipped(emb.skipped)
 

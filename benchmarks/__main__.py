@@ -57,6 +57,17 @@ def fmt_results(m: dict, r: dict, seconds: float) -> str:
                 f"updating ({g['n_images']} images, {g['model']}), sampled by a 5 ms timer.", "",
                 "| worst gap | p99 gap | median gap | target |", "|---|---|---|---|",
                 f"| {g['worst_ms']:.0f} ms | {g['p99_ms']:.0f} ms | {g['median_ms']:.0f} ms | < 50 ms |"]
+    ry = r.get("ray")
+    if ry:
+        out += ["", "## Local vs Ray (this machine)", f"{ry['n_images']} images ({ry['image_size']}), {ry['model']}, "
+                f"{ry['cpus']} CPUs, shards of {ry['shard_size']}.", "",
+                "| engine | images/s | marginal images/s | notes |", "|---|---|---|---|",
+                f"| local | {ry['local_images_per_s']} | {ry['local_marginal_images_per_s']} | |",
+                f"| Ray (local instance) | {ry['ray_images_per_s']} | {ry['ray_marginal_images_per_s']} | "
+                f"`ray.init` {ry['ray_init_seconds']} s, first run {ry['ray_first_run_seconds']} s |",
+                "", f"Same rows: {ry['same_rows']}; largest embedding difference {ry['max_abs_diff']:.1e}. "
+                "On one small machine Ray only adds overhead; it pays off when GPU workers on other "
+                "machines encode in parallel (docs/scale-out.md)."]
     s = r.get("scaling")
     if s:
         out += ["", "## Scaling", "Tiny random-initialised backbone (32 px), 10 classes x 32 names, `--no-cache`, "
@@ -67,10 +78,10 @@ def fmt_results(m: dict, r: dict, seconds: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", nargs="*", default=None, help="amortisation text throughput gui scaling")
+    ap.add_argument("--only", nargs="*", default=None, help="amortisation text throughput gui ray scaling")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
-    only = set(args.only or ["amortisation", "text", "throughput", "gui", "scaling"])
+    only = set(args.only or ["amortisation", "text", "throughput", "gui", "ray", "scaling"])
     from . import bench_engine
 
     results: dict = {}
@@ -97,6 +108,15 @@ def main() -> None:
                 print("GUI responsiveness …", flush=True)
                 results["gui"] = bench_gui.event_loop_gaps(tmp)
                 print(json.dumps(results["gui"]), flush=True)
+        if "ray" in only:
+            try:
+                from . import bench_ray
+            except ImportError as e:
+                print(f"Ray benchmark skipped ({e})")
+            else:
+                print("local vs Ray …", flush=True)
+                results["ray"] = bench_ray.ray_vs_local(tmp / "ray", n_images=128 if args.quick else 512)
+                print(json.dumps(results["ray"], indent=1), flush=True)
         if "scaling" in only:
             print("scaling …", flush=True)
             sizes = (500, 2_000) if args.quick else (1_000, 10_000, 50_000)

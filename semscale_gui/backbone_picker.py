@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -197,8 +197,11 @@ class BackbonePicker(QWidget):
             self.hint.setText("No bundled demo backbones are installed. Add an open_clip model or a local "
                               "checkpoint.")
         self._restore_checks()
-        if not self.checked_specs() and self.list.count():
-            self.list.item(0).setCheckState(Qt.CheckState.Checked)
+        if not self.checked_specs() and self.list.count():  # first launch: the default demo, else the first
+            from .demo_setup import DEFAULT_DEMO
+
+            item = self._find({"model": DEFAULT_DEMO, "pretrained": None, "checkpoint": None})
+            (item if item is not None else self.list.item(0)).setCheckState(Qt.CheckState.Checked)
         self.changed.emit()
 
     def _find(self, spec: dict) -> Optional[QListWidgetItem]:

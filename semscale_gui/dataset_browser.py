@@ -1,8 +1,10 @@
 """Dataset browser: open a dataset, see its classes, thumbnails, one image, and problems.
 
 Listing and validating run in the background (:mod:`semscale_gui.tasks`); thumbnails are
-decoded lazily off the GUI thread (:mod:`semscale_gui.thumbnails`). The widget emits
-``dataset_loaded`` and ``labels_suggested``; it never decides what a run does.
+decoded lazily off the GUI thread (:mod:`semscale_gui.thumbnails`). The Problems tab also
+lists the images the last run skipped (live from the worker, then from its
+``skipped.csv``). The widget emits ``dataset_loaded`` and ``labels_suggested``; it never
+decides what a run does.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListView,
-    QPlainTextEdit, QPushButton, QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
+    QPlainTextEdit, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
     QVBoxLayout, QWidget,
 )
 
@@ -27,6 +29,18 @@ from .thumbnails import THUMB_SIZE, DecodeJob, DecodeSignals, ThumbnailModel, de
 RECENT_KEY = "recent/datasets"
 PREVIEW_SIZE = 320
 FULL_CHECK_LIMIT = 20000  # above this many images, opening each one is left to the run
+PROBLEMS_REFRESH_MS = 250  # skipped images arrive one by one; the report is rebuilt at most this often
+
+
+def read_skipped(path: Path) -> list[tuple[str, str]]:
+    """(path, reason) rows of a run's skipped.csv ([] when it is missing or empty)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [(r.get("path", ""), r.get("reason", "")) for r in csv.DictReader(f) if r.get("path")]
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return []
 
 
 def suggested_labels(path: Path) -> Optional[Path]:
@@ -112,7 +126,13 @@ class DatasetBrowser(QWidget):
         self.path: Optional[Path] = None
         self.labels: Any = None
         self._unreadable: Optional[list[tuple[str, str]]] = None
+        self.run_skipped: list[tuple[str, str]] = []  # images the last run could not use
+        self._check_note = ""
         self._loading = False
+        self._problems_timer = QTimer(self)
+        self._problems_timer.setSingleShot(True)
+        self._problems_timer.setInterval(PROBLEMS_REFRESH_MS)
+        self._problems_timer.timeout.connect(self._update_problems)
         self._build()
         self._refresh_recent()
 
@@ -253,6 +273,8 @@ class DatasetBrowser(QWidget):
         self._loading = False
         self.dataset, self.path = dataset, path
         self._unreadable = None
+        self._check_note = ""
+        self.run_skipped = []  # they belonged to the previous dataset
         settings.set_value("last/dataset_dir", str(path.parent))
         settings.set_value("last/dataset", str(path))
         settings.push_recent(RECENT_KEY, str(path))
@@ -360,14 +382,37 @@ class DatasetBrowser(QWidget):
         self.labels = labels
         self._update_problems()
 
+    def clear_run_skipped(self) -> None:
+        """A new run starts: forget what the previous one skipped."""
+        self.run_skipped = []
+        self._problems_timer.start()
+
+    def add_run_skipped(self, path: str, reason: str) -> None:
+        """One image the running sweep skipped (the worker's ``skipped`` signal)."""
+        self.run_skipped.append((path, reason))
+        if not self._problems_timer.isActive():
+            self._problems_timer.start()
+
+    def load_run_skipped(self, csv_path: str | Path) -> None:
+        """Replace the live list with the finished run's ``skipped.csv`` (read in the background)."""
+        p = Path(csv_path)
+
+        def done(rows: list[tuple[str, str]]) -> None:
+            if rows or not self.run_skipped:
+                self.run_skipped = rows
+            self._problems_timer.start()
+
+        run_task(lambda: read_skipped(p), done, context=self)
+
     def _start_image_check(self) -> None:
         from core.datasets import validate
 
         ds = self.dataset
         if len(ds) > FULL_CHECK_LIMIT:
             self._unreadable = list(ds.problems)
-            self._update_problems(note=f"(quick check: {len(ds)} images are too many to open each one here; "
-                                       "unreadable files are listed in skipped.csv after a run)")
+            self._check_note = (f"(quick check: {len(ds)} images are too many to open each one here; "
+                                "unreadable files are listed in skipped.csv after a run)")
+            self._update_problems()
             return
 
         def check() -> list[tuple[str, str]]:
@@ -380,7 +425,7 @@ class DatasetBrowser(QWidget):
 
         run_task(check, done, context=self)
 
-    def _update_problems(self, note: str = "") -> None:
+    def _update_problems(self) -> None:
         from core.datasets import validate
 
         if self.dataset is None:
@@ -391,12 +436,18 @@ class DatasetBrowser(QWidget):
             report = dataclasses.replace(report, unreadable=self._unreadable)
         self.report = report
         n = len(report.unreadable) + len(report.empty_classes) + len(report.missing_from_labels) \
-            + len(report.missing_from_data) + len(report.label_warnings)
+            + len(report.missing_from_data) + len(report.label_warnings) + len(self.run_skipped)
         text = report.to_text()
+        if self.run_skipped:
+            lines = [f"Skipped by the last run: {len(self.run_skipped)} (listed in its skipped.csv)"]
+            lines += [f"  {p}: {r}" for p, r in self.run_skipped[:500]]
+            if len(self.run_skipped) > 500:
+                lines.append(f"  ... and {len(self.run_skipped) - 500} more")
+            text += "\n" + "\n".join(lines)
         if pending:
             text += "\n\n(checking that every image opens …)"
-        if note:
-            text += "\n\n" + note
+        if self._check_note:
+            text += "\n\n" + self._check_note
         self.problems.setPlainText(text)
         self.tabs.setTabText(1, f"Problems ({n})")
         self.tabs.setTabIcon(1, icon("warning" if n else "ok"))

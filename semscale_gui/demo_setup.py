@@ -10,6 +10,8 @@ from typing import Optional
 
 from . import settings
 
+DEFAULT_DEMO = "demo-vit"  # the bundled backbone ticked on first launch
+
 TINY_CONFIG = {
     "embed_dim": 32,
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},

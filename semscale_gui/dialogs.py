@@ -31,6 +31,19 @@ def show_error(parent: Optional[QWidget], title: str, message: str, details: str
     return box
 
 
+def show_warning(parent: Optional[QWidget], title: str, message: str) -> QMessageBox:
+    """Like :func:`show_error`, for something the user should know but that stops nothing."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(message)
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.setObjectName("warningDialog")
+    box.open()
+    return box
+
+
 def versions_text() -> str:
     """Versions of the app and the libraries that shape its results, for bug reports."""
     import numpy

@@ -134,8 +134,9 @@ class LabelsDocument(QObject):
         for c, ns in self._names.items():
             clean = [n.strip() for n in ns if n.strip()]
             names[c] = clean or [c.replace("_", " ")]
-            src = self._sources.get(c, [])
-            sources[c] = [src[i] if i < len(src) else "" for i, n in enumerate(ns) if n.strip()] or ["class"]
+            # an empty source is a name the user brought (a labels file without a source column)
+            src = self.sources(c)
+            sources[c] = [src[i] for i, n in enumerate(ns) if n.strip()] or ["class"]
         warnings = [i.message for i in self.issues() if i.kind == "duplicate"]
         return LabelSet(names=names, sources=sources, warnings=warnings, path=self.path)
 
@@ -171,6 +172,39 @@ class LabelsDocument(QObject):
             s[cls].insert(j, "edited")
 
         self._edit(f"Add '{name}' to {cls}", m)
+
+    def add_names(self, additions: dict[str, Sequence[tuple[str, str]]], text: str = "Add suggested names") -> int:
+        """Append ``(name, source)`` pairs after each class's names as one undoable edit.
+
+        A name the class already has (same comparison key as the engine's hygiene
+        rules: case, plural, punctuation) is skipped. Returns how many were added.
+        """
+        from core.synonyms import normalise_name
+
+        added = 0
+
+        def m(n: dict, s: dict) -> None:
+            nonlocal added
+            for cls, pairs in additions.items():
+                if cls not in n:
+                    continue
+                have = {normalise_name(x) for x in n[cls]}
+                for name, source in pairs:
+                    name = name.strip()
+                    key = normalise_name(name)
+                    if name and key and key not in have:
+                        have.add(key)
+                        n[cls].append(name)
+                        s[cls].append(source)
+                        added += 1
+
+        self._edit(text, m)
+        return added
+
+    def sources(self, cls: str) -> list[str]:
+        """Where each name of ``cls`` came from (``user``, ``class``, ``edited``, ``wordnet`` …)."""
+        src = self._sources.get(cls, [])
+        return [src[i] if i < len(src) and src[i] else "user" for i in range(len(self._names.get(cls, [])))]
 
     def remove_name(self, cls: str, i: int) -> None:
         if not 0 <= i < len(self._names.get(cls, [])):

@@ -7,7 +7,6 @@ the run folder before a sweep starts, re-running a run.json).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -20,7 +19,7 @@ from PySide6.QtWidgets import (
 from . import settings
 from .meta import __version__
 from .dataset_browser import RECENT_KEY, DatasetBrowser
-from .dialogs import show_about, show_error
+from .dialogs import show_about, show_error, show_warning
 from .icons import icon
 from .labels_document import LabelsDocument
 from .log_view import LogView
@@ -56,6 +55,7 @@ class MainWindow(QMainWindow):
         self.doc = LabelsDocument(self)
         self._pending_start: Optional[Callable[[], None]] = None
         self._n_skipped = 0
+        self.cache_dialog: Optional[QWidget] = None
         self._build()
         self._menus()
         self._wire()
@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         if restore_state:
             self._restore_window()
         QTimer.singleShot(0, self._start_warmup)
+        QTimer.singleShot(0, self._check_user_folders)
         if load_demo:
             QTimer.singleShot(0, self._first_dataset)
 
@@ -164,6 +165,7 @@ class MainWindow(QMainWindow):
         ed.status_message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         ed.labels_changed.connect(lambda: b.set_labels(self.doc.to_labelset()))
         rp.levels_text_changed.connect(ed.set_levels_text)
+        rp.context_changed.connect(self._push_run_context)
         rp.start_requested.connect(self.start_sweep)
         rp.cancel_requested.connect(self.cancel_sweep)
         res.status_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
@@ -176,6 +178,15 @@ class MainWindow(QMainWindow):
         c.skipped.connect(self._skipped)
         c.failed.connect(self._failed)
         c.finished.connect(self._finished)
+        self._push_run_context()
+
+    def _push_run_context(self) -> None:
+        """The editor's neighbour suggestions use the backbone and cache the Run panel would."""
+        from .backbone_picker import spec_title
+
+        rp = self.run_panel
+        titles = [spec_title(s) for s in rp.backbones.checked_specs()]
+        self.editor.set_run_context(list(zip(titles, rp.spec_fields())), rp.cache_dir(), rp.use_cache.isChecked())
 
     # ---------------------------------------------------------------- startup
 
@@ -193,6 +204,16 @@ class MainWindow(QMainWindow):
             show_error(self, "The engine could not start", f"{type(e).__name__}: {e}", tb)
 
         run_task(warm_up_engine, done, failed, context=self)
+
+    def _check_user_folders(self) -> None:
+        """Say once, at startup, when preferences or the data folder cannot be written."""
+        from .user_folders import data_problem, settings_problem
+
+        problems = [p for p in (settings_problem(), data_problem()) if p]
+        if problems:
+            show_warning(self, "Some folders cannot be written",
+                         "\n\n".join(problems) + "\n\nThe app still works; choose a writable runs folder in the "
+                         "Run panel. Preferences may not be remembered.")
 
     def _first_dataset(self) -> None:
         """Reopen the last dataset, or on first launch the demo dataset."""
@@ -248,12 +269,16 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- running
 
-    def start_sweep(self) -> bool:
-        """Save the edited labels into a new run folder and start the sweep on the worker thread."""
+    def start_sweep(self, use_cache: Optional[bool] = None) -> bool:
+        """Save the edited labels into a new run folder and start the sweep on the worker thread.
+
+        When the cache folder cannot be written a dialog asks what to do and the sweep
+        starts (or not) from its answer; this call then returns False.
+        """
         from core.errors import InputError
         from core.labels import parse_levels
 
-        if self.controller.running:
+        if self.controller.running or self.cache_dialog is not None:
             return False
         if self.browser.dataset is None or self.browser.path is None:
             show_error(self, "No dataset", "Open a dataset first (File ▸ Open dataset folder).")
@@ -271,6 +296,8 @@ class MainWindow(QMainWindow):
         except InputError as e:
             show_error(self, "Invalid levels", str(e))
             return False
+        if use_cache is None and self.run_panel.use_cache.isChecked() and not self._cache_writable():
+            return False
         out = self.run_panel.new_run_dir(self.browser.path.name if self.browser.path.name != "images"
                                          else self.browser.path.parent.name)
         try:
@@ -280,7 +307,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             config = self.run_panel.build_config(str(self.browser.path), str(labels_path),
-                                                 self.editor.templates.value(), out)
+                                                 self.editor.templates.value(), out, use_cache=use_cache)
         except InputError as e:
             show_error(self, "Invalid settings", str(e))
             return False
@@ -288,6 +315,7 @@ class MainWindow(QMainWindow):
 
         self.run_panel.remember()
         self._n_skipped = 0
+        self.browser.clear_run_skipped()
         self.results.begin_live(config, levels, [spec_title(s) for s in specs])
         self.run_panel.set_running(True, len(specs))
         self.start_action.setEnabled(False)
@@ -299,6 +327,29 @@ class MainWindow(QMainWindow):
         self.controller.start(config)
         return True
 
+    def _cache_writable(self) -> bool:
+        """True when the cache folder can be written; else open the dialog that asks what to do."""
+        from .user_folders import CacheFolderDialog, cache_dir, folder_problem
+
+        folder = cache_dir()
+        why = folder_problem(folder)
+        if why is None:
+            return True
+
+        def chosen(kind: str, _folder: Optional[str]) -> None:
+            self.cache_dialog = None
+            self._push_run_context()
+            if kind == "choose":
+                self.log.append_message(f"embedding cache moved to {_folder}")
+                self.start_sweep()
+            elif kind == "nocache":
+                self.log.append_message(f"running without the embedding cache ({folder}: {why})", "warning")
+                self.start_sweep(use_cache=False)
+
+        self.cache_dialog = CacheFolderDialog(folder, why, chosen, self)
+        self.cache_dialog.open()
+        return False
+
     def cancel_sweep(self) -> None:
         if self.controller.running:
             self.controller.cancel()
@@ -306,6 +357,7 @@ class MainWindow(QMainWindow):
     def _skipped(self, path: str, reason: str) -> None:
         self._n_skipped += 1
         self.log.append_skipped(path, reason)
+        self.browser.add_run_skipped(path, reason)
 
     def _failed(self, message: str, details: str) -> None:
         self.log.append_message(message, "error")
@@ -319,6 +371,8 @@ class MainWindow(QMainWindow):
         skipped = f", {self._n_skipped} images skipped" if self._n_skipped else ""
         self.log.append_message(f"run {status}{skipped}: {run_dir}", "info" if status == "completed" else "warning")
         self.statusBar().showMessage(f"Run {status}: {run_dir}", 10000)
+        if run_dir:
+            self.browser.load_run_skipped(Path(run_dir) / "skipped.csv")
 
     # ---------------------------------------------------------------- re-run
 
@@ -380,6 +434,9 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Stopping the sweep …")
             QApplication.processEvents()
             self.controller.wait(30000)
+        if self.editor.suggester.busy:
+            self.editor.suggester.cancel()
+            self.editor.suggester.wait(30000)
         self.run_panel.remember()
         self.save_window_state()
         super().closeEvent(event)

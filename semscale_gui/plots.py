@@ -18,7 +18,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QListWidget, QSplitter, QTableWidget,
+    QCheckBox, QComboBox, QHBoxLayout, QHeaderView, QLabel, QListWidget, QSizePolicy, QSplitter, QTableWidget,
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
@@ -75,7 +75,9 @@ def export_graphics(view: pg.GraphicsView, path: str | Path, scale: float = 2.0)
     """Save what ``view`` shows as PNG (``scale`` x its size) or SVG (vector).
 
     SVG is written with Qt's QSvgGenerator: pyqtgraph's own SVG exporter cannot parse the
-    path syntax Qt 6.12 writes.
+    path syntax Qt 6.12 writes. PNG is rendered at a device pixel ratio of ``scale`` rather
+    than through a scaled painter, so pixel-sized items (scatter symbols, markers) grow
+    with everything else instead of staying at their on-screen pixel size.
     """
     path = Path(path)
     scene = view.scene()
@@ -96,11 +98,12 @@ def export_graphics(view: pg.GraphicsView, path: str | Path, scale: float = 2.0)
 
         w, h = int(rect.width() * scale), int(rect.height() * scale)
         img = QImage(w, h, QImage.Format.Format_ARGB32)
+        img.setDevicePixelRatio(scale)
         img.fill(QColor("white"))
         painter = QPainter(img)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
-        scene.render(painter, QRectF(0, 0, w, h), rect)
+        scene.render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
         painter.end()
         if not img.save(str(path)):
             raise OSError(f"could not write {path}")
@@ -138,9 +141,13 @@ class AccuracyPlot(QWidget):
         self.plot: pg.PlotItem = self.view.getPlotItem()
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setMenuEnabled(False)
-        self.legend = self.plot.addLegend(offset=(-10, -10), labelTextSize="10pt")
-        self.legend.setBrush(pg.mkBrush(255, 255, 255, 220))
-        self.legend.setPen(pg.mkPen("#cccccc"))
+        # beside the plot, not on it: good models crowd the top (top-5 near 100%), weak ones the
+        # bottom, and a legend inside would hide a curve or the peak label in one case or the other
+        self.legend = pg.LegendItem(labelTextSize="10pt")
+        self.legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.plot.layout.addItem(self.legend, 2, 3)
+        self.plot.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
+        self.plot.legend = self.legend  # curves given a name= are listed in it
         self.plot.setYRange(0, 100)
         self.plot.setLimits(yMin=-5, yMax=105)
         lay = QVBoxLayout(self)
@@ -168,6 +175,7 @@ class AccuracyPlot(QWidget):
         plot.clear()
         self.legend.clear()
         self._items = {}
+        self._spare: list[dict] = []  # item sets made ahead for planned backbones (see _prepare)
         self._ticks: list = []
         self._xrange: tuple = ()
         xkey = self.x_mode.currentData()
@@ -177,11 +185,46 @@ class AccuracyPlot(QWidget):
         self._message.setFont(tick_font())
         plot.addItem(self._message)
 
+    def _prepare(self, titles: list[str]) -> None:
+        """Make the item sets of the backbones a run will draw before it starts.
+
+        Creating plot items is the most expensive part of a redraw; done here (while the
+        run is being set up) the first live redraw only hands them data. The engine names
+        a backbone only when it reports it, so the sets are matched by order and their
+        legend entries renamed then.
+        """
+        while len(self._items) + len(self._spare) < len(titles):
+            i = len(self._items) + len(self._spare)
+            self._spare.append(self._new_items(titles[i], i))
+
+    def _drop_spare(self) -> None:
+        for it in self._spare:
+            for key, item in it.items():
+                for x in (item if isinstance(item, list) else [item]):
+                    if x is None:
+                        continue
+                    if key in ("top1", "top5"):
+                        self.legend.removeItem(x)
+                    self.plot.removeItem(x)
+        self._spare = []
+
     def _items_for(self, name: str, index: int) -> dict:
         """The plot items of one backbone, created once and then only given new data."""
         it = self._items.get(name)
         if it is not None:
             return it
+        if self._spare:
+            it = self._spare.pop(0)
+            for key, suffix in (("top1", "top-1"), ("top5", "top-5")):
+                label = self.legend.getLabel(it[key]) if it[key] is not None else None
+                if label is not None and label.text != f"{name} {suffix}":
+                    label.setText(f"{name} {suffix}")
+        else:
+            it = self._new_items(name, index)
+        self._items[name] = it
+        return it
+
+    def _new_items(self, name: str, index: int) -> dict:
         plot, col = self.plot, colour(index)
         fill = QColor(col)
         fill.setAlpha(45)
@@ -203,7 +246,6 @@ class AccuracyPlot(QWidget):
         for k in ("vline", "star", "text"):
             plot.addItem(it[k])
             it[k].setVisible(False)
-        self._items[name] = it
         return it
 
     def _redraw(self) -> None:
@@ -219,6 +261,10 @@ class AccuracyPlot(QWidget):
             for lv in res.planned_levels:
                 ticks[math.log2(lv)] = str(lv)
         backbones = res.backbones()
+        if res.status == "running" and res.planned_backbones:
+            self._prepare(res.planned_backbones)
+        elif self._spare:  # the run ended before these backbones reported: no empty legend entries
+            self._drop_spare()
         for bi, name in enumerate(backbones):
             c = res.curve(name)
             if c is None:
@@ -646,6 +692,7 @@ class EnsemblePlot(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=True, alpha=0.25)
         self.plot.invertY(True)
+        self.plot.getAxis("left").setStyle(tickLength=0)  # tick marks would poke into the bars
         self.summary = QLabel(" ")
         self.summary.setWordWrap(True)
         lay = QVBoxLayout(self)
@@ -712,7 +759,7 @@ class EnsemblePlot(QWidget):
             t.setPos(v * 100 + 0.5, i)
             plot.addItem(t)
         plot.getAxis("left").setTicks([[(i, t) for i, (t, _, _) in enumerate(rows)], []])
-        plot.setXRange(0, 105, padding=0)
+        plot.setXRange(-1.5, 105, padding=0)  # a little room left of 0 so its tick label shows
         plot.setYRange(-0.6, len(rows) - 0.4, padding=0)
         best = max((v for _, v, g in rows if g == 0), default=None)
         oracle = next((v for t, v, g in rows if g == 2), None)
@@ -723,7 +770,8 @@ class EnsemblePlot(QWidget):
         if oracle is not None and best is not None:
             parts.append(f"oracle {oracle * 100:.1f}% (+{(oracle - best) * 100:.1f} points: the room an ensemble has)")
         if adaptive is not None:
-            parts.append(f"best k-shot ensemble {adaptive * 100:.1f}% on held-out images")
+            parts.append(f"best k-shot ensemble {adaptive * 100:.1f}% on held-out images "
+                         "(the k-shot tab plots it against the number of labelled images)")
         self.summary.setText(f"At {k} name(s) per class: " + "; ".join(parts) if parts else " ")
 
 

@@ -47,6 +47,7 @@ class ResultsData:
     planned_levels: list[int] = field(default_factory=list)
     planned_backbones: list[str] = field(default_factory=list)
     tables: dict[str, list[dict]] = field(default_factory=dict)  # backbones, ensembles, frequency, …
+    _curves: dict[str, tuple] = field(default_factory=dict, repr=False, compare=False)
 
     # ---------------------------------------------------------------- building
 
@@ -98,29 +99,49 @@ class ResultsData:
         return list(seen)
 
     def curve(self, backbone: str) -> Optional[Curve]:
-        df = self.frame()
-        if df.empty:
+        """Mean over orderings per level (plain Python: this runs on the GUI thread for every
+        live redraw, and pandas' many small GIL-holding steps made that wait on the worker).
+
+        Cached per backbone until more level rows arrive (rows are only ever appended).
+        """
+        key = (backbone, len(self.levels))
+        hit = self._curves.get(backbone)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        rows = [r for r in self.levels if str(r.get("backbone", "")) == backbone]
+        if not rows:
             return None
-        df = df[df["backbone"].astype(str) == backbone]
-        if df.empty:
-            return None
-        g = df.groupby("level", sort=True)
-        first = df[df["ordering"] == df["ordering"].min()].groupby("level", sort=True)
-        levels = np.asarray(g.size().index, dtype=float)
-        ci_lo = first["ci_low"].mean().reindex(g.size().index)
-        ci_hi = first["ci_high"].mean().reindex(g.size().index)
-        return Curve(
+        first_ordering = min(int(r.get("ordering", 0) or 0) for r in rows)
+        by_level: dict[int, list[dict]] = {}
+        for r in rows:
+            by_level.setdefault(int(r["level"]), []).append(r)
+        levels = sorted(by_level)
+
+        def col(name: str, agg, only_first: bool = False) -> np.ndarray:
+            out = []
+            for lv in levels:
+                rs = by_level[lv]
+                if only_first:
+                    rs = [r for r in rs if int(r.get("ordering", 0) or 0) == first_ordering]
+                vals = [float(r[name]) for r in rs if r.get(name) is not None and r.get(name) == r.get(name)]
+                out.append(agg(vals) if vals else np.nan)
+            return np.asarray(out, dtype=float)
+
+        mean = lambda v: sum(v) / len(v)  # noqa: E731
+        c = Curve(
             backbone=backbone,
-            levels=levels,
-            n_categories=g["n_categories"].max().to_numpy(dtype=float),
-            top1=g["top1"].mean().to_numpy(dtype=float),
-            top5=g["top5"].mean().to_numpy(dtype=float),
-            ci_low=ci_lo.to_numpy(dtype=float),
-            ci_high=ci_hi.to_numpy(dtype=float),
-            spread_low=g["top1"].min().to_numpy(dtype=float),
-            spread_high=g["top1"].max().to_numpy(dtype=float),
-            n_orderings=int(df["ordering"].nunique()),
+            levels=np.asarray(levels, dtype=float),
+            n_categories=col("n_categories", max),
+            top1=col("top1", mean),
+            top5=col("top5", mean),
+            ci_low=col("ci_low", mean, only_first=True),
+            ci_high=col("ci_high", mean, only_first=True),
+            spread_low=col("top1", min),
+            spread_high=col("top1", max),
+            n_orderings=len({int(r.get("ordering", 0) or 0) for r in rows}),
         )
+        self._curves[backbone] = (key, c)
+        return c
 
     def threshold(self, backbone: str) -> dict:
         """The engine's threshold analysis when the run has one, else computed from the rows so far."""

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QTabWidget, QToolBar, QVBoxLa
 from . import settings
 from .dialogs import show_error
 from .icons import icon
+from .kshot_plot import KShotPlot
 from .plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
                     RecallHeatmap, export_graphics)
 from .results_data import ResultsData
@@ -93,6 +94,7 @@ class ResultsPanel(QWidget):
         self.confusion = ConfusionPlot()
         self.comparison = BackboneComparison()
         self.ensembles = EnsemblePlot()
+        self.kshot = KShotPlot()
         self.frequency = FrequencyPlot()
         self.table = LevelsTable()
         self.tabs = QTabWidget()
@@ -101,6 +103,7 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.confusion, "Confusion")
         self.tabs.addTab(self.comparison, "Backbones")
         self.tabs.addTab(self.ensembles, "Synergy")
+        self.tabs.addTab(self.kshot, "k-shot")
         self.tabs.addTab(self.frequency, "Frequency")
         self.tabs.addTab(self.table, "Table")
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -119,7 +122,8 @@ class ResultsPanel(QWidget):
         self.refresh()
 
     def _set_antialiasing(self, on: bool) -> None:
-        for view in (self.accuracy, self.heatmap, self.confusion, self.comparison, self.ensembles, self.frequency):
+        for view in (self.accuracy, self.heatmap, self.confusion, self.comparison, self.ensembles, self.kshot,
+                     self.frequency):
             view.view.setAntialiasing(on)
 
     def _reset_predictions(self) -> None:
@@ -169,11 +173,12 @@ class ResultsPanel(QWidget):
         """Redraw from ``self.results`` (the throttled timer calls this).
 
         Only the view on screen is redrawn now; the others are marked stale and redrawn
-        when their tab is shown, so a live run pays for one plot per refresh, not five.
+        when their tab is shown, so a live run pays for one plot per refresh, not six.
         """
         self.refresh_count += 1
         self._last_draw = time.monotonic()
-        self._stale = {self.accuracy, self.heatmap, self.comparison, self.ensembles, self.frequency, self.table}
+        self._stale = {self.accuracy, self.heatmap, self.comparison, self.ensembles, self.kshot, self.frequency,
+                       self.table}
         self._draw_current()
         self._update_header()
         has_run = bool(self.results.run_dir) and (Path(self.results.run_dir) / "run.json").exists()

@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QSizePolicy, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from . import settings
@@ -50,6 +50,7 @@ class RunPanel(QWidget):
     start_requested = Signal()
     cancel_requested = Signal()
     levels_text_changed = Signal(str)
+    context_changed = Signal()  # backbones, device, precision or cache use changed
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -96,6 +97,9 @@ class RunPanel(QWidget):
         self.seed.setRange(0, 2**31 - 1)
         self.use_cache = QCheckBox("reuse cached embeddings")
         self.use_cache.setChecked(True)
+        for sig in (self.backbones.changed, self.device.currentTextChanged, self.precision.currentTextChanged,
+                    self.use_cache.toggled):
+            sig.connect(lambda *_: self.context_changed.emit())
         self.out_dir = QLineEdit()
         self.out_dir.setToolTip("Each run gets its own sub-folder here")
         browse = QToolButton()
@@ -273,14 +277,29 @@ class RunPanel(QWidget):
             n += 1
         return out
 
+    def spec_fields(self) -> list[dict]:
+        """The ticked backbones as BackboneSpec keyword arguments (plain dicts: no torch import)."""
+        return [{**{k: s.get(k) for k in SPEC_FIELDS}, "device": self.device.currentText(),
+                 "precision": self.precision.currentText()} for s in self.backbones.checked_specs()]
+
     def backbone_specs(self) -> list[Any]:
         from core.backbones import BackboneSpec
 
-        return [BackboneSpec(**{k: s.get(k) for k in SPEC_FIELDS}, device=self.device.currentText(),
-                             precision=self.precision.currentText()) for s in self.backbones.checked_specs()]
+        return [BackboneSpec(**f) for f in self.spec_fields()]
 
-    def build_config(self, dataset: str, labels: str, templates: Any, out: str | Path) -> Any:
-        """The SweepConfig these settings describe (validated by the engine when it runs)."""
+    def cache_dir(self) -> Optional[str]:
+        """The cache folder the user chose, or None for the engine's per-user default."""
+        from .user_folders import custom_cache_dir
+
+        return custom_cache_dir()
+
+    def build_config(self, dataset: str, labels: str, templates: Any, out: str | Path,
+                     use_cache: Optional[bool] = None) -> Any:
+        """The SweepConfig these settings describe (validated by the engine when it runs).
+
+        ``use_cache=False`` runs this sweep without the cache whatever the checkbox says
+        (the user chose so when the cache folder could not be written).
+        """
         from core.sweep import SweepConfig
 
         levels = self.levels.text().strip() or None
@@ -289,7 +308,8 @@ class RunPanel(QWidget):
             templates=templates, levels=levels, mode=self.mode.currentData(), orderings=self.orderings.value(),
             seed=self.seed.value(), batch_size=self.batch_size.value(),
             num_workers=None if self.workers.value() < 0 else self.workers.value(),
-            use_cache=self.use_cache.isChecked(),
+            use_cache=self.use_cache.isChecked() if use_cache is None else use_cache,
+            cache_dir=self.cache_dir(),
         )
         fields = getattr(SweepConfig, "__dataclass_fields__", {})
         if "class_frequency" in fields:
@@ -361,7 +381,7 @@ class RunPanel(QWidget):
         total = max(ev.total, 1)
         self.bar.setRange(0, total)
         self.bar.setValue(min(ev.done, total))
-        self.bar.setFormat(f"%v / %m" if ev.stage != "load-model" else "%p%")
+        self.bar.setFormat("%v / %m" if ev.stage != "load-model" else "%p%")
         if ev.rate and ev.done < ev.total:
             eta = (ev.total - ev.done) / ev.rate
             self.rate.setText(f"{ev.rate:,.1f} {UNITS.get(ev.stage, '/s')} · ETA {format_eta(eta)}")

@@ -40,7 +40,7 @@ class Scenario:
     """A window with a dataset, its names and one or more backbones ready to run."""
 
     def __init__(self, tmp: Path, n_per_class: int, n_backbones: int, timeout_s: float) -> None:
-        from .demo_setup import demo_models, ensure_demo_dataset, make_tiny_backbone, write_tiny_dataset
+        from .demo_setup import DEFAULT_DEMO, demo_models, ensure_demo_dataset, make_tiny_backbone, write_tiny_dataset
         from .main_window import MainWindow
 
         self.timeout_s = timeout_s
@@ -51,8 +51,9 @@ class Scenario:
             self.kind = "generated dataset"
         demos = demo_models()
         if demos:
+            names = sorted(demos, key=lambda n: (n != DEFAULT_DEMO, list(demos).index(n)))  # demo-vit first
             self.specs = [{"model": name, "pretrained": None, "checkpoint": None, "demo": True}
-                          for name in list(demos)[:n_backbones]]
+                          for name in names[:n_backbones]]
             self.model_kind = "demo backbone"
         else:
             self.specs = [make_tiny_backbone(tmp / "model", seed=i) for i in range(n_backbones)]
@@ -121,6 +122,63 @@ def _grab(widget: QWidget, path: Path) -> Path:
     return path
 
 
+def _grab_with_dialog(base: QWidget, dialog: QWidget, path: Path) -> Path:
+    """``base`` with ``dialog`` drawn on top, centred, as a user sees an open dialog
+    (off-screen, every window is grabbed on its own)."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtGui import QColor, QFont, QPainter, QPen
+
+    QApplication.processEvents()
+    pm = base.grab()
+    dlg = dialog.grab()
+    bar = 26
+    x, y = (pm.width() - dlg.width()) // 2, max(0, (pm.height() - dlg.height() - bar) // 2)
+    p = QPainter(pm)
+    p.fillRect(pm.rect(), QColor(0, 0, 0, 60))
+    p.fillRect(QRect(x, y, dlg.width(), bar), QColor("#e8ebef"))
+    f = QFont(QApplication.font())
+    f.setBold(True)
+    p.setFont(f)
+    p.setPen(QColor("#222222"))
+    p.drawText(QRect(x + 10, y, dlg.width() - 20, bar), int(Qt.AlignmentFlag.AlignVCenter), dialog.windowTitle())
+    p.drawPixmap(x, y + bar, dlg)
+    p.setPen(QPen(QColor("#8a939c"), 1))
+    p.drawRect(QRect(x, y, dlg.width() - 1, dlg.height() + bar - 1))
+    p.end()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not pm.save(str(path)):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def suggestion_screenshots(w, d: Path) -> list[Path]:
+    """The synonym editor with its Suggest dialog open, then the review of what WordNet found."""
+    ed = w.editor
+    w.tabs.setCurrentWidget(ed)
+    ed.select_cell(ed.doc.classes[1] if len(ed.doc.classes) > 1 else ed.doc.classes[0], 0)
+    dlg = ed.suggest_for_all()
+    if dlg is None:
+        return []
+    wait_until(lambda: dlg._wordnet_found is not None, 60)
+    dlg.related.setChecked(True)
+    dlg.adjustSize()
+    saved = [_grab_with_dialog(w, dlg, d / "suggest-dialog.png")]
+    if not dlg._wordnet_found:
+        print("no WordNet on this machine: the suggestion review is not shown")
+        dlg.reject()
+        return saved
+    ed.review = None
+    dlg.ok_button.click()
+    if wait_until(lambda: ed.review is not None and ed.review.isVisible(), 120):
+        review = ed.review
+        for row in (1, 3):  # as a user would: some names are not synonyms
+            if row < review.table.rowCount():
+                review.set_checked(row, False)
+        saved.append(_grab_with_dialog(w, review, d / "suggest-review.png"))
+        review.reject()
+    return saved
+
+
 def screenshots(file: Optional[str], panels_dir: Optional[str], timeout_s: float = 600.0) -> int:
     """Run a demo sweep and save the main window (and each panel) as PNG."""
     tmp = Path(tempfile.mkdtemp(prefix="semscale-screens-"))
@@ -152,13 +210,14 @@ def screenshots(file: Optional[str], panels_dir: Optional[str], timeout_s: float
             w.tabs.setCurrentWidget(res)
             for view, name in ((res.accuracy, "results-accuracy"), (res.heatmap, "results-per-class-recall"),
                                (res.confusion, "results-confusion"), (res.comparison, "results-backbones"),
-                               (res.ensembles, "results-synergy"), (res.frequency, "results-frequency"),
-                               (res.table, "results-table")):
+                               (res.ensembles, "results-synergy"), (res.kshot, "results-kshot"),
+                               (res.frequency, "results-frequency"), (res.table, "results-table")):
                 res.tabs.setCurrentWidget(view)
                 wait_until(lambda: False, 0.4)
                 saved.append(_grab(res, d / f"{name}.png"))
             saved.append(_grab(w.run_panel, d / "run-panel.png"))
             saved.append(_grab(w.log, d / "log.png"))
+            saved += suggestion_screenshots(w, d)
         for p in saved:
             print(p)
         w.close()

@@ -1,7 +1,9 @@
 """Persistent settings (QSettings) and per-user folders (platformdirs).
 
-``SEMSCALE_GUI_SETTINGS`` (an .ini path) and ``SEMSCALE_DATA_DIR`` redirect both, so tests
-and the self-test never touch a user's real preferences or data.
+Both live in the user's own folders (never next to the program, which a packaged app may
+not be allowed to write). ``SEMSCALE_GUI_SETTINGS`` (an .ini path) and
+``SEMSCALE_DATA_DIR`` redirect them, so tests and the self-test never touch a user's real
+preferences or data.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ def data_dir() -> Path:
         from platformdirs import user_data_dir
 
         p = Path(user_data_dir(APP_NAME, appauthor=False))
-    p.mkdir(parents=True, exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # reported by user_folders.data_problem() at startup, never a crash here
     return p
 
 

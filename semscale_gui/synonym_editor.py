@@ -4,8 +4,10 @@ k columns.
 Edit a cell to rename, type into the first empty cell of a row to add, Delete to remove,
 Ctrl+Shift+←/→ (or drag a name within its row) to change its rank; every edit is undoable.
 Names used by two classes are tinted red with a tooltip, classes without names or without
-images get a warning icon; the list under the table explains each warning. The right
-side holds the prompt templates and a preview of what each level contains.
+images get a warning icon; the list under the table explains each warning. *Suggest…*
+asks WordNet or the selected backbone for more names (on a worker thread) and lets the
+user review them before they are added as one undoable edit. The right side holds the
+prompt templates and a preview of what each level contains.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ from typing import Any, Optional, Sequence
 from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QHeaderView, QInputDialog, QLabel, QListWidget, QListWidgetItem,
-    QPlainTextEdit, QSplitter, QTableView, QTableWidget, QTableWidgetItem, QToolBar, QVBoxLayout, QWidget,
-    QGroupBox, QMenu, QToolButton,
+    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget,
+    QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTableView, QTableWidget,
+    QTableWidgetItem, QToolBar, QVBoxLayout, QWidget, QGroupBox, QMenu, QToolButton,
 )
 
 from . import settings
 from .dialogs import show_error
 from .icons import icon
 from .labels_document import LabelsDocument
+from .suggest_dialog import SuggestDialog
+from .suggest_job import SuggestedName, SuggestOutcome, SuggestRequest, SuggestionRunner
+from .suggest_review import SuggestionReview
 from .template_editor import TemplateEditor
 
 DUP_BRUSH = QBrush(QColor("#f8d0cc"))
@@ -188,6 +193,12 @@ class SynonymEditor(QWidget):
         self.levels: list[int] = []
         self._levels_text = "auto"
         self.model = SynonymTableModel(self.doc, self)
+        self.suggester = SuggestionRunner(self)
+        self.suggest_dialog: Optional[SuggestDialog] = None
+        self.review: Optional[SuggestionReview] = None
+        self._backbones: list[tuple[str, Any]] = []
+        self._cache_dir: Optional[str] = None
+        self._use_cache = True
         self._build()
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -229,6 +240,11 @@ class SynonymEditor(QWidget):
         self.remove_class_action = act("Remove class", "remove", self.remove_current_class)
         self.import_action = act("Import…", "import", self.import_dialog, None, "Import a labels CSV or JSON")
         self.export_action = act("Export…", "export", self.export_dialog, None, "Save the names as CSV or JSON")
+        self.suggest_class_action = act("Suggest…", "suggest", self.suggest_for_selected, "Ctrl+Shift+S",
+                                        "Suggest more names for the selected class (WordNet or embedding "
+                                        "neighbours), to review before adding (Ctrl+Shift+S)")
+        self.suggest_all_action = act("Suggest all…", "suggest", self.suggest_for_all, None,
+                                      "Suggest more names for every class, to review before adding")
         for a in (self.undo_action, self.redo_action):
             self.addAction(a)
             a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -249,9 +265,13 @@ class SynonymEditor(QWidget):
         classes_btn.setMenu(menu)
         tb.addWidget(classes_btn)
         tb.addSeparator()
+        tb.addAction(self.suggest_class_action)
+        tb.addAction(self.suggest_all_action)
+        tb.addSeparator()
         tb.addAction(self.import_action)
         tb.addAction(self.export_action)
-        for a in (self.undo_action, self.redo_action, self.rank_up_action, self.rank_down_action):
+        for a in (self.undo_action, self.redo_action, self.rank_up_action, self.rank_down_action,
+                  self.import_action, self.export_action):
             btn = tb.widgetForAction(a)
             if btn is not None:  # icon-only (tooltips name them) so the row fits narrow windows
                 btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
@@ -259,7 +279,33 @@ class SynonymEditor(QWidget):
         self.redo_action.setToolTip("Redo (Ctrl+Shift+Z)")
         self.rank_up_action.setToolTip("Rank up: move the selected name one rank earlier (Ctrl+Shift+Left)")
         self.rank_down_action.setToolTip("Rank down: move the selected name one rank later (Ctrl+Shift+Right)")
+        self.import_action.setToolTip("Import a labels CSV or JSON (Ctrl+I)")
+        self.export_action.setToolTip("Export the names as CSV (with each name's source) or JSON (Ctrl+E)")
         self.toolbar = tb
+
+        # shown while a suggestion job runs: what it is doing, and a way to stop it
+        self.suggest_status = QLabel()
+        self.suggest_bar = QProgressBar()
+        self.suggest_bar.setRange(0, 0)
+        self.suggest_bar.setMaximumWidth(120)
+        self.suggest_bar.setMaximumHeight(14)
+        self.suggest_cancel = QPushButton(icon("stop"), "Stop")
+        self.suggest_cancel.clicked.connect(self.suggester.cancel)
+        busy = QWidget()
+        bl = QHBoxLayout(busy)
+        bl.setContentsMargins(4, 0, 4, 0)
+        bl.addWidget(self.suggest_bar)
+        bl.addWidget(self.suggest_status, 1)
+        bl.addWidget(self.suggest_cancel)
+        busy.setVisible(False)
+        self.suggest_busy = busy
+        r = self.suggester
+        r.progress.connect(self.suggest_status.setText)
+        r.started.connect(lambda req: self.suggest_status.setText(f"Suggesting names for {req.scope} …"))
+        r.busy_changed.connect(self._suggest_busy_changed)
+        r.finished.connect(self._suggestions_ready)
+        r.failed.connect(self._suggestions_failed)
+        r.cancelled.connect(lambda: self.status_message.emit("Suggestions cancelled"))
 
         self.table = QTableView()
         self.table.setModel(self.model)
@@ -276,6 +322,11 @@ class SynonymEditor(QWidget):
         self.table.horizontalHeader().setDefaultSectionSize(120)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setAlternatingRowColors(False)
+        self.table.selectionModel().currentChanged.connect(lambda *_: self._update_suggest_actions())
+        # every edit resets the model; keep the user's place (and so what "Suggest…" applies to)
+        self._kept_cell: Optional[tuple[str, int]] = None
+        self.model.modelAboutToBeReset.connect(self._keep_cell)
+        self.model.modelReset.connect(self._restore_cell)
 
         self.issues = QListWidget()
         self.issues.setMaximumHeight(130)
@@ -291,6 +342,7 @@ class SynonymEditor(QWidget):
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(tb)
+        ll.addWidget(self.suggest_busy)
         ll.addWidget(self.table, 1)
         ll.addWidget(self.issues_title)
         ll.addWidget(self.fix_missing)
@@ -454,6 +506,83 @@ class SynonymEditor(QWidget):
         self.status_message.emit(f"Labels saved to {out}")
         return out
 
+    def _keep_cell(self) -> None:
+        self._kept_cell = self.current_cell()
+
+    def _restore_cell(self) -> None:
+        cell, self._kept_cell = self._kept_cell, None
+        if cell is not None and cell[0] in self.doc.classes:
+            self.select_cell(*cell)
+        elif self.model.rowCount():
+            self.table.setCurrentIndex(self.model.index(0, 0))
+
+    # ---------------------------------------------------------------- suggestions
+
+    def set_run_context(self, backbones: Sequence[tuple[str, Any]], cache_dir: Optional[str] = None,
+                        use_cache: bool = True) -> None:
+        """The backbones ticked in the Run panel ((title, BackboneSpec), first = default) and the
+        embedding cache the neighbour source should share with sweeps."""
+        self._backbones = list(backbones)
+        self._cache_dir, self._use_cache = cache_dir, use_cache
+
+    def suggest_for_selected(self) -> Optional[SuggestDialog]:
+        cur = self.current_cell()
+        if cur is None:
+            self.status_message.emit("Select a class (any of its names) to suggest names for it")
+            return None
+        return self.open_suggest_dialog([cur[0]])
+
+    def suggest_for_all(self) -> Optional[SuggestDialog]:
+        return self.open_suggest_dialog(self.doc.classes)
+
+    def open_suggest_dialog(self, classes: Sequence[str]) -> Optional[SuggestDialog]:
+        """Ask where the names should come from; the job starts when the dialog is accepted."""
+        if not classes or self.suggester.busy:
+            return None
+        longest = max((len(self.doc.names(c)) for c in classes), default=0)
+        dlg = SuggestDialog(classes, longest, self._backbones, sweep_templates=self.templates.value(),
+                            cache_dir=self._cache_dir, use_cache=self._use_cache, parent=self)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.start_suggestions(dlg.request()))
+        self.suggest_dialog = dlg
+        dlg.open()
+        return dlg
+
+    def start_suggestions(self, request: SuggestRequest) -> bool:
+        """Compute suggestions in the background; the review dialog opens when they arrive."""
+        return self.suggester.start(self.doc.to_labelset(), request)
+
+    def _suggest_busy_changed(self, busy: bool) -> None:
+        self.suggest_busy.setVisible(busy)
+        self._update_suggest_actions()
+
+    def _update_suggest_actions(self) -> None:
+        idle = not self.suggester.busy
+        self.suggest_class_action.setEnabled(idle and self.current_cell() is not None)
+        self.suggest_all_action.setEnabled(idle and bool(self.doc.classes))
+
+    def _suggestions_ready(self, outcome: SuggestOutcome) -> None:
+        review = SuggestionReview(outcome, self)
+        review.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        review.accepted.connect(lambda: self.apply_suggestions(review.accepted_items()))
+        self.review = review
+        review.open()
+
+    def _suggestions_failed(self, message: str, details: str) -> None:
+        wordnet = "WordNet" in message  # the engine's message says where it looked and how to get one
+        show_error(self, "WordNet is not available" if wordnet else "Cannot suggest names", message, details)
+
+    def apply_suggestions(self, items: Sequence[SuggestedName]) -> int:
+        """Append the accepted names (with their sources) as one undoable edit."""
+        additions: dict[str, list[tuple[str, str]]] = {}
+        for it in items:
+            additions.setdefault(it.cls, []).append((it.name, it.source))
+        n = len(items)
+        added = self.doc.add_names(additions, f"Add {n} suggested name{'s' if n != 1 else ''}") if items else 0
+        self.status_message.emit(f"Added {added} suggested name(s); Undo removes them all" if added
+                                 else "No names added")
+        return added
+
     # ---------------------------------------------------------------- reactions
 
     def _on_doc_changed(self) -> None:
@@ -472,6 +601,7 @@ class SynonymEditor(QWidget):
         for c in range(self.model.columnCount()):
             self.table.setColumnWidth(c, max(90, min(220, self.table.columnWidth(c) + 16)))
         self._update_levels()
+        self._update_suggest_actions()
         self._debounce.start()
 
     def _goto_issue(self, item: QListWidgetItem) -> None:

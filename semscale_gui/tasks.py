@@ -33,9 +33,16 @@ class FunctionTask(QRunnable):
         try:
             result = self.fn()
         except Exception as e:  # reported to the caller, never lost in a thread
-            self.signals.error.emit(e, traceback.format_exc())
+            self._deliver(self.signals.error, e, traceback.format_exc())
             return
-        self.signals.done.emit(result)
+        self._deliver(self.signals.done, result)
+
+    @staticmethod
+    def _deliver(signal, *args: Any) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the app is shutting down and the signals object is gone: nobody to tell
+            pass
 
 
 _alive: set[TaskSignals] = set()

@@ -75,3 +75,14 @@ def test_first_launch_opens_the_demo_dataset(qtbot, gui_env):
     assert str(w.browser.path).startswith(str(gui_env / "gui-data"))
     qtbot.waitUntil(lambda: w.doc.max_names == 8, timeout=10000)  # the demo's ranked names were loaded
     w.close()
+
+
+def test_both_demo_backbones_listed_and_demo_vit_ticked_on_first_launch(qtbot, gui_env):
+    from semscale_gui.backbone_picker import BackbonePicker
+
+    p = BackbonePicker()
+    qtbot.addWidget(p)
+    p.set_engine_info({"demo-resnet": {"description": "small ResNet"}, "demo-vit": {"description": "small ViT"}}, [])
+    titles = [p.list.item(i).text() for i in range(p.list.count())]
+    assert titles == ["demo-resnet", "demo-vit"]
+    assert [s["model"] for s in p.checked_specs()] == ["demo-vit"]

@@ -88,3 +88,24 @@ def test_bad_path_reports_the_error(qtbot, gui_env, tmp_path):
         w.open_path(tmp_path / "missing")
     assert "dataset not found" in blocker.args[0]
     assert w.dataset is None
+
+
+def test_images_skipped_by_a_run_are_listed_in_problems(qtbot, loaded_window, image_folder):
+    w = loaded_window
+    b = w.browser
+    qtbot.waitUntil(lambda: b.image_check_done, timeout=10000)
+    (image_folder / "green circle" / "001.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # breaks after listing
+    assert "Skipped by the last run" not in b.problems.toPlainText()
+    live = []
+    w.controller.skipped.connect(lambda path, reason: live.append(path))
+    with qtbot.waitSignal(w.controller.finished, timeout=180000) as done:
+        assert w.start_sweep()
+    assert done.args[0] == "completed"
+    assert live == ["green circle/001.png"]
+    qtbot.waitUntil(lambda: "Skipped by the last run: 1" in b.problems.toPlainText(), timeout=5000)
+    text = b.problems.toPlainText()
+    line = next(ln for ln in text.splitlines() if "green circle/001.png" in ln and "Skipped" not in ln)
+    assert line.strip().startswith("green circle/001.png: ") and len(line.split(": ", 1)[1]) > 3  # path: reason
+    assert b.tabs.tabText(1) == "Problems (1)"
+    assert b.run_skipped == [tuple(r) for r in __import__("csv").reader(
+        open(f"{done.args[1]}/skipped.csv", encoding="utf-8"))][1:]  # the same as the run's skipped.csv

@@ -8,6 +8,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
@@ -137,10 +138,18 @@ def test_start_without_a_dataset_explains_why(qtbot, main_window):
     assert boxes and "Open a dataset first" in boxes[0].text()
 
 
-def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_window, tmp_path):
+def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_window, tmp_path, monkeypatch):
     from semscale_gui.demo_setup import make_tiny_backbone
 
     w = loaded_window
+    build = w.run_panel.build_config
+
+    def two_splits(*a, **kw):  # fewer k-shot splits than the default 5: the same code path, less fitting
+        cfg = build(*a, **kw)
+        cfg.ensemble_splits = 2
+        return cfg
+
+    monkeypatch.setattr(w.run_panel, "build_config", two_splits)
     specs = [make_tiny_backbone(tmp_path / "models", seed=s) for s in (0, 1)]
     w.run_panel.backbones.set_checked(specs)
     freq = tmp_path / "freq.csv"
@@ -159,6 +168,11 @@ def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_w
     titles = [t for t, _ in res.ensembles.bars]
     assert "tiny-random-0" in titles and "oracle (any right)" in titles
     assert any("1-shot" in t for t in titles)
+    res.tabs.setCurrentWidget(res.kshot)  # the k-shot curve from the same live TableRows events
+    assert res.kshot.level.currentText() == "4"
+    k, mean, lo, hi = res.kshot.curves["nlc"]
+    assert list(k) == [1] and np.all(lo <= mean) and np.all(mean <= hi)
+    assert {"global", "best_single_oracle", "mean_logits"} <= set(res.kshot.curves)
     res.tabs.setCurrentWidget(res.frequency)
     assert res.frequency.points == 4
     res.tabs.setCurrentWidget(res.comparison)

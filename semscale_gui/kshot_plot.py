@@ -1,0 +1,200 @@
+"""How much labelled data an adaptive ensemble needs: top-1 against shots per class.
+
+Reads the engine's ``ensembles`` table (rows with ``k > 0``: one per level, method, k and
+split). Each adaptive method (``global`` weights, the input-aware logit controller
+``nlc``) is drawn as its mean over the seeded splits with the spread over splits as error
+bars; the best single backbone and the plain mean of logits, scored on the very same
+held-out images, are dashed reference lines, so a point above them is a real gain and
+not a different evaluation set.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
+
+from .plots import _controls, _labelled, _style_plot, colour, tick_font
+from .results_data import ResultsData
+
+ADAPTIVE = (("global", "global weights"), ("nlc", "logit controller (NLC)"))
+DODGE = 0.035  # log2 units: the methods' error bars side by side instead of on top of each other
+REFERENCES = (("best_single_oracle", "best single backbone", "#555555"),
+              ("mean_logits", "mean of logits", "#009E73"))
+
+
+def kshot_table(results: ResultsData, level: int) -> pd.DataFrame:
+    """mean / sd / min / max / n over splits of every (method, k) at one level."""
+    df = results.table("ensembles")
+    if df.empty or not {"level", "method", "k", "top1"} <= set(df.columns):
+        return pd.DataFrame(columns=["method", "k", "mean", "sd", "min", "max", "n", "n_eval"])
+    d = df[(df["k"].astype(int) > 0) & (df["level"].astype(int) == level)]
+    if d.empty:
+        return pd.DataFrame(columns=["method", "k", "mean", "sd", "min", "max", "n", "n_eval"])
+    g = d.groupby(["method", "k"])
+    out = g["top1"].agg(mean="mean", sd="std", min="min", max="max", n="count").reset_index()
+    out["sd"] = out["sd"].fillna(0.0)
+    out["n_eval"] = g["n_eval"].mean().to_numpy() if "n_eval" in d else np.nan
+    return out
+
+
+class KShotPlot(QWidget):
+    """Top-1 (%) vs shots per class (log₂ axis) at one level, for each adaptive method."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.level = QComboBox()
+        self.spread = QComboBox()
+        self.spread.addItem("± 1 SD over splits", "sd")
+        self.spread.addItem("min – max over splits", "range")
+        for cb in (self.level, self.spread):
+            cb.currentIndexChanged.connect(self._redraw)
+        self.view = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.view.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        # top left: accuracy grows with k, so that corner is the one the curves leave empty
+        self.legend = self.plot.addLegend(offset=(10, 10), labelTextSize="10pt")
+        self.legend.setBrush(pg.mkBrush(255, 255, 255, 220))
+        self.legend.setPen(pg.mkPen("#cccccc"))
+        self.summary = QLabel(" ")
+        self.summary.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(_controls(_labelled("names per class:", self.level), _labelled("error bars:", self.spread)))
+        lay.addWidget(self.summary)
+        lay.addWidget(self.view, 1)
+        self.results = ResultsData()
+        # what is drawn, per method: (k, mean, low, high) — the numbers behind the picture
+        self.curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._redraw()
+
+    def set_results(self, results: ResultsData) -> None:
+        self.results = results
+        df = results.table("ensembles")
+        levels: list[str] = []
+        if not df.empty and {"k", "level"} <= set(df.columns):
+            levels = [str(v) for v in sorted({int(x) for x in df.loc[df["k"].astype(int) > 0, "level"]})]
+        if levels != [self.level.itemText(i) for i in range(self.level.count())]:
+            cur = self.level.currentText()
+            self.level.blockSignals(True)
+            self.level.clear()
+            self.level.addItems(levels)
+            self.level.setCurrentText(cur if cur in levels else (levels[-1] if levels else ""))
+            self.level.blockSignals(False)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        plot = self.plot
+        plot.clear()
+        self.legend.clear()
+        self.curves = {}
+        _style_plot(plot, "top-1 accuracy on held-out images (%)", "labelled images per class, k (log₂ scale)")
+        if not self.level.currentText():
+            plot.getAxis("bottom").setTicks(None)
+            msg = pg.TextItem("Tick two or more backbones and “k-shot ensembles” in the Run panel:\n"
+                              "accuracy against the number of labelled images per class appears here",
+                              color="#777777", anchor=(0.5, 0.5))
+            msg.setFont(tick_font())
+            plot.addItem(msg)
+            msg.setPos(1.0, 50)
+            plot.setXRange(0, 2, padding=0)
+            plot.setYRange(0, 100, padding=0)
+            self.summary.setText(" ")
+            return
+        level = int(self.level.currentText())
+        t = kshot_table(self.results, level)
+        ks = sorted({int(k) for k in t["k"]})
+        use_range = self.spread.currentData() == "range"
+        for i, (method, title) in enumerate(ADAPTIVE):
+            m = t[t["method"] == method].sort_values("k")
+            if m.empty:
+                continue
+            k = m["k"].to_numpy(dtype=float)
+            mean = m["mean"].to_numpy(dtype=float) * 100
+            if use_range:
+                lo, hi = m["min"].to_numpy(dtype=float) * 100, m["max"].to_numpy(dtype=float) * 100
+            else:
+                sd = m["sd"].to_numpy(dtype=float) * 100
+                lo, hi = mean - sd, mean + sd
+            x = np.log2(k) + (i - (len(ADAPTIVE) - 1) / 2) * 2 * DODGE
+            col = colour(i)
+            plot.addItem(pg.ErrorBarItem(x=x, y=mean, top=hi - mean, bottom=mean - lo, beam=0.08,
+                                         pen=pg.mkPen(col, width=1.5)))
+            plot.plot(x, mean, pen=pg.mkPen(col, width=2.5), symbol="o", symbolSize=9, symbolBrush=col,
+                      symbolPen="w", name=title)
+            self.curves[method] = (k, mean, lo, hi)
+        for method, title, col in REFERENCES:
+            m = t[t["method"] == method].sort_values("k")
+            if m.empty:
+                continue
+            k = m["k"].to_numpy(dtype=float)
+            mean = m["mean"].to_numpy(dtype=float) * 100
+            plot.plot(np.log2(k), mean, pen=pg.mkPen(col, width=1.8, style=Qt.PenStyle.DashLine),
+                      symbol="s", symbolSize=5, symbolBrush=col, symbolPen=None, name=f"{title} (same splits)")
+            self.curves[method] = (k, mean, mean, mean)
+        plot.getAxis("bottom").setTicks([[(math.log2(k), str(k)) for k in ks], []] if ks else None)
+        if ks:
+            lo_x, hi_x = math.log2(min(ks)), math.log2(max(ks))
+            plot.setXRange(lo_x - 0.3, hi_x + 0.3 + (0.3 if lo_x == hi_x else 0), padding=0)
+        drawn = [v for c in self.curves.values() for v in (*c[2], *c[3]) if np.isfinite(v)]
+        if drawn:
+            lo_y, hi_y = min(drawn), max(drawn)
+            span = max(hi_y - lo_y, 2.0)
+            # headroom above the curves for the legend's rows
+            plot.setYRange(max(0.0, lo_y - 0.1 * span), min(100.0, hi_y + 0.45 * span) + 0.5, padding=0)
+        self.summary.setText(self._summary(t, level))
+
+    def _summary(self, t: pd.DataFrame, level: int) -> str:
+        adaptive = t[t["method"].isin([m for m, _ in ADAPTIVE])]
+        if adaptive.empty:
+            return f"At {level} name(s) per class: no adaptive ensemble rows yet."
+        best = adaptive.loc[adaptive["mean"].idxmax()]
+        title = dict(ADAPTIVE)[best["method"]]
+        parts = [f"At {level} name(s) per class, best: <b>{title}</b> with {int(best['k'])} image(s) per class, "
+                 f"{best['mean'] * 100:.1f}%"]
+        ref = t[(t["method"] == "best_single_oracle") & (t["k"] == best["k"])]
+        if len(ref):
+            gain = (best["mean"] - ref.iloc[0]["mean"]) * 100
+            parts.append(f"{gain:+.1f} points over the best single backbone on the same held-out images")
+        n = int(adaptive["n"].max())
+        parts.append(f"{n} split{'s' if n != 1 else ''} per k")
+        return "; ".join(parts) + "."
+
+
+def sample_kshot_rows(levels=(1, 2, 4, 8), shots=(1, 2, 4, 8), splits: int = 5) -> list[dict]:
+    """Plausible ensembles rows (k > 0) for the preview and tests: NLC gains most with more shots."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for level in levels:
+        base = 0.55 + 0.04 * math.log2(level)
+        for k in shots:
+            lk = math.log2(k)
+            for split in range(splits):
+                means = {"best_single_oracle": base, "best_single": base - 0.02, "mean_logits": base + 0.02,
+                         "global": base + 0.03 + 0.01 * lk, "nlc": base + 0.01 + 0.03 * lk}
+                for method, v in means.items():
+                    rows.append({"level": level, "method": method, "k": k, "split": split, "n_fit": 10 * k,
+                                 "n_eval": 300 - 10 * k, "top1": float(np.clip(v + rng.normal(0, 0.015), 0, 1))})
+    return rows
+
+
+def preview() -> QWidget:
+    res = ResultsData()
+    res.add_table_rows("ensembles", sample_kshot_rows())
+    w = KShotPlot()
+    w.set_results(res)
+    w.resize(800, 500)
+    w.setWindowTitle("semscale — k-shot ensembles preview")
+    return w
+
+
+if __name__ == "__main__":
+    from .preview import run_preview
+
+    run_preview(preview)

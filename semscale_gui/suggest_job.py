@@ -1,0 +1,237 @@
+"""Name suggestions computed off the GUI thread: what to ask the engine, what came back.
+
+:func:`compute_suggestions` is plain Python around :mod:`core.synonyms` (so it can be
+tested without Qt); :class:`SuggestionRunner` runs it on a pool of exactly one thread,
+because nltk's WordNet reader is not thread-safe and the engine caches one reader per
+database: two jobs at once could read it concurrently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+
+from .tasks import run_task
+
+SOURCE_TITLES = {"wordnet": "WordNet", "neighbours": "embedding neighbours"}
+STAGE_TITLES = {"encode-text": "encoding prompts", "load-model": "loading the model"}
+PROGRESS_INTERVAL_S = 0.1
+
+
+@dataclass
+class SuggestRequest:
+    """Everything one suggestion job needs; built by the options dialog."""
+
+    classes: list[str]  # the classes to fill (one, or all)
+    per_class: int  # each class is filled up to this many names, the user's included
+    source: str = "wordnet"  # wordnet | neighbours
+    wordnet_path: Optional[str] = None  # None: find a database automatically
+    include_related: bool = False  # WordNet hypernyms and hyponyms one step away
+    backbone: Optional[dict] = None  # BackboneSpec fields (neighbours); built on the worker, where torch is
+    backbone_title: str = ""
+    templates: Any = "plain"  # what core.labels.load_templates takes
+    vocabulary_file: Optional[str] = None  # None: WordNet noun lemmas
+    max_vocabulary: int = 3000
+    min_similarity: Optional[float] = None
+    cache_dir: Optional[str] = None  # None: the engine's default user cache folder
+    use_cache: bool = True
+
+    @property
+    def scope(self) -> str:
+        return f"'{self.classes[0]}'" if len(self.classes) == 1 else f"{len(self.classes)} classes"
+
+
+@dataclass(frozen=True)
+class SuggestedName:
+    """One row of the review list."""
+
+    cls: str
+    name: str
+    source: str  # what the labels file records: wordnet, wordnet-hypernym, neighbours:0.83 …
+    similarity: Optional[float] = None  # cosine to the canonical name (neighbours only)
+
+
+@dataclass
+class SuggestOutcome:
+    request: SuggestRequest
+    items: list[SuggestedName] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # collision warnings from the engine
+    notes: list[str] = field(default_factory=list)  # e.g. "WordNet at /usr/share/wordnet [system]"
+    seconds: float = 0.0
+
+
+def similarity_of(source: str) -> Optional[float]:
+    """The cosine recorded in a ``neighbours:0.83`` source, else None."""
+    if not source.startswith("neighbours:"):
+        return None
+    try:
+        return float(source.split(":", 1)[1].split(";", 1)[0])
+    except ValueError:
+        return None
+
+
+def _subset(labels: Any, classes: Sequence[str]) -> Any:
+    from core.labels import LabelSet
+
+    return LabelSet(names={c: list(labels.names[c]) for c in classes},
+                    sources={c: list(labels.sources.get(c, [])) for c in classes}, warnings=[], path=None)
+
+
+def compute_suggestions(labels: Any, req: SuggestRequest, emit: Callable[[Any], None] = lambda ev: None,
+                        cancel: Any = None) -> SuggestOutcome:
+    """Ask the engine for names for ``req.classes`` and return only what it would add.
+
+    All classes: one :func:`core.synonyms.suggest_for_labels` call, so its collision rule
+    (a name chosen for two classes is dropped from both) sees every class. One class:
+    candidates for that class (a few spare), then merged against every other class's
+    names, so a suggestion that is already another class's name is left out.
+    """
+    from core import synonyms as syn
+    from core.errors import InputError
+    from core.events import CancelToken, Log
+
+    t0 = time.perf_counter()
+    cancel = cancel or CancelToken()
+    out = SuggestOutcome(request=req)
+    classes = [c for c in req.classes if c in labels.names]
+    if not classes:
+        return out
+    reader = None
+    vocabulary = None
+    if req.source == "neighbours" and req.vocabulary_file:
+        vocabulary = syn.load_vocabulary(req.vocabulary_file)
+    if req.source == "wordnet" or vocabulary is None:
+        try:
+            reader = syn.open_wordnet(req.wordnet_path or None)
+        except InputError as e:
+            if req.source == "wordnet":
+                raise
+            raise InputError("embedding neighbours need a vocabulary: choose a word-list file (one word per line) "
+                             f"or make WordNet available. {e}", field="vocabulary") from None
+        out.notes.append(reader.semscale_location.describe())
+    backbone = templates = cache = None
+    if req.source == "neighbours":
+        from core.backbones import BackboneSpec, load_backbone
+        from core.labels import load_templates
+
+        if req.backbone is None:
+            raise InputError("embedding neighbours need a backbone: tick one in the Run panel", field="model")
+        templates = load_templates(req.templates)
+        if req.use_cache:
+            from core.cache import EmbeddingCache
+
+            try:
+                cache = EmbeddingCache(req.cache_dir)
+            except OSError as e:
+                emit(Log(f"{e}; suggesting without the embedding cache", "warning"))
+                out.notes.append(f"without the embedding cache ({e})")
+        spec = BackboneSpec(**req.backbone) if isinstance(req.backbone, dict) else dataclasses.replace(req.backbone)
+        backbone = load_backbone(spec, lazy=cache is not None)
+        out.notes.append(f"{req.backbone_title or backbone.name}, {len(templates)} template(s)")
+    everything = len(classes) == len(labels.names)
+    ask = labels if everything else _subset(labels, classes)
+    try:
+        report = syn.suggest_for_labels(
+            ask, req.per_class if everything else req.per_class + 5, sources=(req.source,), wordnet_reader=reader,
+            include_related=req.include_related, backbone=backbone, templates=templates, vocabulary=vocabulary,
+            max_vocabulary=req.max_vocabulary, min_similarity=req.min_similarity, cache=cache, emit=emit,
+            cancel=cancel)
+    finally:
+        if cache is not None:
+            cache.close()
+    if report.vocabulary_size:
+        out.notes.append(f"vocabulary of {report.vocabulary_size} names")
+    merged = report.labels
+    if not everything:
+        candidates = {c: [syn.Suggestion(n, s) for n, s in zip(merged.names[c][len(labels.names[c]):],
+                                                                 merged.sources[c][len(labels.names[c]):])]
+                      for c in classes}
+        merged = syn.merge_suggestions(labels, candidates, req.per_class)
+    before = set(labels.warnings) | set(ask.warnings)
+    out.dropped = [w for w in merged.warnings if w not in before and "dropped" in w]
+    for c in classes:
+        n = len(labels.names[c])
+        for name, source in zip(merged.names[c][n:], merged.sources[c][n:]):
+            out.items.append(SuggestedName(c, name, source, similarity_of(source)))
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+class SuggestionRunner(QObject):
+    """Runs one suggestion job at a time and reports it as signals on the GUI thread."""
+
+    started = Signal(object)  # SuggestRequest
+    progress = Signal(str)  # a short status line
+    finished = Signal(object)  # SuggestOutcome
+    failed = Signal(str, str)  # message, details ("" for bad input: the message says it all)
+    cancelled = Signal()
+    busy_changed = Signal(bool)
+
+    def __init__(self, parent: Optional[QObject] = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)  # the WordNet reader must never be used by two threads
+        self._token: Any = None
+        self._last_progress = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return self._token is not None
+
+    def start(self, labels: Any, request: SuggestRequest) -> bool:
+        """Start a job; False (and nothing started) while another one is running."""
+        if self.busy:
+            return False
+        from core.events import CancelToken
+
+        token = self._token = CancelToken()
+        self.started.emit(request)
+        self.busy_changed.emit(True)
+        run_task(lambda: compute_suggestions(labels, request, self._emit, token), self._done, self._error,
+                 pool=self._pool, context=self)
+        return True
+
+    def cancel(self) -> None:
+        if self._token is not None:
+            self._token.cancel()
+            self.progress.emit("cancelling …")
+
+    def wait(self, timeout_ms: int = 30000) -> bool:
+        """Block until the job's thread is idle (on quit)."""
+        return self._pool.waitForDone(timeout_ms)
+
+    def _emit(self, ev: Any) -> None:  # worker thread: signals are queued to the GUI thread
+        from core.events import Log, Progress
+
+        if isinstance(ev, Progress):
+            now = time.monotonic()
+            if ev.done < ev.total and ev.done and now - self._last_progress < PROGRESS_INTERVAL_S:
+                return
+            self._last_progress = now
+            self.progress.emit(f"{STAGE_TITLES.get(ev.stage, ev.stage)} {ev.done:,}/{ev.total:,}")
+        elif isinstance(ev, Log):
+            self.progress.emit(ev.message)
+
+    def _finish(self) -> None:
+        self._token = None
+        self.busy_changed.emit(False)
+
+    def _done(self, outcome: SuggestOutcome) -> None:
+        self._finish()
+        self.finished.emit(outcome)
+
+    def _error(self, exc: Exception, tb: str) -> None:
+        from core.errors import InputError, WeightsUnavailable
+        from core.events import Cancelled
+
+        self._finish()
+        if isinstance(exc, Cancelled):
+            self.cancelled.emit()
+        elif isinstance(exc, (InputError, WeightsUnavailable)):
+            self.failed.emit(str(exc), "")
+        else:
+            self.failed.emit(f"{type(exc).__name__}: {exc}", tb)

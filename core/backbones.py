@@ -207,6 +207,21 @@ class Backbone:
         self.identity = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
         self.identity_info = ident
 
+    def ensure_weights(self) -> None:
+        """Fetch (or find in the local cache) pretrained weights without building the model,
+        so a missing download is reported before a run starts."""
+        if self._model is not None or self.checkpoint or not self.spec.pretrained:
+            return
+        import open_clip
+
+        pcfg = open_clip.get_pretrained_cfg(self.open_clip_name, self.spec.pretrained)
+        if pcfg:
+            try:
+                with _quiet_open_clip():
+                    open_clip.download_pretrained(pcfg)
+            except Exception as e:
+                raise WeightsUnavailable(_offline_help(self.spec, e)) from None
+
     # -- lazily built parts
     def load(self) -> "Backbone":
         if self._model is not None:
@@ -229,6 +244,7 @@ class Backbone:
                 ) from None
         else:
             try:
+                self.ensure_weights()  # fail fast, before building a big model
                 with _quiet_open_clip():
                     model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=spec.pretrained or None)
             except Exception as e:
@@ -328,7 +344,8 @@ def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True, lazy: bool = 
             raise InputError(f"'{spec.pretrained}' is not a pretrained tag of {name} (known tags: {tags})",
                              field="pretrained")
         weights_id = f"pretrained:{name}:{spec.pretrained or ''}"
-        lazy = False  # the config of a hub model is only known once it is fetched
+        if name.startswith("hf-hub:"):
+            lazy = False  # the config of a hub model is only known once it is fetched
     else:
         raise InputError(
             f"no weights given for '{name}': pass --pretrained TAG (see 'semscale models'), --checkpoint PATH, "

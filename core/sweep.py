@@ -231,7 +231,12 @@ def _prepare(config: SweepConfig):
     levels = parse_levels(config.levels, labels.max_names)
     freq = load_class_frequency(config.class_frequency) if config.class_frequency else None
     externals = [load_external_predictions(s, labels) for s in config.external_predictions]
-    return dataset, labels, templates, levels, freq, externals
+    # resolve every backbone now (names, checkpoint hashes, weights present) so a bad one
+    # fails before the run directory exists; the networks themselves are built on first use
+    backbones = [load_backbone(spec, lazy=True) for spec in config.backbones]
+    for b in backbones:
+        b.ensure_weights()
+    return dataset, labels, templates, levels, freq, externals, backbones
 
 
 def run_sweep(
@@ -246,7 +251,7 @@ def run_sweep(
     KeyboardInterrupt is re-raised after the run directory is closed.
     """
     cancel = cancel or CancelToken()
-    dataset, labels, templates, levels, freq, externals = _prepare(config)
+    dataset, labels, templates, levels, freq, externals, backbones = _prepare(config)
     for w in labels.warnings:
         emit(Log(w, "warning"))
     emit(Log(dataset.describe()))
@@ -268,8 +273,8 @@ def run_sweep(
     try:
         cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
         outcomes = []
-        for spec in config.backbones:
-            outcomes.append(_sweep_backbone(config, spec, dataset, labels, templates, levels, writer, cache, emit,
+        for backbone in backbones:
+            outcomes.append(_sweep_backbone(config, backbone, dataset, labels, templates, levels, writer, cache, emit,
                                             cancel, summary, all_levels, all_per_class, keep))
         if config.orderings > 1:
             _write_ordering_summary(writer, all_levels)
@@ -297,18 +302,15 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "backbone"
 
 
-def _sweep_backbone(config, spec, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel,
+def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel,
                     summary, all_levels, all_per_class, keep_scores: bool) -> BackboneOutcome:
-    emit(Progress("load-model", 0, 1, None, spec.display, f"loading {spec.display}"))
-    backbone = load_backbone(spec, lazy=cache is not None or bool(config.embeddings))
-    emit(Progress("load-model", 1, 1, None, backbone.name))
     writer.meta["backbones"].append(backbone.describe())
     writer.update()
     name = backbone.name
 
     t0 = time.perf_counter()
     if config.embeddings:  # from this backbone's store (core.store.StoreDataset): no image is opened
-        position = next(i for i, b in enumerate(config.backbones) if b is spec)
+        position = next(i for i, b in enumerate(config.backbones) if b is backbone.spec)
         emb = dataset.image_embeddings(position, backbone, cache)
     else:
         emb = embed_images(backbone, dataset, cache=cache, batch_size=config.batch_size,

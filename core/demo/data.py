@@ -40,12 +40,17 @@ P_VARIANT_B = 0.35
 
 # Caption-name distributions over ranks 1..8, per visual variant.
 # Variant A is mostly called by the canonical name, variant B mostly by name #2.
-NAME_WEIGHTS_A: tuple[float, ...] = (0.60, 0.02, 0.14, 0.11, 0.05, 0.035, 0.025, 0.02)
-NAME_WEIGHTS_B: tuple[float, ...] = (0.12, 0.62, 0.09, 0.08, 0.04, 0.025, 0.015, 0.01)
+NAME_WEIGHTS_A: tuple[float, ...] = (0.70, 0.02, 0.10, 0.08, 0.04, 0.025, 0.02, 0.015)
+NAME_WEIGHTS_B: tuple[float, ...] = (0.15, 0.65, 0.07, 0.06, 0.03, 0.02, 0.015, 0.01)
 
 # Share of captions that use a generic noun whatever the object is.
-P_GENERIC = 0.04
+P_GENERIC = 0.03
 GENERIC_NOUNS: tuple[str, ...] = ("thing", "object", "shape", "figure")
+
+# Image variation: background kinds (solid, gradient, stripes, dots), clutter specks, noise.
+BACKGROUND_KIND_P: tuple[float, ...] = (0.55, 0.25, 0.1, 0.1)
+MAX_CLUTTER = 1
+MAX_NOISE_STD = 6.0
 
 SOURCE_BY_RANK: tuple[str, ...] = (
     "canonical", "variant-b", "common", "common", "rare", "rare", "rare", "rare",
@@ -92,35 +97,35 @@ DEMO_CLASS_SPECS: tuple[DemoClass, ...] = (
     DemoClass(("house", "cabin", "home", "building", "dwelling", "abode", "lodge", "thing"),
               1.00, ("red", "blue", "yellow", "white", "orange", "brown", "grey"), 12),
     DemoClass(("ball", "globe", "sphere", "marble", "bauble", "pellet", "orb", "circle"),
-              0.80, ("red", "blue", "yellow", "green", "orange", "pink", "purple", "white"), 180),
+              0.88, ("red", "blue", "yellow", "green", "orange", "pink", "purple", "white"), 180),
     DemoClass(("tree", "pine", "sapling", "timber", "arbor", "shrub", "plant", "thing"),
-              0.65, ("green", "green", "green", "orange", "yellow"), 8),
+              0.78, ("green", "green", "green", "orange", "yellow"), 8),
     DemoClass(("star", "sparkle", "asterisk", "twinkle", "starlet", "glint", "figure", "shape"),
-              0.52, ("yellow", "orange", "white", "blue", "red", "purple", "pink"), 180),
+              0.69, ("yellow", "orange", "white", "blue", "red", "purple", "pink"), 180),
     DemoClass(("boat", "ship", "vessel", "craft", "dinghy", "barge", "yacht", "thing"),
-              0.42, ("white", "red", "blue", "yellow", "orange", "brown"), 10),
+              0.61, ("white", "red", "blue", "yellow", "orange", "brown"), 10),
     DemoClass(("fish", "minnow", "guppy", "carp", "trout", "swimmer", "creature", "figure"),
-              0.34, ("orange", "blue", "yellow", "red", "grey", "purple", "green"), 20),
+              0.54, ("orange", "blue", "yellow", "red", "grey", "purple", "green"), 20),
     DemoClass(("flower", "tulip", "blossom", "bloom", "floret", "posy", "petal", "plant"),
-              0.27, ("red", "pink", "purple", "yellow", "white", "orange", "blue"), 10),
+              0.48, ("red", "pink", "purple", "yellow", "white", "orange", "blue"), 10),
     DemoClass(("arrow", "chevron", "pointer", "dart", "indicator", "bolt", "sign", "figure"),
-              0.22, ("red", "blue", "green", "black", "orange", "purple", "yellow"), 180),
+              0.42, ("red", "blue", "green", "black", "orange", "purple", "yellow"), 180),
     DemoClass(("heart", "valentine", "love", "sweetheart", "cardioid", "ticker", "token", "shape"),
-              0.17, ("red", "red", "pink", "purple"), 15),
+              0.37, ("red", "red", "pink", "purple"), 15),
     DemoClass(("moon", "crescent", "luna", "satellite", "orb", "selene", "disc", "circle"),
-              0.13, ("yellow", "white", "grey", "orange"), 25),
+              0.33, ("yellow", "white", "grey", "orange"), 25),
 )
 
 DEMO_CLASSES: tuple[str, ...] = tuple(c.name for c in DEMO_CLASS_SPECS)
 
 # Caption templates with sampling weights; "a photo of a {name}." is also the zero-shot prompt.
 CAPTION_TEMPLATES: tuple[tuple[str, float], ...] = (
-    ("a photo of a {name}.", 0.30),
+    ("a photo of a {name}.", 0.45),
     ("a {colour} {name}.", 0.20),
-    ("a {name} on a {bg} background.", 0.15),
-    ("a {size} {colour} {name}.", 0.10),
-    ("a photo of a {colour} {name} on a {bg} background.", 0.15),
     ("a {size} {name}.", 0.10),
+    ("a {size} {colour} {name}.", 0.10),
+    ("a {name} on a {bg} background.", 0.10),
+    ("a photo of a {colour} {name} on a {bg} background.", 0.05),
 )
 
 
@@ -305,7 +310,7 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _background(size: int, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Solid, gradient, striped or dotted uint8 background dominated by ``base``."""
-    kind = rng.choice(4, p=[0.45, 0.2, 0.2, 0.15])
+    kind = rng.choice(4, p=BACKGROUND_KIND_P)
     img = np.empty((size, size, 3), dtype=np.uint8)
     img[:] = base.astype(np.uint8)
     if kind == 0:
@@ -344,8 +349,9 @@ def render_image(cls: str, variant: str, rng: np.random.Generator, image_size: i
     main = _jitter(COLOURS[colour], rng, 10)
     bg = _jitter(COLOURS[background], rng, 10)
 
-    canvas = _background(s2, bg, rng)
-    img = Image.fromarray(canvas, "RGB")
+    # Patterns are computed at the output size (cheap) and upscaled for drawing.
+    canvas = _background(image_size, bg, rng)
+    img = Image.fromarray(canvas, "RGB").resize((s2, s2), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(img)
 
     roles = {
@@ -359,7 +365,7 @@ def render_image(cls: str, variant: str, rng: np.random.Generator, image_size: i
     }
 
     # Clutter behind the object: small specks that carry no class information.
-    for _ in range(int(rng.integers(0, 3))):
+    for _ in range(int(rng.integers(0, MAX_CLUTTER + 1))):
         r = rng.uniform(0.02, 0.05) * s2
         x, y = rng.uniform(0, s2, 2)
         c = _shade(_jitter(COLOURS[str(rng.choice(list(COLOURS)))], rng, 10), 1.0)
@@ -387,7 +393,7 @@ def render_image(cls: str, variant: str, rng: np.random.Generator, image_size: i
 
     img = img.resize((image_size, image_size), Image.Resampling.BOX)
     arr = np.asarray(img, dtype=np.float32)
-    arr = arr + rng.normal(0, rng.uniform(0, 9), arr.shape).astype(np.float32)
+    arr = arr + rng.normal(0, rng.uniform(0, MAX_NOISE_STD), arr.shape).astype(np.float32)
     img = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "RGB")
     return Rendered(img, cls, variant, colour, background, size)
 
@@ -429,18 +435,24 @@ def make_caption(cls: str, r: Rendered, rng: np.random.Generator) -> str:
     return template.format(name=name, colour=r.colour, bg=r.background, size=r.size)
 
 
-def training_stream(seed: int, image_size: int = 64) -> Iterator[tuple[Rendered, str]]:
-    """Endless (image, caption) pairs; class frequencies follow ``class_weights()``.
+def training_images(seed: int, image_size: int = 64) -> Iterator[Rendered]:
+    """Endless rendered training images; class frequencies follow ``class_weights()``.
 
-    Uses its own seed stream, so no pair ever repeats a held-out image.
+    Uses its own seed stream, so no training image ever repeats a held-out one.
     """
     rng = np.random.default_rng([_TRAIN_STREAM, seed])
     cw = class_weights()
     while True:
         ci = int(rng.choice(len(cw), p=cw))
         variant = "B" if rng.random() < P_VARIANT_B else "A"
-        r = render_image(DEMO_CLASSES[ci], variant, rng, image_size)
-        yield r, make_caption(DEMO_CLASSES[ci], r, rng)
+        yield render_image(DEMO_CLASSES[ci], variant, rng, image_size)
+
+
+def training_stream(seed: int, image_size: int = 64) -> Iterator[tuple[Rendered, str]]:
+    """Endless fresh (image, caption) pairs."""
+    rng = np.random.default_rng([_TRAIN_STREAM, seed, 1])
+    for r in training_images(seed, image_size):
+        yield r, make_caption(r.cls, r, rng)
 
 
 # ----------------------------------------------------------------------------- held-out set

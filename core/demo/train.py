@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 # Spinning OpenMP workers make a 2-thread run crawl when another process shares the
 # cores; passive waiting costs little when the machine is idle. Only effective when this
@@ -158,14 +158,54 @@ class TrainConfig:
     augment: str = "none"
     eval_every: int = 100
     threads: int = 2
+    workers: int = 1
+    pool_size: int = 4096
+    fresh_per_batch: int = 32
     config_dir: Optional[Path] = None
 
 
-def _batch(stream, n: int, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
-    pairs = list(islice(stream, n))
-    x = torch.from_numpy(np.stack([np.asarray(r.image) for r, _ in pairs]))
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
-    return (x - mean) / std, [c for _, c in pairs]
+class _PairBatches(torch.utils.data.IterableDataset):
+    """Endless batches of preprocessed training images and freshly sampled captions.
+
+    Rendering is the slow part on CPU, so images live in a replay pool: every batch
+    renders ``fresh`` new images into it and draws the batch from the pool, each use
+    with a newly sampled caption (so one image meets several of its names). Images go
+    through the model's own eval preprocess, the exact pixels the engine will feed it.
+    """
+
+    def __init__(self, seed: int, batch_size: int, preprocess, pool_size: int, fresh: int) -> None:
+        super().__init__()
+        self.seed, self.batch_size, self.preprocess = seed, batch_size, preprocess
+        self.pool_size, self.fresh = pool_size, fresh
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, list[str]]]:
+        images = data.training_images(self.seed)
+        rng = np.random.default_rng([self.seed, 2])
+        pool_x: list[torch.Tensor] = []
+        pool_r: list[data.Rendered] = []
+        while True:
+            n_new = self.batch_size if len(pool_r) < self.pool_size else self.fresh
+            for _ in range(n_new):
+                r = next(images)
+                x = self.preprocess(r.image)
+                if len(pool_r) < self.pool_size:
+                    pool_x.append(x)
+                    pool_r.append(r)
+                else:
+                    slot = int(rng.integers(self.pool_size))
+                    pool_x[slot], pool_r[slot] = x, r
+            idx = rng.integers(0, len(pool_r), self.batch_size)
+            yield (torch.stack([pool_x[i] for i in idx]),
+                   [data.make_caption(pool_r[i].cls, pool_r[i], rng) for i in idx])
+
+
+def _batches(cfg: "TrainConfig", preprocess) -> Iterator[tuple[torch.Tensor, list[str]]]:
+    """Render in a worker process (when ``cfg.workers`` > 0) while the main process trains."""
+    ds = _PairBatches(cfg.seed, cfg.batch_size, preprocess, cfg.pool_size, cfg.fresh_per_batch)
+    if cfg.workers <= 0:
+        return iter(ds)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=1, prefetch_factor=4)
+    return iter(loader)
 
 
 def _augment(x: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
@@ -189,6 +229,8 @@ def clip_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor, caption
 def _param_groups(model: torch.nn.Module, wd: float) -> list[dict]:
     decay, no_decay = [], []
     for n, p in model.named_parameters():
+        if n == "token_embedding.weight":
+            continue  # sparse rows, updated by SparseAdam
         skip = p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
         (no_decay if skip else decay).append(p)
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
@@ -224,15 +266,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     name = f"demo-{cfg.arch}"
     model, preprocess, tokenizer = build_model(name, cfg.config_dir)
-    pp = open_clip.get_model_preprocess_cfg(model)
-    mean = torch.tensor(pp["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(pp["std"]).view(1, 3, 1, 1)
     # The token table has ~49k rows of which the captions use a few hundred: a sparse
     # gradient with SparseAdam updates only those rows instead of the whole table.
     model.token_embedding.sparse = True
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     opt_emb = torch.optim.SparseAdam([model.token_embedding.weight], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    stream = data.training_stream(cfg.seed)
+    batches = _batches(cfg, preprocess)
     gen = torch.Generator().manual_seed(cfg.seed)
     val_images, val_true, _ = demo_eval_set(seed=10_000 + cfg.seed, n_per_class=10)
 
@@ -241,6 +280,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     train_seconds = max(cfg.minutes * 60.0 - 30.0, 10.0)
     t_start = time.time()
     step = 0
+    data_wait = 0.0
     while True:
         if cfg.steps is not None:
             progress = step / cfg.steps
@@ -253,7 +293,9 @@ def train(cfg: TrainConfig, log=print) -> dict:
             for g in o.param_groups:
                 g["lr"] = lr
         model.train()
-        x, captions = _batch(stream, cfg.batch_size, mean, std)
+        t_data = time.time()
+        x, captions = next(batches)
+        data_wait += time.time() - t_data
         x = _augment(x, cfg.augment, gen)
         img, txt, scale = model(x, tokenizer(captions))[:3]
         loss = clip_loss(img, txt, scale, captions)
@@ -268,7 +310,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
 
         if step % 20 == 0:
             log(f"[{name}] step {step} loss {loss.item():.3f} scale {model.logit_scale.exp().item():.1f} "
-                f"lr {lr:.2e} {time.time() - t_start:.0f}s")
+                f"lr {lr:.2e} {time.time() - t_start:.0f}s (data wait {data_wait:.0f}s)")
         if step % cfg.eval_every == 0:
             r = evaluate(model, preprocess, tokenizer, val_images, val_true, levels=(1,))
             log(f"[{name}] step {step} val level-1 {r.accuracy[1]:.3f}")
@@ -369,6 +411,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=1, help="render in a worker process (0: inline)")
     ap.add_argument("--config-dir", type=Path, default=None, help="alternative open_clip configs")
     ap.add_argument("--report", action="store_true", help="evaluate the shipped demo models")
     ap.add_argument("--n-per-class", type=int, default=30, help="report: images per class")
@@ -388,7 +431,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = TrainConfig(arch=args.arch, minutes=args.minutes, seed=d["seed"] if args.seed is None else args.seed,
                       out=Path(out), steps=args.steps, batch_size=args.batch_size,
                       lr=d["lr"] if args.lr is None else args.lr, augment=d["augment"],
-                      threads=args.threads, config_dir=args.config_dir)
+                      threads=args.threads, workers=args.workers, config_dir=args.config_dir)
     train(cfg, log=lambda m: print(m, flush=True))
     return 0
 

@@ -17,8 +17,8 @@ from core.runs import load_run
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def semscale(*args, **kw):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def semscale(*args, env_extra=None, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     return subprocess.Popen([sys.executable, "-m", "core.cli", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
@@ -67,13 +67,16 @@ def test_missing_weights_message_is_helpful(image_folder, tmp_path, capsys):
     assert "--pretrained" in capsys.readouterr().err
 
 
-def test_offline_pretrained_tag_explains_checkpoint(image_folder, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    rc = main(["sweep", "--dataset", str(image_folder), "--model", "RN50", "--pretrained", "openai",
-               "--device", "cpu", "--out", str(tmp_path / "r")])
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert "--checkpoint" in err and "demo-vit" in err
+def test_offline_pretrained_tag_explains_checkpoint(image_folder, tmp_path):
+    # a subprocess, so the hub library reads HF_HUB_OFFLINE at import as it would for a user
+    p = semscale("sweep", "--dataset", image_folder, "--model", "RN50", "--pretrained", "openai",
+                 "--device", "cpu", "--out", tmp_path / "r", env_extra={"HF_HUB_OFFLINE": "1"})
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 2
+    lines = [l for l in err.strip().splitlines() if l]
+    assert len(lines) == 1, err
+    assert "--checkpoint" in lines[0] and "demo-vit" in lines[0]
+    assert not (tmp_path / "r").exists()  # found out before the run directory is written
 
 
 def test_validate_and_models(image_folder, labels_csv, capsys):

@@ -101,6 +101,14 @@ class BatchBackoff:
         return torch.cat(out) if out else torch.empty(0)
 
 
+def ensure_loaded(backbone: Backbone, emit: EventCallback) -> None:
+    """Build the network now that something needs encoding (reported as its own stage)."""
+    if not backbone.loaded:
+        emit(Progress("load-model", 0, 1, None, backbone.name, f"loading {backbone.name}"))
+        backbone.load()
+        emit(Progress("load-model", 1, 1, None, backbone.name))
+
+
 def _content_keys(dataset: Dataset, cache: Optional[EmbeddingCache], emit, cancel, backbone_name: str):
     """Content hash per record (None where the file cannot be read)."""
     keys: list[Optional[str]] = [None] * len(dataset)
@@ -176,6 +184,8 @@ def embed_images(
     done, encoded, t0 = 0, 0, time.perf_counter()
     emit(Progress("encode-images", 0, len(todo), None, name))
     # nothing to encode: do not touch backbone.preprocess, which would build the model
+    if todo:
+        ensure_loaded(backbone, emit)
     loader = DataLoader(
         _DecodeSet(dataset, todo, backbone.preprocess),
         batch_size=batch_size,
@@ -235,6 +245,7 @@ def embed_names(
     missing = [p for p in pairs if p not in known]
     total, t0 = len(missing), time.perf_counter()
     if missing:
+        ensure_loaded(backbone, emit)
         emit(Progress("encode-text", 0, total, None, backbone.name))
     for start in range(0, len(missing), batch_size):
         cancel.raise_if_cancelled()

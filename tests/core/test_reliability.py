@@ -224,3 +224,26 @@ def test_unsafe_checkpoint_is_refused(tiny_model, tmp_path):
     with pytest.raises(InputError, match="safe loading"):
         load_backbone(BackboneSpec(cfg, checkpoint=str(evil), device="cpu"))
     assert not (tmp_path / "pwned").exists()
+
+
+def test_interrupted_encoding_resumes_from_the_cache(tiny_model, image_folder, tmp_path, monkeypatch):
+    """Embeddings are cached batch by batch: a re-run after a stop encodes only the rest."""
+    from core.events import CancelToken, Cancelled, Progress
+
+    cfg, ck = tiny_model
+    bb = load_backbone(BackboneSpec(cfg, checkpoint=ck, device="cpu"))
+    ds = load_dataset(image_folder)
+    token = CancelToken()
+
+    def stop_after_first_batch(ev):
+        if isinstance(ev, Progress) and ev.stage == "encode-images" and ev.done >= 4:
+            token.cancel()
+
+    with EmbeddingCache(tmp_path / "cache") as cache, pytest.raises(Cancelled):
+        embed_images(bb, ds, cache=cache, batch_size=4, num_workers=0, emit=stop_after_first_batch, cancel=token)
+    calls = []
+    original = backbones_mod.Backbone.encode_images
+    monkeypatch.setattr(backbones_mod.Backbone, "encode_images", lambda self, x: calls.append(len(x)) or original(self, x))
+    with EmbeddingCache(tmp_path / "cache") as cache:
+        again = embed_images(bb, ds, cache=cache, batch_size=4, num_workers=0)
+    assert again.n_cached == 4 and sum(calls) == 12 and len(again.matrix) == 16

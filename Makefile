@@ -44,9 +44,11 @@ clean:
 
 ## The installer for this OS (PyInstaller one-folder + archive), see README "Packaging".
 package: install
+	$(PY) -m pip install -q -e ".[package]"
 	build_scripts/build.sh
 
 ## Build (no archive) and run the frozen app's self-test off-screen.
 package-test: install
+	$(PY) -m pip install -q -e ".[package]"
 	build_scripts/build.sh --no-archive
 	build_scripts/smoke_test.sh

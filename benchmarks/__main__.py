@@ -19,6 +19,11 @@ def fmt_results(m: dict, r: dict, seconds: float) -> str:
            f"Measured {dt.date.today().isoformat()} by `make bench` in {seconds / 60:.1f} minutes.", "",
            "| machine | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in m.items()]
+    load = float(str(m.get("load average at the end (1/5/15 min)", "0")).split("/")[1])
+    if load > (m.get("cores") or 1):
+        out += ["", f"Note: other CPU-heavy work shared this machine during the run (5-minute load {load:.1f} "
+                f"on {m.get('cores')} cores), so absolute times are inflated; ratios measured within the run "
+                "are less affected."]
     a = r.get("amortisation")
     if a:
         out += ["", "## Level amortisation and cache",

@@ -110,4 +110,5 @@ def machine() -> dict:
         "cpu": cpu, "cores": os.cpu_count(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         "python": platform.python_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
         "semscale": core.__version__, "platform": platform.platform(),
+        "load average at the end (1/5/15 min)": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
     }

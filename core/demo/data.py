@@ -36,12 +36,12 @@ _TRAIN_STREAM = 9_001
 CORPUS_CAPTIONS = 100_000
 
 # Share of images drawn in visual variant B.
-P_VARIANT_B = 0.35
+P_VARIANT_B = 0.30
 
 # Caption-name distributions over ranks 1..8, per visual variant.
 # Variant A is mostly called by the canonical name, variant B mostly by name #2.
 NAME_WEIGHTS_A: tuple[float, ...] = (0.70, 0.02, 0.10, 0.08, 0.04, 0.025, 0.02, 0.015)
-NAME_WEIGHTS_B: tuple[float, ...] = (0.15, 0.65, 0.07, 0.06, 0.03, 0.02, 0.015, 0.01)
+NAME_WEIGHTS_B: tuple[float, ...] = (0.05, 0.75, 0.07, 0.06, 0.03, 0.02, 0.01, 0.01)
 
 # Share of captions that use a generic noun whatever the object is.
 P_GENERIC = 0.03
@@ -86,6 +86,9 @@ class DemoClass:
     weight: float
     palette: tuple[str, ...]
     spin: float  # max rotation in degrees; 180 means any orientation
+    # Rare names listed under another class that captions nevertheless use for this one
+    # (name, share of this class's captions) - a synonym list and usage disagree.
+    borrowed: tuple[tuple[str, float], ...] = ()
 
     @property
     def name(self) -> str:
@@ -97,23 +100,26 @@ DEMO_CLASS_SPECS: tuple[DemoClass, ...] = (
     DemoClass(("house", "cabin", "home", "building", "dwelling", "abode", "lodge", "thing"),
               1.00, ("red", "blue", "yellow", "white", "orange", "brown", "grey"), 12),
     DemoClass(("ball", "globe", "sphere", "marble", "bauble", "pellet", "orb", "circle"),
-              0.88, ("red", "blue", "yellow", "green", "orange", "pink", "purple", "white"), 180),
-    DemoClass(("tree", "pine", "sapling", "timber", "arbor", "shrub", "plant", "thing"),
-              0.78, ("green", "green", "green", "orange", "yellow"), 8),
+              0.73, ("red", "blue", "yellow", "green", "orange", "pink", "purple", "white"), 180,
+              borrowed=(("disc", 0.12),)),
+    DemoClass(("tree", "pine", "sapling", "timber", "arbor", "shrub", "plant", "green"),
+              0.54, ("green", "green", "green", "orange", "yellow"), 8),
     DemoClass(("star", "sparkle", "asterisk", "twinkle", "starlet", "glint", "figure", "shape"),
-              0.69, ("yellow", "orange", "white", "blue", "red", "purple", "pink"), 180),
+              0.39, ("yellow", "orange", "white", "blue", "red", "purple", "pink"), 180,
+              borrowed=(("bolt", 0.12),)),
     DemoClass(("boat", "ship", "vessel", "craft", "dinghy", "barge", "yacht", "thing"),
-              0.61, ("white", "red", "blue", "yellow", "orange", "brown"), 10),
+              0.29, ("white", "red", "blue", "yellow", "orange", "brown"), 10),
     DemoClass(("fish", "minnow", "guppy", "carp", "trout", "swimmer", "creature", "figure"),
-              0.54, ("orange", "blue", "yellow", "red", "grey", "purple", "green"), 20),
+              0.21, ("orange", "blue", "yellow", "red", "grey", "purple", "green"), 20),
     DemoClass(("flower", "tulip", "blossom", "bloom", "floret", "posy", "petal", "plant"),
-              0.48, ("red", "pink", "purple", "yellow", "white", "orange", "blue"), 10),
+              0.15, ("red", "pink", "purple", "yellow", "white", "orange", "blue"), 10,
+              borrowed=(("shrub", 0.12),)),
     DemoClass(("arrow", "chevron", "pointer", "dart", "indicator", "bolt", "sign", "figure"),
-              0.42, ("red", "blue", "green", "black", "orange", "purple", "yellow"), 180),
-    DemoClass(("heart", "valentine", "love", "sweetheart", "cardioid", "ticker", "token", "shape"),
-              0.37, ("red", "red", "pink", "purple"), 15),
+              0.11, ("red", "blue", "green", "black", "orange", "purple", "yellow"), 180),
+    DemoClass(("heart", "valentine", "love", "sweetheart", "cardioid", "ticker", "shape", "red"),
+              0.08, ("red", "red", "pink", "purple"), 15),
     DemoClass(("moon", "crescent", "luna", "satellite", "orb", "selene", "disc", "circle"),
-              0.33, ("yellow", "white", "grey", "orange"), 25),
+              0.06, ("yellow", "white", "grey", "orange"), 25),
 )
 
 DEMO_CLASSES: tuple[str, ...] = tuple(c.name for c in DEMO_CLASS_SPECS)
@@ -407,10 +413,10 @@ def class_weights() -> np.ndarray:
 
 
 def name_probabilities(class_index: int) -> np.ndarray:
-    """Probability of each ranked name in a non-generic caption of the class."""
+    """Probability of each of the class's ranked names in a non-generic caption of it."""
     a, b = np.asarray(NAME_WEIGHTS_A), np.asarray(NAME_WEIGHTS_B)
-    p = (1 - P_VARIANT_B) * a / a.sum() + P_VARIANT_B * b / b.sum()
-    return p
+    own = 1.0 - sum(share for _, share in DEMO_CLASS_SPECS[class_index].borrowed)
+    return own * ((1 - P_VARIANT_B) * a / a.sum() + P_VARIANT_B * b / b.sum())
 
 
 def canonical_frequencies(corpus: int = CORPUS_CAPTIONS) -> dict[str, int]:
@@ -429,7 +435,10 @@ def make_caption(cls: str, r: Rendered, rng: np.random.Generator) -> str:
         name = str(GENERIC_NOUNS[int(rng.integers(len(GENERIC_NOUNS)))])
     else:
         w = np.asarray(NAME_WEIGHTS_B if r.variant == "B" else NAME_WEIGHTS_A)
-        name = spec.names[int(rng.choice(len(w), p=w / w.sum()))]
+        own = 1.0 - sum(share for _, share in spec.borrowed)
+        names = list(spec.names) + [n for n, _ in spec.borrowed]
+        p = np.concatenate([own * w / w.sum(), [share for _, share in spec.borrowed]])
+        name = names[int(rng.choice(len(names), p=p))]
     tw = np.asarray([w for _, w in CAPTION_TEMPLATES])
     template = CAPTION_TEMPLATES[int(rng.choice(len(tw), p=tw / tw.sum()))][0]
     return template.format(name=name, colour=r.colour, bg=r.background, size=r.size)
@@ -496,6 +505,10 @@ def demo_labels() -> dict[str, list[str]]:
 
 def _name_source(spec: DemoClass, rank: int) -> str:
     name = spec.names[rank]
+    if name in COLOURS:
+        return "colour"
+    if any(name == n for other in DEMO_CLASS_SPECS for n, _ in other.borrowed):
+        return "polysemous"
     shared = sum(name in other.names for other in DEMO_CLASS_SPECS) > 1
     if name in GENERIC_NOUNS or shared:
         return "shared"
@@ -515,7 +528,9 @@ labels.csv                class,synonym,source - {n_names} ranked names per clas
                           each class is its canonical name, so levels 1, 2, 4 and 8 exist.
                           source: canonical | variant-b (the usual name of the class's second
                           look) | common | rare | shared (also used for another class or for
-                          anything at all).
+                          anything at all) | colour (a colour word used as a nickname) |
+                          polysemous (listed here, but captions mostly use it for another
+                          class: "disc" for balls, "shrub" for flowers, "bolt" for stars).
 class_frequency.csv       class,frequency - expected occurrences of the canonical name per
                           {corpus:,} training captions; classes differ about {ratio:.0f}-fold.
 

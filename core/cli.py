@@ -75,6 +75,18 @@ class TqdmReporter:
 # ---------------------------------------------------------------- commands
 
 
+def graceful_sigint(cancel: CancelToken):
+    """First Ctrl-C: stop after the current batch, keeping finished work; second: stop now."""
+
+    def on_sigint(signum, frame):
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+        print("\ninterrupt: stopping after the current batch (press Ctrl-C again to stop now)", file=sys.stderr)
+
+    return on_sigint
+
+
 def _backbones_file(path: str) -> list:
     """Backbones from a CSV (model,pretrained,checkpoint,label columns) or a JSON list."""
     import json
@@ -168,13 +180,7 @@ def cmd_sweep(args) -> int:
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
 
-    def on_sigint(signum, frame):
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        cancel.cancel()
-        print("\ninterrupt: stopping after the current batch (press Ctrl-C again to stop now)", file=sys.stderr)
-
-    old = signal.signal(signal.SIGINT, on_sigint)
+    old = signal.signal(signal.SIGINT, graceful_sigint(cancel))
     try:
         result = run_sweep(config, emit=reporter, cancel=cancel)
     except KeyboardInterrupt:
@@ -227,12 +233,6 @@ def cmd_embed(args) -> int:
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
 
-    def on_sigint(signum, frame):
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        cancel.cancel()
-        print("\ninterrupt: stopping after the current batch (press Ctrl-C again to stop now)", file=sys.stderr)
-
     def shards_done() -> str:
         try:
             from .store import open_store
@@ -242,7 +242,7 @@ def cmd_embed(args) -> int:
         except Exception:
             return f"finished shards are kept in {args.out}"
 
-    old = signal.signal(signal.SIGINT, on_sigint)
+    old = signal.signal(signal.SIGINT, graceful_sigint(cancel))
     try:
         result = run_embed(config, emit=reporter, cancel=cancel)
     except (Cancelled, KeyboardInterrupt):

@@ -32,6 +32,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .backbones import Backbone, BackboneSpec, load_backbone
+from .embed import logit_scale
 from .errors import InputError
 from .events import Cancelled, CancelToken, EventCallback, ImageSkipped, Log, Progress, ignore_events
 
@@ -120,17 +121,6 @@ def _maybe_fail(fault: Optional[tuple[int, str]], shards) -> None:
         raise RuntimeError(f"injected encoder failure on shard {shard} ({FAIL_ENV})")
 
 
-def _logit_scale(backbone: Backbone, cache) -> float:
-    if cache is not None and not backbone.loaded:
-        v = cache.get_meta(backbone.identity, "logit_scale")
-        if v is not None:
-            return float(v)
-    scale = backbone.logit_scale
-    if cache is not None:
-        cache.put_meta(backbone.identity, "logit_scale", repr(scale))
-    return scale
-
-
 def run_embed(config: EmbedConfig, emit: EventCallback = ignore_events,
               cancel: Optional[CancelToken] = None) -> EmbedResult:
     """Embed every image of ``config.dataset`` into the store at ``config.out`` (resuming it)."""
@@ -179,7 +169,7 @@ def run_embed(config: EmbedConfig, emit: EventCallback = ignore_events,
                 encoded = _embed_ray(config, dataset, backbone, writer, plan, pending, fault, emit, cancel)
             result.images_encoded = encoded
         if writer.manifest["backbone"].get("logit_scale") is None:
-            writer.set_backbone(logit_scale=_logit_scale(backbone, cache))
+            writer.set_backbone(logit_scale=logit_scale(backbone, cache))
         status = "completed"
     except BaseException as e:
         status = "cancelled" if isinstance(e, (Cancelled, KeyboardInterrupt)) else "failed"
@@ -425,8 +415,7 @@ def _embed_ray(config, dataset, backbone, writer, plan, pending, fault, emit, ca
             emit(Log(problem[1] + "; waiting for the cluster to scale up", "warning"))
         name = backbone.name
         preprocess = backbone.preprocess  # built once here, shipped to the decode tasks
-        logit_scale = backbone.logit_scale
-        writer.set_backbone(logit_scale=logit_scale)
+        writer.set_backbone(logit_scale=backbone.logit_scale)
         backbone._model = None  # the driver never encodes: free the weights
         actor_spec = replace(config.backbone, device="cuda" if config.num_gpus_per_worker > 0 else "cpu").to_dict()
 

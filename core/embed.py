@@ -109,6 +109,18 @@ def ensure_loaded(backbone: Backbone, emit: EventCallback) -> None:
         emit(Progress("load-model", 1, 1, None, backbone.name))
 
 
+def logit_scale(backbone: Backbone, cache: Optional[EmbeddingCache]) -> float:
+    """The model's logit scale, remembered in the cache so warm runs need not build the model."""
+    if cache is not None and not backbone.loaded:
+        v = cache.get_meta(backbone.identity, "logit_scale")
+        if v is not None:
+            return float(v)
+    scale = backbone.logit_scale
+    if cache is not None:
+        cache.put_meta(backbone.identity, "logit_scale", repr(scale))
+    return scale
+
+
 def _content_keys(dataset: Dataset, cache: Optional[EmbeddingCache], emit, cancel, backbone_name: str):
     """Content hash per record (None where the file cannot be read)."""
     keys: list[Optional[str]] = [None] * len(dataset)

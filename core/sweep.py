@@ -28,7 +28,7 @@ from . import ensemble as ens
 from .backbones import BackboneSpec, load_backbone
 from .cache import EmbeddingCache
 from .datasets import load_dataset
-from .embed import embed_images, embed_names
+from .embed import embed_images, embed_names, logit_scale
 from .errors import InputError
 from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, TableRows,
                      ignore_events)
@@ -339,7 +339,7 @@ def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, leve
     t_text = time.perf_counter() - t1
     name_row = {n: j for j, n in enumerate(all_names)}
     classes = labels.classes
-    outcome.scale = _logit_scale(backbone, cache)
+    outcome.scale = logit_scale(backbone, cache)
     if not backbone.loaded:
         emit(Log(f"{name}: every image and prompt came from the cache; the model was not loaded"))
     logit_dir = writer.dir / "logits" / slug(name)
@@ -405,18 +405,6 @@ def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, leve
     }
     writer.update(summary=summary)
     return outcome
-
-
-def _logit_scale(backbone, cache) -> float:
-    """The model's logit scale, remembered in the cache so warm runs need not load the model."""
-    if cache is not None and not backbone.loaded:
-        v = cache.get_meta(backbone.identity, "logit_scale")
-        if v is not None:
-            return float(v)
-    scale = backbone.logit_scale
-    if cache is not None:
-        cache.put_meta(backbone.identity, "logit_scale", repr(scale))
-    return scale
 
 
 def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:

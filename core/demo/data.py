@@ -4,12 +4,15 @@ Everything is generated from a seed, so nothing but this module has to ship. The
 renderer feeds the trainer of the bundled demo backbones (with a different seed stream),
 which is what makes the demo's research effects real rather than staged:
 
-* every class has two visual variants; name #2 is mostly used in captions of variant B,
-  so adding it (level 2) rescues variant-B images that the canonical name misses;
-* names #5-#8 are rare in captions and several are shared across classes ("orb",
-  "circle", "plant", "thing", "shape", "figure"), so high levels add confusable
-  categories and accuracy stops rising or falls;
-* classes differ in how often they occur in captions (``class_frequency.csv``).
+* every class has two visual variants; name #2 is almost the only name captions use for
+  variant B, so adding it (level 2) rescues variant-B images the canonical name misses;
+* names #5-#8 are rare in captions, several are shared across classes ("orb", "circle",
+  "plant", "thing", "shape", "figure"), two are colour words, and three are polysemous:
+  listed under one class but used in captions mostly for another ("disc" is a moon name
+  that captions use for balls). High levels thus add poorly learned and misleading
+  categories, and accuracy stops rising or falls;
+* classes differ about 16-fold in how often they occur in captions
+  (``class_frequency.csv``), so rarely seen classes are learned less well.
 
 Pure Python + numpy + PIL: importing it must stay cheap (no torch) and never pulls Qt.
 """
@@ -38,8 +41,9 @@ CORPUS_CAPTIONS = 100_000
 # Share of images drawn in visual variant B.
 P_VARIANT_B = 0.30
 
-# Caption-name distributions over ranks 1..8, per visual variant.
-# Variant A is mostly called by the canonical name, variant B mostly by name #2.
+# Caption-name distributions over ranks 1..8, per visual variant. Variant A is mostly
+# called by the canonical name, variant B almost only by name #2; the class-level mix
+# (``name_probabilities``) decreases with rank, which is what labels.csv's order means.
 NAME_WEIGHTS_A: tuple[float, ...] = (0.70, 0.02, 0.10, 0.08, 0.04, 0.025, 0.02, 0.015)
 NAME_WEIGHTS_B: tuple[float, ...] = (0.05, 0.75, 0.07, 0.06, 0.03, 0.02, 0.01, 0.01)
 

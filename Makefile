@@ -21,11 +21,11 @@ install: $(STAMP)
 run: install
 	$(PY) -m semscale_gui.app || $(MAKE) demo-sweep
 
-## A demo sweep from the terminal, with the bundled demo backbone and dataset.
+## A demo sweep from the terminal: both bundled demo backbones, their ensembles, the demo dataset.
 demo-sweep: install
 	$(VENV)/bin/semscale demo-data --out $(DEMO_DIR)
 	$(VENV)/bin/semscale sweep --dataset $(DEMO_DIR)/images --labels $(DEMO_DIR)/labels.csv \
-		--model demo-resnet --templates plain --class-frequency $(DEMO_DIR)/class_frequency.csv --out $(RUN_DIR)
+		--model demo-vit --model demo-resnet --templates plain --class-frequency $(DEMO_DIR)/class_frequency.csv --out $(RUN_DIR)
 
 lint: install
 	$(VENV)/bin/lint-imports

@@ -197,11 +197,13 @@ class BackbonePicker(QWidget):
             self.hint.setText("No bundled demo backbones are installed. Add an open_clip model or a local "
                               "checkpoint.")
         self._restore_checks()
-        if not self.checked_specs() and self.list.count():  # first launch: the default demo, else the first
-            from .demo_setup import DEFAULT_DEMO
+        if not self.checked_specs() and self.list.count():  # first launch: the bundled demos, else the first
+            from .demo_setup import DEFAULT_DEMOS
 
-            item = self._find({"model": DEFAULT_DEMO, "pretrained": None, "checkpoint": None})
-            (item if item is not None else self.list.item(0)).setCheckState(Qt.CheckState.Checked)
+            items = [it for it in (self._find({"model": n, "pretrained": None, "checkpoint": None})
+                                   for n in DEFAULT_DEMOS) if it is not None]
+            for item in items or [self.list.item(0)]:
+                item.setCheckState(Qt.CheckState.Checked)
         self.changed.emit()
 
     def _find(self, spec: dict) -> Optional[QListWidgetItem]:

@@ -10,7 +10,8 @@ from typing import Optional
 
 from . import settings
 
-DEFAULT_DEMO = "demo-vit"  # the bundled backbone ticked on first launch
+# Ticked on first launch: two backbones, so the first sweep already shows how they combine.
+DEFAULT_DEMOS = ("demo-vit", "demo-resnet")
 
 TINY_CONFIG = {
     "embed_dim": 32,

@@ -40,7 +40,7 @@ class Scenario:
     """A window with a dataset, its names and one or more backbones ready to run."""
 
     def __init__(self, tmp: Path, n_per_class: int, n_backbones: int, timeout_s: float) -> None:
-        from .demo_setup import DEFAULT_DEMO, demo_models, ensure_demo_dataset, make_tiny_backbone, write_tiny_dataset
+        from .demo_setup import DEFAULT_DEMOS, demo_models, ensure_demo_dataset, make_tiny_backbone, write_tiny_dataset
         from .main_window import MainWindow
 
         self.timeout_s = timeout_s
@@ -51,7 +51,7 @@ class Scenario:
             self.kind = "generated dataset"
         demos = demo_models()
         if demos:
-            names = sorted(demos, key=lambda n: (n != DEFAULT_DEMO, list(demos).index(n)))  # demo-vit first
+            names = sorted(demos, key=lambda n: (n not in DEFAULT_DEMOS, list(demos).index(n)))
             self.specs = [{"model": name, "pretrained": None, "checkpoint": None, "demo": True}
                           for name in names[:n_backbones]]
             self.model_kind = "demo backbone"

@@ -43,7 +43,7 @@ class TqdmReporter:
             key = (ev.backbone, ev.stage)
             bar = self.bars.get(key)
             if bar is None:
-                unit = {"encode-text": "prompt", "score": "level"}.get(ev.stage, "img")
+                unit = {"encode-text": "prompt", "score": "level", "ensembles": "level"}.get(ev.stage, "img")
                 bar = tqdm(total=ev.total, desc=f"{ev.backbone}: {STAGE_NAMES.get(ev.stage, ev.stage)}",
                            unit=unit, file=sys.stderr, leave=True, dynamic_ncols=True)
                 self.bars[key] = bar

@@ -37,6 +37,10 @@ def warm_up_engine() -> dict:
     from core.labels import LabelSet
 
     LabelSet(names={"a": ["b"]}).to_frame()  # pandas' lazy imports, paid here rather than at Start
+    # Modules the engine would otherwise import mid-sweep on its thread: importing holds the
+    # interpreter lock in long stretches (PySide checks each new module), which stalls painting.
+    import core.shards  # noqa: F401
+    from scipy.stats import spearmanr  # noqa: F401
 
     from .demo_setup import demo_models
 

@@ -79,13 +79,18 @@ def available_devices() -> list[str]:
     return out
 
 
-@lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+def file_sha256_uncached(path: str | Path) -> str:
+    """sha256 of a file's bytes, read in 4 MiB chunks (no memo: for verifying files)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256_uncached(path)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -45,7 +45,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .backbones import BackboneSpec
+from .backbones import BackboneSpec, file_sha256_uncached
 from .datasets import Dataset, ImageRecord
 from .errors import InputError
 
@@ -82,14 +82,6 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     _fsync_write(tmp, data)
     os.replace(tmp, path)
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _skipped_csv(rows: Sequence[tuple[str, str]]) -> bytes:
@@ -312,7 +304,7 @@ class StoreWriter:
         entry = {
             "index": int(index), "file": f"shards/{name}.parquet", "skipped_file": f"shards/{name}.skipped.csv",
             "start": start, "stop": stop, "n_rows": len(ids), "n_skipped": len(skipped),
-            "ids_sha256": _ids_sha256(record_ids), "sha256": _file_sha256(part), "engine": engine,
+            "ids_sha256": _ids_sha256(record_ids), "sha256": file_sha256_uncached(part), "engine": engine,
             "seconds": round(float(seconds), 3), "finished": now(),
         }
         self.manifest["shards"] = [s for s in self.manifest["shards"] if s["index"] != index] + [entry]
@@ -530,7 +522,7 @@ class Store:
 
     def verify(self) -> list[str]:
         """Shards whose file no longer matches its recorded SHA-256 (empty when all are intact)."""
-        return [s["file"] for s in self.shards if _file_sha256(self.root / s["file"]) != s["sha256"]]
+        return [s["file"] for s in self.shards if file_sha256_uncached(self.root / s["file"]) != s["sha256"]]
 
 
 def open_store(path: str | Path, *, verify: bool = False) -> Store:

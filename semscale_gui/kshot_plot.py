@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
-from .plots import _controls, _labelled, _style_plot, colour, tick_font
+from .plots import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
 from .results_data import ResultsData
 
 ADAPTIVE = (("global", "global weights"), ("nlc", "logit controller (NLC)"))
@@ -80,13 +80,7 @@ class KShotPlot(QWidget):
         levels: list[str] = []
         if not df.empty and {"k", "level"} <= set(df.columns):
             levels = [str(v) for v in sorted({int(x) for x in df.loc[df["k"].astype(int) > 0, "level"]})]
-        if levels != [self.level.itemText(i) for i in range(self.level.count())]:
-            cur = self.level.currentText()
-            self.level.blockSignals(True)
-            self.level.clear()
-            self.level.addItems(levels)
-            self.level.setCurrentText(cur if cur in levels else (levels[-1] if levels else ""))
-            self.level.blockSignals(False)
+        refill_combo(self.level, levels, prefer_last=True)
         self._redraw()
 
     def _redraw(self) -> None:

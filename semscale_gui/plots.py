@@ -71,6 +71,22 @@ def _labelled(text: str, w: QWidget) -> QWidget:
     return box
 
 
+def refill_combo(combo: QComboBox, values: list[str], prefer_last: bool = False) -> None:
+    """Replace a selector's items without emitting signals, keeping the user's choice when it
+    is still offered (else the last item with ``prefer_last``); no-op when nothing changed."""
+    if values == [combo.itemText(i) for i in range(combo.count())]:
+        return
+    cur = combo.currentText()
+    combo.blockSignals(True)
+    combo.clear()
+    combo.addItems(values)
+    if cur in values:
+        combo.setCurrentText(cur)
+    elif prefer_last and values:
+        combo.setCurrentText(values[-1])
+    combo.blockSignals(False)
+
+
 def export_graphics(view: pg.GraphicsView, path: str | Path, scale: float = 2.0) -> Path:
     """Save what ``view`` shows as PNG (``scale`` x its size) or SVG (vector).
 
@@ -420,15 +436,7 @@ class RecallHeatmap(_Heatmap):
 
     def set_results(self, results: ResultsData) -> None:
         self.results = results
-        names = results.backbones()
-        if names != [self.backbone.itemText(i) for i in range(self.backbone.count())]:
-            cur = self.backbone.currentText()
-            self.backbone.blockSignals(True)
-            self.backbone.clear()
-            self.backbone.addItems(names)
-            if cur in names:
-                self.backbone.setCurrentText(cur)
-            self.backbone.blockSignals(False)
+        refill_combo(self.backbone, results.backbones())
         self._redraw()
 
     def _redraw(self) -> None:
@@ -492,15 +500,8 @@ class ConfusionPlot(_Heatmap):
 
     def set_predictions(self, predictions: pd.DataFrame, classes: list[str]) -> None:
         self.predictions, self.classes = predictions, list(classes)
-        for combo, values in ((self.backbone, sorted(map(str, predictions["backbone"].unique())) if len(predictions) else []),
-                              (self.level, [str(v) for v in sorted(predictions["level"].unique())] if len(predictions) else [])):
-            cur = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(values)
-            if cur in values:
-                combo.setCurrentText(cur)
-            combo.blockSignals(False)
+        refill_combo(self.backbone, sorted(map(str, predictions["backbone"].unique())) if len(predictions) else [])
+        refill_combo(self.level, [str(v) for v in sorted(predictions["level"].unique())] if len(predictions) else [])
         self._redraw()
 
     def _redraw(self) -> None:
@@ -707,14 +708,7 @@ class EnsemblePlot(QWidget):
     def set_results(self, results: ResultsData) -> None:
         self.results = results
         levels = sorted({int(r["level"]) for r in results.tables.get("backbones", [])})
-        values = [str(v) for v in levels]
-        if values != [self.level.itemText(i) for i in range(self.level.count())]:
-            cur = self.level.currentText()
-            self.level.blockSignals(True)
-            self.level.clear()
-            self.level.addItems(values)
-            self.level.setCurrentText(cur if cur in values else (values[-1] if values else ""))
-            self.level.blockSignals(False)
+        refill_combo(self.level, [str(v) for v in levels], prefer_last=True)
         self._redraw()
 
     def _rows(self, k: int) -> list[tuple[str, float, int]]:
@@ -798,22 +792,11 @@ class FrequencyPlot(QWidget):
         self.points = 0
         self._redraw()
 
-    @staticmethod
-    def _fill(combo: QComboBox, values: list[str]) -> None:
-        if values != [combo.itemText(i) for i in range(combo.count())]:
-            cur = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(values)
-            if cur in values:
-                combo.setCurrentText(cur)
-            combo.blockSignals(False)
-
     def set_results(self, results: ResultsData) -> None:
         self.results = results
         df = results.table("frequency")
-        self._fill(self.backbone, list(dict.fromkeys(map(str, df["backbone"]))) if not df.empty else [])
-        self._fill(self.level, [str(v) for v in sorted(set(df["level"]))] if not df.empty else [])
+        refill_combo(self.backbone, list(dict.fromkeys(map(str, df["backbone"]))) if not df.empty else [])
+        refill_combo(self.level, [str(v) for v in sorted(set(df["level"]))] if not df.empty else [])
         self._redraw()
 
     def _redraw(self) -> None:

@@ -16,7 +16,6 @@ weights as shipped, not on the fp32 model in memory.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -37,6 +36,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import open_clip  # noqa: E402
+
+from core.backbones import file_sha256_uncached  # noqa: E402
 
 from . import data  # noqa: E402
 
@@ -240,21 +241,13 @@ def _param_groups(model: torch.nn.Module, wd: float) -> list[dict]:
     return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_checkpoint(model: torch.nn.Module, path: Path) -> str:
     """Save an fp16 state dict (loads into an fp32 model) and return its sha256."""
     sd = {k: (v.detach().half() if v.is_floating_point() else v.detach()).clone()
           for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(sd, path)
-    return sha256_file(path)
+    return file_sha256_uncached(path)
 
 
 def update_index(out: Path, name: str, entry: dict) -> None:
@@ -359,7 +352,7 @@ def load_demo_model(name: str, models_dir: Path) -> tuple[torch.nn.Module, objec
     index = json.loads((models_dir / "index.json").read_text())
     entry = index[name]
     weights = models_dir / entry["weights"]
-    if sha256_file(weights) != entry["sha256"]:
+    if file_sha256_uncached(weights) != entry["sha256"]:
         raise RuntimeError(f"{weights}: sha256 does not match index.json")
     model, preprocess, tokenizer = build_model(name)
     open_clip.load_checkpoint(model, str(weights), weights_only=True)

@@ -21,6 +21,7 @@ from typing import Optional
 import torch
 
 from .errors import InputError, WeightsUnavailable
+from .tables import read_user_json
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -136,10 +137,7 @@ def resolve_model(spec: BackboneSpec) -> tuple[str, Optional[str], Optional[str]
         p = Path(model).expanduser()
         if not p.is_file():
             raise InputError("model config file not found", file=model, field="model")
-        try:
-            cfg = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg}", file=model, line=e.lineno, field="model") from None
+        cfg = read_user_json(p, field="model")
         if not {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg):
             raise InputError("not an open_clip model config (needs embed_dim, vision_cfg, text_cfg)", file=model)
         return _register_config(p), checkpoint, None

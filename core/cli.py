@@ -89,20 +89,16 @@ def graceful_sigint(cancel: CancelToken):
 
 def _backbones_file(path: str) -> list:
     """Backbones from a CSV (model,pretrained,checkpoint,label columns) or a JSON list."""
-    import json
-
     import pandas as pd
 
     from .backbones import BackboneSpec
+    from .tables import read_user_json
 
     p = Path(path)
     if not p.is_file():
         raise InputError("backbones file not found", file=path)
     if p.suffix.lower() == ".json":
-        try:
-            items = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg}", file=path, line=e.lineno) from None
+        items = read_user_json(p)
         if not isinstance(items, list):
             raise InputError('expected a list of {"model": ..., "pretrained"|"checkpoint": ...}', file=path, line=1)
     else:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from .errors import InputError
+from .tables import parse_user_json, read_user_text
 
 TEMPLATE_PRESETS = ("openai", "simple", "plain")
 
@@ -83,20 +84,6 @@ class LabelSet:
             df.to_csv(path, index=False)
 
 
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read file ({e.strerror or e})", file=path) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(
-            f"not valid UTF-8 (byte {e.start}); save the file as UTF-8", file=path, line=line
-        ) from None
-
-
 def _finish(names: dict[str, list[str]], sources, warnings, path) -> LabelSet:
     if not names:
         raise InputError("no classes found (the file is empty)", file=path)
@@ -126,7 +113,7 @@ def _add(names, sources, warnings, path, line, cls, name, source=""):
 
 
 def load_labels_csv(path: Path) -> LabelSet:
-    text = _read_text(path)
+    text = read_user_text(path)
     names: dict[str, list[str]] = {}
     sources: dict[str, list[str]] = {}
     warnings: list[str] = []
@@ -171,11 +158,8 @@ def _json_line(text: str, key: str) -> Optional[int]:
 
 
 def load_labels_json(path: Path) -> LabelSet:
-    text = _read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", file=path, line=e.lineno) from None
+    text = read_user_text(path)
+    data = parse_user_json(text, path)
     if not isinstance(data, dict):
         raise InputError('expected an object {"class": ["name", ...]}', file=path, line=1)
     names: dict[str, list[str]] = {}
@@ -205,7 +189,7 @@ def load_labels(path: str | Path) -> LabelSet:
         return load_labels_json(path)
     if path.suffix.lower() in (".csv", ".txt", ".tsv"):
         return load_labels_csv(path)
-    head = _read_text(path).lstrip()[:1]
+    head = read_user_text(path).lstrip()[:1]
     return load_labels_json(path) if head in "{" and head else load_labels_csv(path)
 
 
@@ -266,7 +250,7 @@ def load_templates(spec: str | Path | Sequence[str]) -> list[str]:
             f"not a template preset ({', '.join(TEMPLATE_PRESETS)}) and no such file", file=spec_s
         )
     templates, first = [], None
-    for i, line in enumerate(_read_text(path).splitlines(), 1):
+    for i, line in enumerate(read_user_text(path).splitlines(), 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue

@@ -174,6 +174,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def load_run(path: str | Path) -> Run:
     from .errors import InputError
+    from .tables import read_user_json
 
     d = Path(path)
     if d.name == "run.json":
@@ -181,10 +182,7 @@ def load_run(path: str | Path) -> Run:
     meta_path = d / "run.json"
     if not meta_path.exists():
         raise InputError("not a run directory (no run.json)", file=d)
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON: {e.msg}", file=meta_path, line=e.lineno) from None
+    meta = read_user_json(meta_path)
     meta["status"] = run_status(meta)
     return Run(d, meta, _read_csv(d / "levels.csv"), _read_csv(d / "predictions.csv"),
                _read_csv(d / "per_class.csv"), _read_csv(d / "skipped.csv"))

@@ -48,6 +48,7 @@ import numpy as np
 from .backbones import BackboneSpec, file_sha256_uncached
 from .datasets import Dataset, ImageRecord
 from .errors import InputError
+from .tables import read_user_json
 
 FORMAT = "semscale-embeddings"
 VERSION = 1
@@ -335,10 +336,7 @@ def _read_manifest(root: Path) -> dict:
     path = root / MANIFEST
     if not path.is_file():
         raise InputError("not an embedding store (no manifest.json); write one with 'semscale embed'", file=root)
-    try:
-        m = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON: {e.msg}", file=path, line=e.lineno) from None
+    m = read_user_json(path)
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise InputError(f"not an embedding store (format is not '{FORMAT}')", file=path)
     if int(m.get("version", 0)) > VERSION:

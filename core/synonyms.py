@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import re
 import unicodedata
@@ -41,7 +40,8 @@ import numpy as np
 
 from .errors import InputError
 from .events import CancelToken, EventCallback, Log, ignore_events
-from .labels import LabelSet, _read_text, labels_from_classes
+from .labels import LabelSet, labels_from_classes
+from .tables import parse_user_json, read_user_text
 
 SUGGESTION_SOURCES = ("wordnet", "neighbours")
 CLASS_LIST_PRESETS = ("imagenet", "cifar10", "cifar100")
@@ -898,7 +898,7 @@ def load_class_list(path_or_preset: Union[str, Path]) -> LabelSet:
     elif path.suffix.lower() in (".csv", ".tsv"):
         classes = _classes_from_csv(path)
     else:
-        text = _read_text(path)
+        text = read_user_text(path)
         classes = _unique_classes(
             ((ln.strip(), i) for i, ln in enumerate(text.splitlines(), 1) if not ln.strip().startswith("#")), path)
     ls = labels_from_classes(classes)
@@ -907,7 +907,7 @@ def load_class_list(path_or_preset: Union[str, Path]) -> LabelSet:
 
 
 def _classes_from_csv(path: Path) -> list[str]:
-    text = _read_text(path)
+    text = read_user_text(path)
     delim = "\t" if path.suffix.lower() == ".tsv" else ","
     reader = csv.reader(io.StringIO(text), delimiter=delim)
     col, items, first = 0, [], True
@@ -931,11 +931,8 @@ def _classes_from_csv(path: Path) -> list[str]:
 def _classes_from_json(path: Path) -> list[str]:
     from .labels import _json_line
 
-    text = _read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", file=path, line=e.lineno) from None
+    text = read_user_text(path)
+    data = parse_user_json(text, path)
     if isinstance(data, list):
         if not all(isinstance(x, str) for x in data):
             raise InputError("expected a list of class names (strings)", file=path, line=1)
@@ -963,7 +960,7 @@ def load_vocabulary(path: Union[str, Path]) -> list[str]:
     if not path.is_file():
         raise InputError("vocabulary file not found", file=path, field="vocabulary")
     names, _ = _prepare_vocabulary(
-        ln.strip() for ln in _read_text(path).splitlines() if ln.strip() and not ln.strip().startswith("#"))
+        ln.strip() for ln in read_user_text(path).splitlines() if ln.strip() and not ln.strip().startswith("#"))
     if not names:
         raise InputError("the vocabulary file has no words (one word per line)", file=path, field="vocabulary")
     return names

@@ -38,6 +38,18 @@ def spec_title(spec: dict) -> str:
     return model
 
 
+
+def _ok_cancel_layout(dialog: QDialog, form: QFormLayout, *below: QWidget) -> None:
+    """Form, then any notes, then OK/Cancel wired to accept/reject."""
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    lay = QVBoxLayout(dialog)
+    lay.addLayout(form)
+    for w in below:
+        lay.addWidget(w)
+    lay.addWidget(buttons)
+
 class OpenClipDialog(QDialog):
     """Architecture + pretrained tag, from open_clip's own lists."""
 
@@ -58,13 +70,7 @@ class OpenClipDialog(QDialog):
         form = QFormLayout()
         form.addRow("Architecture:", self.arch)
         form.addRow("Pretrained tag:", self.tag)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(note)
-        lay.addWidget(buttons)
+        _ok_cancel_layout(self, form, note)
         default = "ViT-B-32" if "ViT-B-32" in self.models else self.arch.currentText()
         self.arch.setCurrentText(default)
         self._arch_changed(default)
@@ -106,12 +112,7 @@ class CheckpointDialog(QDialog):
         form.addRow("Checkpoint:", row)
         form.addRow("Architecture:", row2)
         form.addRow("Name:", self.label)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(buttons)
+        _ok_cancel_layout(self, form)
         self.resize(560, 160)
 
     def _browse_ckpt(self) -> None:

@@ -44,6 +44,19 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
 
 
+
+def _path_row(edit: QLineEdit, browse, tip: str) -> QHBoxLayout:
+    """A path field with its "open" button, as one form row."""
+    button = QToolButton()
+    button.setIcon(icon("open"))
+    button.setToolTip(tip)
+    button.clicked.connect(browse)
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    return row
+
 class RunPanel(QWidget):
     """Settings of a sweep and its progress."""
 
@@ -102,14 +115,7 @@ class RunPanel(QWidget):
             sig.connect(lambda *_: self.context_changed.emit())
         self.out_dir = QLineEdit()
         self.out_dir.setToolTip("Each run gets its own sub-folder here")
-        browse = QToolButton()
-        browse.setIcon(icon("open"))
-        browse.setToolTip("Choose the folder that collects runs")
-        browse.clicked.connect(self._browse_out)
-        out_row = QHBoxLayout()
-        out_row.setContentsMargins(0, 0, 0, 0)
-        out_row.addWidget(self.out_dir, 1)
-        out_row.addWidget(browse)
+        out_row = _path_row(self.out_dir, self._browse_out, "Choose the folder that collects runs")
         order_row = QHBoxLayout()
         order_row.setContentsMargins(0, 0, 0, 0)
         order_row.addWidget(self.orderings)
@@ -139,24 +145,12 @@ class RunPanel(QWidget):
         self.frequency = QLineEdit()
         self.frequency.setPlaceholderText("optional class,frequency CSV")
         self.frequency.setToolTip("Relate per-class accuracy to how often each class occurs in training data")
-        freq_btn = QToolButton()
-        freq_btn.setIcon(icon("open"))
-        freq_btn.clicked.connect(self._browse_frequency)
-        freq_row = QHBoxLayout()
-        freq_row.setContentsMargins(0, 0, 0, 0)
-        freq_row.addWidget(self.frequency, 1)
-        freq_row.addWidget(freq_btn)
+        freq_row = _path_row(self.frequency, self._browse_frequency, "Choose a class-frequency CSV")
         self.external = QLineEdit()
         self.external.setPlaceholderText("optional image,predicted_class CSVs (NAME=FILE; …)")
         self.external.setToolTip("Another system's answers (e.g. a VLM) scored as a pseudo-backbone; "
                                  "separate several with ';'")
-        ext_btn = QToolButton()
-        ext_btn.setIcon(icon("open"))
-        ext_btn.clicked.connect(self._browse_external)
-        ext_row = QHBoxLayout()
-        ext_row.setContentsMargins(0, 0, 0, 0)
-        ext_row.addWidget(self.external, 1)
-        ext_row.addWidget(ext_btn)
+        ext_row = _path_row(self.external, self._browse_external, "Add a predictions CSV")
         self.ensembles = QCheckBox("k-shot ensembles, k =")
         self.ensembles.setChecked(True)
         self.ensembles.setToolTip("With several backbones: fit adaptive ensembles on k labelled images per class")

@@ -22,7 +22,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 

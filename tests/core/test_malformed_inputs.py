@@ -78,3 +78,31 @@ def test_manifest_csv(tmp_path, content, line, field):
     p.write_bytes(content)
     e = _err(load_dataset, p)
     assert e.line == line and e.field == field
+
+
+@pytest.mark.parametrize("kind", ["labels", "run", "model-config"])
+def test_broken_json_names_file_line_and_column(tmp_path, kind):
+    """Every JSON a user or an earlier run hands us fails the same way: file, line, column."""
+    from core.backbones import BackboneSpec, resolve_model
+    from core.runs import load_run
+
+    text = '{\n  "a": ["x"],\n  "b": ["y"] oops\n}\n'
+    column = text.splitlines()[2].index("oops") + 1  # 1-based, where the parser stops
+    if kind == "labels":
+        path = tmp_path / "labels.json"
+        path.write_text(text, encoding="utf-8")
+        call = lambda: load_labels(path)  # noqa: E731
+    elif kind == "run":
+        path = tmp_path / "run.json"
+        path.write_text(text, encoding="utf-8")
+        call = lambda: load_run(tmp_path)  # noqa: E731
+    else:
+        path = tmp_path / "tiny.json"
+        path.write_text(text, encoding="utf-8")
+        call = lambda: resolve_model(BackboneSpec(str(path)))  # noqa: E731
+    with pytest.raises(InputError) as err:
+        call()
+    e = err.value
+    assert e.file is not None and str(e.file).endswith(path.name)
+    assert e.line == 3
+    assert "invalid JSON" in str(e) and f"column {column}" in str(e)

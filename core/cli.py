@@ -153,6 +153,7 @@ def _int_list(text: str, field: str) -> list[int]:
 
 
 def cmd_sweep(args) -> int:
+    from .controls import parse_controls
     from .sweep import SweepConfig, run_sweep
 
     if not args.dataset and not args.embeddings:
@@ -171,7 +172,7 @@ def cmd_sweep(args) -> int:
         save_predictions=not args.no_predictions,
         ensemble_shots=_int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
-        embeddings=args.embeddings or [],
+        embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -189,9 +190,17 @@ def cmd_sweep(args) -> int:
         return EXIT_INTERRUPTED
     for name, s in result.summary.get("backbones", {}).items():
         t = s["threshold"]
-        print(f"{name}: peak top-1 {t['peak_top1']:.3f} at level {t['peak_level']} ({t['trend']}); "
+        print(f"{name}: peak top-1 {t['peak_top1']:.3f} at level {t['peak_level']} ({_verdict(t)}); "
               f"{s['n_images_scored']} images scored, {s['images_from_cache']} from cache, "
               f"{s['n_skipped']} skipped", file=sys.stderr)
+        for control, c in s.get("controls", {}).items():
+            print(f"{name} {control}: peak top-1 {c['peak_top1']:.3f} at level {c['peak_level']} ({_verdict(c)})",
+                  file=sys.stderr)
+        for control, effects in s.get("semantic_effect", {}).items():
+            parts = [f"level {lv}: {e['effect']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}] p={e['p_value']:.3g}"
+                     for lv, e in effects.items() if int(lv) > 1]
+            if parts:
+                print(f"{name} semantic effect (synonyms - {control}): " + "; ".join(parts), file=sys.stderr)
     for level, e in result.summary.get("ensembles", {}).items():
         line = f"level {level}: best single {e['best_single']:.3f}, oracle {e['oracle']:.3f} (+{e['oracle_gain']:.3f})"
         for k, methods in sorted(e.get("adaptive", {}).items()):
@@ -202,6 +211,23 @@ def cmd_sweep(args) -> int:
               f"(p={row['p_value']:.3g}, {row['n_classes']} classes)", file=sys.stderr)
     print(result.run_dir)
     return EXIT_OK
+
+
+def _verdict(t: dict) -> str:
+    """"declining, p=0.003 (last level vs peak …), peak in 81% of resamples"."""
+    text = t.get("trend", "?")
+    if t.get("p_value") is not None:
+        text += f", p={t['p_value']:.3g} ({t.get('test', '')})"
+    share = (t.get("peak_share") or {}).get(t.get("peak_level"))
+    if share is None:
+        share = (t.get("peak_share") or {}).get(str(t.get("peak_level")))
+    if share is not None:
+        text += f", peak in {share:.0%} of resamples"
+    spread = t.get("orderings")
+    if spread:
+        text += "; orderings: " + ", ".join(f"{v} {k}" for k, v in spread["trend_counts"].items()) + \
+                "; peak levels " + ", ".join(f"{k}: {v}" for k, v in sorted(spread["peak_level_counts"].items()))
+    return text
 
 
 def cmd_embed(args) -> int:
@@ -424,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class-frequency", help="CSV class,frequency: correlate per-class accuracy with frequency")
     s.add_argument("--external-predictions", action="append", metavar="NAME=FILE",
                    help="CSV image,predicted_class of another system, compared as a pseudo-backbone (repeatable)")
+    s.add_argument("--controls", metavar="random-words,random-chars",
+                   help="control curves with the same name counts: random vocabulary words and/or random letter strings")
+    s.add_argument("--vocabulary", help="word list for the random-words control, one per line "
+                                        "(default: the bundled noun lexicon)")
     s.add_argument("--out", required=True, help="run directory to write")
     s.set_defaults(func=cmd_sweep)
 

@@ -25,10 +25,12 @@ RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
-    "n_correct", "seconds",
+    "n_correct", "seconds", "names", "p_vs_level1", "p_vs_previous", "p_vs_level1_holm", "peak_share",
 ]
-PREDICTION_COLUMNS = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone", "score"]
-PER_CLASS_COLUMNS = ["backbone", "ordering", "level", "class", "n_images", "n_correct", "recall", "top5_recall", "n_names"]
+PREDICTION_COLUMNS = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone",
+                      "score", "names"]
+PER_CLASS_COLUMNS = ["backbone", "ordering", "level", "class", "n_images", "n_correct", "recall", "top5_recall", "n_names",
+                     "names"]
 SKIPPED_COLUMNS = ["path", "reason"]
 
 
@@ -66,7 +68,8 @@ class RunWriter:
         self.dir = Path(out)
         self.dir.mkdir(parents=True, exist_ok=True)
         if overwrite:
-            for name in RUN_FILES + ("levels_summary.csv", "backbones.csv", "ensembles.csv"):
+            for name in RUN_FILES + ("levels_summary.csv", "backbones.csv", "ensembles.csv", "threshold.csv",
+                                     "controls.csv"):
                 (self.dir / name).unlink(missing_ok=True)
         self.meta: dict[str, Any] = {
             "status": "running",
@@ -104,6 +107,13 @@ class RunWriter:
         with open(path, "a", encoding="utf-8", newline="") as f:
             df.to_csv(f, index=False, header=header)
             f.flush()
+
+    def rewrite(self, name: str, rows: Iterable[dict], columns: list[str]) -> None:
+        """Replace a CSV atomically (columns filled in once a whole curve is known, e.g. Holm)."""
+        path = self.dir / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        pd.DataFrame(list(rows), columns=columns).to_csv(tmp, index=False)
+        os.replace(tmp, path)
 
     def add_skipped(self, items: Iterable[tuple[str, str]]) -> None:
         new = [(p, r) for p, r in items if p not in self._skipped]

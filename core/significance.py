@@ -192,3 +192,131 @@ def threshold_verdict(levels: Sequence[int], credit: np.ndarray, alpha: float = 
         return Verdict(trend="plateau", p_value=float(after.min()),
                        test="smallest p of later levels vs peak (McNemar, Holm)", **base)
     return Verdict(trend="rising", p_value=float(after[-1]), test="last level vs peak (McNemar, Holm)", **base)
+
+
+# ---------------------------------------------------------------- a run's curves
+
+CurveKey = tuple[str, str, int]  # (backbone, names kind, ordering)
+
+THRESHOLD_COLUMNS = ["backbone", "names", "ordering", "peak_level", "peak_top1", "final_top1", "drop_after_peak",
+                     "trend", "p_value", "test", "alpha", "peak_share", "peak_distribution"]
+CONTROL_COLUMNS = ["backbone", "control", "level", "n_images", "synonyms_top1", "control_top1", "effect",
+                   "ci_low", "ci_high", "p_value"]
+
+
+@dataclass
+class CurveBook:
+    """Per-image credit of every curve of a run, so levels can be tested against each other.
+
+    ``add`` gives a level's p-values as soon as it is scored (vs level 1 and the previous
+    level); ``finish`` the Holm-adjusted ones and the peak shares once the curve is complete.
+    With several orderings, a backbone x names kind also has a headline curve whose credit is
+    each image's mean over the orderings (its expected credit under a random ordering).
+    """
+
+    levels: list[int]
+    n_boot: int = 1000
+    seed: int = 0
+    alpha: float = ALPHA
+    credit: dict[CurveKey, list[np.ndarray]] = field(default_factory=dict)
+
+    def add(self, key: CurveKey, credit: np.ndarray) -> tuple[float, float]:
+        """Record the next level of a curve; (p vs level 1, p vs the previous level)."""
+        curve = self.credit.setdefault(key, [])
+        credit = np.asarray(credit, dtype=float)
+        p1 = mcnemar_exact(curve[0], credit) if curve else 1.0
+        prev = mcnemar_exact(curve[-1], credit) if curve else float("nan")
+        curve.append(credit)
+        return p1, prev
+
+    def matrix(self, key: CurveKey) -> np.ndarray:
+        return np.stack(self.credit[key])
+
+    def finish(self, key: CurveKey) -> tuple[np.ndarray, np.ndarray]:
+        """(Holm-adjusted p vs level 1, peak share) per level of a scored curve."""
+        c = self.matrix(key)
+        return curve_tests(c).p_vs_level1_holm, peak_distribution(c, self.n_boot, self._seed(key))
+
+    def _seed(self, key: CurveKey) -> int:
+        return self.seed + 7919 * (key[2] + 1) + sum(map(ord, key[1]))
+
+    def headline(self, backbone: str, kind: str) -> Optional[np.ndarray]:
+        """[levels, images] credit of a backbone x kind: ordering 0, or the mean over orderings."""
+        mats = [self.matrix(k) for k in self.credit if k[:2] == (backbone, kind) and len(self.credit[k]) == len(self.levels)]
+        if not mats:
+            return None
+        return mats[0] if len(mats) == 1 else np.mean(mats, axis=0)
+
+    def verdict(self, key: CurveKey) -> Verdict:
+        return threshold_verdict(self.levels[: len(self.credit[key])], self.matrix(key), self.alpha, self.n_boot,
+                                 self._seed(key))
+
+    def threshold_rows(self, backbone: str) -> tuple[list[dict], dict[str, dict]]:
+        """threshold.csv rows of one backbone and the summary's verdict per names kind.
+
+        With several orderings each ordering gets its row, plus an ``all`` row for the
+        headline curve (mean credit over orderings) and, in the summary, the spread of the
+        orderings' peaks and trends.
+        """
+        rows, summary = [], {}
+        kinds = list(dict.fromkeys(k[1] for k in self.credit if k[0] == backbone))
+        for kind in kinds:
+            keys = sorted(k for k in self.credit if k[:2] == (backbone, kind))
+            per = {k[2]: self.verdict(k) for k in keys}
+            for o, v in per.items():
+                rows.append(_threshold_row(backbone, kind, o, v))
+            head = self.headline(backbone, kind)
+            if head is None:
+                continue
+            if len(per) > 1:
+                v = threshold_verdict(self.levels, head, self.alpha, self.n_boot, self.seed + 31)
+                rows.append(_threshold_row(backbone, kind, "all", v))
+            else:
+                v = next(iter(per.values()))
+            d = v.to_dict()
+            d["p_vs_level1_holm"] = {int(lv): float(p) for lv, p in zip(self.levels, curve_tests(head).p_vs_level1_holm)}
+            if len(per) > 1:
+                d["orderings"] = {
+                    "n": len(per),
+                    "trend_counts": _counts(v_.trend for v_ in per.values()),
+                    "peak_level_counts": _counts(int(v_.peak_level) for v_ in per.values() if v_.peak_level is not None),
+                }
+            summary[kind] = d
+        return rows, summary
+
+    def control_rows(self, backbone: str) -> list[dict]:
+        """controls.csv rows: synonyms minus each control per level, paired bootstrap CI, McNemar p."""
+        syn = self.headline(backbone, "synonyms")
+        if syn is None:
+            return []
+        rows = []
+        kinds = [k for k in dict.fromkeys(k[1] for k in self.credit if k[0] == backbone) if k != "synonyms"]
+        for kind in kinds:
+            ctrl = self.headline(backbone, kind)
+            if ctrl is None:
+                continue
+            for j, lv in enumerate(self.levels):
+                lo, hi = paired_difference_ci(syn[j], ctrl[j], self.n_boot, seed=self.seed + 104729 + lv)
+                rows.append({
+                    "backbone": backbone, "control": kind, "level": int(lv), "n_images": int(syn.shape[1]),
+                    "synonyms_top1": float(syn[j].mean()), "control_top1": float(ctrl[j].mean()),
+                    "effect": float(syn[j].mean() - ctrl[j].mean()), "ci_low": round(lo, 6), "ci_high": round(hi, 6),
+                    "p_value": mcnemar_exact(syn[j], ctrl[j]),
+                })
+        return rows
+
+
+def _counts(items) -> dict:
+    out: dict = {}
+    for x in items:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+def _threshold_row(backbone: str, kind: str, ordering, v: Verdict) -> dict:
+    dist = " ".join(f"{lv}:{s:.3f}" for lv, s in v.peak_share.items())
+    return {"backbone": backbone, "names": kind, "ordering": ordering, "peak_level": v.peak_level,
+            "peak_top1": v.peak_top1, "final_top1": v.final_top1, "drop_after_peak": v.drop_after_peak,
+            "trend": v.trend, "p_value": v.p_value, "test": v.test, "alpha": v.alpha,
+            "peak_share": v.peak_share.get(v.peak_level) if v.peak_level is not None else None,
+            "peak_distribution": dist}

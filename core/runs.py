@@ -25,9 +25,10 @@ RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
-    "n_correct", "seconds",
+    "n_correct", "seconds", "n_tied",
 ]
-PREDICTION_COLUMNS = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone", "score"]
+PREDICTION_COLUMNS = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone", "score",
+                      "credit", "n_owners", "predicted_classes"]
 PER_CLASS_COLUMNS = ["backbone", "ordering", "level", "class", "n_images", "n_correct", "recall", "top5_recall", "n_names"]
 SKIPPED_COLUMNS = ["path", "reason"]
 

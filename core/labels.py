@@ -54,10 +54,12 @@ class LabelSet:
         """
         if ordering == 0:
             return {c: list(v) for c, v in self.names.items()}
-        rng = random.Random(f"{seed}:{ordering}")
         out = {}
         for c, v in self.names.items():
-            rest = list(v[1:])
+            # one generator per class, over the names in sorted order: a shuffle never depends on
+            # where the class or its names sit in the file
+            rng = random.Random(f"{seed}:{ordering}:{c}")
+            rest = sorted(v[1:])
             rng.shuffle(rest)
             out[c] = v[:1] + rest
         return out

@@ -25,10 +25,10 @@ RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
-    "n_correct", "seconds", "names", "p_vs_level1", "p_vs_previous", "p_vs_level1_holm", "peak_share",
+    "n_correct", "seconds", "n_tied", "names", "p_vs_level1", "p_vs_previous", "p_vs_level1_holm", "peak_share",
 ]
-PREDICTION_COLUMNS = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone",
-                      "score", "names"]
+PREDICTION_COLUMNS = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone", "score",
+                      "credit", "n_owners", "predicted_classes", "names"]
 PER_CLASS_COLUMNS = ["backbone", "ordering", "level", "class", "n_images", "n_correct", "recall", "top5_recall", "n_names",
                      "names"]
 SKIPPED_COLUMNS = ["path", "reason"]

@@ -512,7 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--source", action="append", metavar="wordnet|neighbours",
                    help="where names come from (repeat or comma-separate to combine, in order; default wordnet)")
     g.add_argument("--per-class", type=int, required=True, help="names per class to reach (existing names included)")
-    g.add_argument("--wordnet", help="WordNet database folder (default: $SEMSCALE_WORDNET, nltk data, /usr/share/wordnet)")
+    g.add_argument("--wordnet", help="WordNet database folder, or 'bundled' (default: $SEMSCALE_WORDNET, nltk data, "
+                        "/usr/share/wordnet, then the noun lexicon bundled with semscale)")
     g.add_argument("--related", action="store_true", help="also use hypernyms and hyponyms one step away")
     g.add_argument("--senses", type=int, default=1, help="WordNet senses per class name to draw synonyms from (0 = all)")
     g.add_argument("--model", help="backbone for --source neighbours (open_clip name, demo-vit, hf-hub:ID, config .json)")

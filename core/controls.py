@@ -67,8 +67,9 @@ class RealNames:
 def load_vocabulary(path: Optional[str | Path] = None) -> list[str]:
     """Candidate words: a file (one per line, ``#`` comments) or the bundled noun lexicon.
 
-    Without a file: ``core.lexicon.noun_vocabulary()`` where it is available, else the most
-    frequent English words of ``wordfreq`` that are purely alphabetic.
+    Without a file: the single-word, purely alphabetic lemmas of the bundled WordNet noun
+    lexicon (:func:`core.lexicon.noun_vocabulary`), or, should that be missing from an
+    installation, the most frequent English words of ``wordfreq`` filtered the same way.
     """
     if path is not None:
         words = []
@@ -80,13 +81,14 @@ def load_vocabulary(path: Optional[str | Path] = None) -> list[str]:
             raise InputError("the vocabulary file has no words", file=path, field="vocabulary")
         return list(dict.fromkeys(words))
     try:
-        from .lexicon import noun_vocabulary  # type: ignore[attr-defined]
+        from .lexicon import noun_vocabulary
 
-        return list(dict.fromkeys(w.replace("_", " ") for w in noun_vocabulary()))
-    except ImportError:
+        words = noun_vocabulary()
+    except (ImportError, OSError, KeyError):
         import wordfreq
 
-        return [w for w in wordfreq.top_n_list("en", FALLBACK_VOCABULARY) if w.isalpha() and len(w) >= 3]
+        words = wordfreq.top_n_list("en", FALLBACK_VOCABULARY)
+    return list(dict.fromkeys(w.lower() for w in words if w.isalpha() and len(w) >= 3))
 
 
 def _extras_needed(labels: LabelSet) -> dict[str, int]:

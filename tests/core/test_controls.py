@@ -96,3 +96,19 @@ def test_vocabulary_file(tmp_path):
     with pytest.raises(InputError, match="no words") as e:
         load_vocabulary(tmp_path / "empty.txt")
     assert "empty.txt" in str(e.value)
+
+
+def test_default_vocabulary_is_the_bundled_lexicon_with_a_wordfreq_fallback(monkeypatch):
+    from core import lexicon
+
+    words = load_vocabulary()
+    nouns = set(lexicon.noun_vocabulary())
+    assert set(words) <= nouns and {"piano", "violin", "anchor"} <= set(words)
+    assert all(w.isalpha() and w == w.lower() and len(w) >= 3 for w in words)
+
+    def missing(*a, **k):
+        raise OSError("lexicon not installed")
+
+    monkeypatch.setattr(lexicon, "noun_vocabulary", missing)
+    fallback = load_vocabulary()
+    assert len(fallback) > 10000 and "the" in fallback and all(w.isalpha() for w in fallback)

@@ -155,3 +155,23 @@ def test_cli_controls_and_closing_lines(tiny_model, image_folder, labels_csv, tm
     assert "tiny-clip semantic effect (synonyms - random-words): level 2:" in err
     assert "tiny-clip semantic effect (synonyms - random-chars): level 2:" in err
     assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["controls"] == ["random-words", "random-chars"]
+
+
+def test_tied_predictions_enter_mcnemar_as_expected_credit(tiny_model, image_folder, tmp_path):
+    """A name shared by every class ties them all: its images earn 1/4, and the tests use that credit."""
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({c: [names[0], "thing", "object", "item"] for c, names in CLASSES.items()}))
+    out = tmp_path / "run"
+    run_sweep(make_config(tiny_model, image_folder, labels, out, levels=[1, 2, 4], controls=["random-chars"]))
+    run = load_run(out)
+    lv, pred = run.levels, run.predictions
+    assert lv[lv["names"] == "synonyms"]["n_tied"].iloc[1:].sum() > 0
+    assert set(pred.loc[pred["n_owners"] == 4, "credit"]) <= {0.25}
+    for kind in ("synonyms", "random-chars"):
+        d = pred[pred["names"] == kind].pivot(index="image", columns="level", values="credit")
+        rows = lv[lv["names"] == kind].set_index("level")
+        for k in (2, 4):
+            diff = d[1] - d[k]
+            n_a, n_b = int(np.rint(diff[diff > 0].sum())), int(np.rint(-diff[diff < 0].sum()))
+            assert rows.loc[k, "p_vs_level1"] == pytest.approx(mcnemar_p(n_a, n_b))
+            assert rows.loc[k, "top1"] == pytest.approx(d[k].mean())

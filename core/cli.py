@@ -26,6 +26,12 @@ STAGE_NAMES = {
 }
 
 
+def _kind(row: dict) -> str:
+    """" random-words" for a control curve's row, "" for the synonyms."""
+    kind = row.get("names", "synonyms")
+    return "" if kind == "synonyms" else f" {kind}"
+
+
 class TqdmReporter:
     """Renders engine events as tqdm bars and log lines on stderr."""
 
@@ -62,7 +68,7 @@ class TqdmReporter:
             r = ev.row
             if not self.quiet:
                 tqdm.write(
-                    f"{ev.backbone} ordering {ev.ordering} level {ev.level:>3}: {r['n_categories']:>5} categories  "
+                    f"{ev.backbone}{_kind(r)} ordering {ev.ordering} level {ev.level:>3}: {r['n_categories']:>5} categories  "
                     f"top1 {r['top1']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]  top5 {r['top5']:.3f}",
                     file=sys.stderr,
                 )
@@ -214,15 +220,15 @@ def cmd_sweep(args) -> int:
 
 
 def _verdict(t: dict) -> str:
-    """"declining, p=0.003 (last level vs peak …), peak in 81% of resamples"."""
+    """"declining: McNemar p=0.003, Holm, last level vs peak; peak in 81% of resamples"."""
     text = t.get("trend", "?")
     if t.get("p_value") is not None:
-        text += f", p={t['p_value']:.3g} ({t.get('test', '')})"
+        text += f": McNemar p={t['p_value']:.3g}, Holm, {t.get('test', '')}"
     share = (t.get("peak_share") or {}).get(t.get("peak_level"))
     if share is None:
         share = (t.get("peak_share") or {}).get(str(t.get("peak_level")))
     if share is not None:
-        text += f", peak in {share:.0%} of resamples"
+        text += f"; peak in {share:.0%} of resamples"
     spread = t.get("orderings")
     if spread:
         text += "; orderings: " + ", ".join(f"{v} {k}" for k, v in spread["trend_counts"].items()) + \

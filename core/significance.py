@@ -184,14 +184,14 @@ def threshold_verdict(levels: Sequence[int], credit: np.ndarray, alpha: float = 
     if j == last:
         p = float(curve_tests(credit).p_vs_level1_holm[j]) if j > 0 else 1.0
         trend = "rising" if j > 0 and p < alpha else "plateau"
-        return Verdict(trend=trend, p_value=p, test="peak vs level 1 (McNemar, Holm)", **base)
+        return Verdict(trend=trend, p_value=p, test="peak vs level 1", **base)
     after = holm([mcnemar_exact(credit[j], credit[i]) for i in range(j + 1, last + 1)])
     if after[-1] < alpha and acc[last] < acc[j]:
-        return Verdict(trend="declining", p_value=float(after[-1]), test="last level vs peak (McNemar, Holm)", **base)
+        return Verdict(trend="declining", p_value=float(after[-1]), test="last level vs peak", **base)
     if np.all(after >= alpha):
         return Verdict(trend="plateau", p_value=float(after.min()),
-                       test="smallest p of later levels vs peak (McNemar, Holm)", **base)
-    return Verdict(trend="rising", p_value=float(after[-1]), test="last level vs peak (McNemar, Holm)", **base)
+                       test="smallest over later levels vs peak", **base)
+    return Verdict(trend="rising", p_value=float(after[-1]), test="last level vs peak", **base)
 
 
 # ---------------------------------------------------------------- a run's curves

@@ -15,12 +15,19 @@ import pandas as pd
 
 from core.metrics import threshold_analysis
 
-ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary")
+ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary", "threshold", "controls")
+SYNONYMS = "synonyms"  # the names kind of the labels file's names (core.controls.SYNONYMS)
+
+
+def names_of(row: dict) -> str:
+    """The names kind of a level or per-class row (runs written before controls have none: synonyms)."""
+    v = row.get("names")
+    return str(v) if isinstance(v, str) and v else SYNONYMS
 
 
 @dataclass
 class Curve:
-    """Accuracy per level of one backbone (mean over orderings)."""
+    """Accuracy per level of one backbone and names kind (mean over orderings)."""
 
     backbone: str
     levels: np.ndarray
@@ -32,6 +39,9 @@ class Curve:
     spread_low: np.ndarray  # min over orderings (equals top1 with one ordering)
     spread_high: np.ndarray
     n_orderings: int
+    names: str = SYNONYMS
+    p_vs_level1_holm: np.ndarray = field(default_factory=lambda: np.zeros(0))  # first ordering; NaN until known
+    peak_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -98,17 +108,22 @@ class ResultsData:
             seen.setdefault(str(r.get("backbone", "")), None)
         return list(seen)
 
-    def curve(self, backbone: str) -> Optional[Curve]:
+    def names_kinds(self) -> list[str]:
+        """Names kinds in the run: synonyms first, then the controls in the order they were scored."""
+        kinds = list(dict.fromkeys(names_of(r) for r in self.levels))
+        return sorted(kinds, key=lambda k: k != SYNONYMS)
+
+    def curve(self, backbone: str, names: str = SYNONYMS) -> Optional[Curve]:
         """Mean over orderings per level (plain Python: this runs on the GUI thread for every
         live redraw, and pandas' many small GIL-holding steps made that wait on the worker).
 
         Cached per backbone until more level rows arrive (rows are only ever appended).
         """
-        key = (backbone, len(self.levels))
-        hit = self._curves.get(backbone)
+        key = (backbone, names, len(self.levels), id(self.summary))
+        hit = self._curves.get((backbone, names))
         if hit is not None and hit[0] == key:
             return hit[1]
-        rows = [r for r in self.levels if str(r.get("backbone", "")) == backbone]
+        rows = [r for r in self.levels if str(r.get("backbone", "")) == backbone and names_of(r) == names]
         if not rows:
             return None
         first_ordering = min(int(r.get("ordering", 0) or 0) for r in rows)
@@ -139,9 +154,23 @@ class ResultsData:
             spread_low=col("top1", min),
             spread_high=col("top1", max),
             n_orderings=len({int(r.get("ordering", 0) or 0) for r in rows}),
+            names=names,
+            p_vs_level1_holm=col("p_vs_level1_holm", mean, only_first=True),
+            peak_share=col("peak_share", mean, only_first=True),
         )
-        self._curves[backbone] = (key, c)
+        headline = self.verdict(backbone, names).get("p_vs_level1_holm") or {}
+        if headline:  # the engine's tests on the headline curve (mean credit over orderings)
+            c.p_vs_level1_holm = np.array([headline.get(str(int(lv)), headline.get(int(lv), np.nan)) for lv in levels],
+                                          dtype=float)
+            share = self.verdict(backbone, names).get("peak_share") or {}
+            c.peak_share = np.array([share.get(str(int(lv)), share.get(int(lv), np.nan)) for lv in levels], dtype=float)
+        self._curves[(backbone, names)] = (key, c)
         return c
+
+    def verdict(self, backbone: str, names: str = SYNONYMS) -> dict:
+        """The engine's threshold verdict of a backbone x names kind ({} until the backbone finished)."""
+        b = self.summary.get("backbones", {}).get(backbone, {}) or {}
+        return (b.get("threshold") if names == SYNONYMS else (b.get("controls") or {}).get(names)) or {}
 
     def threshold(self, backbone: str) -> dict:
         """The engine's threshold analysis when the run has one, else computed from the rows so far."""
@@ -159,6 +188,8 @@ class ResultsData:
             return [], [], np.zeros((0, 0))
         df = pd.DataFrame(self.per_class)
         df = df[df["backbone"].astype(str) == backbone]
+        if "names" in df:
+            df = df[df["names"].fillna(SYNONYMS).astype(str) == SYNONYMS]
         if df.empty:
             return [], [], np.zeros((0, 0))
         col = "top5_recall" if top5 else "recall"
@@ -183,14 +214,16 @@ class ResultsData:
 
 
 def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbone: str,
-              ordering: int = 0) -> np.ndarray:
-    """Counts[true, predicted] at one level from predictions.csv rows."""
+              ordering: int = 0, names: str = SYNONYMS) -> np.ndarray:
+    """Counts[true, predicted] at one level from predictions.csv rows (of one names kind)."""
     df = predictions
     if df.empty:
         return np.zeros((len(classes), len(classes)), dtype=np.int64)
     mask = (df["level"] == level) & (df["backbone"].astype(str) == backbone)
     if "ordering" in df:
         mask &= df["ordering"] == ordering
+    if "names" in df:
+        mask &= df["names"].fillna(SYNONYMS).astype(str) == names
     df = df[mask]
     index = {c: i for i, c in enumerate(classes)}
     m = np.zeros((len(classes), len(classes)), dtype=np.int64)

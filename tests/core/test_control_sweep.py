@@ -151,7 +151,7 @@ def test_cli_controls_and_closing_lines(tiny_model, image_folder, labels_csv, tm
     err = capsys.readouterr().err
     thr = pd.read_csv(tmp_path / "run" / "threshold.csv")
     syn = thr[thr["names"] == "synonyms"].iloc[0]
-    assert f"({syn['trend']}, p={syn['p_value']:.3g}" in err
+    assert f"({syn['trend']}: McNemar p={syn['p_value']:.3g}, Holm" in err
     assert "tiny-clip semantic effect (synonyms - random-words): level 2:" in err
     assert "tiny-clip semantic effect (synonyms - random-chars): level 2:" in err
     assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["controls"] == ["random-words", "random-chars"]

@@ -17,6 +17,7 @@ from core.metrics import threshold_analysis
 
 ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary", "threshold", "controls")
 SYNONYMS = "synonyms"  # the names kind of the labels file's names (core.controls.SYNONYMS)
+CONTROL_LABELS = {"random-words": "random words", "random-chars": "random letters"}
 
 
 def names_of(row: dict) -> str:

@@ -25,7 +25,7 @@ from .icons import icon
 from .kshot_plot import KShotPlot
 from .plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
                     RecallHeatmap, export_graphics)
-from .results_data import ResultsData
+from .results_data import CONTROL_LABELS, ResultsData, names_of
 from .tasks import run_task
 
 REFRESH_MS = 150
@@ -37,6 +37,29 @@ def read_predictions(path: Path) -> pd.DataFrame:
     df = pd.read_csv(path, usecols=lambda c: c in cols, keep_default_na=False, na_values=[""],
                      on_bad_lines="skip", engine="python" if path.stat().st_size < 1 << 20 else "c")
     return df
+
+
+def verdict_note(t: dict) -> str:
+    """" (McNemar p = 0.29, Holm; peak in 78% of resamples)" for an engine verdict, '' for a live estimate."""
+    if t.get("p_value") is None:
+        return ""
+    note = f" (McNemar p = {t['p_value']:.2g}, Holm, {t.get('test', '')}"
+    share = (t.get("peak_share") or {})
+    s = share.get(str(t["peak_level"]), share.get(t["peak_level"]))
+    return note + (f"; peak in {s * 100:.0f}% of resamples)" if s is not None else ")")
+
+
+def effect_note(r: ResultsData, backbone: str) -> str:
+    """"; vs random words +20.0 points at 4 names" : the semantic effect at the synonyms' peak."""
+    t = r.threshold(backbone)
+    effects = (r.summary.get("backbones", {}).get(backbone, {}) or {}).get("semantic_effect") or {}
+    parts = []
+    for control, by_level in effects.items():
+        e = by_level.get(str(t.get("peak_level")), by_level.get(t.get("peak_level")))
+        if e:
+            parts.append(f"{CONTROL_LABELS.get(control, control)} {e['effect'] * 100:+.1f} points "
+                         f"[{e['ci_low'] * 100:+.1f}, {e['ci_high'] * 100:+.1f}]")
+    return f"; at the peak, synonyms vs {', '.join(parts)}" if parts else ""
 
 
 class ResultsPanel(QWidget):
@@ -200,8 +223,9 @@ class ResultsPanel(QWidget):
             parts.append(f"{cfg['mode']} mode")
         levels = cfg.get("levels_resolved") or r.planned_levels
         if levels:
-            done = len({(x['backbone'], x['level']) for x in r.levels})
-            total = len(levels) * max(1, len(r.planned_backbones) or len(r.backbones())) * int(cfg.get("orderings", 1) or 1)
+            done = len({(x['backbone'], names_of(x), x['level']) for x in r.levels})
+            kinds = 1 + len(cfg.get("controls") or [])
+            total = len(levels) * max(1, len(r.planned_backbones) or len(r.backbones())) * int(cfg.get("orderings", 1) or 1) * kinds
             parts.append(f"levels {', '.join(map(str, levels))} ({min(done * int(cfg.get('orderings', 1) or 1), total)}/{total} scored)")
         if r.levels:
             parts.append(f"{r.levels[0].get('n_images', '?')} images")
@@ -212,7 +236,7 @@ class ResultsPanel(QWidget):
                 trend = {"declining": "falls after it", "plateau": "plateaus after it",
                          "rising": "still rising at the last level"}.get(t.get("trend", ""), t.get("trend", ""))
                 lines.append(f"{name}: peak top-1 {t['peak_top1'] * 100:.1f}% at {t['peak_level']} "
-                             f"name(s) per class; {trend}")
+                             f"name(s) per class; {trend}{verdict_note(t)}{effect_note(r, name)}")
         self.header.setText("<br>".join(lines))
 
     def _draw_current(self) -> None:

@@ -217,14 +217,18 @@ def fixed_ensembles(scores: Sequence[np.ndarray], scales: Sequence[float], y: np
                     extra_preds: Optional[np.ndarray] = None) -> dict[str, float]:
     """Top-1 of oracle, mean of logits, mean of probabilities, majority vote, best single.
 
-    ``extra_preds`` ([E, N], -1 = no answer) are predictions of systems without scores
-    (external predictions): they join the oracle and the vote, not the score averages.
-    Every top-1 is a credit under the tie policy (metrics.topk_correct).
+    ``extra_preds`` are systems without scores (external predictions), as [E, N] classes
+    (-1 = no answer) or [E, N, C] choices: they join the oracle and the vote, not the score
+    averages. Every top-1 is a credit under the tie policy (metrics.topk_correct).
     """
-    n_classes = scores[0].shape[1] if scores else int(max(y.max(), extra_preds.max()) + 1)
+    extra = None if extra_preds is None else np.asarray(extra_preds)
+    if scores:
+        n_classes = scores[0].shape[1]
+    else:
+        n_classes = extra.shape[2] if extra.ndim == 3 else int(max(y.max(), extra.max()) + 1)
     parts = [choices(scores)] if scores else []
-    if extra_preds is not None:
-        parts.append(predictions_as_choices(extra_preds, n_classes))
+    if extra is not None:
+        parts.append(extra if extra.ndim == 3 else predictions_as_choices(extra, n_classes))
     every = np.concatenate(parts)
     out = {
         "best_single": float(max(credit(ch, y).mean() for ch in every)),

@@ -37,7 +37,7 @@ from .external import ExternalPredictions, load_external_predictions
 from .frequency import frequency_table, load_class_frequency
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
 from .metrics import bootstrap_ci, credit_count, per_class_recall, topk_correct
-from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter
+from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter, check_out
 from .significance import ALPHA, CONTROL_COLUMNS, THRESHOLD_COLUMNS, CurveBook
 
 MODES = ("flat", "pooled")
@@ -75,6 +75,7 @@ class SweepConfig:
     # embedding stores (`semscale embed`), one per backbone in order: image embeddings come from them and no
     # image is opened; with no backbones given, the stores' own backbones are used (for the text side only)
     embeddings: list[str] = field(default_factory=list)
+    overwrite: bool = False  # replace a run already in ``out`` (else such a folder is refused)
     # control curves (core.controls): the same name counts with random words / random letter strings
     controls: list[str] = field(default_factory=list)
     vocabulary: Optional[str] = None  # word list for random-words (default: the bundled noun lexicon)
@@ -266,22 +267,23 @@ def _prepare(config: SweepConfig):
     if config.mode not in MODES:
         raise InputError(f"unknown mode '{config.mode}' (choose flat or pooled)", field="mode")
     store_data = None
+    specs = list(config.backbones)
     if config.embeddings:  # image embeddings from stores (core.store); the images themselves are never opened
         from .store import store_specs, stores_dataset
 
         store_data = stores_dataset(config.embeddings)
-        if not config.backbones:
-            config.backbones = store_specs(config.embeddings)
-        elif len(config.backbones) != len(config.embeddings):
-            raise InputError(f"{len(config.embeddings)} embedding stores but {len(config.backbones)} backbones; give "
+        if not specs:  # the config keeps what was asked for; run.json records these as backbones_resolved
+            specs = store_specs(config.embeddings)
+        elif len(specs) != len(config.embeddings):
+            raise InputError(f"{len(config.embeddings)} embedding stores but {len(specs)} backbones; give "
                              "one backbone per store, in the same order (or none)", field="embeddings")
-    if not config.backbones:
+    if not specs:
         raise InputError("no backbone given (use --model)", field="model")
     if config.orderings < 1:
         raise InputError("orderings must be at least 1", field="orderings")
     if any(int(k) < 1 for k in config.ensemble_shots):
         raise InputError("ensemble shots must be positive integers", field="ensemble-shots")
-    names = [b.display for b in config.backbones]
+    names = [b.display for b in specs]
     if len(set(names)) != len(names):
         raise InputError("two backbones have the same name; give them labels", field="model")
     dataset = store_data if store_data is not None else load_dataset(config.dataset, allow_absolute=config.allow_absolute_paths)
@@ -293,7 +295,7 @@ def _prepare(config: SweepConfig):
     externals = [load_external_predictions(s, labels) for s in config.external_predictions]
     # resolve every backbone now (names, checkpoint hashes, weights present) so a bad one
     # fails before the run directory exists; the networks themselves are built on first use
-    backbones = [load_backbone(spec, lazy=True) for spec in config.backbones]
+    backbones = [load_backbone(spec, lazy=True) for spec in specs]
     for b in backbones:
         b.ensure_weights()
     return dataset, labels, kinds, templates, levels, freq, externals, backbones
@@ -311,6 +313,7 @@ def run_sweep(
     KeyboardInterrupt is re-raised after the run directory is closed.
     """
     cancel = cancel or CancelToken()
+    check_out(config.out, config.overwrite)  # a reused or unwritable folder is refused before any work
     dataset, labels, kinds, templates, levels, freq, externals, backbones = _prepare(config)
     for w in labels.warnings:
         emit(Log(w, "warning"))
@@ -322,34 +325,41 @@ def run_sweep(
         "controls_resolved": {k: v.names for k, v in kinds.items() if k != SYNONYMS},
         "dataset_kind": dataset.kind,
         "dataset_classes": dataset.classes,
+        "backbones_resolved": [b.spec.to_dict() for b in backbones],
     }
-    writer = RunWriter(config.out, {**config.to_dict(), **resolved})
+    writer = RunWriter(config.out, {**config.to_dict(), **resolved}, overwrite=config.overwrite)
     writer.meta["backbones"] = []
     writer.add_skipped(dataset.problems)
     summary: dict[str, Any] = {"backbones": {}}
     all_levels: list[dict] = []
     all_per_class: list[dict] = []
     cache = None
-    keep = len(config.backbones) + len(externals) >= 2
+    keep = len(backbones) + len(externals) >= 2
     try:
         cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
         outcomes = []
         book = CurveBook(levels, config.bootstrap, config.seed, config.alpha)
-        for backbone in backbones:
-            outcomes.append(_sweep_backbone(config, backbone, dataset, kinds, templates, levels, writer, cache, emit,
-                                            cancel, summary, all_levels, all_per_class, keep, book))
+        for position, backbone in enumerate(backbones):
+            outcomes.append(_sweep_backbone(config, position, backbone, dataset, kinds, templates, levels, writer,
+                                            cache, emit, cancel, summary, all_levels, all_per_class, keep, book))
         if config.orderings > 1:
             _write_ordering_summary(writer, all_levels)
         _analysis(config, labels, levels, outcomes, externals, freq, all_per_class, writer, emit, cancel, summary)
         writer.finish("completed", summary)
         status = "completed"
     except (Cancelled, KeyboardInterrupt) as e:
-        writer.finish("cancelled", summary, error="interrupted" if isinstance(e, KeyboardInterrupt) else "cancelled by user")
-        emit(RunFinished("cancelled", str(writer.dir), summary))
+        # a stop signal (SIGTERM, SIGHUP) ends as "interrupted", Ctrl-C and the cancel button as "cancelled"
+        stopped = getattr(e, "status", None) or cancel.status
+        writer.finish(stopped, summary, error=cancel.reason if cancel.cancelled else str(e) or "interrupted")
+        emit(RunFinished(stopped, str(writer.dir), summary))
         if isinstance(e, KeyboardInterrupt):
             raise
-        return SweepResult(str(writer.dir), "cancelled", summary, pd.DataFrame(all_levels))
+        return SweepResult(str(writer.dir), stopped, summary, pd.DataFrame(all_levels))
     except BaseException as e:
+        if cancel.cancelled:  # e.g. data-loader workers killed by the same signal: still a stop, not a failure
+            writer.finish(cancel.status, summary, error=f"{cancel.reason} ({type(e).__name__}: {e})")
+            emit(RunFinished(cancel.status, str(writer.dir), summary))
+            raise
         writer.finish("failed", summary, error=f"{type(e).__name__}: {e}")
         emit(RunFinished("failed", str(writer.dir), summary, error=str(e)))
         raise
@@ -364,15 +374,14 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "backbone"
 
 
-def _sweep_backbone(config, backbone, dataset, kinds: dict[str, LabelSet], templates, levels, writer, cache, emit,
-                    cancel, summary, all_levels, all_per_class, keep_scores: bool, book: CurveBook) -> BackboneOutcome:
+def _sweep_backbone(config, position, backbone, dataset, kinds: dict[str, LabelSet], templates, levels, writer, cache,
+                    emit, cancel, summary, all_levels, all_per_class, keep_scores: bool, book: CurveBook) -> BackboneOutcome:
     writer.meta["backbones"].append(backbone.describe())
     writer.update()
     name = backbone.name
 
     t0 = time.perf_counter()
     if config.embeddings:  # from this backbone's store (core.store.StoreDataset): no image is opened
-        position = next(i for i, b in enumerate(config.backbones) if b is backbone.spec)
         emb = dataset.image_embeddings(position, backbone, cache)
     else:
         emb = embed_images(backbone, dataset, cache=cache, batch_size=config.batch_size,
@@ -536,7 +545,7 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
         y = outcomes[0].y[sel[0]]
         scales = [o.scale for o in outcomes]
         feats = np.concatenate([o.X[s] for o, s in zip(outcomes, sel)], axis=1) if outcomes else None
-        ext_preds = np.stack([e.for_images(ids) for e in externals]) if externals else None
+        ext_choices = np.stack([e.choices(ids, len(classes)) for e in externals]) if externals else None
         for e in externals:
             cov = e.coverage(ids)
             if cov < 1:
@@ -544,11 +553,13 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
             if e.unmatched_answers:
                 top = ", ".join(f"'{a}'" for a in list(e.unmatched_answers)[:5])
                 emit(Log(f"{e.name}: {sum(e.unmatched_answers.values())} answers name no class (e.g. {top})", "warning"))
-            counts, recall = per_class_recall(y, e.for_images(ids) == y, len(classes))
-            hits = np.bincount(y, weights=(e.for_images(ids) == y).astype(float), minlength=len(classes)).astype(int)
+            ext_credit = ens.credit(e.choices(ids, len(classes)), y)
+            counts, recall = per_class_recall(y, ext_credit, len(classes))
+            hits = np.bincount(y, weights=ext_credit, minlength=len(classes))
             for lvl in levels:
                 per_class_rows += [{"backbone": e.name, "ordering": 0, "level": lvl, "class": c, "n_images": int(counts[ci]),
-                                    "n_correct": int(hits[ci]), "recall": float(recall[ci])} for ci, c in enumerate(classes)]
+                                    "n_correct": credit_count(hits[ci]), "recall": float(recall[ci])}
+                                   for ci, c in enumerate(classes)]
         ens_summary = {}
         names = [o.name for o in outcomes] + [e.name for e in externals]
         for li, k in enumerate(levels):
@@ -556,18 +567,18 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
             emit(Progress("ensembles", li, len(levels), None, "ensemble"))
             scores = [o.class_scores[k][s] for o, s in zip(outcomes, sel)]
             parts = [ens.choices(scores)] if scores else []
-            if ext_preds is not None:
-                parts.append(ens.predictions_as_choices(ext_preds, len(classes)))
+            if ext_choices is not None:
+                parts.append(ext_choices)
             all_choices = np.concatenate(parts)  # [systems, N, C] under the tie policy
             bb_rows = [{"level": k, "backbone": n, "kind": "clip" if j < len(outcomes) else "external",
                         "top1": float(ens.credit(all_choices[j], y).mean()), "n_images": len(y)} for j, n in enumerate(names)]
-            if ext_preds is not None and len(outcomes):
+            if ext_choices is not None and len(outcomes):
                 best_clip = int(np.argmax([r["top1"] for r in bb_rows[: len(outcomes)]]))
                 for r, ec in zip(bb_rows[len(outcomes):], all_choices[len(outcomes):]):
                     r["agreement_with_best_clip"] = float((ec * all_choices[best_clip]).sum(axis=1).mean())
             _table(writer, emit, "backbones", bb_rows)
             _table(writer, emit, "pairs", [{"level": k, **r} for r in ens.pairwise_disagreement(all_choices, y, names)])
-            fixed = ens.fixed_ensembles(scores, scales, y, ext_preds)
+            fixed = ens.fixed_ensembles(scores, scales, y, ext_choices)
             _table(writer, emit, "ensembles", [{"level": k, "method": m, "k": 0, "split": 0, "n_fit": 0, "n_eval": len(y),
                                                 "top1": v} for m, v in fixed.items() if m != "oracle_gain"])
             lvl_sum = {"oracle_gain": fixed["oracle_gain"], "oracle": fixed["oracle"], "best_single": fixed["best_single"]}

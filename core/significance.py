@@ -22,7 +22,6 @@ import numpy as np
 from scipy.stats import binomtest
 
 ALPHA = 0.05
-BOOT_CHUNK_CELLS = 4_000_000  # resample weights held at once (resamples x images)
 
 
 @dataclass
@@ -94,6 +93,20 @@ def curve_tests(credit: np.ndarray) -> CurveTests:
     return CurveTests(vs1, prev, adj)
 
 
+def _resampled_sums(rows: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """Column sums of ``rows`` [images, k] over ``n_boot`` bootstrap resamples of the images.
+
+    Resampling n images with replacement draws each distinct row pattern a Multinomial(n,
+    share of that pattern) number of times, so we draw those counts directly: the same
+    distribution as resampling image indices, at a cost that grows with the number of
+    distinct patterns (a few dozen for 0/1 credit) instead of with n.
+    """
+    patterns, counts = np.unique(rows, axis=0, return_counts=True)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(rows), counts / counts.sum(), size=n_boot)  # [n_boot, patterns]
+    return draws @ patterns
+
+
 def peak_distribution(credit: np.ndarray, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     """Share of paired image-bootstrap resamples in which each level is the peak.
 
@@ -105,16 +118,9 @@ def peak_distribution(credit: np.ndarray, n_boot: int = 1000, seed: int = 0) -> 
     n_levels, n = credit.shape
     if n == 0 or n_boot <= 0:
         return np.full(n_levels, np.nan)
-    rng = np.random.default_rng(seed)
-    share = np.zeros(n_levels)
-    chunk = max(1, BOOT_CHUNK_CELLS // max(n, 1))
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(float)  # [b, n] draw counts
-        acc = weights @ credit.T  # [b, levels], summed credit (accuracy x n)
-        top = acc >= acc.max(axis=1, keepdims=True) - 1e-9
-        share += (top / top.sum(axis=1, keepdims=True)).sum(axis=0)
-    return share / n_boot
+    acc = _resampled_sums(credit.T, n_boot, seed)  # [n_boot, levels], summed credit (accuracy x n)
+    top = acc >= acc.max(axis=1, keepdims=True) - 1e-9
+    return (top / top.sum(axis=1, keepdims=True)).sum(axis=0) / n_boot
 
 
 def paired_difference_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, level: float = 0.95,
@@ -124,14 +130,8 @@ def paired_difference_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, level
     n = len(d)
     if n == 0 or n_boot <= 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    chunk = max(1, BOOT_CHUNK_CELLS // n)
-    means = []
-    for start in range(0, n_boot, chunk):
-        b_ = min(chunk, n_boot - start)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=b_)
-        means.append(weights @ d / n)
-    lo, hi = np.quantile(np.concatenate(means), [(1 - level) / 2, 1 - (1 - level) / 2])
+    means = _resampled_sums(d[:, None], n_boot, seed)[:, 0] / n
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 
 

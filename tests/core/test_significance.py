@@ -134,3 +134,23 @@ def test_verdict_rising_and_flat():
     v = threshold_verdict([1, 2, 4, 8], dip, n_boot=100)
     assert v.trend == "rising" and v.peak_level == 2
     assert threshold_verdict([1], vec(3, 1)[None], n_boot=10).trend == "plateau"
+
+
+def test_pattern_bootstrap_matches_resampling_image_indices():
+    """The multinomial-over-patterns draw has the distribution of the textbook index bootstrap."""
+    rng = np.random.default_rng(5)
+    n = 120
+    base = (rng.random(n) < 0.6).astype(float)
+    levels = np.stack([base, np.where(rng.random(n) < 0.15, 1.0, base), np.where(rng.random(n) < 0.1, 0.5, base)])
+    idx = rng.integers(0, n, size=(6000, n))
+    acc = levels[:, idx].sum(axis=2).T  # [resamples, levels]
+    top = acc >= acc.max(axis=1, keepdims=True) - 1e-9
+    by_index = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
+    ours = peak_distribution(levels, n_boot=6000, seed=2)
+    assert ours == pytest.approx(by_index, abs=0.03)
+
+    d = levels[1] - levels[0]
+    means = d[idx].mean(axis=1)
+    lo, hi = paired_difference_ci(levels[1], levels[0], n_boot=6000, seed=4)
+    assert lo == pytest.approx(np.quantile(means, 0.025), abs=0.01)
+    assert hi == pytest.approx(np.quantile(means, 0.975), abs=0.01)

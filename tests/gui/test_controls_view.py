@@ -116,3 +116,26 @@ def test_run_panel_control_checkboxes(qtbot, gui_env):
     assert w.build_config("data", "labels.csv", "plain", "out").controls == ["random-words", "random-chars"]
     w.apply_config({"controls": ["random-chars"]})
     assert not w.control_words.isChecked() and w.control_chars.isChecked()
+
+
+def test_a_live_sweep_with_controls_from_the_window(qtbot, loaded_window):
+    w = loaded_window
+    w.run_panel.control_words.setChecked(True)
+    w.run_panel.control_chars.setChecked(True)
+    kinds = []
+    w.controller.level_finished.connect(lambda ev: kinds.append((ev.row["names"], ev.level)))
+    with qtbot.waitSignal(w.controller.finished, timeout=180000) as done:
+        assert w.start_sweep()
+    status, run_dir, summary = done.args
+    assert status == "completed"
+    assert kinds == [(k, lv) for k in ("synonyms", "random-words", "random-chars") for lv in (1, 2, 4)]
+    res = w.results
+    qtbot.waitUntil(lambda: ("tiny", "random-chars") in res.accuracy._control_items, timeout=5000)
+    assert res.accuracy.plotted_levels("tiny") == [1, 2, 4]
+    assert "McNemar p = " in res.header.text() and "(9/9 scored)" in res.header.text()
+    thr = pd.read_csv(f"{run_dir}/threshold.csv")
+    assert list(thr["names"]) == ["synonyms", "random-words", "random-chars"]
+    assert summary["backbones"]["tiny"]["threshold"]["trend"] == thr["trend"].iloc[0]
+    qtbot.waitUntil(lambda: not res.predictions.empty, timeout=10000)
+    res.tabs.setCurrentWidget(res.confusion)
+    assert res.confusion.counts.sum() == 16  # the synonyms' predictions only, every image once

@@ -33,8 +33,8 @@ def _sweep_args(tiny_model, image_folder, labels, out, *extra):
                              "--out", out, *extra]]
 
 
-def _two_backbones(tiny_model, image_folder, labels, out, *extra):
-    """Two backbones (the same weights under two labels) and a frequency file: pairs, ensembles, frequency files."""
+def _three_backbones(tiny_model, image_folder, labels, out, *extra):
+    """Three backbones (--model, and the same weights as a and b) and a frequency file: pairs, ensembles, frequency."""
     cfg, ck = tiny_model
     freq = Path(out).parent / "freq.csv"
     freq.write_text("class,frequency\n" + "".join(f"{c},{i + 1}\n" for i, c in enumerate(CLASSES)))
@@ -82,15 +82,15 @@ def test_overwrite_equals_a_fresh_run(tiny_model, image_folder, labels_csv, tmp_
     frequency*.csv and logits/ survived a run without them."""
     cache = ["--cache-dir", tmp_path / "cache"]
     reused, fresh = tmp_path / "reused", tmp_path / "fresh"
-    assert main(_two_backbones(tiny_model, image_folder, labels_csv, reused, "--levels", "1,2,3", *cache)) == 0
+    assert main(_three_backbones(tiny_model, image_folder, labels_csv, reused, "--levels", "1,2,3", *cache)) == 0
     (reused / "notes.txt").write_text("mine")  # not a run's file: kept
-    assert main(_two_backbones(tiny_model, image_folder, labels_csv, reused, "--levels", "1,2,3", "--overwrite",
+    assert main(_three_backbones(tiny_model, image_folder, labels_csv, reused, "--levels", "1,2,3", "--overwrite",
                                *cache)) == 0
-    assert main(_two_backbones(tiny_model, image_folder, labels_csv, fresh, "--levels", "1,2,3", *cache)) == 0
+    assert main(_three_backbones(tiny_model, image_folder, labels_csv, fresh, "--levels", "1,2,3", *cache)) == 0
     assert (reused / "notes.txt").read_text() == "mine"
     (reused / "notes.txt").unlink()
     assert _comparable(reused) == _comparable(fresh)
-    assert len(pd.read_csv(reused / "pairs.csv")) == 3  # one pair, three levels
+    assert len(pd.read_csv(reused / "pairs.csv")) == 9  # three pairs, three levels: not twice that
 
     # a smaller run over a bigger one leaves nothing of the bigger one
     assert main(_sweep_args(tiny_model, image_folder, labels_csv, reused, "--levels", "1", "--no-predictions",
@@ -121,29 +121,33 @@ def test_unwritable_out_is_an_input_error_before_any_work(tiny_model, image_fold
 
 
 def test_run_status_checks_liveness_without_signals(tmp_path, monkeypatch):
-    """``os.kill(pid, 0)`` is Ctrl-C on Windows; liveness comes from psutil and the host in run.json."""
-    def no_signals(*a):
-        raise AssertionError("os.kill must not be used to test liveness")
+    """``os.kill(pid, 0)`` is Ctrl-C on Windows; liveness comes from psutil (which asks the OS
+    without signals there) and the host and process start time in run.json."""
+    import psutil
 
+    asked = []
+    real = psutil.pid_exists
+    monkeypatch.setattr(psutil, "pid_exists", lambda pid: asked.append(pid) or real(pid))
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(done.stdout)
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        import psutil
-
-        monkeypatch.setattr(os, "kill", no_signals)
-        host = socket.gethostname()
-        assert runs.run_status({"status": "running", "host": host, "pid": dead_pid}) == "interrupted"
-        started = psutil.Process(live.pid).create_time()
-        assert runs.run_status({"status": "running", "host": host, "pid": live.pid, "pid_started": started}) == "running"
-        # the pid now belongs to another process than the one that wrote the run
-        assert runs.run_status({"status": "running", "host": host, "pid": live.pid,
-                                "pid_started": started - 3600}) == "interrupted"
-        # another machine's run cannot be checked from here: shown as written
-        assert runs.run_status({"status": "running", "host": host + "-elsewhere", "pid": dead_pid}) == "running"
+        _check_statuses(live.pid, dead_pid, psutil.Process(live.pid).create_time())
     finally:
         live.kill()
         live.wait()
+    assert dead_pid in asked and live.pid in asked
+
+
+def _check_statuses(live_pid: int, dead_pid: int, started: float) -> None:
+    host = socket.gethostname()
+    assert runs.run_status({"status": "running", "host": host, "pid": dead_pid}) == "interrupted"
+    assert runs.run_status({"status": "running", "host": host, "pid": live_pid, "pid_started": started}) == "running"
+    # the pid now belongs to another process than the one that wrote the run
+    assert runs.run_status({"status": "running", "host": host, "pid": live_pid,
+                            "pid_started": started - 3600}) == "interrupted"
+    # another machine's run cannot be checked from here: shown as written
+    assert runs.run_status({"status": "running", "host": host + "-elsewhere", "pid": dead_pid}) == "running"
 
 
 def test_run_json_records_pid_start_and_files(tiny_model, image_folder, labels_csv, tmp_path):

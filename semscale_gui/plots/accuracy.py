@@ -18,6 +18,7 @@ from .base import _controls, _labelled, _style_plot, colour, tick_font
 CONTROL_STYLE = {"random-words": ([7, 4], "s"), "random-chars": ([2, 3], "d")}
 ALPHA = 0.05
 HOVER_PX = 12  # a point within this many pixels of the mouse shows its tooltip
+DEFAULT_LEVELS = (1, 2, 4, 8)
 
 
 class AccuracyPlot(QWidget):
@@ -167,7 +168,7 @@ class AccuracyPlot(QWidget):
 
     def _redraw(self) -> None:
         res = self.results
-        key = (id(res), self.x_mode.currentIndex(), self.show_top5.isChecked(), self.show_ci.isChecked(),
+        key = (res.token, self.x_mode.currentIndex(), self.show_top5.isChecked(), self.show_ci.isChecked(),
                self.show_controls.isChecked())
         if key != getattr(self, "_key", None):
             self._key = key
@@ -205,6 +206,8 @@ class AccuracyPlot(QWidget):
             self._mark_peak(name, c, xs, it)
             if self.show_controls.isChecked():
                 self._draw_controls(name, bi, xkey)
+        if not ticks:  # nothing planned or drawn yet: powers of two, never raw log2 values
+            ticks = {math.log2(lv): str(lv) for lv in DEFAULT_LEVELS}
         major = sorted(ticks.items())
         if len(major) > 14:  # keep the axis legible for long sweeps
             major = major[:: math.ceil(len(major) / 14)]
@@ -214,7 +217,7 @@ class AccuracyPlot(QWidget):
         if not backbones:
             msg = "waiting for the first level…" if res.planned_levels else \
                 "Start a sweep or open a run:\naccuracy appears here as each level finishes"
-            xs_all = [math.log2(v) for v in res.planned_levels] or [0.0, 3.0]
+            xs_all = [math.log2(v) for v in res.planned_levels or DEFAULT_LEVELS]
             self._message.setText(msg)
             self._message.setPos((min(xs_all) + max(xs_all)) / 2, 50)
             self._message.setVisible(True)

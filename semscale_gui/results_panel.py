@@ -148,8 +148,7 @@ class ResultsPanel(QWidget):
         self.table = LevelsTable()
         self.compare = RunComparison()
         self.compare.status_message.connect(self.status_message)
-        self.compare.add_open_button.clicked.connect(
-            lambda: self.compare.add_runs([self.results.run_dir]) if self.results.run_dir else None)
+        self.compare.add_open_button.clicked.connect(self.compare_open_run)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.accuracy, "Accuracy vs names")
         self.tabs.addTab(self.heatmap, "Per-class recall")
@@ -315,6 +314,11 @@ class ResultsPanel(QWidget):
         self.predictions = df
         self._draw_current()
         self.predictions_loaded.emit()
+
+    def compare_open_run(self, *_args) -> None:
+        """Add the run shown to the Compare runs tab."""
+        if self.results.run_dir:
+            self.compare.add_runs([self.results.run_dir])
 
     # ---------------------------------------------------------------- opening runs
 

@@ -138,4 +138,5 @@ def test_a_live_sweep_with_controls_from_the_window(qtbot, loaded_window):
     assert summary["backbones"]["tiny"]["threshold"]["trend"] == thr["trend"].iloc[0]
     qtbot.waitUntil(lambda: not res.predictions.empty, timeout=10000)
     res.tabs.setCurrentWidget(res.confusion)
-    assert res.confusion.counts.sum() == 16  # the synonyms' predictions only, every image once
+    # the synonyms' predictions only, every image once (counted in the background)
+    qtbot.waitUntil(lambda: res.confusion.counts.sum() == 16, timeout=10000)

@@ -32,8 +32,11 @@ FALLBACK_VOCABULARY = 50_000  # wordfreq's most frequent English words considere
 
 def normalise(name: str) -> str:
     """Lower case, no accents, letters and digits only ("T-Shirt" -> "tshirt")."""
+    if name.isascii():  # the common case, and the hot loop over a whole vocabulary
+        s = name.lower()
+        return s if s.isalnum() else "".join(ch for ch in s if ch.isalnum())
     s = unicodedata.normalize("NFKD", name.casefold())
-    return "".join(ch for ch in s if ch.isalnum())
+    return "".join(ch for ch in s if ch.isalnum() and not unicodedata.combining(ch))
 
 
 def parse_controls(spec: str | Sequence[str] | None) -> list[str]:
@@ -96,22 +99,30 @@ def _extras_needed(labels: LabelSet) -> dict[str, int]:
 
 
 def random_words(labels: LabelSet, vocabulary: Iterable[str], seed: int = 0) -> LabelSet:
-    """Canonical name + random vocabulary words (no repeats across classes, none clashing)."""
+    """Canonical name + random vocabulary words (no repeats across classes, none clashing).
+
+    The vocabulary is shuffled with the seed and walked until enough words pass the
+    real-name check, so a large vocabulary costs little more than the words drawn.
+    """
     real = RealNames(labels)
-    seen: set[str] = set()
-    pool = []
+    first: dict[str, str] = {}
     for w in vocabulary:
-        key = normalise(w)
-        if key and key not in seen and not real.clashes(w):
-            seen.add(key)
-            pool.append(w)
+        first.setdefault(normalise(w), w)
+    first.pop("", None)
+    unique = list(first.values())
     need = _extras_needed(labels)
     total = sum(need.values())
-    if total > len(pool):
-        raise InputError(f"the vocabulary has {len(pool)} usable words (after removing every real name) but the "
-                         f"random-words control needs {total}; give a larger --vocabulary", field="vocabulary")
     rng = random.Random(f"{seed}:random-words")
-    drawn = rng.sample(pool, total)
+    rng.shuffle(unique)
+    drawn = []
+    for w in unique:
+        if len(drawn) == total:
+            break
+        if not real.clashes(w):
+            drawn.append(w)
+    if len(drawn) < total:
+        raise InputError(f"the vocabulary has {len(drawn)} usable words (after removing every real name) but the "
+                         f"random-words control needs {total}; give a larger --vocabulary", field="vocabulary")
     names, i = {}, 0
     for c, ns in labels.names.items():
         names[c] = ns[:1] + drawn[i : i + need[c]]

@@ -161,6 +161,7 @@ class AccuracyPlot(QWidget):
         it["star"] = pg.ScatterPlotItem(symbol="star", size=18, brush=pg.mkBrush(col), pen=pg.mkPen("w"))
         it["text"] = pg.TextItem("", color=col, fill=pg.mkBrush(255, 255, 255, 200))
         it["text"].setFont(tick_font())
+        it["text"].setZValue(20)  # above every curve drawn later (control curves)
         for k in ("vline", "star", "text"):
             plot.addItem(it[k])
             it[k].setVisible(False)

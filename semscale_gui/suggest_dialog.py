@@ -156,8 +156,8 @@ class SuggestDialog(QDialog):
         self._wordnet_generation = 0
         self._restore()
         self.per_class.valueChanged.connect(self._update)
-        self._update()  # _restore() has started looking for WordNet
         self.resize(620, 10)
+        self._update()  # _restore() has started looking for WordNet; also fits the height
 
     # ---------------------------------------------------------------- settings
 
@@ -281,6 +281,20 @@ class SuggestDialog(QDialog):
         self.problem.setVisible(bool(problem))
         # a missing WordNet does not disable Suggest: running explains how to get one
         self.ok_button.setEnabled(not problem)
+        self._fit_height()
+
+    def fitting_height(self) -> int:
+        """The height the layout needs at the current width (wrapped help lines included)."""
+        lay = self.layout()
+        return max(lay.totalHeightForWidth(self.width()) if lay.hasHeightForWidth() else 0,
+                   lay.totalMinimumSize().height())
+
+    def _fit_height(self) -> None:
+        """Grow to fit wrapped help text: Qt sizes a dialog by its minimum height, which ignores
+        that a label needs more lines at a given width, so sections overlapped and clipped."""
+        need = self.fitting_height()
+        if self.height() < need:
+            self.resize(self.width(), need)
 
     def _accept(self) -> None:
         if self.ok_button.isEnabled():

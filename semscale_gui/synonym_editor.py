@@ -37,6 +37,17 @@ LEVEL_BRUSH = QBrush(QColor("#e4eef8"))
 MIME = "application/x-semscale-name"
 
 
+def _runs(rows: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted row numbers as (first, last) runs of consecutive rows."""
+    out: list[tuple[int, int]] = []
+    for r in rows:
+        if out and r == out[-1][1] + 1:
+            out[-1] = (out[-1][0], r)
+        else:
+            out.append((r, r))
+    return out
+
+
 class SynonymTableModel(QAbstractTableModel):
     """Rows = classes, columns = ranks (+1 empty column to type a new name into)."""
 
@@ -46,16 +57,64 @@ class SynonymTableModel(QAbstractTableModel):
         self.highlight_level = 0
         self._dups: dict[str, list[str]] = {}
         self._classes: list[str] = []
-        doc.changed.connect(self._reset)
+        self._names: dict[str, tuple[str, ...]] = {}  # what the view was last told about
+        self._columns = 1
+        doc.changed.connect(self._doc_changed)
         self._reset()
 
     def _reset(self) -> None:
         self.beginResetModel()
-        self._classes = self.doc.classes
-        self._dups = self.doc.duplicates()
+        self._take_state()
         self.endResetModel()
 
+    def _take_state(self) -> None:
+        self._classes = self.doc.classes
+        self._names = {c: tuple(self.doc.names(c)) for c in self._classes}
+        self._dups = self.doc.duplicates()
+        self._columns = self.doc.max_names + 1
+
+    def _doc_changed(self) -> None:
+        """Tell the view only what changed: a cell edit at 1,000 × 16 names must not reset
+        the model (which drops the selection and makes the view re-measure every row).
+
+        Rows whose names changed, and rows whose names became or stopped being duplicates,
+        get ``dataChanged``; a longest list that grew or shrank inserts or removes columns.
+        Adding, removing or reordering classes resets.
+        """
+        classes = self.doc.classes
+        if classes != self._classes:
+            self._reset()
+            return
+        old_names, old_dups = self._names, self._dups
+        names = {c: tuple(self.doc.names(c)) for c in classes}
+        dups = self.doc.duplicates()
+        row_of = {c: i for i, c in enumerate(classes)}
+        rows = {i for i, c in enumerate(classes) if names[c] != old_names.get(c)}
+        for key in (set(dups) ^ set(old_dups)) | {k for k in dups if dups[k] != old_dups.get(k)}:
+            for c in dups.get(key, []) + old_dups.get(key, []):
+                if c in row_of:
+                    rows.add(row_of[c])
+        columns, old_columns = self.doc.max_names + 1, self._columns
+        if columns > self._columns:
+            self.beginInsertColumns(QModelIndex(), self._columns, columns - 1)
+            self._names, self._dups, self._columns = names, dups, columns
+            self.endInsertColumns()
+        elif columns < self._columns:
+            self.beginRemoveColumns(QModelIndex(), columns, self._columns - 1)
+            self._names, self._dups, self._columns = names, dups, columns
+            self.endRemoveColumns()
+        else:
+            self._names, self._dups = names, dups
+        if columns != old_columns:  # the "+ add" column moved
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, 0, columns - 1)
+        last = self.columnCount() - 1
+        for lo, hi in _runs(sorted(rows)):
+            self.dataChanged.emit(self.index(lo, 0), self.index(hi, last))
+            self.headerDataChanged.emit(Qt.Orientation.Vertical, lo, hi)
+
     def set_highlight_level(self, level: int) -> None:
+        if level == self.highlight_level:
+            return
         self.highlight_level = level
         if self.rowCount() and self.columnCount():
             self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, self.columnCount() - 1),
@@ -73,7 +132,7 @@ class SynonymTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self._classes)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else self.doc.max_names + 1
+        return 0 if parent.isValid() else self._columns
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
@@ -105,7 +164,7 @@ class SynonymTableModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal:
             if role == Qt.ItemDataRole.DisplayRole:
-                if section == self.doc.max_names:
+                if section == self._columns - 1:
                     return "+ add"
                 return "1 · canonical" if section == 0 else str(section + 1)
             if role == Qt.ItemDataRole.ToolTipRole:
@@ -204,6 +263,11 @@ class SynonymEditor(QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(250)
         self._debounce.timeout.connect(self.labels_changed)
+        self._preview_dirty = True
+        self._preview_timer = QTimer(self)
+        self._preview_timer.setSingleShot(True)
+        self._preview_timer.setInterval(150)
+        self._preview_timer.timeout.connect(self.fill_level_preview)
         self.doc.changed.connect(self._on_doc_changed)
         self._on_doc_changed()
 
@@ -327,6 +391,9 @@ class SynonymEditor(QWidget):
         self._kept_cell: Optional[tuple[str, int]] = None
         self.model.modelAboutToBeReset.connect(self._keep_cell)
         self.model.modelReset.connect(self._restore_cell)
+        # measuring every row is what made an edit slow at 1,000 classes: only when the shape changes
+        self.model.modelReset.connect(self._fit_columns)
+        self.model.columnsInserted.connect(self._fit_columns)
 
         self.issues = QListWidget()
         self.issues.setMaximumHeight(130)
@@ -510,6 +577,11 @@ class SynonymEditor(QWidget):
         self.status_message.emit(f"Labels saved to {out}")
         return out
 
+    def _fit_columns(self, *_args) -> None:
+        self.table.resizeColumnsToContents()
+        for c in range(self.model.columnCount()):
+            self.table.setColumnWidth(c, max(90, min(220, self.table.columnWidth(c) + 16)))
+
     def _keep_cell(self) -> None:
         self._kept_cell = self.current_cell()
 
@@ -601,9 +673,6 @@ class SynonymEditor(QWidget):
             f"Warnings: {len(issues)}" + (f" ({n_dup} duplicated names)" if n_dup else "") if issues
             else "Warnings: none — every class has names and no name is shared")
         self.fix_missing.setVisible(any(i.kind == "not-in-labels" for i in issues))
-        self.table.resizeColumnsToContents()
-        for c in range(self.model.columnCount()):
-            self.table.setColumnWidth(c, max(90, min(220, self.table.columnWidth(c) + 16)))
         self._update_levels()
         self._update_suggest_actions()
         self._debounce.start()
@@ -646,8 +715,22 @@ class SynonymEditor(QWidget):
         if row < 0 or row >= len(self.levels):
             self.model.set_highlight_level(0)
             return
+        self.model.set_highlight_level(self.levels[row])
+        self._preview_dirty = True
+        self._preview_timer.start()  # the category text is built once typing pauses, and only when shown
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's API
+        super().showEvent(event)
+        if self._preview_dirty:
+            self._preview_timer.start()
+
+    def fill_level_preview(self) -> None:
+        """The categories of the selected level (up to 500 classes), when the preview is on screen."""
+        row = self.level_table.currentRow()
+        if row < 0 or row >= len(self.levels) or not self.level_categories.isVisible():
+            return
+        self._preview_dirty = False
         k = self.levels[row]
-        self.model.set_highlight_level(k)
         cats = self.doc.categories(k)
         lines = [f"{c}: {', '.join(v)}" for c, v in list(cats.items())[:500]]
         if len(cats) > 500:

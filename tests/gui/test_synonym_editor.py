@@ -121,7 +121,8 @@ def test_level_preview_counts_categories(qtbot, gui_env):
     assert rows == [["1", "2", "2", "0"], ["2", "4", "2", "0"], ["3", "5", "2", "1"]]
     w.level_table.selectRow(1)
     assert w.model.highlight_level == 2
-    assert "cat: cat, kitty" in w.level_categories.toPlainText()
+    w.show()  # the category text is built lazily, once the preview is on screen
+    qtbot.waitUntil(lambda: "cat: cat, kitty" in w.level_categories.toPlainText(), timeout=5000)
     w.set_levels_text("auto")
     assert w.levels == [1, 2, 3]
     w.set_levels_text("1,x")

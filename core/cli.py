@@ -499,7 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backbones", help="CSV (model,pretrained,checkpoint,label) or JSON list of backbones")
     s.add_argument("--ensemble-shots", default="1,2,4", help="labelled images per class for adaptive ensembles ('' = none)")
     s.add_argument("--ensemble-splits", type=int, default=5, help="seeded splits per shot count")
-    s.add_argument("--class-frequency", help="CSV class,frequency: correlate per-class accuracy with frequency")
+    s.add_argument("--class-frequency", metavar="FILE|wordfreq",
+                   help="CSV class,frequency, or 'wordfreq' (web-text word frequency of each class's names, a proxy "
+                        "for pretraining counts): correlate per-class accuracy with frequency")
     s.add_argument("--external-predictions", action="append", metavar="NAME=FILE",
                    help="CSV image,predicted_class of another system, compared as a pseudo-backbone (repeatable)")
     s.add_argument("--controls", metavar="random-words,random-chars",

@@ -34,7 +34,7 @@ from .errors import InputError
 from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, TableRows,
                      ignore_events)
 from .external import ExternalPredictions, load_external_predictions
-from .frequency import frequency_table, load_class_frequency
+from .frequency import class_frequency, frequency_table
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
 from .metrics import bootstrap_ci, credit_count, per_class_recall, topk_correct
 from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter, check_out
@@ -291,7 +291,7 @@ def _prepare(config: SweepConfig):
     templates = load_templates(config.templates)
     levels = parse_levels(config.levels, labels.max_names)
     kinds = names_kinds(labels, config.controls, config.seed, config.vocabulary)
-    freq = load_class_frequency(config.class_frequency) if config.class_frequency else None
+    freq = class_frequency(config.class_frequency, labels.names) if config.class_frequency else None
     externals = [load_external_predictions(s, labels) for s in config.external_predictions]
     # resolve every backbone now (names, checkpoint hashes, weights present) so a bad one
     # fails before the run directory exists; the networks themselves are built on first use

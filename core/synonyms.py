@@ -373,7 +373,9 @@ def open_wordnet(location: Union[WordNetLocation, str, Path, None] = None):
     Readers are cached per location: loading WordNet's index takes a few seconds.
     """
     loc = location if isinstance(location, WordNetLocation) else find_wordnet(location)
-    return _open_location(loc)
+    reader = _open_location(loc)
+    _authorise_for_nltk(loc.root)  # again: nltk reads lazily and its data path may have changed since
+    return reader
 
 
 _WNID = re.compile(r"^n(\d{8})$")

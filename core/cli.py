@@ -223,7 +223,7 @@ def cmd_sweep(args) -> int:
         ensemble_shots=_int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
-        overwrite=args.overwrite,
+        alpha=args.alpha, overwrite=args.overwrite,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -508,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="control curves with the same name counts: random vocabulary words and/or random letter strings")
     s.add_argument("--vocabulary", help="word list for the random-words control, one per line "
                                         "(default: the bundled noun lexicon)")
+    s.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the paired tests behind the threshold verdict (default 0.05)")
     s.add_argument("--out", required=True, help="run directory to write (refused when it already holds a run)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (every file of the old run is removed first)")

@@ -256,13 +256,19 @@ class AccuracyPlot(QWidget):
             item.setData(xs, c.top1 * 100, symbolBrush=self._brushes(c, colour(index)))
             self._remember_points(name, c, xs)
 
-    @staticmethod
-    def significant(c: Curve) -> np.ndarray:
-        """Levels significantly different from level 1 (Holm-adjusted McNemar p < 0.05)."""
+    def alpha(self) -> float:
+        """The run's significance level (``--alpha``; 0.05 by default and for older runs)."""
+        try:
+            return float(self.results.meta.get("config", {}).get("alpha", ALPHA))
+        except (TypeError, ValueError):
+            return ALPHA
+
+    def significant(self, c: Curve) -> np.ndarray:
+        """Levels significantly different from level 1 (Holm-adjusted McNemar p < alpha)."""
         p = np.asarray(c.p_vs_level1_holm, dtype=float)
         if len(p) != len(c.levels):
             return np.zeros(len(c.levels), dtype=bool)
-        return np.nan_to_num(p, nan=1.0) < ALPHA
+        return np.nan_to_num(p, nan=1.0) < self.alpha()
 
     def _brushes(self, c: Curve, col: QColor) -> list:
         """Filled markers where the level differs significantly from level 1, open (white) ones elsewhere."""
@@ -282,7 +288,7 @@ class AccuracyPlot(QWidget):
         p = c.p_vs_level1_holm[j] if len(c.p_vs_level1_holm) == len(c.levels) else np.nan
         if j > 0 and not np.isnan(p):
             lines.append(f"vs level {int(c.levels[0])}: McNemar p = {p:.3g} (Holm), "
-                         + ("significant" if p < ALPHA else "not significant"))
+                         + ("significant" if p < self.alpha() else "not significant"))
         share = c.peak_share if len(c.peak_share) == len(c.levels) else np.zeros(0)
         if len(share) and not np.all(np.isnan(share)):
             dist = ", ".join(f"{int(lv_)}: {s * 100:.0f}%" for lv_, s in zip(c.levels, share) if not np.isnan(s))

@@ -147,10 +147,11 @@ def test_cli_controls_and_closing_lines(tiny_model, image_folder, labels_csv, tm
     assert main(base + ["--controls", "random-words,nonsense", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown control 'nonsense'" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
-    assert main(base + ["--controls", "random-words,random-chars", "--out", str(tmp_path / "run")]) == 0
+    assert main(base + ["--controls", "random-words,random-chars", "--alpha", "0.2", "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
     thr = pd.read_csv(tmp_path / "run" / "threshold.csv")
     syn = thr[thr["names"] == "synonyms"].iloc[0]
+    assert (thr["alpha"] == 0.2).all()
     assert f"({syn['trend']}: McNemar p={syn['p_value']:.3g}, Holm" in err
     assert "tiny-clip semantic effect (synonyms - random-words): level 2:" in err
     assert "tiny-clip semantic effect (synonyms - random-chars): level 2:" in err

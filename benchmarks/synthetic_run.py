@@ -90,7 +90,8 @@ def write_synthetic_run(out: str | Path, n_classes: int = 1000, n_images: int = 
             pred_frames.append(pd.DataFrame({
                 "image": images, "true_class": [classes[c] for c in y], "level": k,
                 "predicted_label": pred_names, "predicted_class": pred_names, "correct": correct.astype(int),
-                "ordering": 0, "backbone": b, "score": np.round(rng.uniform(0.2, 0.4, n_images), 5)}))
+                "ordering": 0, "backbone": b, "score": np.round(rng.uniform(0.2, 0.4, n_images), 5),
+                "credit": correct.astype(float), "n_owners": 1, "predicted_classes": pred_names, "names": "synonyms"}))
             n_c = np.bincount(y, minlength=n_classes)
             hit = np.bincount(y, weights=correct, minlength=n_classes).astype(int)
             top5 = np.minimum(n_c, hit + rng.binomial(np.maximum(n_c - hit, 0), 0.6))
@@ -103,7 +104,7 @@ def write_synthetic_run(out: str | Path, n_classes: int = 1000, n_images: int = 
                                "n_images": n_images, "top1": float(correct.mean()), "top5": float(top5.sum() / n_images),
                                "ci_low": float(lo[0]), "ci_high": float(hi[0]), "n_correct": int(correct.sum()),
                                "seconds": 0.5})
-    pd.concat(pred_frames).to_csv(out / "predictions.csv", index=False, columns=PREDICTION_COLUMNS)
+    pd.concat(pred_frames).reindex(columns=PREDICTION_COLUMNS).to_csv(out / "predictions.csv", index=False)
     per_class = pd.DataFrame(per_class_rows, columns=PER_CLASS_COLUMNS)
     per_class.to_csv(out / "per_class.csv", index=False)
     levels_df = pd.DataFrame(level_rows, columns=LEVEL_COLUMNS)

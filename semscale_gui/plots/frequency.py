@@ -64,8 +64,9 @@ class FrequencyPlot(QWidget):
     def set_results(self, results: ResultsData) -> None:
         self.results = results
         df = results.table("frequency")
-        refill_combo(self.backbone, list(dict.fromkeys(map(str, df["backbone"]))) if not df.empty else [])
-        refill_combo(self.level, [str(v) for v in sorted(set(df["level"]))] if not df.empty else [])
+        # vectorised: iterating a 10,000-row string column element by element costs a frame
+        refill_combo(self.backbone, [str(v) for v in pd.unique(df["backbone"].astype(str))] if not df.empty else [])
+        refill_combo(self.level, [str(int(v)) for v in np.sort(pd.unique(df["level"]))] if not df.empty else [])
         self._redraw()
 
     def _redraw(self) -> None:

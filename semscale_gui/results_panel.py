@@ -306,7 +306,8 @@ class ResultsPanel(QWidget):
                 return
             self._set_predictions(*out, n_levels=n_levels)
 
-        run_task(read, done, lambda e, _tb: self.status_message.emit(f"cannot read {path}: {e}"), context=self)
+        run_task(read, done, lambda e, _tb: self.status_message.emit(f"cannot read {path}: {e}"),
+                 pool=self.analysis.pool, context=self)
 
     def _set_predictions(self, df: pd.DataFrame, classes: list[str], freq: Any, n_levels: int) -> None:
         self._predictions_levels = n_levels
@@ -354,7 +355,7 @@ class ResultsPanel(QWidget):
 
             show_error(self, "Cannot open the run", str(e), "" if isinstance(e, InputError) else tb)
 
-        run_task(lambda: load_results(path), done, failed, context=self)
+        run_task(lambda: load_results(path), done, failed, pool=self.analysis.pool, context=self)
 
     # ---------------------------------------------------------------- export
 

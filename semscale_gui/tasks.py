@@ -97,6 +97,10 @@ class AnalysisCache(QObject):
     def __init__(self, parent: Optional[QObject] = None, max_entries: int = 256) -> None:
         super().__init__(parent)
         self.max_entries = max_entries
+        # its own threads: a tab's pivot must not queue behind the engine warm-up or a dataset
+        # being listed on the global pool (that once delayed a heatmap by 12 s at start-up)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(2)
         self._done: dict[Any, Any] = {}
         self._waiting: dict[Any, list[Callable[[Any], None]]] = {}
         self.n_computed = 0
@@ -138,7 +142,7 @@ class AnalysisCache(QObject):
                 if err is not None and live(ctx):
                     err(exc, tb)
 
-        run_task(fn, done, failed, context=self)
+        run_task(fn, done, failed, pool=self.pool, context=self)
         return False
 
     def clear(self) -> None:

@@ -70,7 +70,8 @@ def _describe(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value)) if len(value) <= 8 else f"{len(value)} items"
     if isinstance(value, str) and ("/" in value or "\\" in value):
-        return Path(value).name
+        p = Path(value)
+        return f"{p.parent.name}/{p.name}" if p.parent.name else p.name  # the run folder often tells them apart
     return str(value)
 
 
@@ -142,8 +143,12 @@ class RunComparison(QWidget):
         self.plot: pg.PlotItem = self.view.getPlotItem()
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="10pt")
-        self.legend.setBrush(pg.mkBrush(255, 255, 255, 220))
+        # beside the plot, as in the accuracy plot: inside it would hide a curve
+        self.legend = pg.LegendItem(labelTextSize="10pt")
+        self.legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.plot.layout.addItem(self.legend, 2, 3)
+        self.plot.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
+        self.plot.legend = self.legend  # curves given a name= are listed in it
         self.table = QTableWidget(0, 0)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

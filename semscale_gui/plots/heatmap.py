@@ -32,6 +32,8 @@ class CategoryAxis(pg.AxisItem):
         self.enableAutoSIPrefix(False)
         # the step below already keeps labels apart; pyqtgraph's own limit would drop them all
         self.setStyle(textFillLimits=[(0, 1.0)], autoExpandTextSpace=False)
+        if orientation in ("top", "bottom"):  # the first and last names may reach past the matrix's edges
+            self.setStyle(hideOverlappingLabels=70)
         self.max_chars = max_chars
         self.labels: list[str] = []
         self._widths = np.zeros(0)
@@ -108,7 +110,7 @@ class _Heatmap(QWidget):
         super().__init__(parent)
         self.view = pg.GraphicsLayoutWidget()
         self.left_axis = CategoryAxis("left")
-        self.bottom_axis = CategoryAxis("bottom", max_chars=14)
+        self.bottom_axis = CategoryAxis("bottom", max_chars=16)
         self.plot: pg.PlotItem = self.view.addPlot(axisItems={"left": self.left_axis, "bottom": self.bottom_axis})
         self.plot.setMenuEnabled(False)
         self.plot.invertY(True)

@@ -112,5 +112,6 @@ class RecallHeatmap(_Heatmap):
         text = f"class '{self._classes[row]}' with {self._levels[col]} name(s) per class: {what} {val}"
         first = self.matrix[row, 0]
         if col > 0 and not np.isnan(v) and not np.isnan(first):
-            text += f" ({(v - first) * 100:+.1f} points from 1 name)"
+            k0 = self._levels[0]
+            text += f" ({(v - first) * 100:+.1f} points from {k0} name{'s' if k0 != 1 else ''})"
         return text

@@ -175,7 +175,8 @@ def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_w
     assert {"global", "best_single_oracle", "mean_logits"} <= set(res.kshot.curves)
     res.tabs.setCurrentWidget(res.frequency)
     assert res.frequency.points == 4
-    assert res.frequency.labelled_classes() == []  # class names only on hover, click or search
+    assert sorted(res.frequency.labelled_classes()) == sorted(["red square", "green circle", "blue triangle",
+                                                               "yellow bar"])  # few classes: all named
     res.tabs.setCurrentWidget(res.comparison)
     assert res.comparison.table.rowCount() == 2
 

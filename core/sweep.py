@@ -35,7 +35,7 @@ from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, 
 from .external import ExternalPredictions, load_external_predictions
 from .frequency import frequency_table, load_class_frequency
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
-from .metrics import bootstrap_ci, credit_count, per_class_recall, threshold_analysis, topk_correct
+from .metrics import bootstrap_ci, credit_count, per_class_recall, threshold_analysis, tie_ranks, topk_correct
 from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter, check_out
 
 MODES = ("flat", "pooled")
@@ -211,7 +211,9 @@ def score_level(
     for s in range(0, n, SCORE_CHUNK):
         logits = X[s : s + SCORE_CHUNK] @ T.T
         best = logits.argmax(axis=1)  # keys are sorted: an exact float tie between texts goes the same way always
-        class_scores = np.maximum.reduceat(logits[:, cols], starts, axis=1) if mode == "flat" else logits[:, cols]
+        # np.take keeps the gathered columns C-ordered (logits[:, cols] is F-ordered: reduceat 5x slower)
+        gathered = np.take(logits, cols, axis=1)
+        class_scores = np.maximum.reduceat(gathered, starts, axis=1) if mode == "flat" else gathered
         top = class_scores == class_scores.max(axis=1, keepdims=True)  # the best category's owners
         first = np.where(top, name_rank[None, :], len(classes)).argmin(axis=1)  # a class index
         sl = slice(s, s + len(best))
@@ -223,8 +225,9 @@ def score_level(
         for i in np.flatnonzero(n_owners[sl] > 1):  # ties are rare: join names only for those rows
             chunk_owners[i] = "|".join(classes[c] for c in by_name[top[i, by_name]])
         owners.extend(chunk_owners)
-        credit[sl] = topk_correct(class_scores, y[sl], 1)
-        topk[sl] = topk_correct(class_scores, y[sl], top_k)
+        ranks = tie_ranks(class_scores, y[sl])
+        credit[sl] = topk_correct(class_scores, y[sl], 1, ranks)
+        topk[sl] = topk_correct(class_scores, y[sl], top_k, ranks)
         if kept is not None:
             kept[sl] = class_scores
     if mode == "flat":

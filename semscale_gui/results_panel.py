@@ -33,7 +33,8 @@ EXPORT_SUFFIXES = (".csv", ".json")  # every table and run.json; caches and logi
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
-    cols = ["image", "true_class", "level", "predicted_class", "correct", "ordering", "backbone"]
+    cols = ["image", "true_class", "level", "predicted_class", "correct", "ordering", "backbone", "credit", "n_owners",
+            "predicted_classes"]
     df = pd.read_csv(path, usecols=lambda c: c in cols, keep_default_na=False, na_values=[""],
                      on_bad_lines="skip", engine="python" if path.stat().st_size < 1 << 20 else "c")
     return df

@@ -529,11 +529,16 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
                                     "n_correct": credit_count(hits[ci]), "recall": float(recall[ci])}
                                    for ci, c in enumerate(classes)]
         ens_summary = {}
+        # the ensemble stage sees the classes in name order: its k-shot splits and fits never depend on
+        # the order of classes in the labels file
+        by_name = np.argsort(np.asarray(classes, dtype=object), kind="stable")
+        y = np.argsort(by_name)[y]
+        ext_choices = ext_choices[:, :, by_name] if ext_choices is not None else None
         names = [o.name for o in outcomes] + [e.name for e in externals]
         for li, k in enumerate(levels):
             cancel.raise_if_cancelled()
             emit(Progress("ensembles", li, len(levels), None, "ensemble"))
-            scores = [o.class_scores[k][s] for o, s in zip(outcomes, sel)]
+            scores = [o.class_scores[k][s][:, by_name] for o, s in zip(outcomes, sel)]
             parts = [ens.choices(scores)] if scores else []
             if ext_choices is not None:
                 parts.append(ext_choices)

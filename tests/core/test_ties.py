@@ -190,31 +190,32 @@ def test_reversed_class_order_gives_identical_results(tiny_model, image_folder, 
         assert merged.loc[(0, 2), "n_categories"] == 3  # red square and green circle have one name set
 
 
-def test_reversed_class_order_gives_identical_ensembles(tiny_model, image_folder, tmp_path):
-    """Backbone tables, pairs, fixed and adaptive (k-shot) ensembles, and an external system."""
-    import open_clip
-    import torch
+def test_reversed_class_order_gives_identical_ensembles(tmp_path):
+    """Backbone tables, pairs, fixed and adaptive (k-shot) ensembles and an external system, with
+    both bundled demo backbones on a small demo set whose labels share names on purpose."""
+    from core.demo.data import write_demo_dataset
 
-    cfg, ck = tiny_model
-    torch.manual_seed(1)
-    other = tmp_path / "other.pt"
-    torch.save(open_clip.create_model("tiny-clip").state_dict(), other)
+    root = write_demo_dataset(tmp_path / "demo", n_per_class=6)
+    labels = pd.read_csv(root / "labels.csv", dtype=str, keep_default_na=False)
+    classes = list(dict.fromkeys(labels["class"]))
+    images = sorted(p.relative_to(root / "images").as_posix() for p in (root / "images").rglob("*.png"))
+    shared = labels.groupby("synonym")["class"].nunique().idxmax()  # a name listed under several classes
     ext = tmp_path / "vlm.csv"
-    images = sorted(p.relative_to(image_folder).as_posix() for p in image_folder.rglob("*.png"))
-    answers = ["shape", "red square", "green circle", "lime disc"]
-    ext.write_text("image,predicted_class\n" + "".join(f"{im},{answers[i % 4]}\n" for i, im in enumerate(images)))
+    ext.write_text("image,predicted_class\n" + "".join(f"{im},{[shared, im.split('/')[0], classes[0]][i % 3]}\n"
+                                                       for i, im in enumerate(images)))
 
-    def run(classes, out):
-        specs = [BackboneSpec(model=cfg, checkpoint=ck, device="cpu", label="a"),
-                 BackboneSpec(model=cfg, checkpoint=str(other), device="cpu", label="b")]
-        res = run_sweep(SweepConfig(dataset=str(image_folder), out=str(out), backbones=specs, num_workers=0,
-                                    labels=str(_labels(tmp_path / f"{out.name}.csv", classes)), templates=["a {}."],
-                                    levels=[1, 2, 3], bootstrap=50, ensemble_shots=[1], ensemble_splits=2,
-                                    external_predictions=[f"vlm={ext}"], save_logits=False))
+    def run(order, out):
+        f = tmp_path / f"{out.name}.csv"
+        pd.concat([labels[labels["class"] == c] for c in order]).to_csv(f, index=False)
+        specs = [BackboneSpec(model="demo-vit", device="cpu"), BackboneSpec(model="demo-resnet", device="cpu")]
+        res = run_sweep(SweepConfig(dataset=str(root / "images"), out=str(out), backbones=specs, num_workers=0,
+                                    labels=str(f), templates="plain", levels=[1, 8], bootstrap=50,
+                                    ensemble_shots=[1, 2], ensemble_splits=2, external_predictions=[f"vlm={ext}"],
+                                    save_logits=False, cache_dir=str(tmp_path / "cache")))
         assert res.status == "completed"
         return out
 
-    fwd, rev = run(list(SHARED), tmp_path / "fwd"), run(list(SHARED)[::-1], tmp_path / "rev")
+    fwd, rev = run(classes, tmp_path / "fwd"), run(classes[::-1], tmp_path / "rev")
     for name, keys in (("backbones.csv", ["level", "backbone"]), ("pairs.csv", ["level", "a", "b"]),
                        ("ensembles.csv", ["level", "method", "k", "split"]), ("levels.csv", ["backbone", "level"]),
                        ("per_class.csv", ["backbone", "level", "class"])):
@@ -222,3 +223,4 @@ def test_reversed_class_order_gives_identical_ensembles(tiny_model, image_folder
         pd.testing.assert_frame_equal(_sorted_csv(fwd / name, keys, drop), _sorted_csv(rev / name, keys, drop))
     ensembles = pd.read_csv(fwd / "ensembles.csv")
     assert {"global", "nlc", "majority_vote", "oracle"} <= set(ensembles["method"])
+    assert pd.read_csv(fwd / "levels.csv")["n_tied"].sum() > 0

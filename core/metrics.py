@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -40,20 +40,26 @@ def top_choice(class_scores: np.ndarray) -> np.ndarray:
     return (top / top.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def topk_correct(class_scores: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+def tie_ranks(class_scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(h, t) per image: classes scoring strictly higher than the true class, and exactly as high (itself included)."""
+    true = class_scores[np.arange(len(y)), y]
+    return (class_scores > true[:, None]).sum(axis=1), (class_scores == true[:, None]).sum(axis=1)
+
+
+def topk_correct(class_scores: np.ndarray, y: np.ndarray, k: int,
+                 ranks: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
     """Expected top-k credit per image under a fair random tie-break, in [0, 1].
 
     With h classes scoring strictly higher than the true class and t classes (the true one
     included) scoring exactly the same, the true class's rank is uniform on h+1 … h+t, so
     the chance it is among the first k is clip((k - h) / t, 0, 1). Without ties this is
-    1 or 0; for k = 1 and a best category with m owners it is 1/m.
+    1 or 0; for k = 1 and a best category with m owners it is 1/m. ``ranks`` (from
+    :func:`tie_ranks`) saves recounting when several k are wanted.
     """
     k = min(k, class_scores.shape[1])
     if k <= 0:
         return np.zeros(len(y), dtype=float)
-    true = class_scores[np.arange(len(y)), y]
-    higher = (class_scores > true[:, None]).sum(axis=1)
-    tied = (class_scores == true[:, None]).sum(axis=1)
+    higher, tied = ranks if ranks is not None else tie_ranks(class_scores, y)
     return np.clip((k - higher) / np.maximum(tied, 1), 0.0, 1.0)
 
 

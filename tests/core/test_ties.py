@@ -188,3 +188,39 @@ def test_reversed_class_order_gives_identical_results(tiny_model, image_folder, 
         assert merged.loc[(0, 3), "n_categories"] == len({n for v in SHARED.values() for n in v[:3]}) == 6  # not 10
     else:
         assert merged.loc[(0, 2), "n_categories"] == 3  # red square and green circle have one name set
+
+
+def test_reversed_class_order_gives_identical_ensembles(tmp_path):
+    """Backbone tables, pairs, fixed and adaptive (k-shot) ensembles and an external system, with
+    both bundled demo backbones on a small demo set whose labels share names on purpose."""
+    from core.demo.data import write_demo_dataset
+
+    root = write_demo_dataset(tmp_path / "demo", n_per_class=6)
+    labels = pd.read_csv(root / "labels.csv", dtype=str, keep_default_na=False)
+    classes = list(dict.fromkeys(labels["class"]))
+    images = sorted(p.relative_to(root / "images").as_posix() for p in (root / "images").rglob("*.png"))
+    shared = labels.groupby("synonym")["class"].nunique().idxmax()  # a name listed under several classes
+    ext = tmp_path / "vlm.csv"
+    ext.write_text("image,predicted_class\n" + "".join(f"{im},{[shared, im.split('/')[0], classes[0]][i % 3]}\n"
+                                                       for i, im in enumerate(images)))
+
+    def run(order, out):
+        f = tmp_path / f"{out.name}.csv"
+        pd.concat([labels[labels["class"] == c] for c in order]).to_csv(f, index=False)
+        specs = [BackboneSpec(model="demo-vit", device="cpu"), BackboneSpec(model="demo-resnet", device="cpu")]
+        res = run_sweep(SweepConfig(dataset=str(root / "images"), out=str(out), backbones=specs, num_workers=0,
+                                    labels=str(f), templates="plain", levels=[1, 8], bootstrap=50,
+                                    ensemble_shots=[1, 2], ensemble_splits=2, external_predictions=[f"vlm={ext}"],
+                                    save_logits=False, cache_dir=str(tmp_path / "cache")))
+        assert res.status == "completed"
+        return out
+
+    fwd, rev = run(classes, tmp_path / "fwd"), run(classes[::-1], tmp_path / "rev")
+    for name, keys in (("backbones.csv", ["level", "backbone"]), ("pairs.csv", ["level", "a", "b"]),
+                       ("ensembles.csv", ["level", "method", "k", "split"]), ("levels.csv", ["backbone", "level"]),
+                       ("per_class.csv", ["backbone", "level", "class"])):
+        drop = ["seconds"] if name == "levels.csv" else []
+        pd.testing.assert_frame_equal(_sorted_csv(fwd / name, keys, drop), _sorted_csv(rev / name, keys, drop))
+    ensembles = pd.read_csv(fwd / "ensembles.csv")
+    assert {"global", "nlc", "majority_vote", "oracle"} <= set(ensembles["method"])
+    assert pd.read_csv(fwd / "levels.csv")["n_tied"].sum() > 0

@@ -34,3 +34,14 @@ def test_each_run_gets_a_new_folder(qtbot, main_window, tmp_path):
     assert second != first and not second.exists() and second.parent == first.parent
     cfg = panel.build_config(str(tmp_path), str(tmp_path / "labels.csv"), ["a {}."], second)
     assert cfg.overwrite is False  # the engine refuses a folder that holds a run; the app never asks it to replace one
+
+
+def test_the_app_reads_the_tie_columns(tmp_path):
+    from semscale_gui.results_panel import read_predictions
+
+    p = tmp_path / "predictions.csv"
+    p.write_text("image,true_class,level,predicted_label,predicted_class,correct,ordering,backbone,score,credit,"
+                 "n_owners,predicted_classes\na,car,2,motor vehicle,car,0,0,x,0.3,0.5,2,car|truck\n")
+    df = read_predictions(p)
+    assert df.loc[0, "predicted_classes"] == "car|truck" and df.loc[0, "n_owners"] == 2
+    np.testing.assert_array_equal(confusion(df, ["car", "truck"], 2, "x"), [[0.5, 0.5], [0, 0]])

@@ -1,0 +1,229 @@
+"""Top-1 (and top-5) accuracy against the number of names per class."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QCheckBox, QComboBox, QSizePolicy, QVBoxLayout, QWidget
+
+from ..results_data import ResultsData
+from .base import _controls, _labelled, _style_plot, colour, tick_font
+
+
+class AccuracyPlot(QWidget):
+    """Top-1 (and top-5) accuracy vs number of names per class, log2 x axis.
+
+    One curve per backbone, a bootstrap CI band around top-1, the spread over random
+    orderings when there are several, and the peak (the scaling threshold) marked.
+    """
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.x_mode = QComboBox()
+        self.x_mode.addItem("names per class", "level")
+        self.x_mode.addItem("categories in the label set", "n_categories")
+        self.show_top5 = QCheckBox("top-5")
+        self.show_top5.setChecked(True)
+        self.show_ci = QCheckBox("95% CI")
+        self.show_ci.setChecked(True)
+        for w in (self.x_mode, self.show_top5, self.show_ci):
+            (w.currentIndexChanged if isinstance(w, QComboBox) else w.toggled).connect(self._redraw)
+        self.view = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.view.getPlotItem()
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.setMenuEnabled(False)
+        # beside the plot, not on it: good models crowd the top (top-5 near 100%), weak ones the
+        # bottom, and a legend inside would hide a curve or the peak label in one case or the other
+        self.legend = pg.LegendItem(labelTextSize="10pt")
+        self.legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.plot.layout.addItem(self.legend, 2, 3)
+        self.plot.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
+        self.plot.legend = self.legend  # curves given a name= are listed in it
+        self.plot.setYRange(0, 100)
+        self.plot.setLimits(yMin=-5, yMax=105)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(_controls(_labelled("x axis:", self.x_mode), self.show_top5, self.show_ci))
+        lay.addWidget(self.view, 1)
+        self.results = ResultsData()
+        self._plotted: dict[str, list[int]] = {}
+        self._items: dict[str, dict] = {}
+        self._redraw()
+
+    def set_results(self, results: ResultsData) -> None:
+        self.results = results
+        self._redraw()
+
+    def plotted_levels(self, backbone: Optional[str] = None) -> list[int]:
+        """Levels currently drawn (for one backbone, or the union): what the self-test checks."""
+        if backbone is not None:
+            return list(self._plotted.get(backbone, []))
+        return sorted({lv for v in self._plotted.values() for lv in v})
+
+    def _reset(self) -> None:
+        """Remove every item: a new run, or a changed display option."""
+        plot = self.plot
+        plot.clear()
+        self.legend.clear()
+        self._items = {}
+        self._spare: list[dict] = []  # item sets made ahead for planned backbones (see _prepare)
+        self._ticks: list = []
+        self._xrange: tuple = ()
+        xkey = self.x_mode.currentData()
+        _style_plot(plot, "accuracy (%)",
+                    "names per class (log₂ scale)" if xkey == "level" else "categories in the label set (log₂ scale)")
+        self._message = pg.TextItem("", color="#777777", anchor=(0.5, 0.5))
+        self._message.setFont(tick_font())
+        plot.addItem(self._message)
+
+    def _prepare(self, titles: list[str]) -> None:
+        """Make the item sets of the backbones a run will draw before it starts.
+
+        Creating plot items is the most expensive part of a redraw; done here (while the
+        run is being set up) the first live redraw only hands them data. The engine names
+        a backbone only when it reports it, so the sets are matched by order and their
+        legend entries renamed then.
+        """
+        while len(self._items) + len(self._spare) < len(titles):
+            i = len(self._items) + len(self._spare)
+            self._spare.append(self._new_items(titles[i], i))
+
+    def _drop_spare(self) -> None:
+        for it in self._spare:
+            for key, item in it.items():
+                for x in (item if isinstance(item, list) else [item]):
+                    if x is None:
+                        continue
+                    if key in ("top1", "top5"):
+                        self.legend.removeItem(x)
+                    self.plot.removeItem(x)
+        self._spare = []
+
+    def _items_for(self, name: str, index: int) -> dict:
+        """The plot items of one backbone, created once and then only given new data."""
+        it = self._items.get(name)
+        if it is not None:
+            return it
+        if self._spare:
+            it = self._spare.pop(0)
+            for key, suffix in (("top1", "top-1"), ("top5", "top-5")):
+                label = self.legend.getLabel(it[key]) if it[key] is not None else None
+                if label is not None and label.text != f"{name} {suffix}":
+                    label.setText(f"{name} {suffix}")
+        else:
+            it = self._new_items(name, index)
+        self._items[name] = it
+        return it
+
+    def _new_items(self, name: str, index: int) -> dict:
+        plot, col = self.plot, colour(index)
+        fill = QColor(col)
+        fill.setAlpha(45)
+        it = {"lo": pg.PlotCurveItem(pen=pg.mkPen(None)), "hi": pg.PlotCurveItem(pen=pg.mkPen(None))}
+        it["band"] = pg.FillBetweenItem(it["lo"], it["hi"], brush=pg.mkBrush(fill))
+        plot.addItem(it["band"])
+        it["band"].setVisible(self.show_ci.isChecked())
+        it["spread"] = [plot.plot(pen=pg.mkPen(col, width=1, style=Qt.PenStyle.DotLine)) for _ in range(2)]
+        it["top1"] = plot.plot(pen=pg.mkPen(col, width=2.5), symbol="o", symbolSize=8, symbolBrush=col,
+                               symbolPen="w", name=f"{name} top-1")
+        it["top5"] = None
+        if self.show_top5.isChecked():
+            it["top5"] = plot.plot(pen=pg.mkPen(col, width=1.5, style=Qt.PenStyle.DashLine), symbol="t",
+                                   symbolSize=7, symbolBrush=None, symbolPen=col, name=f"{name} top-5")
+        it["vline"] = pg.InfiniteLine(angle=90, pen=pg.mkPen(col, width=1, style=Qt.PenStyle.DashDotLine))
+        it["star"] = pg.ScatterPlotItem(symbol="star", size=18, brush=pg.mkBrush(col), pen=pg.mkPen("w"))
+        it["text"] = pg.TextItem("", color=col, fill=pg.mkBrush(255, 255, 255, 200))
+        it["text"].setFont(tick_font())
+        for k in ("vline", "star", "text"):
+            plot.addItem(it[k])
+            it[k].setVisible(False)
+        return it
+
+    def _redraw(self) -> None:
+        res = self.results
+        key = (id(res), self.x_mode.currentIndex(), self.show_top5.isChecked(), self.show_ci.isChecked())
+        if key != getattr(self, "_key", None):
+            self._key = key
+            self._reset()
+        self._plotted = {}
+        xkey = self.x_mode.currentData()
+        ticks: dict[float, str] = {}
+        if xkey == "level":
+            for lv in res.planned_levels:
+                ticks[math.log2(lv)] = str(lv)
+        backbones = res.backbones()
+        if res.status == "running" and res.planned_backbones:
+            self._prepare(res.planned_backbones)
+        elif self._spare:  # the run ended before these backbones reported: no empty legend entries
+            self._drop_spare()
+        for bi, name in enumerate(backbones):
+            c = res.curve(name)
+            if c is None:
+                continue
+            xs_raw = c.levels if xkey == "level" else c.n_categories
+            xs = np.log2(np.maximum(xs_raw, 1))
+            for x, raw in zip(xs, xs_raw):
+                ticks[float(x)] = f"{int(raw)}"
+            it = self._items_for(name, bi)
+            it["lo"].setData(xs, c.ci_low * 100)
+            it["hi"].setData(xs, c.ci_high * 100)
+            for item, arr in zip(it["spread"], (c.spread_low, c.spread_high)):
+                item.setData(xs, arr * 100) if c.n_orderings > 1 else item.setData([], [])
+            it["top1"].setData(xs, c.top1 * 100)
+            if it["top5"] is not None:
+                it["top5"].setData(xs, c.top5 * 100)
+            self._plotted[name] = [int(v) for v in c.levels]
+            self._mark_peak(name, c, xs, it)
+        major = sorted(ticks.items())
+        if len(major) > 14:  # keep the axis legible for long sweeps
+            major = major[:: math.ceil(len(major) / 14)]
+        if major != self._ticks:
+            self._ticks = major
+            self.plot.getAxis("bottom").setTicks([major, []] if major else None)
+        if not backbones:
+            msg = "waiting for the first level…" if res.planned_levels else \
+                "Start a sweep or open a run:\naccuracy appears here as each level finishes"
+            xs_all = [math.log2(v) for v in res.planned_levels] or [0.0, 3.0]
+            self._message.setText(msg)
+            self._message.setPos((min(xs_all) + max(xs_all)) / 2, 50)
+            self._message.setVisible(True)
+            rng: tuple = (min(xs_all) - 0.3, max(xs_all) + 0.3, 0, 100)
+        else:
+            self._message.setVisible(False)
+            xs_all = list(ticks) or [0.0]
+            rng = (min(xs_all) - 0.25, max(xs_all) + 0.25)
+        if rng != self._xrange:
+            self._xrange = rng
+            self.plot.setXRange(rng[0], rng[1], padding=0)
+            if len(rng) == 4:
+                self.plot.setYRange(rng[2], rng[3])
+        if backbones:
+            self.plot.enableAutoRange(axis="y")
+
+    def _mark_peak(self, name: str, c, xs: np.ndarray, it: dict) -> None:
+        t = self.results.threshold(name)
+        hits = np.nonzero(c.levels == t["peak_level"])[0] if t and t.get("peak_level") is not None else []
+        if len(xs) == 0 or len(hits) == 0:
+            for k in ("vline", "star", "text"):
+                it[k].setVisible(False)
+            return
+        j = int(hits[0])
+        x, y = float(xs[j]), float(c.top1[j] * 100)
+        it["vline"].setPos(x)
+        it["star"].setData([x], [y])
+        trend = t.get("trend", "")
+        words = {"declining": "falls after", "plateau": "plateaus after", "rising": "still rising"}
+        lv = int(t["peak_level"])
+        mid = (float(np.min(xs)) + float(np.max(xs))) / 2
+        # keep the label inside the plot: right-aligned in the right half, left-aligned otherwise
+        it["text"].setAnchor((1.0, 1.3) if x > mid else (0.0, 1.3))
+        it["text"].setText(f"peak {y:.1f}% at {lv} name{'s' if lv != 1 else ''}"
+                           f"{' — ' + words.get(trend, trend) if trend else ''}")
+        it["text"].setPos(x, y)
+        for k in ("vline", "star", "text"):
+            it[k].setVisible(True)

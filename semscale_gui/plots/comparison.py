@@ -1,0 +1,84 @@
+"""Backbones side by side: top-1 per level and each backbone's threshold."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from ..results_data import ResultsData
+from .base import _style_plot, colour
+
+
+class BackboneComparison(QWidget):
+    """Top-1 per level, one bar per backbone, and a table of each backbone's threshold."""
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.view = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.view.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(y=True, alpha=0.25)
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="10pt")
+        self.legend.setBrush(pg.mkBrush(255, 255, 255, 220))
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(
+            ["backbone", "top-1 at 1 name", "peak level", "peak top-1", "after the peak", "best level vs 1 name"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setMaximumHeight(150)
+        self.hint = QLabel()
+        self.hint.setStyleSheet("color: #666;")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.hint)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.table)
+        self.results = ResultsData()
+        self._redraw()
+
+    def set_results(self, results: ResultsData) -> None:
+        self.results = results
+        self._redraw()
+
+    def _redraw(self) -> None:
+        plot, res = self.plot, self.results
+        plot.clear()
+        self.legend.clear()
+        _style_plot(plot, "top-1 accuracy (%)", "names per class")
+        names = res.backbones()
+        self.hint.setText("Tick several backbones in the Run panel to compare them side by side."
+                          if len(names) < 2 else f"{len(names)} backbones on the same label set")
+        curves = [res.curve(n) for n in names]
+        levels = sorted({int(v) for c in curves if c is not None for v in c.levels})
+        pos = {lv: i for i, lv in enumerate(levels)}
+        width = 0.8 / max(1, len(names))
+        for bi, (name, c) in enumerate(zip(names, curves)):
+            if c is None:
+                continue
+            xs = np.array([pos[int(v)] for v in c.levels]) - 0.4 + width * (bi + 0.5)
+            bars = pg.BarGraphItem(x=xs, height=c.top1 * 100, width=width * 0.92, brush=colour(bi), pen=pg.mkPen("w"))
+            plot.addItem(bars)
+            self.legend.addItem(bars, name)
+        plot.getAxis("bottom").setTicks([[(i, str(lv)) for lv, i in pos.items()], []])
+        if levels:
+            plot.setXRange(-0.6, len(levels) - 0.4)
+            plot.setYRange(0, 100)
+        self.table.setRowCount(len(names))
+        for r, (name, c) in enumerate(zip(names, curves)):
+            t = res.threshold(name)
+            first = f"{c.top1[0] * 100:.1f}%" if c is not None and len(c.top1) else ""
+            peak = f"{t['peak_top1'] * 100:.1f}%" if t.get("peak_top1") is not None else ""
+            gain = ""
+            if c is not None and len(c.top1) and t.get("peak_top1") is not None:
+                gain = f"{(t['peak_top1'] - c.top1[0]) * 100:+.1f} points"
+            vals = [name, first, str(t.get("peak_level", "")), peak, t.get("trend", ""), gain]
+            for col, v in enumerate(vals):
+                item = QTableWidgetItem(v)
+                if col == 0:
+                    item.setForeground(colour(r))
+                self.table.setItem(r, col, item)

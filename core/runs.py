@@ -1,7 +1,7 @@
 """The run directory: the contract between engine, CLI, GUI and users.
 
 ``run.json`` (config, versions, status), ``levels.csv``, ``predictions.csv``,
-``per_class.csv`` and ``skipped.csv``. CSV rows are appended and the file closed as each
+``per_class.csv``, ``skipped.csv`` and ``flips.csv`` (:mod:`core.flips`). CSV rows are appended and the file closed as each
 level finishes, so a cancelled or killed run keeps everything already computed.
 ``run.json`` is replaced atomically; a run left as ``running`` by a process that no
 longer exists reads back as ``interrupted``.
@@ -15,7 +15,7 @@ import os
 import platform
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -66,7 +66,7 @@ class RunWriter:
         self.dir = Path(out)
         self.dir.mkdir(parents=True, exist_ok=True)
         if overwrite:
-            for name in RUN_FILES + ("levels_summary.csv", "backbones.csv", "ensembles.csv"):
+            for name in RUN_FILES + ("levels_summary.csv", "backbones.csv", "ensembles.csv", "flips.csv"):
                 (self.dir / name).unlink(missing_ok=True)
         self.meta: dict[str, Any] = {
             "status": "running",
@@ -105,6 +105,13 @@ class RunWriter:
             df.to_csv(f, index=False, header=header)
             f.flush()
 
+    def ensure_header(self, name: str, columns: list[str]) -> None:
+        """Create ``name`` with just its header if it does not exist yet (a file whose columns
+        depend on the run, e.g. flips.csv, still exists once its first level is done)."""
+        path = self.dir / name
+        if not path.exists() or path.stat().st_size == 0:
+            pd.DataFrame(columns=columns).to_csv(path, index=False)
+
     def add_skipped(self, items: Iterable[tuple[str, str]]) -> None:
         new = [(p, r) for p, r in items if p not in self._skipped]
         self._skipped.update(p for p, _ in new)
@@ -142,6 +149,7 @@ class Run:
     predictions: pd.DataFrame
     per_class: pd.DataFrame
     skipped: pd.DataFrame
+    flips: pd.DataFrame = field(default_factory=pd.DataFrame)  # flips.csv (or, for older runs, from predictions)
 
     @property
     def status(self) -> str:
@@ -184,5 +192,17 @@ def load_run(path: str | Path) -> Run:
         raise InputError("not a run directory (no run.json)", file=d)
     meta = read_user_json(meta_path)
     meta["status"] = run_status(meta)
-    return Run(d, meta, _read_csv(d / "levels.csv"), _read_csv(d / "predictions.csv"),
-               _read_csv(d / "per_class.csv"), _read_csv(d / "skipped.csv"))
+    predictions = _read_csv(d / "predictions.csv")
+    return Run(d, meta, _read_csv(d / "levels.csv"), predictions, _read_csv(d / "per_class.csv"),
+               _read_csv(d / "skipped.csv"), read_flips(d, predictions))
+
+
+def read_flips(d: Path, predictions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """flips.csv; a run written before it existed gets its flips computed from predictions.csv."""
+    from .flips import compute_flips, flip_columns
+
+    if (d / "flips.csv").exists():
+        df = _read_csv(d / "flips.csv")
+        return df if len(df.columns) else pd.DataFrame(columns=flip_columns(pd.DataFrame()))
+    predictions = _read_csv(d / "predictions.csv") if predictions is None else predictions
+    return compute_flips(predictions) if len(predictions) else pd.DataFrame(columns=flip_columns(predictions))

@@ -49,9 +49,13 @@ class RunImages:
         classes = list(meta.get("config", {}).get("labels_resolved") or [])
         if not classes and len(run.predictions):
             classes = sorted(set(map(str, run.predictions["true_class"])))
-        scales = {name: float(s["logit_scale"]) for name, s in (meta.get("summary", {}) or {}).get("backbones", {}).items()
-                  if isinstance(s, dict) and s.get("logit_scale")}
-        return cls(Path(run.dir), run.predictions, classes, scales, meta)
+        return cls(Path(run.dir), run.predictions, classes, cls.scales_of(meta), meta)
+
+    @staticmethod
+    def scales_of(meta: dict) -> dict[str, float]:
+        """Each backbone's logit scale, as run.json's summary records it."""
+        return {name: float(s["logit_scale"]) for name, s in (meta.get("summary", {}) or {}).get("backbones", {}).items()
+                if isinstance(s, dict) and s.get("logit_scale")}
 
     @classmethod
     def from_dir(cls, path: str | Path) -> "RunImages":

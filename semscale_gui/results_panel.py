@@ -17,10 +17,11 @@ from typing import Any, Optional
 import pandas as pd
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QLabel, QTabWidget, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
 from . import settings
 from .dialogs import show_error
+from .gallery import GalleryPanel
 from .icons import icon
 from .kshot_plot import KShotPlot
 from .plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
@@ -33,7 +34,8 @@ EXPORT_SUFFIXES = (".csv", ".json")  # every table and run.json; caches and logi
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
-    cols = ["image", "true_class", "level", "predicted_class", "correct", "ordering", "backbone"]
+    cols = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone",
+            "score", "names"]
     df = pd.read_csv(path, usecols=lambda c: c in cols, keep_default_na=False, na_values=[""],
                      on_bad_lines="skip", engine="python" if path.stat().st_size < 1 << 20 else "c")
     return df
@@ -107,10 +109,31 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.frequency, "Frequency")
         self.tabs.addTab(self.table, "Table")
         self.tabs.currentChanged.connect(self._tab_changed)
+        # the images behind a clicked number, beside the plots (hidden until something is clicked)
+        self.gallery = GalleryPanel()
+        self.gallery.hide()
+        self.gallery.status_message.connect(self.status_message)
+        for view in (self.accuracy, self.heatmap, self.confusion, self.ensembles, self.frequency):
+            view.selected.connect(self.show_images)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.addWidget(self.gallery)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
         lay = QVBoxLayout(self)
         lay.addWidget(tb)
         lay.addWidget(self.header)
-        lay.addWidget(self.tabs, 1)
+        lay.addWidget(self.splitter, 1)
+
+    def show_images(self, selection: Any) -> None:
+        """Open the gallery on the images behind a plot's selection (core.drilldown)."""
+        if not self.gallery.isVisible():
+            self.gallery.show()
+            total = max(self.splitter.width(), 800)
+            self.splitter.setSizes([total // 2, total - total // 2])
+        if self.gallery.source is None and self.results.predictions_path is not None and self.predictions.empty:
+            self.load_predictions()
+        self.gallery.show_selection(selection)
 
     # ---------------------------------------------------------------- live
 
@@ -239,16 +262,27 @@ class ResultsPanel(QWidget):
         n_levels = len(self.results.levels)
         classes = self.results.classes()
 
-        def done(df: pd.DataFrame) -> None:
+        meta = dict(self.results.meta, summary=self.results.summary or self.results.meta.get("summary", {}))
+
+        def read() -> tuple[pd.DataFrame, Any]:
+            from core.drilldown import RunImages  # on the pool thread: it brings in torch
+
+            df = read_predictions(path)
+            return df, RunImages(path.parent, df, classes or sorted(set(df["true_class"].astype(str))),
+                                 RunImages.scales_of(meta), meta)
+
+        def done(got: tuple[pd.DataFrame, Any]) -> None:
+            df, images = got
             if self.results.predictions_path != path:
                 return
             self._predictions_levels = n_levels
-            self._pending_predictions = (df, classes or sorted(set(df["true_class"].astype(str))))
+            self._pending_predictions = (df, images.classes)
             self.predictions = df
+            self.gallery.set_source(images)
             self._draw_current()
             self.predictions_loaded.emit()
 
-        run_task(lambda: read_predictions(path), done,
+        run_task(read, done,
                  lambda e, _tb: self.status_message.emit(f"cannot read {path}: {e}"), context=self)
 
     # ---------------------------------------------------------------- opening runs

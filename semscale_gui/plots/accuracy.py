@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QSizePolicy, QVBoxLayout, QWidget
 
@@ -19,8 +19,11 @@ class AccuracyPlot(QWidget):
     """Top-1 (and top-5) accuracy vs number of names per class, log2 x axis.
 
     One curve per backbone, a bootstrap CI band around top-1, the spread over random
-    orderings when there are several, and the peak (the scaling threshold) marked.
+    orderings when there are several, and the peak (the scaling threshold) marked. A click
+    between two levels of a curve asks for that backbone's flips between them.
     """
+
+    selected = Signal(object)  # core.drilldown.LevelFlips between the two levels around a click
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -53,7 +56,40 @@ class AccuracyPlot(QWidget):
         self.results = ResultsData()
         self._plotted: dict[str, list[int]] = {}
         self._items: dict[str, dict] = {}
+        self._xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per backbone: x drawn, top-1 (%)
+        self.view.scene().sigMouseClicked.connect(self._click)
+        self.view.setToolTip("Click between two levels of a curve to see the images that flip there")
         self._redraw()
+
+    def flips_at(self, x: float, y: float):
+        """The flips of the curve nearest to (x, y) in data coordinates, between the levels either
+        side of x (None outside every curve)."""
+        from core.drilldown import LevelFlips
+
+        best = None
+        for name, (xs, ys) in self._xy.items():
+            j = int(np.searchsorted(xs, x)) - 1
+            if len(xs) < 2 or x < xs[0] or x > xs[-1]:
+                continue
+            j = min(max(j, 0), len(xs) - 2)
+            t = (x - xs[j]) / max(xs[j + 1] - xs[j], 1e-12)
+            dist = abs(ys[j] + t * (ys[j + 1] - ys[j]) - y)
+            if best is None or dist < best[0]:
+                best = (dist, name, j)
+        if best is None:
+            return None
+        _, name, j = best
+        levels = self._plotted[name]
+        return LevelFlips(name, levels[j], levels[j + 1])
+
+    def _click(self, evt) -> None:
+        pos = evt.scenePos()
+        if evt.button() != Qt.MouseButton.LeftButton or not self.plot.vb.sceneBoundingRect().contains(pos):
+            return
+        p = self.plot.vb.mapSceneToView(pos)
+        sel = self.flips_at(p.x(), p.y())
+        if sel is not None:
+            self.selected.emit(sel)
 
     def set_results(self, results: ResultsData) -> None:
         self.results = results
@@ -150,7 +186,7 @@ class AccuracyPlot(QWidget):
         if key != getattr(self, "_key", None):
             self._key = key
             self._reset()
-        self._plotted = {}
+        self._plotted, self._xy = {}, {}
         xkey = self.x_mode.currentData()
         ticks: dict[float, str] = {}
         if xkey == "level":
@@ -178,6 +214,7 @@ class AccuracyPlot(QWidget):
             if it["top5"] is not None:
                 it["top5"].setData(xs, c.top5 * 100)
             self._plotted[name] = [int(v) for v in c.levels]
+            self._xy[name] = (np.asarray(xs, dtype=float), np.asarray(c.top1 * 100, dtype=float))
             self._mark_peak(name, c, xs, it)
         major = sorted(ticks.items())
         if len(major) > 14:  # keep the axis legible for long sweeps

@@ -18,6 +18,7 @@ class ConfusionPlot(_Heatmap):
     """True class (rows) vs predicted class (columns) at one level, from predictions.csv."""
 
     level_requested = Signal()
+    selected = Signal(object)  # core.drilldown.ConfusionCell of a clicked cell
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -50,7 +51,15 @@ class ConfusionPlot(_Heatmap):
         self.classes: list[str] = []
         self.counts = np.zeros((0, 0), dtype=np.int64)
         self.empty_text.setText("the confusion matrix appears when predictions.csv is written")
+        self.cell_clicked.connect(self._select)
+        self.view.setToolTip("Click a cell to see its images")
         self._redraw()
+
+    def _select(self, row: int, col: int) -> None:
+        from core.drilldown import ConfusionCell
+
+        self.selected.emit(ConfusionCell(self.backbone.currentText(), int(self.level.currentText()),
+                                         self.classes[row], self.classes[col]))
 
     def set_predictions(self, predictions: pd.DataFrame, classes: list[str]) -> None:
         self.predictions, self.classes = predictions, list(classes)

@@ -6,6 +6,7 @@ from typing import Optional
 
 import pandas as pd
 import pyqtgraph as pg
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
 from ..results_data import ResultsData
@@ -14,6 +15,8 @@ from .base import _controls, _labelled, _style_plot, colour, refill_combo, tick_
 
 class FrequencyPlot(QWidget):
     """Per-class recall against how often the class occurs in training data (log scale)."""
+
+    selected = Signal(object)  # core.drilldown.ClassAtLevel of a clicked point
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -42,6 +45,12 @@ class FrequencyPlot(QWidget):
         refill_combo(self.level, [str(v) for v in sorted(set(df["level"]))] if not df.empty else [])
         self._redraw()
 
+    def select_class(self, cls: str) -> None:
+        """Ask for the images of one class at the level shown (what a click on its point does)."""
+        from core.drilldown import ClassAtLevel
+
+        self.selected.emit(ClassAtLevel(self.backbone.currentText(), int(self.level.currentText()), cls))
+
     def _redraw(self) -> None:
         plot = self.plot
         plot.clear()
@@ -55,8 +64,11 @@ class FrequencyPlot(QWidget):
         d = df[(df["backbone"].astype(str) == self.backbone.currentText()) & (df["level"] == int(self.level.currentText()))]
         self.points = len(d)
         col = colour(max(0, self.backbone.currentIndex()))
-        plot.addItem(pg.ScatterPlotItem(d["log_frequency"].to_numpy(float), d["recall"].to_numpy(float) * 100,
-                                        size=10, brush=pg.mkBrush(col), pen=pg.mkPen("w")))
+        self.scatter = pg.ScatterPlotItem(d["log_frequency"].to_numpy(float), d["recall"].to_numpy(float) * 100,
+                                          data=list(map(str, d["class"])), size=10, brush=pg.mkBrush(col),
+                                          pen=pg.mkPen("w"), hoverable=True, tip="{data}: click for its images".format)
+        self.scatter.sigClicked.connect(lambda _item, points, _ev: points and self.select_class(points[0].data()))
+        plot.addItem(self.scatter)
         for _, r in d.iterrows():
             t = pg.TextItem(str(r["class"]), color="#333333", anchor=(0, 1))
             t.setFont(tick_font())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from ..results_data import ResultsData
@@ -14,6 +15,8 @@ from .heatmap import _Heatmap
 
 class RecallHeatmap(_Heatmap):
     """Per-class recall (rows) across levels (columns): which classes gain or lose names."""
+
+    selected = Signal(object)  # core.drilldown.ClassAtLevel of a clicked cell
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -34,7 +37,14 @@ class RecallHeatmap(_Heatmap):
         self.results = ResultsData()
         self._classes: list[str] = []
         self._levels: list[int] = []
+        self.cell_clicked.connect(self._select)
+        self.view.setToolTip("Click a cell to see that class's images at that level")
         self._redraw()
+
+    def _select(self, row: int, col: int) -> None:
+        from core.drilldown import ClassAtLevel
+
+        self.selected.emit(ClassAtLevel(self.backbone.currentText(), self._levels[col], self._classes[row]))
 
     def set_results(self, results: ResultsData) -> None:
         self.results = results

@@ -253,7 +253,7 @@ class GalleryPanel(QWidget):
     def show_selection(self, selection: Any) -> None:
         """Work out the selection's rows in the background, then show them."""
         self.selection = selection
-        self.title.setText(selection.title[:1].upper() + selection.title[1:])
+        self.title.setText(selection.title)
         if self.source is None:
             self._pending = selection
             self.counts.setText("waiting for the run's predictions…")

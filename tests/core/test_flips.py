@@ -6,40 +6,18 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import open_clip
 import pandas as pd
 import pytest
-import torch
 
-from core.backbones import BackboneSpec
 from core.cli import main
 from core.drilldown import ClassAtLevel, ConfusionCell, LevelFlips, RunImages, SynergyImages
 from core.flips import FLIP_COLUMNS, compute_flips
 from core.runs import load_run
-from core.sweep import SweepConfig, run_sweep
-from tests.conftest import CLASSES, write_image_folder
 
 
-@pytest.fixture(scope="module")
-def run_dir(tiny_model, tmp_path_factory):
-    """A finished run: two tiny backbones, levels 1, 2, 4, 16 images."""
-    cfg, ck = tiny_model
-    root = tmp_path_factory.mktemp("flips")
-    images = write_image_folder(root / "images")
-    labels = root / "labels.csv"
-    labels.write_text("class,synonym\n" + "".join(f"{c},{n}\n" for c, ns in CLASSES.items() for n in ns))
-    open_clip.add_model_config(cfg)
-    torch.manual_seed(1)
-    second = root / "seed1.pt"
-    torch.save(open_clip.create_model("tiny-clip").state_dict(), second)
-    config = SweepConfig(
-        dataset=str(images), out=str(root / "run"), labels=str(labels), templates="plain", levels=[1, 2, 4],
-        backbones=[BackboneSpec(cfg, checkpoint=ck, device="cpu", label="A"),
-                   BackboneSpec(cfg, checkpoint=str(second), device="cpu", label="B")],
-        num_workers=0, bootstrap=50, ensemble_shots=[], cache_dir=str(root / "cache"),
-    )
-    assert run_sweep(config).status == "completed"
-    return root / "run"
+@pytest.fixture
+def run_dir(two_backbone_run):
+    return two_backbone_run
 
 
 def independent_flips(preds: pd.DataFrame, backbone: str, lo: int, hi: int) -> pd.DataFrame:

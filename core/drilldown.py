@@ -24,7 +24,7 @@ import pandas as pd
 
 from . import ensemble as ens
 from .errors import InputError
-from .flips import compute_flips, gained
+from .flips import compute_flips, credit_column, gained
 
 GALLERY_COLUMNS = ["image", "true_class", "predicted_label", "predicted_class", "score", "correct", "level",
                    "backbone", "group", "detail"]
@@ -113,8 +113,9 @@ class RunImages:
 
 
 def _gallery(df: pd.DataFrame, group, detail="") -> pd.DataFrame:
-    out = pd.DataFrame({c: df[c] for c in ("image", "true_class", "predicted_label", "predicted_class", "correct",
-                                           "level", "backbone") if c in df})
+    out = pd.DataFrame({c: df[c] for c in ("image", "true_class", "predicted_label", "predicted_class", "level",
+                                           "backbone") if c in df})
+    out["correct"] = df[credit_column(df)] if len(df.columns) else []
     out["score"] = df["score"] if "score" in df else np.nan
     out["group"] = group
     out["detail"] = detail
@@ -145,7 +146,7 @@ class ConfusionCell:
     def rows(self, run: RunImages) -> pd.DataFrame:
         d = run.at_level(self.level, self.backbone, self.ordering)
         d = d[(d["true_class"].astype(str) == self.true_class) & (d["predicted_class"].astype(str) == self.predicted_class)]
-        return _gallery(d, correctness(d["correct"]))
+        return _gallery(d, correctness(d[credit_column(d)]))
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class ClassAtLevel:
     def rows(self, run: RunImages) -> pd.DataFrame:
         d = run.at_level(self.level, self.backbone, self.ordering)
         d = d[d["true_class"].astype(str) == self.cls]
-        return _gallery(d, correctness(d["correct"]))
+        return _gallery(d, correctness(d[credit_column(d)]))
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ class SynergyImages:
     def _correct_table(self, run: RunImages) -> tuple[pd.DataFrame, list[str]]:
         d = run.at_level(self.level)
         names = list(dict.fromkeys(map(str, d["backbone"])))
-        wide = d.pivot_table(index="image", columns="backbone", values="correct", aggfunc="first")
+        wide = d.pivot_table(index="image", columns="backbone", values=credit_column(d), aggfunc="first")
         wide = wide.dropna()  # images every backbone scored
         return wide, names
 

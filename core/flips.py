@@ -6,8 +6,10 @@ right at level 2, then "orb" wins at level 8). One function computes them from p
 frames (``predictions.csv`` rows), so the sweep (``flips.csv``, consecutive levels as they
 finish), ``semscale flips`` (any pair of levels) and the app share one definition.
 
-A flip is a change of the image's correctness *credit*: 0/1, or a fraction when a
-prediction's credit is shared under ties; any change counts (``gained`` when it rises).
+A flip is a change of the image's correctness *credit* (``predictions.csv``'s ``credit``:
+1 right, 0 wrong, 1/m when its best category is a name shared by m classes including its
+own; ``correct`` for runs without it); any change counts (``gained`` when it rises), and
+``correct_from`` / ``correct_to`` hold the credit at each level.
 Flips are compared within one backbone, one ordering and, when the run has control curves,
 one ``names`` kind.
 """
@@ -33,6 +35,11 @@ def flip_columns(predictions: pd.DataFrame) -> list[str]:
     return FLIP_COLUMNS + (["names"] if "names" in predictions.columns else []) + EXTRA_COLUMNS
 
 
+def credit_column(predictions: pd.DataFrame) -> str:
+    """``credit`` (1, 0, or 1/m under an m-way tie) when the predictions have it, else ``correct``."""
+    return "credit" if "credit" in predictions.columns else "correct"
+
+
 def _keys(df: pd.DataFrame) -> list[str]:
     return [k for k in GROUP_KEYS if k in df.columns]
 
@@ -46,8 +53,9 @@ def flips_between(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     if before.empty or after.empty:
         return pd.DataFrame(columns=flip_columns(after if not after.empty else before))
     keys = ["image"] + _keys(after)
-    a = before[keys + ["level", "correct", "predicted_label", "predicted_class"]]
-    b = after[keys + ["level", "correct", "predicted_label", "predicted_class", "true_class"]]
+    col = credit_column(after)
+    a = before[keys + ["level", col, "predicted_label", "predicted_class"]].rename(columns={col: "correct"})
+    b = after[keys + ["level", col, "predicted_label", "predicted_class", "true_class"]].rename(columns={col: "correct"})
     m = b.merge(a, on=keys, how="inner", suffixes=("_to", "_from"))
     cf = m["correct_from"].astype(float).to_numpy()
     ct = m["correct_to"].astype(float).to_numpy()

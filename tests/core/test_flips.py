@@ -21,8 +21,8 @@ def run_dir(two_backbone_run):
 
 
 def independent_flips(preds: pd.DataFrame, backbone: str, lo: int, hi: int) -> pd.DataFrame:
-    """Flips recomputed with plain pandas: the same image right at one level and not the other."""
-    p = preds[preds.backbone == backbone]
+    """Flips recomputed with plain pandas: the same image's credit differs between the levels."""
+    p = preds[preds.backbone == backbone].assign(correct=preds["credit"])
     a = p[p.level == lo].set_index("image")
     b = p[p.level == hi].set_index("image")
     changed = [im for im in b.index if float(a.at[im, "correct"]) != float(b.at[im, "correct"])]
@@ -199,3 +199,19 @@ def test_compute_flips_keeps_control_curves_apart():
     assert list(f.columns[:9]) == FLIP_COLUMNS + ["names"]
     assert f[["image", "names", "label_from", "label_to", "correct_from", "correct_to"]].values.tolist() == [
         ["x", "synonyms", "dog", "orb", 1, 0], ["y", "random", "dog", "dog", 0.5, 1]]
+
+
+def test_a_change_of_tie_credit_is_a_flip_even_when_correct_stays_0():
+    """``credit`` (1/m under an m-way tie) decides: 0.5 -> 0 is lost although ``correct`` is 0 at both levels."""
+    base = dict(true_class="ball", ordering=0, backbone="A", score=0.3, n_owners=1)
+    rows = [{**base, "image": "b1", "level": 1, "correct": 0, "credit": 0.5, "predicted_label": "orb",
+             "predicted_class": "ball", "n_owners": 2},
+            {**base, "image": "b1", "level": 2, "correct": 0, "credit": 0.0, "predicted_label": "crescent",
+             "predicted_class": "moon"},
+            {**base, "image": "b2", "level": 1, "correct": 1, "credit": 1.0, "predicted_label": "ball",
+             "predicted_class": "ball"},
+            {**base, "image": "b2", "level": 2, "correct": 1, "credit": 1.0, "predicted_label": "sphere",
+             "predicted_class": "ball"}]
+    f = compute_flips(pd.DataFrame(rows))
+    assert f[["image", "correct_from", "correct_to", "label_from", "label_to"]].values.tolist() == [
+        ["b1", 0.5, 0.0, "orb", "crescent"]]

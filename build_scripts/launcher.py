@@ -1,4 +1,5 @@
-"""Entry point of the frozen app: the desktop window, or the CLI with ``semscale-gui cli …``."""
+"""Entry point of the frozen app: the desktop window (``semscale-gui [PATH…]`` opens those
+datasets, labels files and run directories), or the CLI with ``semscale-gui cli …``."""
 
 import multiprocessing
 import sys
@@ -12,7 +13,7 @@ def run() -> int:
         return cli_main(sys.argv[2:])
     from semscale_gui.app import main as gui_main
 
-    return gui_main()
+    return gui_main(sys.argv[1:])  # paths and options pass through unchanged
 
 
 if __name__ == "__main__":

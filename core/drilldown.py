@@ -22,7 +22,6 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from . import ensemble as ens
 from .errors import InputError
 from .flips import compute_flips, credit_column, gained
 
@@ -258,6 +257,8 @@ class SynergyImages:
 
     def ensemble_predictions(self, run: RunImages, names: list[str]) -> tuple[np.ndarray, list[str]]:
         """The ensemble's class per image (images every backbone has logits for, first backbone's order)."""
+        from . import ensemble as ens  # torch: only when an ensemble is asked for
+
         got = [run.logits(n, self.level) for n in names]
         if any(g is None for g in got):
             missing = [n for n, g in zip(names, got) if g is None]

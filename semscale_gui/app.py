@@ -1,9 +1,12 @@
-"""Entry point: ``semscale-gui`` / ``python -m semscale_gui.app``.
+"""Entry point: ``semscale-gui [PATH…]`` / ``python -m semscale_gui.app``.
 
+Arguments:
+  PATH…                    datasets, labels files and run directories to open (see open_paths)
 Options:
   --self-test              run a short sweep off-screen through the worker thread; exit 0/1
   --screenshot FILE        save a PNG of the main window after a demo sweep
-  --screenshot-panels DIR  save one PNG per panel (with --screenshot or alone)
+  --screenshot-panels DIR  save one PNG per panel (with --screenshot or alone); with run
+                           directories as PATHs, every Results panel of those runs instead
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from .meta import APP_NAME, ORG_NAME, __version__
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="semscale-gui", description="semscale desktop app")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="dataset (folder, manifest, CIFAR, shards), labels file (CSV/JSON) or run directory to open")
     p.add_argument("--self-test", action="store_true", help="run a short sweep off-screen and report (exit 0/1)")
     p.add_argument("--screenshot", metavar="FILE", help="save a PNG of the main window in a realistic state")
     p.add_argument("--screenshot-panels", metavar="DIR", help="save one PNG per panel into DIR")
@@ -49,6 +54,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from .selftest import self_test
 
         return self_test(timeout_s=args.timeout)
+    if args.paths and (args.screenshot or args.screenshot_panels):
+        from .selftest import path_screenshots
+
+        return path_screenshots(args.paths, args.screenshot, args.screenshot_panels, timeout_s=args.timeout)
     if args.screenshot or args.screenshot_panels:
         from .selftest import screenshots
 
@@ -56,8 +65,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from .main_window import MainWindow
 
-    win = MainWindow()
+    win = MainWindow(load_demo=not args.paths)
     win.show()
+    if args.paths:
+        from .open_paths import open_paths
+
+        open_paths(win, args.paths)
     return app.exec()
 
 

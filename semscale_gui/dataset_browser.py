@@ -336,8 +336,19 @@ class DatasetBrowser(QWidget):
         t.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)  # keep the dataset's order
         t.setSortingEnabled(True)
         self._apply_filter(self.filter.text())
-        if counts:
-            t.selectRow(0)
+        # Select the first listed class and show it even when the same row was selected
+        # before: the selection then does not change, and no signal would refresh the grid.
+        t.blockSignals(True)
+        t.clearSelection()
+        first = next((r for r in range(t.rowCount()) if not t.isRowHidden(r)), None)
+        if first is not None:
+            t.selectRow(first)
+        t.blockSignals(False)
+        if first is not None:
+            self._class_selected()
+        else:
+            self.thumbs.set_indices([])
+            self.grid_caption.setText("no class matches the filter" if counts else "no classes")
 
     def _apply_filter(self, text: str) -> None:
         text = text.casefold()

@@ -6,6 +6,7 @@ same numbers are drawn during a run and when a finished run is reopened.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -16,6 +17,7 @@ import pandas as pd
 from core.metrics import threshold_analysis
 
 ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary")
+_tokens = itertools.count(1)
 
 
 @dataclass
@@ -48,6 +50,9 @@ class ResultsData:
     planned_backbones: list[str] = field(default_factory=list)
     tables: dict[str, list[dict]] = field(default_factory=dict)  # backbones, ensembles, frequency, …
     _curves: dict[str, tuple] = field(default_factory=dict, repr=False, compare=False)
+    _frames: dict[str, tuple] = field(default_factory=dict, repr=False, compare=False)
+    # names this object in cache keys (an id() can be reused once an object is gone)
+    token: int = field(default_factory=lambda: next(_tokens), repr=False, compare=False)
 
     # ---------------------------------------------------------------- building
 
@@ -62,7 +67,14 @@ class ResultsData:
         self.tables.setdefault(table, []).extend(dict(r) for r in rows)
 
     def table(self, name: str) -> pd.DataFrame:
-        return pd.DataFrame(self.tables.get(name, []))
+        """An analysis table as a DataFrame, built once per number of rows (rows are only appended)."""
+        rows = self.tables.get(name, [])
+        hit = self._frames.get(name)
+        if hit is not None and hit[0] == len(rows):
+            return hit[1]
+        df = pd.DataFrame(rows)
+        self._frames[name] = (len(rows), df)
+        return df
 
     @classmethod
     def from_run(cls, run: Any) -> "ResultsData":
@@ -85,6 +97,7 @@ class ResultsData:
                     out.tables[name] = pd.read_csv(p, keep_default_na=False, na_values=[""]).to_dict("records")
                 except (pd.errors.ParserError, ValueError, OSError):
                     pass
+            out.table(name)  # built here, off the GUI thread, rather than on the first view of it
         return out
 
     # ---------------------------------------------------------------- queries
@@ -155,18 +168,7 @@ class ResultsData:
 
     def recall_matrix(self, backbone: str, top5: bool = False) -> tuple[list[str], list[int], np.ndarray]:
         """(classes, levels, matrix[class, level]) of per-class recall, mean over orderings."""
-        if not self.per_class:
-            return [], [], np.zeros((0, 0))
-        df = pd.DataFrame(self.per_class)
-        df = df[df["backbone"].astype(str) == backbone]
-        if df.empty:
-            return [], [], np.zeros((0, 0))
-        col = "top5_recall" if top5 else "recall"
-        classes = list(dict.fromkeys(df["class"].astype(str)))
-        pv = df.pivot_table(index="class", columns="level", values=col, aggfunc="mean", dropna=False)
-        pv = pv.reindex(classes)
-        levels = [int(x) for x in pv.columns]
-        return classes, levels, pv.to_numpy(dtype=float)
+        return recall_matrix(self.per_class, backbone, top5)
 
     def classes(self) -> list[str]:
         cfg = self.meta.get("config", {})
@@ -180,6 +182,26 @@ class ResultsData:
             return None
         p = Path(self.run_dir) / "predictions.csv"
         return p if p.exists() else None
+
+
+def recall_matrix(per_class: list[dict], backbone: str, top5: bool = False) -> tuple[list[str], list[int], np.ndarray]:
+    """(classes, levels, matrix[class, level]) of per-class recall rows, mean over orderings.
+
+    A pandas pivot: views call it from a background task (see ``tasks.AnalysisCache``).
+    """
+    if not per_class:
+        return [], [], np.zeros((0, 0))
+    df = pd.DataFrame(per_class)
+    df = df[df["backbone"].astype(str) == backbone]
+    col = "top5_recall" if top5 else "recall"
+    if df.empty or col not in df:
+        return [], [], np.zeros((0, 0))
+    classes = list(dict.fromkeys(df["class"].astype(str)))
+    df = df.assign(**{"class": df["class"].astype(str), col: pd.to_numeric(df[col], errors="coerce")})
+    pv = df.pivot_table(index="class", columns="level", values=col, aggfunc="mean", dropna=False)
+    pv = pv.reindex(classes)
+    levels = [int(x) for x in pv.columns]
+    return classes, levels, pv.to_numpy(dtype=float)
 
 
 def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbone: str,

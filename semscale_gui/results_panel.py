@@ -25,20 +25,43 @@ from .gallery import GalleryPanel
 from .icons import icon
 from .kshot_plot import KShotPlot
 from .plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
-                    RecallHeatmap, export_graphics)
+                    RecallHeatmap, RunComparison, export_graphics)
 from .results_data import ResultsData
-from .tasks import run_task
+from .tasks import AnalysisCache, run_task
 
 REFRESH_MS = 150
 EXPORT_SUFFIXES = (".csv", ".json")  # every table and run.json; caches and logits stay behind
 
 
+PREDICTION_VIEW_COLUMNS = ["image", "true_class", "level", "predicted_class", "correct", "ordering", "backbone",
+                           "predicted_label", "score", "credit", "names"]  # the last four for the gallery
+
+
 def read_predictions(path: Path) -> pd.DataFrame:
-    cols = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone",
-            "score", "names"]
-    df = pd.read_csv(path, usecols=lambda c: c in cols, keep_default_na=False, na_values=[""],
+    df = pd.read_csv(path, usecols=lambda c: c in PREDICTION_VIEW_COLUMNS, keep_default_na=False, na_values=[""],
                      on_bad_lines="skip", engine="python" if path.stat().st_size < 1 << 20 else "c")
     return df
+
+
+def class_frequency(results: ResultsData, classes: list[str]):
+    """Per-class frequency for the confusion view's sorts (None without a frequency table)."""
+    from .class_order import frequency_of
+
+    return frequency_of(classes, results.table("frequency")) if results.tables.get("frequency") else None
+
+
+def load_results(path: str | Path) -> tuple[Any, ResultsData, pd.DataFrame, list[str], Any]:
+    """Everything a run shows, read and prepared off the GUI thread:
+    (run, results, predictions, classes, per-class frequency)."""
+    from core.runs import load_run
+
+    run = load_run(path)
+    results = ResultsData.from_run(run)
+    pred = run.predictions
+    if len(pred):
+        pred = pred[[c for c in PREDICTION_VIEW_COLUMNS if c in pred.columns]]
+    classes = results.classes() or (sorted(set(pred["true_class"].astype(str))) if len(pred) else [])
+    return run, results, pred, classes, class_frequency(results, classes)
 
 
 class ResultsPanel(QWidget):
@@ -47,6 +70,7 @@ class ResultsPanel(QWidget):
     rerun_requested = Signal(object)  # run.json contents
     refreshed = Signal()  # after each (throttled) redraw
     predictions_loaded = Signal()
+    run_opened = Signal(str)  # a run directory was read and is shown
     status_message = Signal(str)
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
@@ -54,7 +78,8 @@ class ResultsPanel(QWidget):
         self.results = ResultsData()
         self.predictions = pd.DataFrame()
         self._stale: set[QWidget] = set()
-        self._pending_predictions: Optional[tuple[pd.DataFrame, list[str]]] = None
+        self._pending_predictions: Optional[tuple[pd.DataFrame, list[str], Any]] = None
+        self.analysis = AnalysisCache(self)  # pivots and counts of the runs shown, computed in the background
         self.refresh_count = 0
         self._last_draw = 0.0
         self._predictions_levels = -1
@@ -92,13 +117,17 @@ class ResultsPanel(QWidget):
         self.header.setStyleSheet("QLabel { padding: 4px 6px; background: #f4f7fa; border: 1px solid #dde3ea; }")
 
         self.accuracy = AccuracyPlot()
-        self.heatmap = RecallHeatmap()
-        self.confusion = ConfusionPlot()
+        self.heatmap = RecallHeatmap(cache=self.analysis)
+        self.confusion = ConfusionPlot(cache=self.analysis)
         self.comparison = BackboneComparison()
         self.ensembles = EnsemblePlot()
         self.kshot = KShotPlot()
         self.frequency = FrequencyPlot()
         self.table = LevelsTable()
+        self.compare = RunComparison()
+        self.compare.status_message.connect(self.status_message)
+        self.compare.add_open_button.clicked.connect(
+            lambda: self.compare.add_runs([self.results.run_dir]) if self.results.run_dir else None)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.accuracy, "Accuracy vs names")
         self.tabs.addTab(self.heatmap, "Per-class recall")
@@ -108,13 +137,14 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.kshot, "k-shot")
         self.tabs.addTab(self.frequency, "Frequency")
         self.tabs.addTab(self.table, "Table")
+        self.tabs.addTab(self.compare, "Compare runs")
         self.tabs.currentChanged.connect(self._tab_changed)
         # the images behind a clicked number, beside the plots (hidden until something is clicked)
         self.gallery = GalleryPanel()
         self.gallery.hide()
         self.gallery.status_message.connect(self.status_message)
         for view in (self.accuracy, self.heatmap, self.confusion, self.ensembles, self.frequency):
-            view.selected.connect(self.show_images)
+            view.images_requested.connect(self.show_images)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.tabs)
         self.splitter.addWidget(self.gallery)
@@ -131,13 +161,12 @@ class ResultsPanel(QWidget):
             self.gallery.show()
             total = max(self.splitter.width(), 800)
             self.splitter.setSizes([total // 2, total - total // 2])
-        if self.gallery.source is None and self.results.predictions_path is not None and self.predictions.empty:
-            self.load_predictions()
         self.gallery.show_selection(selection)
 
     # ---------------------------------------------------------------- live
 
     def begin_live(self, config: Any, planned_levels: list[int], backbones: list[str]) -> None:
+        self.analysis.clear()
         self._set_antialiasing(False)  # cheaper repaints while the worker competes for the CPU
         self.results = ResultsData(run_dir=str(config.out), status="running", planned_levels=list(planned_levels),
                                    planned_backbones=list(backbones), meta={"config": config.to_dict()})
@@ -152,7 +181,7 @@ class ResultsPanel(QWidget):
     def _reset_predictions(self) -> None:
         self._predictions_levels = -1
         self.predictions = pd.DataFrame()
-        self._pending_predictions = (pd.DataFrame(), [])
+        self._pending_predictions = (pd.DataFrame(), [], None)
         self._draw_current()
 
     def _schedule(self) -> None:
@@ -207,6 +236,7 @@ class ResultsPanel(QWidget):
         has_run = bool(self.results.run_dir) and (Path(self.results.run_dir) / "run.json").exists()
         for a in (self.export_csv_action, self.copy_config_action, self.rerun_action):
             a.setEnabled(has_run and self.results.status != "running")
+        self.compare.add_open_button.setEnabled(has_run and self.results.status != "running")
         self.refreshed.emit()
 
     def _update_header(self) -> None:
@@ -244,9 +274,9 @@ class ResultsPanel(QWidget):
             self._stale.discard(view)
             view.set_results(self.results)
         elif view is self.confusion and self._pending_predictions is not None:
-            df, classes = self._pending_predictions
+            df, classes, freq = self._pending_predictions
             self._pending_predictions = None
-            self.confusion.set_predictions(df, classes)
+            self.confusion.set_predictions(df, classes, freq)
 
     def _tab_changed(self, _i: int) -> None:
         self._draw_current()
@@ -260,30 +290,32 @@ class ResultsPanel(QWidget):
         if path is None:
             return
         n_levels = len(self.results.levels)
-        classes = self.results.classes()
+        results = self.results
+        classes = results.classes()
 
-        meta = dict(self.results.meta, summary=self.results.summary or self.results.meta.get("summary", {}))
-
-        def read() -> tuple[pd.DataFrame, Any]:
-            from core.drilldown import RunImages  # on the pool thread: it brings in torch
-
+        def read() -> tuple[pd.DataFrame, list[str], Any]:
             df = read_predictions(path)
-            return df, RunImages(path.parent, df, classes or sorted(set(df["true_class"].astype(str))),
-                                 RunImages.scales_of(meta), meta)
+            cls = classes or sorted(set(df["true_class"].astype(str)))
+            return df, cls, class_frequency(results, cls)
 
-        def done(got: tuple[pd.DataFrame, Any]) -> None:
-            df, images = got
+        def done(out: tuple[pd.DataFrame, list[str], Any]) -> None:
             if self.results.predictions_path != path:
                 return
-            self._predictions_levels = n_levels
-            self._pending_predictions = (df, images.classes)
-            self.predictions = df
-            self.gallery.set_source(images)
-            self._draw_current()
-            self.predictions_loaded.emit()
+            self._set_predictions(*out, n_levels=n_levels)
 
-        run_task(read, done,
-                 lambda e, _tb: self.status_message.emit(f"cannot read {path}: {e}"), context=self)
+        run_task(read, done, lambda e, _tb: self.status_message.emit(f"cannot read {path}: {e}"), context=self)
+
+    def _set_predictions(self, df: pd.DataFrame, classes: list[str], freq: Any, n_levels: int) -> None:
+        from core.drilldown import RunImages
+
+        self._predictions_levels = n_levels
+        self._pending_predictions = (df, classes, freq)
+        self.predictions = df
+        meta = dict(self.results.meta, summary=self.results.summary or self.results.meta.get("summary", {}))
+        if self.results.run_dir:
+            self.gallery.set_source(RunImages(Path(self.results.run_dir), df, classes, RunImages.scales_of(meta), meta))
+        self._draw_current()
+        self.predictions_loaded.emit()
 
     # ---------------------------------------------------------------- opening runs
 
@@ -294,21 +326,23 @@ class ResultsPanel(QWidget):
             self.open_run(d)
 
     def open_run(self, path: str | Path, on_loaded=None) -> None:
-        """Read a run directory in the background and show it."""
-        from core.runs import load_run
-
+        """Read a run directory (and prepare its tables) in the background and show it."""
         if self.results.status == "running":
             show_error(self, "A sweep is running", "Open a previous run once the current sweep has finished "
                        "(or cancel it): its results are being drawn here.")
             return
 
-        def done(run: Any) -> None:
+        def done(out: tuple) -> None:
+            run, results, pred, classes, freq = out
             settings.set_value("last/run_dir", str(Path(run.dir).parent))
-            self.results = ResultsData.from_run(run)
+            self.results = results
+            self.analysis.clear()
             self._reset_predictions()
             self.refresh()
-            self.load_predictions()
+            if results.predictions_path is not None:
+                self._set_predictions(pred, classes, freq, n_levels=len(results.levels))
             self.status_message.emit(f"Opened run {run.dir} ({run.status})")
+            self.run_opened.emit(str(run.dir))
             if on_loaded is not None:
                 on_loaded(run)
 
@@ -317,7 +351,7 @@ class ResultsPanel(QWidget):
 
             show_error(self, "Cannot open the run", str(e), "" if isinstance(e, InputError) else tb)
 
-        run_task(lambda: load_run(path), done, failed, context=self)
+        run_task(lambda: load_results(path), done, failed, context=self)
 
     # ---------------------------------------------------------------- export
 

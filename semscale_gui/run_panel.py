@@ -366,12 +366,15 @@ class RunPanel(QWidget):
             self.rate.setText(" ")
 
     def on_progress(self, ev: Any) -> None:
-        if ev.backbone and ev.backbone not in self._backbones_seen:
-            self._backbones_seen.append(ev.backbone)
-        which = ""
-        if self._backbones_total > 1 and ev.backbone in self._backbones_seen:
-            which = f" (backbone {self._backbones_seen.index(ev.backbone) + 1} of {self._backbones_total})"
-        self.stage.setText(f"<b>{ev.backbone}</b>{which}: {STAGES.get(ev.stage, ev.stage)}")
+        if ev.stage == "ensembles":  # across all backbones: not one more backbone to count
+            self.stage.setText(f"<b>ensembles</b>: {STAGES['ensembles']}")
+        else:
+            if ev.backbone and ev.backbone not in self._backbones_seen:
+                self._backbones_seen.append(ev.backbone)
+            which = ""
+            if self._backbones_total > 1 and ev.backbone in self._backbones_seen:
+                which = f" (backbone {self._backbones_seen.index(ev.backbone) + 1} of {self._backbones_total})"
+            self.stage.setText(f"<b>{ev.backbone}</b>{which}: {STAGES.get(ev.stage, ev.stage)}")
         total = max(ev.total, 1)
         self.bar.setRange(0, total)
         self.bar.setValue(min(ev.done, total))

@@ -228,3 +228,88 @@ def screenshots(file: Optional[str], panels_dir: Optional[str], timeout_s: float
         traceback.print_exc()
         print(f"screenshot FAILED: {type(e).__name__}: {e}")
         return 1
+
+
+RESULT_PANELS = (("accuracy", "results-accuracy"), ("heatmap", "results-per-class-recall"),
+                 ("confusion", "results-confusion"), ("comparison", "results-backbones"),
+                 ("ensembles", "results-synergy"), ("kshot", "results-kshot"), ("frequency", "results-frequency"),
+                 ("table", "results-table"), ("compare", "results-compare"))
+
+
+def path_screenshots(paths: list[str], file: Optional[str], panels_dir: Optional[str], timeout_s: float = 600.0,
+                     size: tuple[int, int] = (1600, 1000)) -> int:
+    """Open ``paths`` as ``semscale-gui PATH…`` would and save the window and every Results panel.
+
+    Each panel is saved once its data has arrived (the heavy views draw from background
+    tasks); the time each took from the tab switch is printed.
+    """
+    from .main_window import MainWindow
+    from .open_paths import RUN, open_paths
+
+    tmp = Path(tempfile.mkdtemp(prefix="semscale-screens-"))
+    _isolate(tmp)
+    t0 = time.monotonic()
+    try:
+        w = MainWindow(load_demo=False, restore_state=False)
+        w.resize(*size)
+        w.show()
+        targets = open_paths(w, paths)
+        res = w.results
+        runs = [t for t in targets if t.kind == RUN]
+        if runs:
+            want = str(runs[-1].path)
+            if not wait_until(lambda: res.results.run_dir is not None and Path(res.results.run_dir) == Path(want)
+                              and (res.results.predictions_path is None or not res.predictions.empty), timeout_s):
+                print(f"screenshot FAILED: the run {want} did not open within {timeout_s:.0f} s")
+                return 1
+            wait_until(lambda: not res.compare.loading, timeout_s)
+            if len(runs) == 1:
+                res.compare.add_runs([want])
+                wait_until(lambda: not res.compare.loading, timeout_s)
+        else:
+            wait_until(lambda: w.browser.dataset is not None and not w.browser.loading, timeout_s)
+        print(f"opened in {time.monotonic() - t0:.1f} s")
+        saved = []
+        if file:
+            w.tabs.setCurrentWidget(res if runs else w.browser)
+            wait_until(lambda: False, 0.5)
+            saved.append(_grab(w, Path(file)))
+        if panels_dir:
+            d = Path(panels_dir)
+            w.tabs.setCurrentWidget(res)
+            for attr, name in RESULT_PANELS:
+                view = getattr(res, attr)
+                t1 = time.monotonic()
+                res.tabs.setCurrentWidget(view)
+                wait_until(lambda: _panel_ready(res, view), 60)
+                ms = (time.monotonic() - t1) * 1000
+                wait_until(lambda: False, 0.3)
+                saved.append(_grab(res, d / f"{name}.png"))
+                print(f"{name}: drawn {ms:.0f} ms after the tab switch")
+            if not runs:
+                for tab, name in ((w.browser, "dataset-browser"), (w.editor, "synonym-editor")):
+                    w.tabs.setCurrentWidget(tab)
+                    wait_until(lambda: False, 0.4)
+                    saved.append(_grab(tab, d / f"{name}.png"))
+        for p in saved:
+            print(p)
+        print(f"screenshots done in {time.monotonic() - t0:.1f} s")
+        w.close()
+        return 0
+    except Exception as e:
+        import traceback
+
+        traceback.print_exc()
+        print(f"screenshot FAILED: {type(e).__name__}: {e}")
+        return 1
+
+
+def _panel_ready(res, view) -> bool:
+    """A Results view has drawn what the run holds (the heavy ones draw from background tasks)."""
+    if view is res.heatmap:
+        return view.pivot is not None and view.matrix.size > 0 or not res.results.per_class
+    if view is res.confusion:
+        return view.counts.size > 0 or res.predictions.empty
+    if view is res.compare:
+        return not view.loading
+    return True

@@ -400,6 +400,10 @@ class SynonymEditor(QWidget):
 
     def set_data_classes(self, classes: Sequence[str]) -> None:
         self.doc.data_classes = list(classes)
+        if classes:
+            first = classes[0]
+            names = self.doc.names(first)
+            self.templates.set_example_name(names[0] if names else first)
         self._on_doc_changed()
         self.model._reset()
 

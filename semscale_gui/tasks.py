@@ -1,7 +1,8 @@
 """Run a plain function on the global QThreadPool and get its result as a signal.
 
 Used for anything that may take more than a frame: listing a dataset, validating it,
-reading a predictions file. The GUI thread never waits on disk or decoding.
+reading a run or a predictions file, pivoting and grouping results. The GUI thread
+never waits on disk, decoding or pandas.
 """
 
 from __future__ import annotations
@@ -81,3 +82,75 @@ def run_task(
     sig.error.connect(finish_err)
     (pool or QThreadPool.globalInstance()).start(task)
     return sig
+
+
+class AnalysisCache(QObject):
+    """Results of background computations (pivots, confusion counts), keyed and kept.
+
+    A view asks for ``key``: a result already computed is handed over at once, one being
+    computed gains another callback, anything else starts a task. Keys name the run and
+    how much of it there is (rows only ever grow), so a live run recomputes as levels
+    arrive and switching back to a tab costs nothing. The oldest entries are dropped past
+    ``max_entries``.
+    """
+
+    def __init__(self, parent: Optional[QObject] = None, max_entries: int = 256) -> None:
+        super().__init__(parent)
+        self.max_entries = max_entries
+        self._done: dict[Any, Any] = {}
+        self._waiting: dict[Any, list[Callable[[Any], None]]] = {}
+        self.n_computed = 0
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._done.get(key, default)
+
+    def request(self, key: Any, fn: Callable[[], Any], on_done: Callable[[Any], None],
+                on_error: Optional[Callable[[Exception, str], None]] = None,
+                context: Optional[QObject] = None) -> bool:
+        """Deliver ``fn()``'s value for ``key`` to ``on_done``; True when it was already known.
+
+        With ``context`` the callbacks are dropped if that object was deleted meanwhile.
+        """
+        if key in self._done:
+            on_done(self._done[key])
+            return True
+        entry = (on_done, on_error, context)
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            waiting.append(entry)
+            return False
+        self._waiting[key] = [entry]
+
+        def live(ctx: Optional[QObject]) -> bool:
+            return ctx is None or shiboken6.isValid(ctx)
+
+        def done(value: Any) -> None:
+            self.n_computed += 1
+            self._done[key] = value
+            while len(self._done) > self.max_entries:
+                self._done.pop(next(iter(self._done)))
+            for cb, _err, ctx in self._waiting.pop(key, []):
+                if live(ctx):
+                    cb(value)
+
+        def failed(exc: Exception, tb: str) -> None:
+            for _cb, err, ctx in self._waiting.pop(key, []):
+                if err is not None and live(ctx):
+                    err(exc, tb)
+
+        run_task(fn, done, failed, context=self)
+        return False
+
+    def clear(self) -> None:
+        self._done.clear()
+
+
+_shared: Optional[AnalysisCache] = None
+
+
+def analysis_cache() -> AnalysisCache:
+    """The application's cache (views made outside a ResultsPanel share it too)."""
+    global _shared
+    if _shared is None or not shiboken6.isValid(_shared):
+        _shared = AnalysisCache()
+    return _shared

@@ -33,6 +33,7 @@ class TemplateEditor(QWidget):
         self._loading: set[str] = set()
         self._custom = "a photo of a {}.\na picture of a {}."
         self._setting = False
+        self.example_name = "house"  # the dataset's first class once one is open (set_example_name)
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
         top.addWidget(QLabel("Preset:"))
@@ -120,6 +121,13 @@ class TemplateEditor(QWidget):
         self._update_status()
         self.changed.emit()
 
+    def set_example_name(self, name: str) -> None:
+        """Show the templates filled with this name (the open dataset's first class)."""
+        name = name.replace("_", " ").strip() or "house"
+        if name != self.example_name:
+            self.example_name = name
+            self._update_status()
+
     def _text_changed(self) -> None:
         if self._setting:
             return
@@ -145,7 +153,7 @@ class TemplateEditor(QWidget):
         if lines is None:
             self.status.setText("loading the preset …")
             return
-        example = lines[0].format("house") if lines else ""
+        example = lines[0].format(self.example_name) if lines else ""
         self.status.setText(f"{len(lines)} template{'s' if len(lines) != 1 else ''} · e.g. “{example}”")
 
 

@@ -15,6 +15,8 @@ from .accuracy import AccuracyPlot
 # the private helpers are re-exported for code written against the former single module
 from .base import (PALETTE, _categorical_ticks, _controls, _labelled, _style_plot, colour, export_graphics,
                    refill_combo, tick_font)
+from .class_filter import ClassFilter
+from .compare import RunComparison
 from .comparison import BackboneComparison
 from .confusion import ConfusionPlot
 from .ensemble import ADAPTIVE_TITLES, FIXED_METHODS, EnsemblePlot
@@ -24,8 +26,8 @@ from .levels_table import LevelsTable
 from .recall import RecallHeatmap
 from .sample import sample_results
 
-__all__ = ["ADAPTIVE_TITLES", "FIXED_METHODS", "PALETTE", "AccuracyPlot", "BackboneComparison", "ConfusionPlot",
-           "EnsemblePlot", "FrequencyPlot", "LevelsTable", "RecallHeatmap", "colour", "export_graphics", "preview",
+__all__ = ["ADAPTIVE_TITLES", "FIXED_METHODS", "PALETTE", "AccuracyPlot", "BackboneComparison", "ClassFilter", "ConfusionPlot",
+           "EnsemblePlot", "FrequencyPlot", "LevelsTable", "RecallHeatmap", "RunComparison", "colour", "export_graphics", "preview",
            "refill_combo", "sample_results", "tick_font"]
 
 

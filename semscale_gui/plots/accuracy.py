@@ -14,6 +14,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QSizePolicy, QVBoxLayout, QW
 from ..results_data import ResultsData
 from .base import _controls, _labelled, _style_plot, colour, tick_font
 
+DEFAULT_LEVELS = (1, 2, 4, 8)
+
 
 class AccuracyPlot(QWidget):
     """Top-1 (and top-5) accuracy vs number of names per class, log2 x axis.
@@ -23,7 +25,7 @@ class AccuracyPlot(QWidget):
     between two levels of a curve asks for that backbone's flips between them.
     """
 
-    selected = Signal(object)  # core.drilldown.LevelFlips between the two levels around a click
+    images_requested = Signal(object)  # core.drilldown.LevelFlips between the two levels around a click
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -89,7 +91,7 @@ class AccuracyPlot(QWidget):
         p = self.plot.vb.mapSceneToView(pos)
         sel = self.flips_at(p.x(), p.y())
         if sel is not None:
-            self.selected.emit(sel)
+            self.images_requested.emit(sel)
 
     def set_results(self, results: ResultsData) -> None:
         self.results = results
@@ -182,7 +184,7 @@ class AccuracyPlot(QWidget):
 
     def _redraw(self) -> None:
         res = self.results
-        key = (id(res), self.x_mode.currentIndex(), self.show_top5.isChecked(), self.show_ci.isChecked())
+        key = (res.token, self.x_mode.currentIndex(), self.show_top5.isChecked(), self.show_ci.isChecked())
         if key != getattr(self, "_key", None):
             self._key = key
             self._reset()
@@ -216,6 +218,8 @@ class AccuracyPlot(QWidget):
             self._plotted[name] = [int(v) for v in c.levels]
             self._xy[name] = (np.asarray(xs, dtype=float), np.asarray(c.top1 * 100, dtype=float))
             self._mark_peak(name, c, xs, it)
+        if not ticks:  # nothing planned or drawn yet: powers of two, never raw log2 values
+            ticks = {math.log2(lv): str(lv) for lv in DEFAULT_LEVELS}
         major = sorted(ticks.items())
         if len(major) > 14:  # keep the axis legible for long sweeps
             major = major[:: math.ceil(len(major) / 14)]
@@ -225,7 +229,7 @@ class AccuracyPlot(QWidget):
         if not backbones:
             msg = "waiting for the first level…" if res.planned_levels else \
                 "Start a sweep or open a run:\naccuracy appears here as each level finishes"
-            xs_all = [math.log2(v) for v in res.planned_levels] or [0.0, 3.0]
+            xs_all = [math.log2(v) for v in res.planned_levels or DEFAULT_LEVELS]
             self._message.setText(msg)
             self._message.setPos((min(xs_all) + max(xs_all)) / 2, 50)
             self._message.setVisible(True)

@@ -38,6 +38,7 @@ def _style_plot(plot: pg.PlotItem, left: str, bottom: str) -> None:
         ax.setTickFont(tick_font())
         ax.setTextPen("#222222")
         ax.setPen("#666666")
+        ax.enableAutoSIPrefix(False)  # plain percent at every scale, never "(x0.001)"
     plot.setLabel("left", left, **{"font-size": "11pt"})
     plot.setLabel("bottom", bottom, **{"font-size": "11pt"})
 

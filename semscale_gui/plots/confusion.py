@@ -1,99 +1,248 @@
-"""True against predicted class at one level, and the most frequent confusions."""
+"""True against predicted class at one level, and the most frequent confusions.
+
+Counting runs in a background task per (predictions, backbone, level), kept in the
+``AnalysisCache``; the view then shows the classes the filter picks (search, sort, top N)
+on both axes, plus an "other classes" column for predictions outside them, so every row
+still adds up to the whole class.
+"""
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QHeaderView, QLabel, QSplitter, QTableWidget, QTableWidgetItem,
+    QVBoxLayout, QWidget,
+)
 
+from ..class_order import ClassSelection, select_classes
 from ..results_data import confusion
+from ..tasks import AnalysisCache, analysis_cache
 from .base import _controls, _labelled, refill_combo
+from .class_filter import ClassFilter
 from .heatmap import _Heatmap
+
+OTHER = "(other classes)"
+_tokens = itertools.count(1)
+TOP_CONFUSIONS = 300
+
+
+@dataclass
+class ConfusionCounts:
+    """Counts at one level and the per-class recall at the first level (for "change")."""
+
+    level: int
+    first_level: int
+    counts: np.ndarray  # [true, predicted], all classes
+    first_recall: np.ndarray
+    top: list[tuple[int, int, int]]  # (true, predicted, n), most frequent off-diagonal first
+
+
+def _recall(m: np.ndarray) -> np.ndarray:
+    tot = m.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tot > 0, np.diag(m) / np.maximum(tot, 1), np.nan)
+
+
+def confusion_counts(predictions: pd.DataFrame, classes: list[str], backbone: str, level: int) -> ConfusionCounts:
+    levels = sorted(int(v) for v in predictions["level"].unique()) if len(predictions) else [level]
+    m = confusion(predictions, classes, level, backbone)
+    first = levels[0]
+    m1 = m if first == level else confusion(predictions, classes, first, backbone)
+    off = m.copy()
+    np.fill_diagonal(off, 0)
+    flat = off.ravel()
+    k = min(TOP_CONFUSIONS, int(np.count_nonzero(flat)))
+    top: list[tuple[int, int, int]] = []
+    if k:
+        part = np.argpartition(-flat, k - 1)[:k]
+        part = part[np.lexsort((part, -flat[part]))]
+        top = [(int(i) // m.shape[1], int(i) % m.shape[1], int(flat[i])) for i in part]
+    return ConfusionCounts(level, first, m, _recall(m1), top)
 
 
 class ConfusionPlot(_Heatmap):
     """True class (rows) vs predicted class (columns) at one level, from predictions.csv."""
 
     level_requested = Signal()
-    selected = Signal(object)  # core.drilldown.ConfusionCell of a clicked cell
+    images_requested = Signal(object)  # core.drilldown.ConfusionCell of a clicked cell
 
-    def __init__(self, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
         super().__init__(parent)
+        self.cache = cache or analysis_cache()
         self.backbone = QComboBox()
         self.level = QComboBox()
         self.normalise = QCheckBox("row-normalised")
         self.normalise.setChecked(True)
         for w in (self.backbone, self.level):
             w.currentIndexChanged.connect(self._redraw)
-        self.normalise.toggled.connect(self._redraw)
-        self.top = QListWidget()
-        self.top.setMaximumWidth(320)
+        self.normalise.toggled.connect(self._draw_counts)
+        self.filter = ClassFilter(default_sort="recall_low")
+        self.filter.changed.connect(self._draw_counts)
+        self.top = QTableWidget(0, 4)
+        self.top.setHorizontalHeaderLabels(["true class", "predicted as", "images", "% of class"])
+        self.top.verticalHeader().setVisible(False)
+        self.top.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.top.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.top.setWordWrap(False)
+        self.top.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        hh = self.top.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(False)
+        for c, mode in ((0, QHeaderView.ResizeMode.Stretch), (1, QHeaderView.ResizeMode.Stretch),
+                        (2, QHeaderView.ResizeMode.ResizeToContents), (3, QHeaderView.ResizeMode.ResizeToContents)):
+            hh.setSectionResizeMode(c, mode)
+        self.top_title = QLabel("Most frequent confusions")
         split = QSplitter()
         split.addWidget(self.view)
         side = QWidget()
         sl = QVBoxLayout(side)
         sl.setContentsMargins(0, 0, 0, 0)
-        sl.addWidget(QLabel("Most frequent confusions"))
+        sl.addWidget(self.top_title)
         sl.addWidget(self.top)
         split.addWidget(side)
         split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+        split.setSizes([700, 380])
+        self.splitter = split
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("names per class:", self.level),
                                 self.normalise))
+        lay.addLayout(_controls(self.filter, self.fit_button))
         lay.addWidget(split, 1)
         lay.addWidget(self.readout)
         self.predictions = pd.DataFrame()
         self.classes: list[str] = []
-        self.counts = np.zeros((0, 0), dtype=np.int64)
+        self.frequency: Optional[np.ndarray] = None
+        self.counts = np.zeros((0, 0), dtype=np.int64)  # all classes at the level shown
+        self.shown_counts = np.zeros((0, 0), dtype=np.int64)  # the rows and columns on screen
+        self.data: Optional[ConfusionCounts] = None
+        self._rows: np.ndarray = np.zeros(0, dtype=np.int64)
+        self._wanted: tuple = ()
+        self._token = 0  # bumped with each new predictions table (part of the cache key)
         self.empty_text.setText("the confusion matrix appears when predictions.csv is written")
         self.cell_clicked.connect(self._select)
-        self.view.setToolTip("Click a cell to see its images")
         self._redraw()
 
     def _select(self, row: int, col: int) -> None:
+        """A click on a cell asks for its images (not on the column of classes not shown)."""
         from core.drilldown import ConfusionCell
 
-        self.selected.emit(ConfusionCell(self.backbone.currentText(), int(self.level.currentText()),
-                                         self.classes[row], self.classes[col]))
+        if self.data is None or col >= len(self._rows):
+            return
+        self.images_requested.emit(ConfusionCell(self.backbone.currentText(), int(self.data.level),
+                                         self.classes[int(self._rows[row])], self.classes[int(self._rows[col])]))
 
-    def set_predictions(self, predictions: pd.DataFrame, classes: list[str]) -> None:
+    def set_predictions(self, predictions: pd.DataFrame, classes: list[str],
+                        frequency: Optional[np.ndarray] = None) -> None:
+        """``frequency`` (per class, NaN where unknown) enables the frequency sorts."""
+        if predictions is not self.predictions or list(classes) != self.classes:
+            self._token = next(_tokens)
         self.predictions, self.classes = predictions, list(classes)
+        self.frequency = frequency
         refill_combo(self.backbone, sorted(map(str, predictions["backbone"].unique())) if len(predictions) else [])
         refill_combo(self.level, [str(v) for v in sorted(predictions["level"].unique())] if len(predictions) else [])
         self._redraw()
 
     def _redraw(self) -> None:
-        self.top.clear()
         if self.predictions.empty or not self.level.currentText():
+            self._wanted = ()
+            self.data = None
+            self._draw_counts()
+            return
+        df, classes, backbone, level = self.predictions, self.classes, self.backbone.currentText(), int(self.level.currentText())
+        key = ("confusion", self._token, backbone, level)
+        self._wanted = key
+
+        def done(c: ConfusionCounts) -> None:
+            if self._wanted == key:
+                self.data = c
+                self._draw_counts()
+
+        self.cache.request(key, lambda: confusion_counts(df, classes, backbone, level), done, context=self)
+
+    def _draw_counts(self) -> None:
+        c = self.data
+        self.top.setRowCount(0)
+        if c is None:
             self.counts = np.zeros((0, 0), dtype=np.int64)
+            self.shown_counts = self.counts
+            self.filter.set_count(0, 0, 0)
             self._show_matrix(self.counts, [], [])
             return
-        m = confusion(self.predictions, self.classes, int(self.level.currentText()), self.backbone.currentText())
+        m = c.counts
         self.counts = m
-        shown = m.astype(float)
+        recall = _recall(m)
+        sel = self.filter.selection()
+        self.filter.set_frequency_available(self.frequency is not None)
+        rows = select_classes(self.classes, sel, recall=recall, change=recall - c.first_recall, frequency=self.frequency)
+        matching = len(select_classes(self.classes, ClassSelection(sel.text, "label", 0)))
+        self.filter.set_count(len(rows), matching, len(self.classes))
+        self._rows = rows
+        sub = m[np.ix_(rows, rows)]
+        names = [self.classes[i] for i in rows]
+        xnames = list(names)
+        if len(rows) < len(self.classes):  # what the rows predicted outside the classes shown
+            other = m[rows].sum(axis=1) - sub.sum(axis=1)
+            sub = np.concatenate([sub, other[:, None]], axis=1)
+            xnames.append(OTHER)
+        self.shown_counts = sub
+        shown = sub.astype(float)
         if self.normalise.isChecked():
-            shown = shown / np.maximum(m.sum(axis=1, keepdims=True), 1)
+            shown = shown / np.maximum(m[rows].sum(axis=1, keepdims=True), 1)
             levels = (0, 1)
         else:
-            levels = (0, max(1, int(m.max())))
-        self._show_matrix(shown, self.classes, self.classes, levels, "predicted class", "true class")
-        off = m.copy()
-        np.fill_diagonal(off, 0)
-        flat = np.argsort(-off, axis=None)[:25]
-        for k in flat:
-            i, j = divmod(int(k), m.shape[1])
-            if off[i, j] == 0:
-                break
-            self.top.addItem(f"{self.classes[i]} → {self.classes[j]}: {off[i, j]} of {m[i].sum()}")
-        if self.top.count() == 0:
-            self.top.addItem("no confusions at this level")
+            levels = (0, max(1, int(sub.max()) if sub.size else 1))
+        self._fill_top(c)
+        self._show_matrix(shown, xnames, names, levels, "predicted class", "true class")
+
+    def _fill_top(self, c: ConfusionCounts) -> None:
+        text = self.filter.selection().text.strip().casefold()
+        rows = [(i, j, n) for i, j, n in c.top
+                if not text or text in self.classes[i].casefold() or text in self.classes[j].casefold()]
+        t = self.top
+        t.setSortingEnabled(False)
+        t.setRowCount(max(1, len(rows)))
+        if not rows:
+            t.setSpan(0, 0, 1, 4)
+            t.setItem(0, 0, QTableWidgetItem("no confusions at this level" if not text else "no confusion matches"))
+            self.top_title.setText("Most frequent confusions")
+            return
+        t.clearSpans()
+        tot = c.counts.sum(axis=1)
+        for r, (i, j, n) in enumerate(rows):
+            share = float(100 * n / tot[i]) if tot[i] else 0.0
+            tip = f"'{self.classes[i]}' predicted as '{self.classes[j]}': {n} of {int(tot[i])} images ({share:.1f}%)"
+            for col, v in enumerate((self.classes[i], self.classes[j], n, round(share, 1))):
+                item = QTableWidgetItem()
+                item.setData(Qt.ItemDataRole.DisplayRole, v)
+                item.setToolTip(tip)
+                if col >= 2:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                t.setItem(r, col, item)
+        t.setSortingEnabled(True)
+        t.sortItems(2, Qt.SortOrder.DescendingOrder)
+        self.top_title.setText(f"Most frequent confusions at {c.level} name(s) per class ({len(rows)} shown)")
+
+    def confusion_rows(self) -> list[tuple[str, str, int]]:
+        """The confusions listed beside the matrix, in the order shown."""
+        out = []
+        for r in range(self.top.rowCount()):
+            a, b, n = (self.top.item(r, col) for col in range(3))
+            if a is not None and b is not None and n is not None:
+                out.append((a.text(), b.text(), int(n.text())))
+        return out
 
     def describe_cell(self, row: int, col: int) -> str:
-        n, tot = int(self.counts[row, col]), int(self.counts[row].sum())
+        i = int(self._rows[row])
+        n, tot = int(self.shown_counts[row, col]), int(self.counts[i].sum())
         pct = f" ({100 * n / tot:.1f}% of the class)" if tot else ""
-        return f"true '{self.classes[row]}' predicted as '{self.classes[col]}': {n} image(s){pct}"
+        pred = OTHER if col >= len(self._rows) else f"'{self.classes[int(self._rows[col])]}'"
+        return f"true '{self.classes[i]}' predicted as {pred}: {n} image(s){pct}"

@@ -26,7 +26,7 @@ class EnsemblePlot(QWidget):
     the images behind the gap: those only one backbone gets right, and those the oracle gets
     right and the chosen ensemble does not."""
 
-    selected = Signal(object)  # core.drilldown.SynergyImages
+    images_requested = Signal(object)  # core.drilldown.SynergyImages
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -63,7 +63,7 @@ class EnsemblePlot(QWidget):
         from core.drilldown import SynergyImages
 
         if self.level.currentText():
-            self.selected.emit(SynergyImages(int(self.level.currentText()), kind,
+            self.images_requested.emit(SynergyImages(int(self.level.currentText()), kind,
                                              ensemble or self.ensemble.currentData()))
 
     def _click(self, evt) -> None:

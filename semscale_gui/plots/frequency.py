@@ -1,22 +1,32 @@
-"""Per-class recall against class frequency."""
+"""Per-class recall against class frequency.
+
+At 1,000 classes one text label per point would bury the plot: the class name appears
+for the point under the mouse (and in its tooltip), for points clicked, and for the
+classes a search matches (at most ``MAX_LABELS``).
+"""
 
 from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from ..results_data import ResultsData
 from .base import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
+
+MAX_LABELS = 30
 
 
 class FrequencyPlot(QWidget):
     """Per-class recall against how often the class occurs in training data (log scale)."""
 
-    selected = Signal(object)  # core.drilldown.ClassAtLevel of a clicked point
+    drawn = Signal()
+
+    images_requested = Signal(object)  # core.drilldown.ClassAtLevel of a clicked point
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -24,6 +34,12 @@ class FrequencyPlot(QWidget):
         self.level = QComboBox()
         for cb in (self.backbone, self.level):
             cb.currentIndexChanged.connect(self._redraw)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Label classes…")
+        self.search.setClearButtonEnabled(True)
+        self.search.setToolTip("Label the classes whose name contains this text (click a point to label it)")
+        self.search.setMaximumWidth(200)
+        self.search.textChanged.connect(lambda _t: self._update_labels())
         self.view = pg.PlotWidget()
         self.plot: pg.PlotItem = self.view.getPlotItem()
         self.plot.setMenuEnabled(False)
@@ -31,11 +47,18 @@ class FrequencyPlot(QWidget):
         self.summary = QLabel(" ")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("names per class:", self.level)))
+        lay.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("names per class:", self.level),
+                                self.search))
         lay.addWidget(self.summary)
         lay.addWidget(self.view, 1)
         self.results = ResultsData()
         self.points = 0
+        self.selected: set[str] = set()  # classes labelled by a click
+        self._names: list[str] = []
+        self._xy = np.zeros((0, 2))
+        self._labels: list[pg.TextItem] = []
+        self._hover_text: Optional[pg.TextItem] = None
+        self._scatter: Optional[pg.ScatterPlotItem] = None
         self._redraw()
 
     def set_results(self, results: ResultsData) -> None:
@@ -45,45 +68,94 @@ class FrequencyPlot(QWidget):
         refill_combo(self.level, [str(v) for v in sorted(set(df["level"]))] if not df.empty else [])
         self._redraw()
 
-    def select_class(self, cls: str) -> None:
-        """Ask for the images of one class at the level shown (what a click on its point does)."""
-        from core.drilldown import ClassAtLevel
-
-        self.selected.emit(ClassAtLevel(self.backbone.currentText(), int(self.level.currentText()), cls))
-
     def _redraw(self) -> None:
         plot = self.plot
         plot.clear()
+        self._labels, self._scatter = [], None
         _style_plot(plot, "per-class recall (%)", "class frequency in training data (log₁₀ scale)")
+        self._hover_text = pg.TextItem("", color="#000000", anchor=(0, 1), fill=pg.mkBrush(255, 255, 255, 220))
+        self._hover_text.setFont(tick_font())
+        self._hover_text.setZValue(20)
+        self._hover_text.setVisible(False)
+        plot.addItem(self._hover_text)
         df = self.results.table("frequency")
         if df.empty or not self.level.currentText():
             self.points = 0
+            self._names, self._xy = [], np.zeros((0, 2))
             self.summary.setText("Give a class-frequency CSV (class,frequency) in the Run panel to relate per-class "
                                  "accuracy to how often each class occurs in training data.")
+            self.drawn.emit()
             return
         d = df[(df["backbone"].astype(str) == self.backbone.currentText()) & (df["level"] == int(self.level.currentText()))]
         self.points = len(d)
+        self._names = [str(c) for c in d["class"]]
+        self._xy = np.column_stack([d["log_frequency"].to_numpy(float), d["recall"].to_numpy(float) * 100])
         col = colour(max(0, self.backbone.currentIndex()))
-        self.scatter = pg.ScatterPlotItem(d["log_frequency"].to_numpy(float), d["recall"].to_numpy(float) * 100,
-                                          data=list(map(str, d["class"])), size=10, brush=pg.mkBrush(col),
-                                          pen=pg.mkPen("w"), hoverable=True, tip="{data}: click for its images".format)
-        self.scatter.sigClicked.connect(lambda _item, points, _ev: points and self.select_class(points[0].data()))
-        plot.addItem(self.scatter)
-        for _, r in d.iterrows():
-            t = pg.TextItem(str(r["class"]), color="#333333", anchor=(0, 1))
-            t.setFont(tick_font())
-            t.setPos(float(r["log_frequency"]), float(r["recall"]) * 100)
-            plot.addItem(t)
+        self._scatter = pg.ScatterPlotItem(self._xy[:, 0], self._xy[:, 1], data=np.arange(len(d)), size=9 if len(d) > 200 else 10,
+                                           brush=pg.mkBrush(col), pen=pg.mkPen("w"), hoverable=True,
+                                           hoverBrush=pg.mkBrush("#D55E00"), hoverSize=13,
+                                           tip=lambda x, y, data: self.describe_point(int(data)))
+        self._scatter.sigHovered.connect(self._hovered)
+        self._scatter.sigClicked.connect(self._clicked)
+        plot.addItem(self._scatter)
         plot.setYRange(-3, 108)
         if len(d):
             lo, hi = float(d["log_frequency"].min()), float(d["log_frequency"].max())
             span = max(hi - lo, 0.5)
             plot.setXRange(lo - 0.05 * span, hi + 0.15 * span, padding=0)  # room for the last class's label
+        self._update_labels()
         summ = self.results.table("frequency_summary")
-        text = f"{len(d)} classes"
+        text = f"{len(d)} classes · hover a point for its class, click to label it"
         if not summ.empty:
             m = summ[(summ["backbone"].astype(str) == self.backbone.currentText())
                      & (summ["level"] == int(self.level.currentText()))]
             if len(m) and pd.notna(m.iloc[0]["spearman_rho"]):
                 text += f" · Spearman ρ = {m.iloc[0]['spearman_rho']:.2f} (p = {m.iloc[0]['p_value']:.3g})"
         self.summary.setText(text)
+        self.drawn.emit()
+
+    def describe_point(self, i: int) -> str:
+        x, y = self._xy[i]
+        freq = 10 ** x - 1
+        return f"{self._names[i]}: recall {y:.1f}%, frequency {freq:,.4g}"
+
+    def labelled_classes(self) -> list[str]:
+        """Classes with a text label on the plot now (clicked or matching the search)."""
+        return [t.toPlainText() for t in self._labels]
+
+    def _update_labels(self) -> None:
+        for t in self._labels:
+            self.plot.removeItem(t)
+        self._labels = []
+        text = self.search.text().strip().casefold()
+        picked = [i for i, n in enumerate(self._names) if n in self.selected or (text and text in n.casefold())]
+        for i in picked[:MAX_LABELS]:
+            t = pg.TextItem(self._names[i], color="#333333", anchor=(0, 1))
+            t.setFont(tick_font())
+            t.setPos(float(self._xy[i, 0]), float(self._xy[i, 1]))
+            self.plot.addItem(t)
+            self._labels.append(t)
+
+    def _hovered(self, _item, points, _ev) -> None:
+        if self._hover_text is None:
+            return
+        if len(points):
+            i = int(points[0].data())
+            self._hover_text.setText(self.describe_point(i))
+            self._hover_text.setPos(float(self._xy[i, 0]), float(self._xy[i, 1]))
+            self._hover_text.setVisible(True)
+        else:
+            self._hover_text.setVisible(False)
+
+    def _clicked(self, _item, points, _ev) -> None:
+        for pt in points[:1]:
+            name = self._names[int(pt.data())]
+            self.selected.symmetric_difference_update({name})
+            self.select_class(name)
+        self._update_labels()
+
+    def select_class(self, cls: str) -> None:
+        """Ask for the images of one class at the level shown (a click on its point does this too)."""
+        from core.drilldown import ClassAtLevel
+
+        self.images_requested.emit(ClassAtLevel(self.backbone.currentText(), int(self.level.currentText()), cls))

@@ -1,50 +1,79 @@
-"""Per-class recall across levels."""
+"""Per-class recall across levels.
+
+The pivot (per-class rows → class × level matrix) runs in a background task and is kept
+per run and backbone (``AnalysisCache``); choosing, sorting and cutting the rows is then
+numpy on a 1,000 × levels array, cheap enough for the GUI thread.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
-from ..results_data import ResultsData
+from ..class_order import ClassSelection, frequency_of, select_classes
+from ..results_data import ResultsData, recall_matrix
+from ..tasks import AnalysisCache, analysis_cache
 from .base import _controls, _labelled, refill_combo
+from .class_filter import ClassFilter
 from .heatmap import _Heatmap
+
+
+@dataclass
+class RecallPivot:
+    """All classes × levels of one backbone, with what the sorts need."""
+
+    classes: list[str]
+    levels: list[int]
+    matrix: np.ndarray
+    frequency: Optional[np.ndarray]
+
+
+def recall_pivot(per_class: list[dict], frequency_rows: list[dict], backbone: str, top5: bool) -> RecallPivot:
+    import pandas as pd
+
+    classes, levels, m = recall_matrix(per_class, backbone, top5)
+    freq = frequency_of(classes, pd.DataFrame(frequency_rows)) if frequency_rows else None
+    return RecallPivot(classes, levels, m, freq)
 
 
 class RecallHeatmap(_Heatmap):
     """Per-class recall (rows) across levels (columns): which classes gain or lose names."""
 
-    selected = Signal(object)  # core.drilldown.ClassAtLevel of a clicked cell
+    images_requested = Signal(object)  # core.drilldown.ClassAtLevel of a clicked cell
 
-    def __init__(self, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
         super().__init__(parent)
+        self.cache = cache or analysis_cache()
         self.backbone = QComboBox()
         self.metric = QComboBox()
         self.metric.addItem("top-1 recall", False)
         self.metric.addItem("top-5 recall", True)
-        self.order = QComboBox()
-        self.order.addItems(["label order", "lowest recall first", "biggest change first"])
-        for cb in (self.backbone, self.metric, self.order):
+        self.filter = ClassFilter(default_sort="change")
+        for cb in (self.backbone, self.metric):
             cb.currentIndexChanged.connect(self._redraw)
+        self.filter.changed.connect(self._draw_pivot)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("show:", self.metric),
-                                _labelled("sort:", self.order)))
+        lay.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("show:", self.metric)))
+        lay.addLayout(_controls(self.filter, self.fit_button))
         lay.addWidget(self.view, 1)
         lay.addWidget(self.readout)
         self.results = ResultsData()
+        self.pivot: Optional[RecallPivot] = None
         self._classes: list[str] = []
         self._levels: list[int] = []
+        self._wanted: tuple = ()
         self.cell_clicked.connect(self._select)
-        self.view.setToolTip("Click a cell to see that class's images at that level")
         self._redraw()
 
     def _select(self, row: int, col: int) -> None:
         from core.drilldown import ClassAtLevel
 
-        self.selected.emit(ClassAtLevel(self.backbone.currentText(), self._levels[col], self._classes[row]))
+        self.images_requested.emit(ClassAtLevel(self.backbone.currentText(), self._levels[col], self._classes[row]))
 
     def set_results(self, results: ResultsData) -> None:
         self.results = results
@@ -52,21 +81,45 @@ class RecallHeatmap(_Heatmap):
         self._redraw()
 
     def _redraw(self) -> None:
-        classes, levels, m = self.results.recall_matrix(self.backbone.currentText(), bool(self.metric.currentData()))
-        if m.size:
-            order = np.arange(len(classes))
-            if self.order.currentIndex() == 1:
-                order = np.argsort(np.nan_to_num(m[:, 0], nan=2.0), kind="stable")
-            elif self.order.currentIndex() == 2:
-                order = np.argsort(-np.abs(np.nan_to_num(m[:, -1] - m[:, 0])), kind="stable")
-            m = m[order]
-            classes = [classes[i] for i in order]
-        self._classes, self._levels = classes, levels
+        res, backbone, top5 = self.results, self.backbone.currentText(), bool(self.metric.currentData())
+        freq_rows = res.tables.get("frequency", [])
+        key = ("recall", res.token, len(res.per_class), len(freq_rows), backbone, top5)
+        self._wanted = key
+        rows, frows = list(res.per_class), list(freq_rows)  # snapshots: a live run appends on this thread
+
+        def done(p: RecallPivot) -> None:
+            if self._wanted == key:
+                self.pivot = p
+                self._draw_pivot()
+
+        self.cache.request(key, lambda: recall_pivot(rows, frows, backbone, top5), done, context=self)
+
+    def _draw_pivot(self) -> None:
+        p = self.pivot
         self.empty_text.setText("per-class recall appears here as levels finish")
-        self._show_matrix(m, [str(v) for v in levels], classes, (0, 1), "names per class", "class")
+        if p is None or p.matrix.size == 0:
+            self._classes, self._levels = [], []
+            self.filter.set_count(0, 0, 0)
+            self._show_matrix(np.zeros((0, 0)), [], [])
+            return
+        m = p.matrix
+        last, first = m[:, -1], m[:, 0]
+        sel = self.filter.selection()
+        self.filter.set_frequency_available(p.frequency is not None)
+        order = select_classes(p.classes, sel, recall=last, change=last - first, frequency=p.frequency)
+        matching = len(select_classes(p.classes, ClassSelection(sel.text, "label", 0)))
+        self.filter.set_count(len(order), matching, len(p.classes))
+        self._classes = [p.classes[i] for i in order]
+        self._levels = list(p.levels)
+        self._rows = order
+        self._show_matrix(m[order], [str(v) for v in p.levels], self._classes, (0, 1), "names per class", "class")
 
     def describe_cell(self, row: int, col: int) -> str:
         v = self.matrix[row, col]
         what = self.metric.currentText()
         val = "no images" if np.isnan(v) else f"{v * 100:.1f}%"
-        return f"class '{self._classes[row]}' with {self._levels[col]} name(s) per class: {what} {val}"
+        text = f"class '{self._classes[row]}' with {self._levels[col]} name(s) per class: {what} {val}"
+        first = self.matrix[row, 0]
+        if col > 0 and not np.isnan(v) and not np.isnan(first):
+            text += f" ({(v - first) * 100:+.1f} points from 1 name)"
+        return text

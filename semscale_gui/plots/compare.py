@@ -1,0 +1,313 @@
+"""Compare runs: the accuracy curves of several run folders in one plot, and their differences.
+
+Typical questions: flat against pooled mode, two template sets, two label files, one
+backbone against another run's. Each run folder is read (run.json and levels.csv only)
+in a background task; the table lists, per run and backbone, what differs from the first
+run's config and the top-1 difference at each level (points, same backbone when the first
+run has it, else its first backbone).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem, QPushButton,
+    QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from .. import settings
+from ..results_data import ResultsData
+from ..tasks import run_task
+from .base import _style_plot, colour, tick_font
+
+COMPARED_KEYS = ("mode", "templates", "labels", "levels_resolved", "orderings", "dataset")
+
+
+@dataclass
+class ComparedRun:
+    """One run folder's curves (mean over orderings) and the config they came from."""
+
+    path: Path
+    title: str
+    config: dict
+    status: str
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # backbone -> (levels, top1)
+
+
+def read_compared_run(path: str | Path) -> ComparedRun:
+    """run.json and levels.csv of a run folder (predictions are not needed to compare curves)."""
+    from core.errors import InputError
+    from core.runs import run_status
+    from core.tables import read_user_json
+
+    d = Path(path)
+    if d.name == "run.json":
+        d = d.parent
+    if not (d / "run.json").is_file():
+        raise InputError("not a run directory (no run.json)", file=d)
+    meta = read_user_json(d / "run.json")
+    lv = d / "levels.csv"
+    levels = pd.read_csv(lv, keep_default_na=False, na_values=[""]) if lv.is_file() and lv.stat().st_size else pd.DataFrame()
+    res = ResultsData(levels=levels.to_dict("records") if len(levels) else [])
+    out = ComparedRun(d, d.name, meta.get("config", {}) or {}, run_status(meta))
+    for b in res.backbones():
+        c = res.curve(b)
+        if c is not None and len(c.levels):
+            out.curves[b] = (c.levels.astype(int), c.top1)
+    return out
+
+
+def _describe(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) if len(value) <= 8 else f"{len(value)} items"
+    if isinstance(value, str) and ("/" in value or "\\" in value):
+        return Path(value).name
+    return str(value)
+
+
+def config_differences(ref: dict, other: dict) -> str:
+    """What differs between two run configs, in the keys that change a curve."""
+    parts = []
+    for key in COMPARED_KEYS:
+        a, b = ref.get(key), other.get(key)
+        if a != b and not (a is None and b is None):
+            parts.append(f"{key.replace('_resolved', '')}: {_describe(b)}")
+    return "; ".join(parts)
+
+
+def comparison_table(runs: Sequence[ComparedRun]) -> pd.DataFrame:
+    """One row per (run, backbone): top-1 at the first level, the peak, and the difference in
+    points from the reference curve (the first run) at every level both have."""
+    rows = []
+    if not runs:
+        return pd.DataFrame()
+    ref_run = runs[0]
+    all_levels = sorted({int(v) for r in runs for lv, _ in r.curves.values() for v in lv})
+    for r in runs:
+        diff = config_differences(ref_run.config, r.config) if r is not ref_run else "(reference)"
+        for b, (lv, top1) in r.curves.items():
+            ref = ref_run.curves.get(b) or next(iter(ref_run.curves.values()), None)
+            j = int(np.nanargmax(top1)) if len(top1) and not np.all(np.isnan(top1)) else 0
+            row = {"run": r.title, "backbone": b, "differs from the reference in": diff,
+                   "top-1 at first level (%)": round(float(top1[0]) * 100, 2) if len(top1) else np.nan,
+                   "peak level": int(lv[j]) if len(lv) else np.nan,
+                   "peak top-1 (%)": round(float(top1[j]) * 100, 2) if len(top1) else np.nan}
+            for k in all_levels:
+                d = np.nan
+                if ref is not None and k in set(lv.tolist()) and k in set(ref[0].tolist()):
+                    d = (float(top1[list(lv).index(k)]) - float(ref[1][list(ref[0]).index(k)])) * 100
+                row[f"Δ top-1 at {k} (points)"] = round(d, 2) if not math.isnan(d) else np.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+class RunComparison(QWidget):
+    """Overlay of several runs' accuracy curves (legend per run) and a table of differences."""
+
+    changed = Signal()  # after a run was added or removed and the views redrawn
+    status_message = Signal(str)
+
+    def __init__(self, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.runs: list[ComparedRun] = []
+        self._loading = 0
+        self.add_button = QPushButton("Add run…")
+        self.add_button.setToolTip("Add a run folder (run.json) to the comparison")
+        self.add_button.clicked.connect(self.add_run_dialog)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.add_open_button = QPushButton("Add the open run")
+        self.add_open_button.setToolTip("Add the run shown in the other Results tabs")
+        self.add_open_button.setEnabled(False)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear)
+        self.hint = QLabel()
+        self.hint.setStyleSheet("color: #666;")
+        self.hint.setWordWrap(True)
+        self.list = QListWidget()
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list.setMaximumWidth(320)
+        self.list.setMinimumWidth(140)
+        self.list.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        self.view = pg.PlotWidget()
+        self.plot: pg.PlotItem = self.view.getPlotItem()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="10pt")
+        self.legend.setBrush(pg.mkBrush(255, 255, 255, 220))
+        self.table = QTableWidget(0, 0)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.setWordWrap(False)
+        buttons = QHBoxLayout()
+        for b in (self.add_button, self.add_open_button, self.remove_button, self.clear_button):
+            buttons.addWidget(b)
+        buttons.addWidget(self.hint, 1)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(QLabel("Runs (the first is the reference)"))
+        ll.addWidget(self.list, 1)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(left)
+        top.addWidget(self.view)
+        top.setStretchFactor(1, 1)
+        top.setSizes([190, 850])
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(self.table)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setChildrenCollapsible(False)
+        split.setSizes([520, 200])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(buttons)
+        lay.addWidget(split, 1)
+        self.frame = pd.DataFrame()
+        self._redraw()
+
+    # ---------------------------------------------------------------- runs
+
+    def add_run_dialog(self) -> None:
+        start = settings.get_str("last/run_dir", str(settings.runs_dir()))
+        d = QFileDialog.getExistingDirectory(self, "Add a run to compare", start)
+        if d:
+            self.add_runs([d])
+
+    def add_runs(self, paths: Sequence[str | Path]) -> None:
+        """Read each run folder in the background; they are listed in the order given."""
+        slots: list[Optional[ComparedRun]] = [None] * len(paths)
+        left = [len(paths)]
+        self._loading += len(paths)
+        self._redraw()
+
+        def finish_one() -> None:
+            left[0] -= 1
+            self._loading -= 1
+            if left[0] == 0:
+                known = {r.path.resolve() for r in self.runs}
+                for r in slots:
+                    if r is not None and r.path.resolve() not in known:
+                        self.runs.append(r)
+                        known.add(r.path.resolve())
+                self._retitle()
+                self._redraw()
+
+        for i, p in enumerate(paths):
+            def done(run: ComparedRun, i=i) -> None:
+                slots[i] = run
+                finish_one()
+
+            def failed(e: Exception, _tb: str, p=p) -> None:
+                self.status_message.emit(f"Cannot compare {p}: {e}")
+                finish_one()
+
+            run_task(lambda p=p: read_compared_run(p), done, failed, context=self)
+
+    def _retitle(self) -> None:
+        """Folder names, with their parent where two runs share a name."""
+        names = [r.path.name for r in self.runs]
+        for r in self.runs:
+            r.title = r.path.name if names.count(r.path.name) == 1 else f"{r.path.parent.name}/{r.path.name}"
+
+    def remove_selected(self) -> None:
+        rows = sorted({self.list.row(it) for it in self.list.selectedItems()}, reverse=True)
+        for r in rows:
+            del self.runs[r]
+        self._retitle()
+        self._redraw()
+
+    def clear(self) -> None:
+        self.runs = []
+        self._redraw()
+
+    @property
+    def loading(self) -> bool:
+        return self._loading > 0
+
+    # ---------------------------------------------------------------- drawing
+
+    def curve_labels(self) -> list[str]:
+        """Legend entries, one per run (and backbone when a run has several)."""
+        out = []
+        for r in self.runs:
+            many = len(r.curves) > 1
+            out += [f"{r.title} · {b}" if many else r.title for b in r.curves]
+        return out
+
+    def _redraw(self) -> None:
+        plot = self.plot
+        plot.clear()
+        self.legend.clear()
+        _style_plot(plot, "top-1 accuracy (%)", "names per class (log₂ scale)")
+        self.list.clear()
+        ticks: dict[float, str] = {}
+        labels = iter(self.curve_labels())
+        i = 0
+        for r in self.runs:
+            item = QListWidgetItem(r.title)
+            item.setToolTip(f"{r.path} ({r.status})")
+            item.setForeground(colour(i))
+            self.list.addItem(item)
+            for b, (lv, top1) in r.curves.items():
+                xs = np.log2(np.maximum(lv, 1))
+                col = colour(i)
+                style = Qt.PenStyle.SolidLine if i < 8 else Qt.PenStyle.DashLine
+                plot.plot(xs, top1 * 100, pen=pg.mkPen(col, width=2.5, style=style), symbol="o", symbolSize=7,
+                          symbolBrush=col, symbolPen="w", name=next(labels))
+                for x, v in zip(xs, lv):
+                    ticks[float(x)] = str(int(v))
+                i += 1
+        if not ticks:
+            ticks = {math.log2(v): str(v) for v in (1, 2, 4, 8)}
+        plot.getAxis("bottom").setTicks([sorted(ticks.items()), []])
+        xs_all = list(ticks)
+        plot.setXRange(min(xs_all) - 0.25, max(xs_all) + 0.25, padding=0)
+        if self.runs:
+            plot.enableAutoRange(axis="y")
+        else:
+            plot.setYRange(0, 100)
+        if self._loading:
+            self.hint.setText(f"reading {self._loading} run folder(s) …")
+        elif not self.runs:
+            self.hint.setText("Add two or more run folders (e.g. flat vs pooled, two template sets, two label files) "
+                              "to overlay their accuracy curves.")
+        else:
+            self.hint.setText(f"{len(self.runs)} run(s); differences are in points of top-1 against the first run")
+        self.frame = comparison_table(self.runs)
+        self._fill_table()
+        self.changed.emit()
+
+    def _fill_table(self) -> None:
+        df, t = self.frame, self.table
+        t.clear()
+        t.setRowCount(len(df))
+        t.setColumnCount(len(df.columns))
+        t.setHorizontalHeaderLabels([str(c) for c in df.columns])
+        for r, row in enumerate(df.itertuples(index=False)):
+            for c, v in enumerate(row):
+                text = "" if isinstance(v, float) and math.isnan(v) else (f"{v:+.2f}" if str(df.columns[c]).startswith("Δ")
+                                                                          else str(v))
+                item = QTableWidgetItem(text)
+                item.setToolTip(f"{df.columns[c]}: {text}")
+                if isinstance(v, (int, float, np.floating, np.integer)):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    if str(df.columns[c]).startswith("Δ") and not math.isnan(float(v)) and abs(float(v)) >= 0.005:
+                        item.setForeground(QColor("#1b7f3b") if v > 0 else QColor("#b00020"))
+                if c == 0:
+                    item.setFont(tick_font())
+                t.setItem(r, c, item)
+        t.resizeColumnsToContents()
+        for c in range(t.columnCount()):
+            t.setColumnWidth(c, min(280, t.columnWidth(c) + 8))

@@ -61,8 +61,11 @@ def test_confusion_cell_shows_that_cells_images(qtbot, panel, preds):
     cells = (off if len(off) else d).groupby(["true_class", "predicted_class"]).size()  # a confusion if any
     (t, q), n = cells.idxmax(), cells.max()
     classes = p.confusion.classes
-    row, col = classes.index(t), classes.index(q)
-    assert p.confusion.counts[row, col] == n
+    i, j = classes.index(t), classes.index(q)
+    qtbot.waitUntil(lambda: p.confusion.data is not None and p.confusion.data.level == 2
+                    and p.confusion.counts[i, j] == n, timeout=10000)  # counted in the background
+    shown = [int(r) for r in p.confusion._rows]  # the rows (and columns) in the order drawn
+    row, col = shown.index(i), shown.index(j)
     click_and_fill(qtbot, p, p.confusion.view, p.confusion.plot, col + 0.5, row + 0.5)
     assert p.gallery.isVisible()
     expect = d[(d.true_class == t) & (d.predicted_class == q)]

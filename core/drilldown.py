@@ -26,7 +26,7 @@ from .errors import InputError
 from .flips import compute_flips, credit_column, gained
 
 GALLERY_COLUMNS = ["image", "true_class", "predicted_label", "predicted_class", "score", "correct", "level",
-                   "backbone", "group", "detail"]
+                   "backbone", "group", "detail", "owners"]  # owners: every class of the winning name ("ball|moon")
 ENSEMBLES = {"mean_logits": "mean of logits", "mean_probs": "mean of probabilities", "majority_vote": "majority vote"}
 FULL_CREDIT = 1 - 1e-9
 
@@ -64,7 +64,15 @@ class RunImages:
 
     @property
     def dataset_path(self) -> Optional[str]:
-        return self.meta.get("config", {}).get("dataset")
+        """The run's dataset as found now: run.json keeps the path as given, which may be relative
+        to where the run was started (tried: as is, then beside the run folder and one above)."""
+        given = self.meta.get("config", {}).get("dataset")
+        if not given or Path(given).is_absolute():
+            return given
+        for base in (Path.cwd(), self.dir.parent, self.dir.parent.parent):
+            if (base / given).exists():
+                return str(base / given)
+        return given
 
     def backbones(self) -> list[str]:
         p = self.predictions
@@ -118,7 +126,16 @@ def _gallery(df: pd.DataFrame, group, detail="") -> pd.DataFrame:
     out["score"] = df["score"] if "score" in df else np.nan
     out["group"] = group
     out["detail"] = detail
+    out["owners"] = owners_of(df)
     return out.reindex(columns=GALLERY_COLUMNS).reset_index(drop=True)
+
+
+def owners_of(df: pd.DataFrame) -> pd.Series:
+    """The classes owning each winning name (predictions.csv's ``predicted_classes``), else the predicted class."""
+    if "predicted_classes" in df and len(df):
+        return df["predicted_classes"].where(df["predicted_classes"].notna() & (df["predicted_classes"] != ""),
+                                             df["predicted_class"]).astype(str)
+    return df["predicted_class"].astype(str) if "predicted_class" in df else pd.Series(dtype=str)
 
 
 def correctness(credit: pd.Series) -> pd.Series:
@@ -186,14 +203,24 @@ class LevelFlips:
             p = p[p["names"].astype(str) == "synonyms"]
         f = compute_flips(p, self.backbone, self.from_level, self.to_level, ordering=self.ordering)
         to = run.at_level(self.to_level, self.backbone, self.ordering).set_index("image")
+        fr = run.at_level(self.from_level, self.backbone, self.ordering).set_index("image")
+        own_to = owners_of(to.reset_index()).set_axis(to.index).reindex(f["image"]).to_numpy()
+        own_from = owners_of(fr.reset_index()).set_axis(fr.index).reindex(f["image"]).to_numpy()
+
+        def side(label, owners, credit, level) -> str:
+            tie = f", credit {float(credit):.2g}" if 0 < float(credit) < 1 else ""
+            return f"{label} ({owners}{tie}) at {level}"
+
         out = pd.DataFrame({
             "image": f["image"], "true_class": f["true_class"], "predicted_label": f["label_to"],
             "predicted_class": f["class_to"], "correct": f["correct_to"], "level": f["to_level"],
             "backbone": f["backbone"],
             "score": to["score"].reindex(f["image"]).to_numpy() if "score" in to else np.nan,
             "group": np.where(gained(f), "gained", "lost"),
-            "detail": [f"{a} ({ca}) at {lf} → {b} ({cb}) at {lt}" for a, ca, lf, b, cb, lt in
-                       zip(f["label_from"], f["class_from"], f["from_level"], f["label_to"], f["class_to"], f["to_level"])],
+            "detail": [side(a, oa, xa, lf) + " → " + side(b, ob, xb, lt) for a, oa, xa, lf, b, ob, xb, lt in
+                       zip(f["label_from"], own_from, f["correct_from"], f["from_level"], f["label_to"], own_to,
+                           f["correct_to"], f["to_level"])],
+            "owners": own_to,
         })
         return out.reindex(columns=GALLERY_COLUMNS).reset_index(drop=True)
 

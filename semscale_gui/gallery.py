@@ -51,8 +51,9 @@ def group_colour(group: str) -> Optional[QColor]:
 def caption(row: Any) -> str:
     """Three short lines under a thumbnail: true class, winning category (class), score."""
     mark = {"correct": "✓ ", "gained": "▲ ", "wrong": "✗ ", "lost": "▼ ", "tied": "≈ "}.get(row.group, "")
-    pred = f"{row.predicted_label} ({row.predicted_class})" if row.predicted_label not in ("", None) and \
-        row.predicted_label == row.predicted_label else str(row.predicted_class)
+    owners = row.owners if isinstance(row.owners, str) and row.owners else row.predicted_class
+    pred = f"{row.predicted_label} ({owners})" if row.predicted_label not in ("", None) and \
+        row.predicted_label == row.predicted_label else str(owners)
     score = f"score {row.score:.3f}" if row.score == row.score and row.score is not None else str(row.backbone)
     return f"{mark}true: {row.true_class}\npred: {pred}\n{score}"
 
@@ -67,7 +68,9 @@ class GalleryModel(ThumbnailModel):
         self._shown = 0
 
     def set_rows(self, rows: pd.DataFrame, record_of: dict[str, int]) -> None:
-        self.rows = rows.reset_index(drop=True)
+        from core.drilldown import GALLERY_COLUMNS
+
+        self.rows = rows.reindex(columns=GALLERY_COLUMNS).reset_index(drop=True)
         self._captions = [caption(r) for r in self.rows.itertuples()]
         self._shown = min(PAGE, len(self.rows))
         self.set_indices([record_of.get(str(im), -1) for im in self.rows["image"]] if len(self.rows) else [])
@@ -110,7 +113,7 @@ class GalleryModel(ThumbnailModel):
             return "\n".join(lines)
         if self.indices[r] < 0:  # not in the dataset (moved, or the run scored an embedding store)
             if role == Qt.ItemDataRole.DecorationRole:
-                return self._bad_icon
+                return self._placeholder
             if role in (Qt.ItemDataRole.AccessibleTextRole,):
                 return str(row["image"])
             if role == Qt.ItemDataRole.UserRole:
@@ -133,6 +136,7 @@ class GalleryPanel(QWidget):
         self.dataset: Any = None
         self.record_of: dict[str, int] = {}
         self.selection: Any = None
+        self.shown_selection: Any = None  # the selection whose rows are in the gallery now
         self.all_rows = pd.DataFrame()
         self._pending: Any = None
         self._generation = 0
@@ -185,20 +189,24 @@ class GalleryPanel(QWidget):
         self.prediction.setWordWrap(True)
         self.prediction.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.top_list = QListWidget()
-        self.top_list.setMaximumHeight(130)
-        side = QWidget()
-        sl = QVBoxLayout(side)
+        info = QWidget()
+        il = QVBoxLayout(info)
+        il.setContentsMargins(0, 0, 0, 0)
+        il.addWidget(self.prediction)
+        self.top_title = QLabel("Top-5 classes")
+        il.addWidget(self.top_title)
+        il.addWidget(self.top_list, 1)
+        side = QWidget()  # below the thumbnails, so the grid keeps the panel's whole width
+        sl = QHBoxLayout(side)
         sl.setContentsMargins(0, 0, 0, 0)
         sl.addWidget(self.preview, 1)
-        sl.addWidget(self.prediction)
-        self.top_title = QLabel("Top-5 classes")
-        sl.addWidget(self.top_title)
-        sl.addWidget(self.top_list)
-        split = QSplitter(Qt.Orientation.Horizontal)
+        sl.addWidget(info, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.grid)
         split.addWidget(side)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
+        split.setSizes([3 * CELL.height(), 240])
         self.splitter = split
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -276,6 +284,7 @@ class GalleryPanel(QWidget):
 
     def _set_rows(self, rows: pd.DataFrame) -> None:
         self.all_rows = rows
+        self.shown_selection = self.selection
         groups = list(dict.fromkeys(map(str, rows["group"]))) if len(rows) else []
         n = rows["group"].astype(str).value_counts() if len(rows) else pd.Series(dtype=int)
         self.group.blockSignals(True)
@@ -322,10 +331,11 @@ class GalleryPanel(QWidget):
         else:
             self.preview.clear()
             self.preview.image.setText("image not available")
-        pred = f"{r['predicted_label']} ({r['predicted_class']})" if r["predicted_label"] else str(r["predicted_class"])
+        owners = r["owners"] if isinstance(r["owners"], str) and r["owners"] else r["predicted_class"]
+        pred = f"{r['predicted_label']} ({owners})" if r["predicted_label"] else str(owners)
         score = f", score {r['score']:.4f}" if pd.notna(r["score"]) else ""
         detail = f"<br>{r['detail']}" if r["detail"] else ""
-        self.prediction.setText(f"<b>{r['image']}</b><br>true: {r['true_class']}<br>predicted: {pred}{score}<br>"
+        self.prediction.setText(f"predicted: <b>{pred}</b>{score}<br>"
                                 f"{r['backbone']}, {r['level']} name(s) per class · {r['group']}{detail}")
         self.top_list.clear()
         self.top_list.addItem("loading…")

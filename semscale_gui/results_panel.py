@@ -34,7 +34,7 @@ EXPORT_SUFFIXES = (".csv", ".json")  # every table and run.json; caches and logi
 
 
 PREDICTION_VIEW_COLUMNS = ["image", "true_class", "level", "predicted_class", "correct", "ordering", "backbone",
-                           "predicted_label", "score", "credit", "names"]  # the last four for the gallery
+                           "predicted_label", "score", "credit", "predicted_classes", "names"]  # these five: the gallery
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
@@ -160,7 +160,7 @@ class ResultsPanel(QWidget):
         if not self.gallery.isVisible():
             self.gallery.show()
             total = max(self.splitter.width(), 800)
-            self.splitter.setSizes([total // 2, total - total // 2])
+            self.splitter.setSizes([total * 9 // 20, total - total * 9 // 20])  # room for three columns
         self.gallery.show_selection(selection)
 
     # ---------------------------------------------------------------- live

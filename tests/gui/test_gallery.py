@@ -176,7 +176,7 @@ def test_thumbnail_click_preview_top5_export_and_copy(qtbot, panel, preds, two_b
     classes = g.source.classes
     assert [c for c, _ in g.top5] == [classes[k] for k in np.argsort(-s)[:4]]  # 4 classes in all
     assert g.top_list.count() == 4 and g.top_list.item(0).text().startswith(f"1. {classes[int(np.argmax(s))]}")
-    assert image in g.prediction.text()
+    assert image in g.preview.info.text() and "predicted: <b>" in g.prediction.text()
 
     # select two thumbnails (ctrl-click the first too) and export / copy them
     qtbot.mouseClick(g.grid.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ControlModifier,

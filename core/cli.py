@@ -29,6 +29,12 @@ STAGE_NAMES = {
 }
 
 
+def _kind(row: dict) -> str:
+    """" random-words" for a control curve's row, "" for the synonyms."""
+    kind = row.get("names", "synonyms")
+    return "" if kind == "synonyms" else f" {kind}"
+
+
 class TqdmReporter:
     """Renders engine events as tqdm bars and log lines on stderr."""
 
@@ -65,7 +71,7 @@ class TqdmReporter:
             r = ev.row
             if not self.quiet:
                 tqdm.write(
-                    f"{ev.backbone} ordering {ev.ordering} level {ev.level:>3}: {r['n_categories']:>5} categories  "
+                    f"{ev.backbone}{_kind(r)} ordering {ev.ordering} level {ev.level:>3}: {r['n_categories']:>5} categories  "
                     f"top1 {r['top1']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]  top5 {r['top5']:.3f}",
                     file=sys.stderr,
                 )
@@ -197,6 +203,7 @@ def _int_list(text: str, field: str) -> list[int]:
 
 
 def cmd_sweep(args) -> int:
+    from .controls import parse_controls
     from .sweep import SweepConfig, run_sweep
 
     if not args.dataset and not args.embeddings:
@@ -215,7 +222,8 @@ def cmd_sweep(args) -> int:
         save_predictions=not args.no_predictions,
         ensemble_shots=_int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
-        embeddings=args.embeddings or [], overwrite=args.overwrite,
+        embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
+        overwrite=args.overwrite,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -231,9 +239,17 @@ def cmd_sweep(args) -> int:
         return _stop_code(received)
     for name, s in result.summary.get("backbones", {}).items():
         t = s["threshold"]
-        print(f"{name}: peak top-1 {t['peak_top1']:.3f} at level {t['peak_level']} ({t['trend']}); "
+        print(f"{name}: peak top-1 {t['peak_top1']:.3f} at level {t['peak_level']} ({_verdict(t)}); "
               f"{s['n_images_scored']} images scored, {s['images_from_cache']} from cache, "
               f"{s['n_skipped']} skipped", file=sys.stderr)
+        for control, c in s.get("controls", {}).items():
+            print(f"{name} {control}: peak top-1 {c['peak_top1']:.3f} at level {c['peak_level']} ({_verdict(c)})",
+                  file=sys.stderr)
+        for control, effects in s.get("semantic_effect", {}).items():
+            parts = [f"level {lv}: {e['effect']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}] p={e['p_value']:.3g}"
+                     for lv, e in effects.items() if int(lv) > 1]
+            if parts:
+                print(f"{name} semantic effect (synonyms - {control}): " + "; ".join(parts), file=sys.stderr)
     for level, e in result.summary.get("ensembles", {}).items():
         line = f"level {level}: best single {e['best_single']:.3f}, oracle {e['oracle']:.3f} (+{e['oracle_gain']:.3f})"
         for k, methods in sorted(e.get("adaptive", {}).items()):
@@ -244,6 +260,23 @@ def cmd_sweep(args) -> int:
               f"(p={row['p_value']:.3g}, {row['n_classes']} classes)", file=sys.stderr)
     print(result.run_dir)
     return EXIT_OK
+
+
+def _verdict(t: dict) -> str:
+    """"declining: McNemar p=0.003, Holm, last level vs peak; peak in 81% of resamples"."""
+    text = t.get("trend", "?")
+    if t.get("p_value") is not None:
+        text += f": McNemar p={t['p_value']:.3g}, Holm, {t.get('test', '')}"
+    share = (t.get("peak_share") or {}).get(t.get("peak_level"))
+    if share is None:
+        share = (t.get("peak_share") or {}).get(str(t.get("peak_level")))
+    if share is not None:
+        text += f"; peak in {share:.0%} of resamples"
+    spread = t.get("orderings")
+    if spread:
+        text += "; orderings: " + ", ".join(f"{v} {k}" for k, v in spread["trend_counts"].items()) + \
+                "; peak levels " + ", ".join(f"{k}: {v}" for k, v in sorted(spread["peak_level_counts"].items()))
+    return text
 
 
 def cmd_embed(args) -> int:
@@ -314,7 +347,7 @@ def cmd_flips(args) -> int:
         raise InputError("this run has no predictions.csv rows (was it made with --no-predictions?)",
                          file=Path(run.dir) / "predictions.csv")
     flips = compute_flips(run.predictions, backbone=args.backbone, from_level=args.from_level,
-                          to_level=args.to_level, true_class=args.cls, ordering=args.ordering)
+                          to_level=args.to_level, true_class=args.cls, ordering=args.ordering, names=args.names)
     n_gained = int(gained(flips).sum()) if len(flips) else 0
     print(f"{len(flips)} flips: {n_gained} gained, {len(flips) - n_gained} lost", file=sys.stderr)
     if args.out:
@@ -490,6 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class-frequency", help="CSV class,frequency: correlate per-class accuracy with frequency")
     s.add_argument("--external-predictions", action="append", metavar="NAME=FILE",
                    help="CSV image,predicted_class of another system, compared as a pseudo-backbone (repeatable)")
+    s.add_argument("--controls", metavar="random-words,random-chars",
+                   help="control curves with the same name counts: random vocabulary words and/or random letter strings")
+    s.add_argument("--vocabulary", help="word list for the random-words control, one per line "
+                                        "(default: the bundled noun lexicon)")
     s.add_argument("--out", required=True, help="run directory to write (refused when it already holds a run)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (every file of the old run is removed first)")
@@ -532,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--to", dest="to_level", type=int, metavar="L", help="... with level L (default: each level with the next)")
     f.add_argument("--class", dest="cls", metavar="C", help="only images whose true class is C")
     f.add_argument("--ordering", type=int, default=None, help="only this name ordering (default: all)")
+    f.add_argument("--names", metavar="KIND", help="only this names curve: synonyms or a control (default: all)")
     f.add_argument("--out", help="CSV file to write (default: print to stdout)")
     f.set_defaults(func=cmd_flips)
 
@@ -560,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--source", action="append", metavar="wordnet|neighbours",
                    help="where names come from (repeat or comma-separate to combine, in order; default wordnet)")
     g.add_argument("--per-class", type=int, required=True, help="names per class to reach (existing names included)")
-    g.add_argument("--wordnet", help="WordNet database folder (default: $SEMSCALE_WORDNET, nltk data, /usr/share/wordnet)")
+    g.add_argument("--wordnet", help="WordNet database folder, or 'bundled' (default: $SEMSCALE_WORDNET, nltk data, "
+                        "/usr/share/wordnet, then the noun lexicon bundled with semscale)")
     g.add_argument("--related", action="store_true", help="also use hypernyms and hyponyms one step away")
     g.add_argument("--senses", type=int, default=1, help="WordNet senses per class name to draw synonyms from (0 = all)")
     g.add_argument("--model", help="backbone for --source neighbours (open_clip name, demo-vit, hf-hub:ID, config .json)")

@@ -80,6 +80,7 @@ def compute_flips(
     to_level: Optional[int] = None,
     true_class: Optional[str] = None,
     ordering: Optional[int] = None,
+    names: Optional[str] = None,
 ) -> pd.DataFrame:
     """Flips in a predictions frame: between consecutive levels of every curve, or between
     ``from_level`` and ``to_level`` (any two levels) when both are given.
@@ -98,6 +99,12 @@ def compute_flips(
         df = df[df["backbone"].astype(str) == backbone]
     if ordering is not None and "ordering" in df.columns:
         df = df[df["ordering"] == ordering]
+    if names is not None:
+        kinds = sorted(map(str, df["names"].unique())) if "names" in df.columns else ["synonyms"]
+        if names not in kinds:
+            raise InputError(f"no '{names}' curve in this run (it has {', '.join(kinds)})", field="names")
+        if "names" in df.columns:
+            df = df[df["names"].astype(str) == names]
     levels = sorted(int(v) for v in df["level"].unique())
     for name, lv in (("from", from_level), ("to", to_level)):
         if lv is not None and lv not in levels:

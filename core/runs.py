@@ -27,15 +27,17 @@ from .errors import InputError
 RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 # everything a run of this or an earlier version writes; newer runs also list their files in run.json
 RUN_OUTPUTS = ("run.json", "run.json.tmp", *RUN_FILES, "levels_summary.csv", "backbones.csv", "pairs.csv",
-               "ensembles.csv", "frequency.csv", "frequency_summary.csv", "logits", "flips.csv")
+               "ensembles.csv", "frequency.csv", "frequency_summary.csv", "logits", "threshold.csv", "controls.csv",
+               "levels.csv.tmp", "flips.csv")
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
-    "n_correct", "seconds", "n_tied",
+    "n_correct", "seconds", "n_tied", "names", "p_vs_level1", "p_vs_previous", "p_vs_level1_holm", "peak_share",
 ]
 PREDICTION_COLUMNS = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone", "score",
-                      "credit", "n_owners", "predicted_classes"]
-PER_CLASS_COLUMNS = ["backbone", "ordering", "level", "class", "n_images", "n_correct", "recall", "top5_recall", "n_names"]
+                      "credit", "n_owners", "predicted_classes", "names"]
+PER_CLASS_COLUMNS = ["backbone", "ordering", "level", "class", "n_images", "n_correct", "recall", "top5_recall", "n_names",
+                     "names"]
 SKIPPED_COLUMNS = ["path", "reason"]
 
 
@@ -181,6 +183,12 @@ class RunWriter:
         path = self.dir / name
         if not path.exists() or path.stat().st_size == 0:
             pd.DataFrame(columns=columns).to_csv(path, index=False)
+    def rewrite(self, name: str, rows: Iterable[dict], columns: list[str]) -> None:
+        """Replace a CSV atomically (columns filled in once a whole curve is known, e.g. Holm)."""
+        path = self.dir / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        pd.DataFrame(list(rows), columns=columns).to_csv(tmp, index=False)
+        os.replace(tmp, path)
 
     def add_skipped(self, items: Iterable[tuple[str, str]]) -> None:
         new = [(p, r) for p, r in items if p not in self._skipped]

@@ -27,6 +27,7 @@ import pandas as pd
 from . import ensemble as ens
 from .backbones import BackboneSpec, load_backbone
 from .cache import EmbeddingCache
+from .controls import SYNONYMS, names_kinds
 from .datasets import load_dataset
 from .embed import embed_images, embed_names, logit_scale
 from .errors import InputError
@@ -36,8 +37,9 @@ from .external import ExternalPredictions, load_external_predictions
 from .flips import flip_columns, flips_between
 from .frequency import frequency_table, load_class_frequency
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
-from .metrics import bootstrap_ci, credit_count, per_class_recall, threshold_analysis, topk_correct
+from .metrics import bootstrap_ci, credit_count, per_class_recall, topk_correct
 from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter, check_out
+from .significance import ALPHA, CONTROL_COLUMNS, THRESHOLD_COLUMNS, CurveBook
 
 MODES = ("flat", "pooled")
 SCORE_CHUNK = 8192  # images scored at once; bounds memory for huge label sets
@@ -75,6 +77,10 @@ class SweepConfig:
     # image is opened; with no backbones given, the stores' own backbones are used (for the text side only)
     embeddings: list[str] = field(default_factory=list)
     overwrite: bool = False  # replace a run already in ``out`` (else such a folder is refused)
+    # control curves (core.controls): the same name counts with random words / random letter strings
+    controls: list[str] = field(default_factory=list)
+    vocabulary: Optional[str] = None  # word list for random-words (default: the bundled noun lexicon)
+    alpha: float = ALPHA  # significance level of the paired tests behind the threshold verdict
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -247,13 +253,14 @@ def score_level(
     )
 
 
-def needed_names(labels: LabelSet, levels: Sequence[int], orderings: int, seed: int) -> list[str]:
-    """Names that some level of some ordering uses (a 1-level run embeds only first names)."""
+def needed_names(labels: LabelSet | Sequence[LabelSet], levels: Sequence[int], orderings: int, seed: int) -> list[str]:
+    """Names that some level of some ordering (of any names kind) uses; a 1-level run embeds only first names."""
     top = max(levels)
     seen: set[str] = set()
-    for o in range(orderings):
-        for names in labels.ordered(o, seed).values():
-            seen.update(names[:top])
+    for kind in [labels] if isinstance(labels, LabelSet) else labels:
+        for o in range(orderings):
+            for names in kind.ordered(o, seed).values():
+                seen.update(names[:top])
     return sorted(seen)  # sorted: text batches (and so every float) never depend on the file's order
 
 
@@ -284,6 +291,7 @@ def _prepare(config: SweepConfig):
     labels = load_labels(config.labels) if config.labels else labels_from_classes(dataset.classes)
     templates = load_templates(config.templates)
     levels = parse_levels(config.levels, labels.max_names)
+    kinds = names_kinds(labels, config.controls, config.seed, config.vocabulary)
     freq = load_class_frequency(config.class_frequency) if config.class_frequency else None
     externals = [load_external_predictions(s, labels) for s in config.external_predictions]
     # resolve every backbone now (names, checkpoint hashes, weights present) so a bad one
@@ -291,7 +299,7 @@ def _prepare(config: SweepConfig):
     backbones = [load_backbone(spec, lazy=True) for spec in specs]
     for b in backbones:
         b.ensure_weights()
-    return dataset, labels, templates, levels, freq, externals, backbones
+    return dataset, labels, kinds, templates, levels, freq, externals, backbones
 
 
 def run_sweep(
@@ -307,7 +315,7 @@ def run_sweep(
     """
     cancel = cancel or CancelToken()
     check_out(config.out, config.overwrite)  # a reused or unwritable folder is refused before any work
-    dataset, labels, templates, levels, freq, externals, backbones = _prepare(config)
+    dataset, labels, kinds, templates, levels, freq, externals, backbones = _prepare(config)
     for w in labels.warnings:
         emit(Log(w, "warning"))
     emit(Log(dataset.describe()))
@@ -315,6 +323,7 @@ def run_sweep(
         "templates_resolved": templates,
         "levels_resolved": levels,
         "labels_resolved": labels.names,
+        "controls_resolved": {k: v.names for k, v in kinds.items() if k != SYNONYMS},
         "dataset_kind": dataset.kind,
         "dataset_classes": dataset.classes,
         "backbones_resolved": [b.spec.to_dict() for b in backbones],
@@ -330,9 +339,10 @@ def run_sweep(
     try:
         cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
         outcomes = []
+        book = CurveBook(levels, config.bootstrap, config.seed, config.alpha)
         for position, backbone in enumerate(backbones):
-            outcomes.append(_sweep_backbone(config, position, backbone, dataset, labels, templates, levels, writer, cache, emit,
-                                            cancel, summary, all_levels, all_per_class, keep))
+            outcomes.append(_sweep_backbone(config, position, backbone, dataset, kinds, templates, levels, writer,
+                                            cache, emit, cancel, summary, all_levels, all_per_class, keep, book))
         if config.orderings > 1:
             _write_ordering_summary(writer, all_levels)
         _analysis(config, labels, levels, outcomes, externals, freq, all_per_class, writer, emit, cancel, summary)
@@ -365,8 +375,8 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "backbone"
 
 
-def _sweep_backbone(config, position, backbone, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel,
-                    summary, all_levels, all_per_class, keep_scores: bool) -> BackboneOutcome:
+def _sweep_backbone(config, position, backbone, dataset, kinds: dict[str, LabelSet], templates, levels, writer, cache,
+                    emit, cancel, summary, all_levels, all_per_class, keep_scores: bool, book: CurveBook) -> BackboneOutcome:
     writer.meta["backbones"].append(backbone.describe())
     writer.update()
     name = backbone.name
@@ -380,6 +390,7 @@ def _sweep_backbone(config, position, backbone, dataset, labels: LabelSet, templ
     t_images = time.perf_counter() - t0
     writer.add_skipped(emb.skipped)
 
+    labels = kinds[SYNONYMS]
     class_index = {c: i for i, c in enumerate(labels.classes)}
     keep = [j for j, i in enumerate(emb.indices) if dataset.records[i].label in class_index]
     no_names = [(dataset.records[i].id, f"class '{dataset.records[i].label}' has no names in the labels file")
@@ -396,7 +407,7 @@ def _sweep_backbone(config, position, backbone, dataset, labels: LabelSet, templ
     outcome = BackboneOutcome(name, ids, y, X, 0.0)
 
     t1 = time.perf_counter()
-    all_names = needed_names(labels, levels, config.orderings, config.seed)
+    all_names = needed_names(list(kinds.values()), levels, config.orderings, config.seed)
     name_emb = embed_names(backbone, all_names, templates, cache=cache, emit=emit, cancel=cancel)
     t_text = time.perf_counter() - t1
     name_row = {n: j for j, n in enumerate(all_names)}
@@ -409,21 +420,26 @@ def _sweep_backbone(config, position, backbone, dataset, labels: LabelSet, templ
         logit_dir.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"image": ids, "true_class": [classes[c] for c in y]}).to_csv(logit_dir / "images.csv", index=False)
 
-    total = config.orderings * len(levels)
-    for o in range(config.orderings):
-        names = labels.ordered(o, config.seed)
-        previous: Optional[pd.DataFrame] = None  # the last level's predictions, for flips.csv
+    curves = [(kind, o) for kind in kinds for o in range(config.orderings)]
+    total = len(curves) * len(levels)
+    for ci_, (kind, o) in enumerate(curves):
+        names = kinds[kind].ordered(o, config.seed)
+        key = (name, kind, o)
+        curve_rows = []
+        previous: Optional[pd.DataFrame] = None  # the last level's predictions of this curve, for flips.csv
         for li, k in enumerate(levels):
             cancel.raise_if_cancelled()
             ts = time.perf_counter()
-            want_scores = o == 0 and (keep_scores or config.save_logits)
+            want_scores = kind == SYNONYMS and o == 0 and (keep_scores or config.save_logits)
             s = score_level(X, y, name_emb, name_row, names, classes, k, config.mode, config.top_k, want_scores)
+            p1, p_prev = book.add(key, s.credit)
             lo, hi = bootstrap_ci(s.credit, config.bootstrap, seed=config.seed + 7919 * o + k)
             row = {
                 "backbone": name, "ordering": o, "level": k, "n_categories": s.n_categories,
                 "n_images": len(y), "top1": float(s.credit.mean()), "top5": float(s.credit_topk.mean()),
                 "ci_low": round(lo, 6), "ci_high": round(hi, 6), "n_correct": credit_count(s.credit.sum()),
-                "seconds": round(time.perf_counter() - ts, 4), "n_tied": s.n_tied,
+                "seconds": round(time.perf_counter() - ts, 4), "n_tied": s.n_tied, "names": kind,
+                "p_vs_level1": p1, "p_vs_previous": p_prev,
             }
             counts, recall = per_class_recall(y, s.credit, len(classes))
             _, recall5 = per_class_recall(y, s.credit_topk, len(classes))
@@ -431,7 +447,7 @@ def _sweep_backbone(config, position, backbone, dataset, labels: LabelSet, templ
             per_class = [
                 {"backbone": name, "ordering": o, "level": k, "class": c, "n_images": int(counts[ci]),
                  "n_correct": credit_count(hits[ci]), "recall": float(recall[ci]), "top5_recall": float(recall5[ci]),
-                 "n_names": int(s.names_per_class[ci])}
+                 "n_names": int(s.names_per_class[ci]), "names": kind}
                 for ci, c in enumerate(classes)
             ]
             if s.class_scores is not None:
@@ -444,6 +460,7 @@ def _sweep_backbone(config, position, backbone, dataset, labels: LabelSet, templ
                 "predicted_label": s.pred_label, "predicted_class": [classes[c] for c in s.pred_class],
                 "correct": s.correct.astype(int), "ordering": o, "backbone": name, "score": np.round(s.score, 5),
                 "credit": np.round(s.credit, 6), "n_owners": s.n_owners, "predicted_classes": s.owners,
+                "names": kind,
             })
             if config.save_predictions:
                 writer.append("predictions.csv", frame, PREDICTION_COLUMNS)
@@ -454,13 +471,25 @@ def _sweep_backbone(config, position, backbone, dataset, labels: LabelSet, templ
             writer.append("per_class.csv", per_class, PER_CLASS_COLUMNS)
             writer.append("levels.csv", [row], LEVEL_COLUMNS)
             all_levels.append(row)
-            if o == 0:
+            curve_rows.append(row)
+            if o == 0 and kind == SYNONYMS:
                 all_per_class.extend(per_class)
             emit(LevelFinished(k, o, row, per_class, name))
-            emit(Progress("score", o * len(levels) + li + 1, total, None, name))
+            emit(Progress("score", ci_ * len(levels) + li + 1, total, None, name))
+        # the curve is complete: Holm along it and the peak shares, written into its levels.csv rows
+        holm_p, share = book.finish(key)
+        for row, p, sh in zip(curve_rows, holm_p, share):
+            row["p_vs_level1_holm"] = float(p)
+            row["peak_share"] = round(float(sh), 6)
+        writer.rewrite("levels.csv", all_levels, LEVEL_COLUMNS)
 
-    df = pd.DataFrame([r for r in all_levels if r["backbone"] == name])
-    mean_top1 = df.groupby("level")["top1"].mean()
+    thresholds, verdicts = book.threshold_rows(name)
+    controls = book.control_rows(name)
+    writer.append("threshold.csv", thresholds, THRESHOLD_COLUMNS)
+    writer.append("controls.csv", controls, CONTROL_COLUMNS)
+    for table, rows in (("threshold", thresholds), ("controls", controls)):
+        if rows:
+            emit(TableRows(table, rows))
     summary["backbones"][name] = {
         "n_images_scored": int(len(y)),
         "n_skipped": len(emb.skipped),
@@ -470,15 +499,21 @@ def _sweep_backbone(config, position, backbone, dataset, labels: LabelSet, templ
         "seconds_text": round(t_text, 3),
         "logit_scale": outcome.scale,
         "model_loaded": backbone.loaded,
-        "threshold": threshold_analysis(list(mean_top1.index), list(mean_top1.values), config.tolerance),
+        "threshold": verdicts.get(SYNONYMS, {}),
     }
+    if len(kinds) > 1:
+        summary["backbones"][name]["controls"] = {kind: verdicts[kind] for kind in kinds if kind != SYNONYMS}
+        summary["backbones"][name]["semantic_effect"] = {
+            c: {int(r["level"]): {"effect": r["effect"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+                                  "p_value": r["p_value"]} for r in controls if r["control"] == c}
+            for c in kinds if c != SYNONYMS}
     writer.update(summary=summary)
     return outcome
 
 
 def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:
     df = pd.DataFrame(rows)
-    g = df.groupby(["backbone", "level"])
+    g = df.groupby(["backbone", "names", "level"], sort=False)
     out = g.agg(
         n_categories=("n_categories", "max"), n_images=("n_images", "first"),
         top1_mean=("top1", "mean"), top1_sd=("top1", "std"), top1_min=("top1", "min"), top1_max=("top1", "max"),

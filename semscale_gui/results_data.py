@@ -16,13 +16,21 @@ import pandas as pd
 
 from core.metrics import threshold_analysis
 
-ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary")
+ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary", "threshold", "controls")
+SYNONYMS = "synonyms"  # the names kind of the labels file's names (core.controls.SYNONYMS)
+CONTROL_LABELS = {"random-words": "random words", "random-chars": "random letters"}
 _tokens = itertools.count(1)
+
+
+def names_of(row: dict) -> str:
+    """The names kind of a level or per-class row (runs written before controls have none: synonyms)."""
+    v = row.get("names")
+    return str(v) if isinstance(v, str) and v else SYNONYMS
 
 
 @dataclass
 class Curve:
-    """Accuracy per level of one backbone (mean over orderings)."""
+    """Accuracy per level of one backbone and names kind (mean over orderings)."""
 
     backbone: str
     levels: np.ndarray
@@ -34,6 +42,9 @@ class Curve:
     spread_low: np.ndarray  # min over orderings (equals top1 with one ordering)
     spread_high: np.ndarray
     n_orderings: int
+    names: str = SYNONYMS
+    p_vs_level1_holm: np.ndarray = field(default_factory=lambda: np.zeros(0))  # first ordering; NaN until known
+    peak_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass
@@ -111,17 +122,22 @@ class ResultsData:
             seen.setdefault(str(r.get("backbone", "")), None)
         return list(seen)
 
-    def curve(self, backbone: str) -> Optional[Curve]:
+    def names_kinds(self) -> list[str]:
+        """Names kinds in the run: synonyms first, then the controls in the order they were scored."""
+        kinds = list(dict.fromkeys(names_of(r) for r in self.levels))
+        return sorted(kinds, key=lambda k: k != SYNONYMS)
+
+    def curve(self, backbone: str, names: str = SYNONYMS) -> Optional[Curve]:
         """Mean over orderings per level (plain Python: this runs on the GUI thread for every
         live redraw, and pandas' many small GIL-holding steps made that wait on the worker).
 
         Cached per backbone until more level rows arrive (rows are only ever appended).
         """
-        key = (backbone, len(self.levels))
-        hit = self._curves.get(backbone)
+        key = (backbone, names, len(self.levels), id(self.summary))
+        hit = self._curves.get((backbone, names))
         if hit is not None and hit[0] == key:
             return hit[1]
-        rows = [r for r in self.levels if str(r.get("backbone", "")) == backbone]
+        rows = [r for r in self.levels if str(r.get("backbone", "")) == backbone and names_of(r) == names]
         if not rows:
             return None
         first_ordering = min(int(r.get("ordering", 0) or 0) for r in rows)
@@ -152,9 +168,23 @@ class ResultsData:
             spread_low=col("top1", min),
             spread_high=col("top1", max),
             n_orderings=len({int(r.get("ordering", 0) or 0) for r in rows}),
+            names=names,
+            p_vs_level1_holm=col("p_vs_level1_holm", mean, only_first=True),
+            peak_share=col("peak_share", mean, only_first=True),
         )
-        self._curves[backbone] = (key, c)
+        headline = self.verdict(backbone, names).get("p_vs_level1_holm") or {}
+        if headline:  # the engine's tests on the headline curve (mean credit over orderings)
+            c.p_vs_level1_holm = np.array([headline.get(str(int(lv)), headline.get(int(lv), np.nan)) for lv in levels],
+                                          dtype=float)
+            share = self.verdict(backbone, names).get("peak_share") or {}
+            c.peak_share = np.array([share.get(str(int(lv)), share.get(int(lv), np.nan)) for lv in levels], dtype=float)
+        self._curves[(backbone, names)] = (key, c)
         return c
+
+    def verdict(self, backbone: str, names: str = SYNONYMS) -> dict:
+        """The engine's threshold verdict of a backbone x names kind ({} until the backbone finished)."""
+        b = self.summary.get("backbones", {}).get(backbone, {}) or {}
+        return (b.get("threshold") if names == SYNONYMS else (b.get("controls") or {}).get(names)) or {}
 
     def threshold(self, backbone: str) -> dict:
         """The engine's threshold analysis when the run has one, else computed from the rows so far."""
@@ -193,6 +223,8 @@ def recall_matrix(per_class: list[dict], backbone: str, top5: bool = False) -> t
         return [], [], np.zeros((0, 0))
     df = pd.DataFrame(per_class)
     df = df[df["backbone"].astype(str) == backbone]
+    if "names" in df:  # the labels file's names, not a control curve's
+        df = df[df["names"].fillna(SYNONYMS).astype(str) == SYNONYMS]
     col = "top5_recall" if top5 else "recall"
     if df.empty or col not in df:
         return [], [], np.zeros((0, 0))
@@ -205,19 +237,31 @@ def recall_matrix(per_class: list[dict], backbone: str, top5: bool = False) -> t
 
 
 def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbone: str,
-              ordering: int = 0) -> np.ndarray:
-    """Counts[true, predicted] at one level from predictions.csv rows."""
+              ordering: int = 0, names: str = SYNONYMS) -> np.ndarray:
+    """Counts[true, predicted] at one level from predictions.csv rows (of one names kind).
+
+    A tied prediction (``predicted_classes`` lists several owners) counts 1/m for each of
+    its m classes, as in every accuracy (README, "Ties"); without ties the counts are whole.
+    """
     df = predictions
     if df.empty:
         return np.zeros((len(classes), len(classes)), dtype=np.int64)
     mask = (df["level"] == level) & (df["backbone"].astype(str) == backbone)
     if "ordering" in df:
         mask &= df["ordering"] == ordering
+    if "names" in df:
+        mask &= df["names"].fillna(SYNONYMS).astype(str) == names
     df = df[mask]
     index = {c: i for i, c in enumerate(classes)}
     m = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    if "predicted_classes" in df and (pd.to_numeric(df.get("n_owners", 1), errors="coerce").fillna(1) > 1).any():
+        owners = df["predicted_classes"].astype(str).str.split("|")
+        df = df.assign(predicted_class=owners, weight=1.0 / owners.map(len)).explode("predicted_class")
+        m = m.astype(float)
+    else:
+        df = df.assign(weight=1)
     t = df["true_class"].astype(str).map(index)
     p = df["predicted_class"].astype(str).map(index)
     ok = t.notna() & p.notna()
-    np.add.at(m, (t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy()), 1)
+    np.add.at(m, (t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy()), df["weight"][ok].to_numpy())
     return m

@@ -26,21 +26,44 @@ from .icons import icon
 from .kshot_plot import KShotPlot
 from .plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
                     RecallHeatmap, RunComparison, export_graphics)
-from .results_data import ResultsData
+from .results_data import CONTROL_LABELS, ResultsData, names_of
 from .tasks import AnalysisCache, run_task
 
 REFRESH_MS = 150
 EXPORT_SUFFIXES = (".csv", ".json")  # every table and run.json; caches and logits stay behind
 
 
-PREDICTION_VIEW_COLUMNS = ["image", "true_class", "level", "predicted_class", "correct", "ordering", "backbone",
-                           "predicted_label", "score", "credit", "predicted_classes", "names"]  # these five: the gallery
+PREDICTION_VIEW_COLUMNS = ["image", "true_class", "level", "predicted_class", "correct", "ordering", "backbone", "names",
+                           "credit", "n_owners", "predicted_classes", "predicted_label", "score"]  # the last two: the gallery
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
     df = pd.read_csv(path, usecols=lambda c: c in PREDICTION_VIEW_COLUMNS, keep_default_na=False, na_values=[""],
                      on_bad_lines="skip", engine="python" if path.stat().st_size < 1 << 20 else "c")
     return df
+
+
+def verdict_note(t: dict) -> str:
+    """" (McNemar p = 0.29, Holm, …; peak in 78% of resamples)" for an engine verdict, '' for a live estimate."""
+    if t.get("p_value") is None:
+        return ""
+    note = f" (McNemar p = {t['p_value']:.2g}, Holm, {t.get('test', '')}"
+    share = (t.get("peak_share") or {})
+    s = share.get(str(t["peak_level"]), share.get(t["peak_level"]))
+    return note + (f"; peak in {s * 100:.0f}% of resamples)" if s is not None else ")")
+
+
+def effect_note(r: ResultsData, backbone: str) -> str:
+    """"; at the peak, synonyms vs random words +20.0 points […]": the semantic effect at the synonyms' peak."""
+    t = r.threshold(backbone)
+    effects = (r.summary.get("backbones", {}).get(backbone, {}) or {}).get("semantic_effect") or {}
+    parts = []
+    for control, by_level in effects.items():
+        e = by_level.get(str(t.get("peak_level")), by_level.get(t.get("peak_level")))
+        if e:
+            parts.append(f"{CONTROL_LABELS.get(control, control)} {e['effect'] * 100:+.1f} points "
+                         f"[{e['ci_low'] * 100:+.1f}, {e['ci_high'] * 100:+.1f}]")
+    return f"; at the peak, synonyms vs {', '.join(parts)}" if parts else ""
 
 
 def class_frequency(results: ResultsData, classes: list[str]):
@@ -126,8 +149,7 @@ class ResultsPanel(QWidget):
         self.table = LevelsTable()
         self.compare = RunComparison()
         self.compare.status_message.connect(self.status_message)
-        self.compare.add_open_button.clicked.connect(
-            lambda: self.compare.add_runs([self.results.run_dir]) if self.results.run_dir else None)
+        self.compare.add_open_button.clicked.connect(self.compare_open_run)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.accuracy, "Accuracy vs names")
         self.tabs.addTab(self.heatmap, "Per-class recall")
@@ -253,8 +275,9 @@ class ResultsPanel(QWidget):
             parts.append(f"{cfg['mode']} mode")
         levels = cfg.get("levels_resolved") or r.planned_levels
         if levels:
-            done = len({(x['backbone'], x['level']) for x in r.levels})
-            total = len(levels) * max(1, len(r.planned_backbones) or len(r.backbones())) * int(cfg.get("orderings", 1) or 1)
+            done = len({(x['backbone'], names_of(x), x['level']) for x in r.levels})
+            kinds = 1 + len(cfg.get("controls") or [])
+            total = len(levels) * max(1, len(r.planned_backbones) or len(r.backbones())) * int(cfg.get("orderings", 1) or 1) * kinds
             parts.append(f"levels {', '.join(map(str, levels))} ({min(done * int(cfg.get('orderings', 1) or 1), total)}/{total} scored)")
         if r.levels:
             parts.append(f"{r.levels[0].get('n_images', '?')} images")
@@ -265,7 +288,7 @@ class ResultsPanel(QWidget):
                 trend = {"declining": "falls after it", "plateau": "plateaus after it",
                          "rising": "still rising at the last level"}.get(t.get("trend", ""), t.get("trend", ""))
                 lines.append(f"{name}: peak top-1 {t['peak_top1'] * 100:.1f}% at {t['peak_level']} "
-                             f"name(s) per class; {trend}")
+                             f"name(s) per class; {trend}{verdict_note(t)}{effect_note(r, name)}")
         self.header.setText("<br>".join(lines))
 
     def _draw_current(self) -> None:
@@ -316,6 +339,11 @@ class ResultsPanel(QWidget):
             self.gallery.set_source(RunImages(Path(self.results.run_dir), df, classes, RunImages.scales_of(meta), meta))
         self._draw_current()
         self.predictions_loaded.emit()
+
+    def compare_open_run(self, *_args) -> None:
+        """Add the run shown to the Compare runs tab."""
+        if self.results.run_dir:
+            self.compare.add_runs([self.results.run_dir])
 
     # ---------------------------------------------------------------- opening runs
 

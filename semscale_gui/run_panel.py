@@ -162,12 +162,25 @@ class RunPanel(QWidget):
         ens_row.addWidget(self.ensembles)
         ens_row.addWidget(self.shots)
         ens_row.addStretch(1)
+        # control curves: the same name counts per class, with meaningless names (core.controls)
+        self.control_words = QCheckBox("random words")
+        self.control_words.setToolTip("A control curve whose extra names are random real words (none of them a name "
+                                      "of any class): shows what extra names do without their meaning")
+        self.control_chars = QCheckBox("random letters")
+        self.control_chars.setToolTip("A control curve whose extra names are random letter strings as long as the "
+                                      "names they replace (WaffleCLIP's control)")
+        ctrl_row = QHBoxLayout()
+        ctrl_row.setContentsMargins(0, 0, 0, 0)
+        ctrl_row.addWidget(self.control_words)
+        ctrl_row.addWidget(self.control_chars)
+        ctrl_row.addStretch(1)
         abox = QGroupBox("Analysis")
         aform = QFormLayout(abox)
         aform.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         aform.addRow("Frequency:", freq_row)
         aform.addRow("Predictions:", ext_row)
         aform.addRow("Synergy:", ens_row)
+        aform.addRow("Controls:", ctrl_row)
         self.analysis_box = abox
 
         self.start_btn = QPushButton(icon("run"), "Start sweep")
@@ -312,7 +325,13 @@ class RunPanel(QWidget):
             cfg.external_predictions = [x.strip() for x in self.external.text().split(";") if x.strip()]
         if "ensemble_shots" in fields:
             cfg.ensemble_shots = self.shot_list() if self.ensembles.isChecked() else []
+        cfg.controls = self.controls()
         return cfg
+
+    def controls(self) -> list[str]:
+        """The control curves ticked, in the engine's names."""
+        return [name for name, box in (("random-words", self.control_words), ("random-chars", self.control_chars))
+                if box.isChecked()]
 
     def shot_list(self) -> list[int]:
         from core.errors import InputError
@@ -343,6 +362,9 @@ class RunPanel(QWidget):
             self.ensembles.setChecked(bool(cfg["ensemble_shots"]))
             if cfg["ensemble_shots"]:
                 self.shots.setText(",".join(map(str, cfg["ensemble_shots"])))
+        controls = cfg.get("controls") or []
+        self.control_words.setChecked("random-words" in controls)
+        self.control_chars.setChecked("random-chars" in controls)
         specs = cfg.get("backbones", [])
         if specs:
             self.device.setCurrentText(specs[0].get("device", "auto"))

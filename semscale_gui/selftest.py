@@ -101,7 +101,8 @@ def self_test(timeout_s: float = 600.0) -> int:
         wait_until(lambda: w.results.accuracy.plotted_levels(), 5)
         names = w.results.results.backbones()
         plotted = w.results.accuracy.plotted_levels(names[0]) if names else []
-        w.results.tabs.setCurrentWidget(w.results.heatmap)  # hidden views redraw when shown
+        w.results.tabs.setCurrentWidget(w.results.heatmap)  # hidden views redraw when shown (in the background)
+        wait_until(lambda: w.results.heatmap._levels == levels, 10)
         heat_levels = w.results.heatmap._levels
         ok = sc.status == "completed" and plotted == levels and heat_levels == levels
         line = (f"{len(plotted)}/{len(levels)} levels plotted live for {names[0] if names else '?'} "

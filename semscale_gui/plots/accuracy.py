@@ -7,13 +7,17 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QCheckBox, QComboBox, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QCursor
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
-from ..results_data import ResultsData
+from ..results_data import CONTROL_LABELS, SYNONYMS, Curve, ResultsData
 from .base import _controls, _labelled, _style_plot, colour, tick_font
 
+# control curves: dashed in their backbone's colour, one dash pattern and symbol per control
+CONTROL_STYLE = {"random-words": ([7, 4], "s"), "random-chars": ([2, 3], "d")}
+ALPHA = 0.05
+HOVER_PX = 12  # a point within this many pixels of the mouse shows its tooltip
 DEFAULT_LEVELS = (1, 2, 4, 8)
 
 
@@ -21,7 +25,11 @@ class AccuracyPlot(QWidget):
     """Top-1 (and top-5) accuracy vs number of names per class, log2 x axis.
 
     One curve per backbone, a bootstrap CI band around top-1, the spread over random
-    orderings when there are several, and the peak (the scaling threshold) marked. A click
+    orderings when there are several, and the peak (the scaling threshold) marked.
+    Control curves (random words / letters with the same name counts) are dashed in the
+    backbone's colour. A filled marker is a level significantly different from level 1
+    (exact McNemar, Holm-adjusted along the curve), an open one is not; hovering a point
+    shows its test and the share of bootstrap resamples in which each level is the peak. A click
     between two levels of a curve asks for that backbone's flips between them.
     """
 
@@ -36,7 +44,10 @@ class AccuracyPlot(QWidget):
         self.show_top5.setChecked(True)
         self.show_ci = QCheckBox("95% CI")
         self.show_ci.setChecked(True)
-        for w in (self.x_mode, self.show_top5, self.show_ci):
+        self.show_controls = QCheckBox("controls")
+        self.show_controls.setChecked(True)
+        self.show_controls.setToolTip("Control curves: the same number of names per class, random words or letters")
+        for w in (self.x_mode, self.show_top5, self.show_ci, self.show_controls):
             (w.currentIndexChanged if isinstance(w, QComboBox) else w.toggled).connect(self._redraw)
         self.view = pg.PlotWidget()
         self.plot: pg.PlotItem = self.view.getPlotItem()
@@ -53,14 +64,21 @@ class AccuracyPlot(QWidget):
         self.plot.setLimits(yMin=-5, yMax=105)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addLayout(_controls(_labelled("x axis:", self.x_mode), self.show_top5, self.show_ci))
+        lay.addLayout(_controls(_labelled("x axis:", self.x_mode), self.show_top5, self.show_ci, self.show_controls))
         lay.addWidget(self.view, 1)
+        self.key_note = QLabel("Filled marker: significantly different from level 1 (exact McNemar test on the same "
+                               "images, Holm-adjusted along the curve, p < 0.05); open: not. Dashed: control curves "
+                               "with the same number of names. Hover a marker for its test and peak distribution.")
+        self.key_note.setWordWrap(True)
+        self.key_note.setStyleSheet("color: #555;")
+        lay.addWidget(self.key_note)
         self.results = ResultsData()
         self._plotted: dict[str, list[int]] = {}
         self._items: dict[str, dict] = {}
+        self._points: list[tuple[float, float, str]] = []  # (x, y in view units, tooltip) of every marker
+        self.view.scene().sigMouseMoved.connect(self._hover)
         self._xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per backbone: x drawn, top-1 (%)
         self.view.scene().sigMouseClicked.connect(self._click)
-        self.view.setToolTip("Click between two levels of a curve to see the images that flip there")
         self._redraw()
 
     def flips_at(self, x: float, y: float):
@@ -109,6 +127,7 @@ class AccuracyPlot(QWidget):
         plot.clear()
         self.legend.clear()
         self._items = {}
+        self._control_items: dict[tuple[str, str], pg.PlotDataItem] = {}
         self._spare: list[dict] = []  # item sets made ahead for planned backbones (see _prepare)
         self._ticks: list = []
         self._xrange: tuple = ()
@@ -167,8 +186,8 @@ class AccuracyPlot(QWidget):
         plot.addItem(it["band"])
         it["band"].setVisible(self.show_ci.isChecked())
         it["spread"] = [plot.plot(pen=pg.mkPen(col, width=1, style=Qt.PenStyle.DotLine)) for _ in range(2)]
-        it["top1"] = plot.plot(pen=pg.mkPen(col, width=2.5), symbol="o", symbolSize=8, symbolBrush=col,
-                               symbolPen="w", name=f"{name} top-1")
+        it["top1"] = plot.plot(pen=pg.mkPen(col, width=2.5), symbol="o", symbolSize=9, symbolBrush=col,
+                               symbolPen=pg.mkPen(col, width=1.5), name=f"{name} top-1")
         it["top5"] = None
         if self.show_top5.isChecked():
             it["top5"] = plot.plot(pen=pg.mkPen(col, width=1.5, style=Qt.PenStyle.DashLine), symbol="t",
@@ -184,11 +203,13 @@ class AccuracyPlot(QWidget):
 
     def _redraw(self) -> None:
         res = self.results
-        key = (res.token, self.x_mode.currentIndex(), self.show_top5.isChecked(), self.show_ci.isChecked())
+        key = (res.token, self.x_mode.currentIndex(), self.show_top5.isChecked(), self.show_ci.isChecked(),
+               self.show_controls.isChecked())
         if key != getattr(self, "_key", None):
             self._key = key
             self._reset()
         self._plotted, self._xy = {}, {}
+        self._points = []
         xkey = self.x_mode.currentData()
         ticks: dict[float, str] = {}
         if xkey == "level":
@@ -212,12 +233,15 @@ class AccuracyPlot(QWidget):
             it["hi"].setData(xs, c.ci_high * 100)
             for item, arr in zip(it["spread"], (c.spread_low, c.spread_high)):
                 item.setData(xs, arr * 100) if c.n_orderings > 1 else item.setData([], [])
-            it["top1"].setData(xs, c.top1 * 100)
+            it["top1"].setData(xs, c.top1 * 100, symbolBrush=self._brushes(c, colour(bi)))
             if it["top5"] is not None:
                 it["top5"].setData(xs, c.top5 * 100)
             self._plotted[name] = [int(v) for v in c.levels]
             self._xy[name] = (np.asarray(xs, dtype=float), np.asarray(c.top1 * 100, dtype=float))
+            self._remember_points(name, c, xs)
             self._mark_peak(name, c, xs, it)
+            if self.show_controls.isChecked():
+                self._draw_controls(name, bi, xkey)
         if not ticks:  # nothing planned or drawn yet: powers of two, never raw log2 values
             ticks = {math.log2(lv): str(lv) for lv in DEFAULT_LEVELS}
         major = sorted(ticks.items())
@@ -246,6 +270,79 @@ class AccuracyPlot(QWidget):
         if backbones:
             self.plot.enableAutoRange(axis="y")
 
+    def _draw_controls(self, name: str, index: int, xkey: str) -> None:
+        """The backbone's control curves, dashed in its colour."""
+        res = self.results
+        for kind in res.names_kinds():
+            if kind == SYNONYMS:
+                continue
+            c = res.curve(name, kind)
+            if c is None:
+                continue
+            xs = np.log2(np.maximum(c.levels if xkey == "level" else c.n_categories, 1))
+            item = self._control_items.get((name, kind))
+            if item is None:
+                dash, symbol = CONTROL_STYLE.get(kind, ([4, 4], "x"))
+                label = CONTROL_LABELS.get(kind, kind)
+                col = colour(index)
+                item = self.plot.plot(pen=pg.mkPen(col, width=2, dash=dash), symbol=symbol, symbolSize=8,
+                                      symbolPen=pg.mkPen(col, width=1.5), symbolBrush=col, name=f"{name} {label}")
+                self._control_items[(name, kind)] = item
+            item.setData(xs, c.top1 * 100, symbolBrush=self._brushes(c, colour(index)))
+            self._remember_points(name, c, xs)
+
+    @staticmethod
+    def significant(c: Curve) -> np.ndarray:
+        """Levels significantly different from level 1 (Holm-adjusted McNemar p < 0.05)."""
+        p = np.asarray(c.p_vs_level1_holm, dtype=float)
+        if len(p) != len(c.levels):
+            return np.zeros(len(c.levels), dtype=bool)
+        return np.nan_to_num(p, nan=1.0) < ALPHA
+
+    def _brushes(self, c: Curve, col: QColor) -> list:
+        """Filled markers where the level differs significantly from level 1, open (white) ones elsewhere."""
+        filled, empty = pg.mkBrush(col), pg.mkBrush("w")
+        return [filled if s else empty for s in self.significant(c)]
+
+    def _remember_points(self, name: str, c: Curve, xs: np.ndarray) -> None:
+        for j, x in enumerate(xs):
+            self._points.append((float(x), float(c.top1[j] * 100), self.point_text(name, c, j)))
+
+    def point_text(self, name: str, c: Curve, j: int) -> str:
+        """Tooltip of one marker: accuracy, its paired test vs level 1 and the peak distribution."""
+        lv = int(c.levels[j])
+        kind = "" if c.names == SYNONYMS else f" ({CONTROL_LABELS.get(c.names, c.names)})"
+        lines = [f"{name}{kind}, {lv} name{'s' if lv != 1 else ''} per class",
+                 f"top-1 {c.top1[j] * 100:.1f}%  [{c.ci_low[j] * 100:.1f}, {c.ci_high[j] * 100:.1f}]"]
+        p = c.p_vs_level1_holm[j] if len(c.p_vs_level1_holm) == len(c.levels) else np.nan
+        if j > 0 and not np.isnan(p):
+            lines.append(f"vs level {int(c.levels[0])}: McNemar p = {p:.3g} (Holm), "
+                         + ("significant" if p < ALPHA else "not significant"))
+        share = c.peak_share if len(c.peak_share) == len(c.levels) else np.zeros(0)
+        if len(share) and not np.all(np.isnan(share)):
+            dist = ", ".join(f"{int(lv_)}: {s * 100:.0f}%" for lv_, s in zip(c.levels, share) if not np.isnan(s))
+            lines.append(f"peak here in {share[j] * 100:.0f}% of bootstrap resamples")
+            lines.append(f"peak distribution: {dist}")
+        return "\n".join(lines)
+
+    def text_near(self, scene_pos: QPointF) -> str:
+        """The tooltip of the marker nearest a scene position, '' when none is within reach."""
+        vb = self.plot.vb
+        best, best_d = "", float(HOVER_PX)
+        for x, y, text in self._points:
+            q = vb.mapViewToScene(QPointF(x, y))
+            d = math.hypot(q.x() - scene_pos.x(), q.y() - scene_pos.y())
+            if d <= best_d:
+                best, best_d = text, d
+        return best
+
+    def _hover(self, scene_pos: QPointF) -> None:
+        text = self.text_near(scene_pos)
+        if text:
+            QToolTip.showText(QCursor.pos(), text, self.view)
+        else:
+            QToolTip.hideText()
+
     def _mark_peak(self, name: str, c, xs: np.ndarray, it: dict) -> None:
         t = self.results.threshold(name)
         hits = np.nonzero(c.levels == t["peak_level"])[0] if t and t.get("peak_level") is not None else []
@@ -263,8 +360,10 @@ class AccuracyPlot(QWidget):
         mid = (float(np.min(xs)) + float(np.max(xs))) / 2
         # keep the label inside the plot: right-aligned in the right half, left-aligned otherwise
         it["text"].setAnchor((1.0, 1.3) if x > mid else (0.0, 1.3))
+        p = t.get("p_value")
         it["text"].setText(f"peak {y:.1f}% at {lv} name{'s' if lv != 1 else ''}"
-                           f"{' — ' + words.get(trend, trend) if trend else ''}")
+                           f"{' — ' + words.get(trend, trend) if trend else ''}"
+                           f"{f' (p = {p:.2g})' if p is not None else ''}")
         it["text"].setPos(x, y)
         for k in ("vline", "star", "text"):
             it[k].setVisible(True)

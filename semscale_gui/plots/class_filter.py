@@ -47,10 +47,17 @@ class ClassFilter(QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(200)
         self._debounce.timeout.connect(self.changed)
-        self.search.textChanged.connect(lambda _t: self._debounce.start())
-        self.sort.currentIndexChanged.connect(lambda _i: self.changed.emit())
-        self.top_n.valueChanged.connect(lambda _v: self._debounce.start())
-        self.show_all.toggled.connect(lambda _b: self.changed.emit())
+        # bound methods, not lambdas: a lambda holding self on a line edit's signal crashed PySide at exit
+        self.search.textChanged.connect(self._later)
+        self.sort.currentIndexChanged.connect(self._now)
+        self.top_n.valueChanged.connect(self._later)
+        self.show_all.toggled.connect(self._now)
+
+    def _later(self, *_args) -> None:
+        self._debounce.start()
+
+    def _now(self, *_args) -> None:
+        self.changed.emit()
 
     def selection(self) -> ClassSelection:
         return ClassSelection(self.search.text(), str(self.sort.currentData()),

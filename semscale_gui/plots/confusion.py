@@ -90,6 +90,7 @@ class ConfusionPlot(_Heatmap):
         self.top.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.top.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.top.setWordWrap(False)
+        self.top.verticalHeader().setDefaultSectionSize(self.top.fontMetrics().height() + 6)
         self.top.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         hh = self.top.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -193,6 +194,7 @@ class ConfusionPlot(_Heatmap):
             other = m[rows].sum(axis=1) - sub.sum(axis=1)
             sub = np.concatenate([sub, other[:, None]], axis=1)
             xnames.append(OTHER)
+        self.bottom_axis.pin_last = len(xnames) > len(names)
         self.shown_counts = sub
         shown = sub.astype(float)
         if self.normalise.isChecked():

@@ -39,7 +39,7 @@ class FrequencyPlot(QWidget):
         self.search.setClearButtonEnabled(True)
         self.search.setToolTip("Label the classes whose name contains this text (click a point to label it)")
         self.search.setMaximumWidth(200)
-        self.search.textChanged.connect(lambda _t: self._update_labels())
+        self.search.textChanged.connect(self._update_labels)  # a lambda here crashed PySide at exit
         self.view = pg.PlotWidget()
         self.plot: pg.PlotItem = self.view.getPlotItem()
         self.plot.setMenuEnabled(False)
@@ -57,7 +57,9 @@ class FrequencyPlot(QWidget):
         self._names: list[str] = []
         self._xy = np.zeros((0, 2))
         self._labels: list[pg.TextItem] = []
-        self._hover_text: Optional[pg.TextItem] = None
+        self._hover_text = pg.TextItem("", color="#000000", anchor=(0, 1), fill=pg.mkBrush(255, 255, 255, 220))
+        self._hover_text.setFont(tick_font())
+        self._hover_text.setZValue(20)
         self._scatter: Optional[pg.ScatterPlotItem] = None
         self._redraw()
 
@@ -73,11 +75,8 @@ class FrequencyPlot(QWidget):
         plot.clear()
         self._labels, self._scatter = [], None
         _style_plot(plot, "per-class recall (%)", "class frequency in training data (log₁₀ scale)")
-        self._hover_text = pg.TextItem("", color="#000000", anchor=(0, 1), fill=pg.mkBrush(255, 255, 255, 220))
-        self._hover_text.setFont(tick_font())
-        self._hover_text.setZValue(20)
         self._hover_text.setVisible(False)
-        plot.addItem(self._hover_text)
+        plot.addItem(self._hover_text)  # one item for the life of the view, re-added after each clear
         df = self.results.table("frequency")
         if df.empty or not self.level.currentText():
             self.points = 0
@@ -123,7 +122,7 @@ class FrequencyPlot(QWidget):
         """Classes with a text label on the plot now (clicked or matching the search)."""
         return [t.toPlainText() for t in self._labels]
 
-    def _update_labels(self) -> None:
+    def _update_labels(self, *_args) -> None:
         for t in self._labels:
             self.plot.removeItem(t)
         self._labels = []
@@ -137,8 +136,6 @@ class FrequencyPlot(QWidget):
             self._labels.append(t)
 
     def _hovered(self, _item, points, _ev) -> None:
-        if self._hover_text is None:
-            return
         if len(points):
             i = int(points[0].data())
             self._hover_text.setText(self.describe_point(i))

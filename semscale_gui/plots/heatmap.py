@@ -28,6 +28,7 @@ class CategoryAxis(pg.AxisItem):
 
     def __init__(self, orientation: str, max_chars: int = MAX_LABEL_CHARS) -> None:
         super().__init__(orientation)
+        self.pin_last = False  # always label the last row/column (the confusion view's "other classes")
         self.enableAutoSIPrefix(False)
         # the step below already keeps labels apart; pyqtgraph's own limit would drop them all
         self.setStyle(textFillLimits=[(0, 1.0)], autoExpandTextSpace=False)
@@ -65,13 +66,19 @@ class CategoryAxis(pg.AxisItem):
         return max(1, math.ceil(need / px))
 
     def tickValues(self, minVal: float, maxVal: float, size: float):  # noqa: N802 - pyqtgraph's API
+        minVal, maxVal = sorted((minVal, maxVal))  # an inverted axis (rows top-down) passes them reversed
         n = len(self.labels)
         lo, hi = max(0, int(math.floor(minVal))), min(n, int(math.ceil(maxVal)))
         if n == 0 or hi <= lo:
             return []
         step = self.label_step(minVal, maxVal, size)
         start = -(-lo // step) * step
-        return [(float(step), [i + 0.5 for i in range(start, hi, step)])]
+        idx = list(range(start, hi, step))
+        if self.pin_last and hi == n and idx and idx[-1] != n - 1:
+            if n - 1 - idx[-1] < step:  # room for the pinned label: drop the one before it
+                idx.pop()
+            idx.append(n - 1)
+        return [(float(step), [i + 0.5 for i in idx])]
 
     def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's API
         out = []

@@ -14,7 +14,9 @@ class LevelsTable(QTableWidget):
     """levels.csv as a table: the numbers behind the plots."""
 
     COLUMNS = ["backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
-               "n_correct", "seconds"]
+               "n_correct", "seconds", "n_tied", "names", "p_vs_level1", "p_vs_previous", "p_vs_level1_holm",
+               "peak_share"]
+    P_COLUMNS = ("p_vs_level1", "p_vs_previous", "p_vs_level1_holm")  # tiny p-values: 3 significant digits
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(0, len(self.COLUMNS), parent)
@@ -30,7 +32,12 @@ class LevelsTable(QTableWidget):
         for r, row in enumerate(rows):
             for c, key in enumerate(self.COLUMNS):
                 v = row.get(key, "")
-                text = f"{v:.4f}" if isinstance(v, float) and key not in ("seconds",) else str(v)
+                if isinstance(v, float) and v != v:
+                    text = ""
+                elif isinstance(v, float) and key in self.P_COLUMNS:
+                    text = f"{v:.3g}"
+                else:
+                    text = f"{v:.4f}" if isinstance(v, float) and key not in ("seconds",) else str(v)
                 item = QTableWidgetItem(text)
                 if isinstance(v, (int, float)):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

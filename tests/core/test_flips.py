@@ -215,3 +215,37 @@ def test_a_change_of_tie_credit_is_a_flip_even_when_correct_stays_0():
     f = compute_flips(pd.DataFrame(rows))
     assert f[["image", "correct_from", "correct_to", "label_from", "label_to"]].values.tolist() == [
         ["b1", 0.5, 0.0, "orb", "crescent"]]
+
+
+def test_flips_csv_with_control_curves_keeps_each_names_kind(tiny_model, image_folder, labels_csv, tmp_path):
+    """A sweep with a random-letters control: flips.csv has ``names`` and equals, kind by kind,
+    what predictions.csv implies."""
+    from core.backbones import BackboneSpec
+    from core.sweep import SweepConfig, run_sweep
+
+    cfg, ck = tiny_model
+    out = tmp_path / "run"
+    config = SweepConfig(dataset=str(image_folder), out=str(out), labels=str(labels_csv), templates="plain",
+                         backbones=[BackboneSpec(cfg, checkpoint=ck, device="cpu", label="A")], levels=[1, 2, 4],
+                         controls=["random-chars"], num_workers=0, bootstrap=20, ensemble_shots=[])
+    assert run_sweep(config).status == "completed"
+    preds = pd.read_csv(out / "predictions.csv")
+    flips = pd.read_csv(out / "flips.csv")
+    assert list(flips.columns[:9]) == FLIP_COLUMNS + ["names"]
+    assert set(preds.names) == {"synonyms", "random-chars"}
+    key = ["from_level", "to_level", "image"]
+    total = 0
+    for kind in ("synonyms", "random-chars"):
+        p = preds[preds.names == kind]
+        expect = pd.concat([independent_flips(p, "A", lo, hi) for lo, hi in ((1, 2), (2, 4))], ignore_index=True)
+        got = flips[flips.names == kind][FLIP_COLUMNS]
+        pd.testing.assert_frame_equal(got.sort_values(key).reset_index(drop=True),
+                                      expect.sort_values(key).reset_index(drop=True), check_dtype=False)
+        total += len(expect)
+    assert total > 0 and len(flips) == total
+    # the command picks one curve
+    assert main(["flips", str(out), "--names", "random-chars", "--from", "1", "--to", "4", "--out", str(tmp_path / "c.csv")]) == 0
+    got = pd.read_csv(tmp_path / "c.csv")
+    expect = independent_flips(preds[preds.names == "random-chars"], "A", 1, 4)
+    assert sorted(got.image) == sorted(expect.image) and set(got.names) <= {"random-chars"}
+    assert main(["flips", str(out), "--names", "random-words"]) == 2

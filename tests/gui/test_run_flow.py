@@ -43,15 +43,15 @@ def test_sweep_from_the_window_plots_every_level_and_exports(qtbot, loaded_windo
 
     res = w.results
     qtbot.waitUntil(lambda: res.accuracy.plotted_levels("tiny") == [1, 2, 4], timeout=5000)
-    res.tabs.setCurrentWidget(res.heatmap)  # hidden views are redrawn when shown
-    assert res.heatmap.matrix.shape == (4, 3)
+    res.tabs.setCurrentWidget(res.heatmap)  # hidden views are redrawn when shown (pivoted in the background)
+    qtbot.waitUntil(lambda: res.heatmap.matrix.shape == (4, 3), timeout=10000)
     res.tabs.setCurrentWidget(res.table)
     assert res.table.rowCount() == 3
     assert "completed" in res.header.text() and "peak top-1" in res.header.text()
     assert w.run_panel.start_btn.isEnabled() and w.run_panel.bar.value() == w.run_panel.bar.maximum()
     qtbot.waitUntil(lambda: not res.predictions.empty, timeout=10000)
     res.tabs.setCurrentWidget(res.confusion)
-    assert res.confusion.counts.sum() == 16  # every image once at the shown level
+    qtbot.waitUntil(lambda: res.confusion.counts.sum() == 16, timeout=10000)  # every image once at the shown level
     res.tabs.setCurrentWidget(res.accuracy)
 
     out = tmp_path / "exported"
@@ -175,6 +175,7 @@ def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_w
     assert {"global", "best_single_oracle", "mean_logits"} <= set(res.kshot.curves)
     res.tabs.setCurrentWidget(res.frequency)
     assert res.frequency.points == 4
+    assert res.frequency.labelled_classes() == []  # class names only on hover, click or search
     res.tabs.setCurrentWidget(res.comparison)
     assert res.comparison.table.rowCount() == 2
 

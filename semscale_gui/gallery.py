@@ -64,14 +64,14 @@ class GalleryModel(ThumbnailModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows = pd.DataFrame()
-        self._captions: list[str] = []
+        self._captions: dict[int, str] = {}
         self._shown = 0
 
     def set_rows(self, rows: pd.DataFrame, record_of: dict[str, int]) -> None:
         from core.drilldown import GALLERY_COLUMNS
 
         self.rows = rows.reindex(columns=GALLERY_COLUMNS).reset_index(drop=True)
-        self._captions = [caption(r) for r in self.rows.itertuples()]
+        self._captions = {}  # built as rows are painted: 20,000 rows cost nothing up front
         self._shown = min(PAGE, len(self.rows))
         self.set_indices([record_of.get(str(im), -1) for im in self.rows["image"]] if len(self.rows) else [])
 
@@ -96,14 +96,17 @@ class GalleryModel(ThumbnailModel):
         if not index.isValid():
             return None
         r = index.row()
-        row = self.rows.iloc[r]
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._captions[r]
+            text = self._captions.get(r)
+            if text is None:
+                text = self._captions[r] = caption(next(self.rows.iloc[r : r + 1].itertuples()))
+            return text
         if role == Qt.ItemDataRole.BackgroundRole:
-            return group_colour(str(row["group"]))
+            return group_colour(str(self.rows["group"].iat[r]))
         if role == Qt.ItemDataRole.SizeHintRole:
             return CELL
         if role == Qt.ItemDataRole.ToolTipRole:
+            row = self.rows.iloc[r]
             lines = [str(row["image"]), f"true class: {row['true_class']}",
                      f"predicted: {row['predicted_label']} ({row['predicted_class']})" if row["predicted_label"] else
                      f"predicted: {row['predicted_class']}", f"{row['backbone']}, {row['level']} name(s) per class",
@@ -114,8 +117,8 @@ class GalleryModel(ThumbnailModel):
         if self.indices[r] < 0:  # not in the dataset (moved, or the run scored an embedding store)
             if role == Qt.ItemDataRole.DecorationRole:
                 return self._placeholder
-            if role in (Qt.ItemDataRole.AccessibleTextRole,):
-                return str(row["image"])
+            if role == Qt.ItemDataRole.AccessibleTextRole:
+                return str(self.rows["image"].iat[r])
             if role == Qt.ItemDataRole.UserRole:
                 return -1
             return None

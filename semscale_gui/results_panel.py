@@ -204,6 +204,8 @@ class ResultsPanel(QWidget):
         self._predictions_levels = -1
         self.predictions = pd.DataFrame()
         self._pending_predictions = (pd.DataFrame(), [], None)
+        self.gallery.set_source(None)  # a new run: its images arrive with its predictions
+        self.gallery.hide()
         self._draw_current()
 
     def _schedule(self) -> None:

@@ -281,7 +281,6 @@ class GalleryPanel(QWidget):
             if gen == self._generation:
                 self._set_rows(pd.DataFrame(columns=self.model.rows.columns if len(self.model.rows.columns) else []))
                 self.counts.setText(f"<span style='color:#b00'>{e}</span>")
-                self.filled.emit(0)
 
         run_task(lambda: selection.rows(source), done, failed, context=self)
 

@@ -249,3 +249,18 @@ def test_flips_csv_with_control_curves_keeps_each_names_kind(tiny_model, image_f
     expect = independent_flips(preds[preds.names == "random-chars"], "A", 1, 4)
     assert sorted(got.image) == sorted(expect.image) and set(got.names) <= {"random-chars"}
     assert main(["flips", str(out), "--names", "random-words"]) == 2
+
+
+def test_ensemble_selection_without_saved_logits_says_so(run_dir, tmp_path):
+    import shutil
+
+    from core.errors import InputError
+
+    d = tmp_path / "nologits"
+    shutil.copytree(run_dir, d)
+    shutil.rmtree(d / "logits")
+    run = RunImages.from_dir(d)
+    with pytest.raises(InputError, match="no saved class scores for A, B at level 1"):
+        SynergyImages(1, "oracle_not_ensemble").rows(run)
+    assert run.top_classes("A", 1, "red square/000.png") == []
+    assert len(SynergyImages(1, "only_one").rows(run)) > 0  # needs predictions.csv only

@@ -96,16 +96,30 @@ def fmt_results(m: dict, r: dict, seconds: float) -> str:
         out += ["", "## Scaling", "Tiny random-initialised backbone (32 px), 10 classes x 32 names, `--no-cache`, "
                 "one subprocess per row.", "", "| images | levels | seconds | peak memory (MiB) |", "|---|---|---|---|"]
         out += [f"| {x['n_images']:,} | {x['levels']} | {x['seconds']:.1f} | {x['peak_mib']:.0f} |" for x in s["rows"]]
+    dd = r.get("drilldown")
+    if dd:
+        out += ["", "## Drill-down (gallery)", f"Synthetic run: {dd['n_classes']} classes, {dd['n_images']:,} images, "
+                f"{dd['n_rows']:,} prediction rows (levels {', '.join(map(str, dd['levels']))}). Selections run on a "
+                "pool thread; only handing the rows to the view runs on the GUI thread.", "",
+                "| step | seconds | rows |", "|---|---|---|",
+                f"| read the run (predictions.csv) | {dd['load_seconds']:.2f} | {dd['n_rows']:,} |",
+                f"| every flip between consecutive levels | {dd['all_flips_seconds']:.2f} | {dd['n_flips']:,} |",
+                f"| confusion cell | {dd['confusion_cell_seconds']:.3f} | {dd['confusion_cell_rows']} |",
+                f"| one class at one level | {dd['class_at_level_seconds']:.3f} | {dd['class_at_level_rows']} |",
+                f"| flips between first and last level | {dd['level_flips_seconds']:.3f} | {dd['level_flips_rows']:,} |",
+                f"| images only one backbone gets right | {dd['only_one_right_seconds']:.3f} | {dd['only_one_right_rows']:,} |",
+                f"| GUI thread: {dd['gui_set_rows_n']:,} rows into the gallery | {dd['gui_set_rows_seconds']:.3f} | "
+                f"{dd['gui_rows_handed_to_view']} handed to the view at first |"]
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="amortisation text throughput gui gui_tabs ray scaling")
+                    help="amortisation text throughput gui gui_tabs ray scaling drilldown")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
-    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling"])
+    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown"])
     from . import bench_engine
 
     results: dict = {}
@@ -155,6 +169,15 @@ def main() -> None:
             sizes = (500, 2_000) if args.quick else (1_000, 10_000, 50_000)
             results["scaling"] = bench_engine.scaling(tmp, sizes)
             print(json.dumps(results["scaling"], indent=1), flush=True)
+        if "drilldown" in only:
+            try:
+                from . import bench_drilldown
+            except ImportError as e:
+                print(f"drill-down benchmark skipped ({e})")
+            else:
+                print("drill-down …", flush=True)
+                results["drilldown"] = bench_drilldown.drilldown(tmp, n_images=2_000 if args.quick else 20_000)
+                print(json.dumps(results["drilldown"], indent=1), flush=True)
     text = fmt_results(machine(), results, time.perf_counter() - t0)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     out.write_text(text)

@@ -337,6 +337,27 @@ def cmd_embed(args) -> int:
     return EXIT_OK
 
 
+def cmd_flips(args) -> int:
+    """Images whose correctness changes between two levels (consecutive ones by default), as CSV."""
+    from .flips import compute_flips, gained
+    from .runs import load_run
+
+    run = load_run(args.run)
+    if run.predictions.empty:
+        raise InputError("this run has no predictions.csv rows (was it made with --no-predictions?)",
+                         file=Path(run.dir) / "predictions.csv")
+    flips = compute_flips(run.predictions, backbone=args.backbone, from_level=args.from_level,
+                          to_level=args.to_level, true_class=args.cls, ordering=args.ordering, names=args.names)
+    n_gained = int(gained(flips).sum()) if len(flips) else 0
+    print(f"{len(flips)} flips: {n_gained} gained, {len(flips) - n_gained} lost", file=sys.stderr)
+    if args.out:
+        flips.to_csv(args.out, index=False)
+        print(args.out)
+    else:
+        flips.to_csv(sys.stdout, index=False)
+    return EXIT_OK
+
+
 def cmd_validate(args) -> int:
     from .datasets import load_dataset, validate
     from .labels import load_labels
@@ -544,6 +565,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", "-q", action="store_true")
     e.add_argument("--out", required=True, help="store folder to write (or resume)")
     e.set_defaults(func=cmd_embed)
+
+    f = sub.add_parser("flips", help="images whose correctness changes between levels of a run (from predictions.csv)")
+    f.add_argument("run", help="run directory (or its run.json)")
+    f.add_argument("--backbone", help="only this backbone (default: all)")
+    f.add_argument("--from", dest="from_level", type=int, metavar="K", help="compare level K ...")
+    f.add_argument("--to", dest="to_level", type=int, metavar="L", help="... with level L (default: each level with the next)")
+    f.add_argument("--class", dest="cls", metavar="C", help="only images whose true class is C")
+    f.add_argument("--ordering", type=int, default=None, help="only this name ordering (default: all)")
+    f.add_argument("--names", metavar="KIND", help="only this names curve: synonyms or a control (default: all)")
+    f.add_argument("--out", help="CSV file to write (default: print to stdout)")
+    f.set_defaults(func=cmd_flips)
 
     v = sub.add_parser("validate", help="check a dataset (and labels file) and print a report")
     v.add_argument("--dataset", required=True)

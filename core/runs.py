@@ -1,7 +1,7 @@
 """The run directory: the contract between engine, CLI, GUI and users.
 
 ``run.json`` (config, versions, status), ``levels.csv``, ``predictions.csv``,
-``per_class.csv`` and ``skipped.csv``. CSV rows are appended and the file closed as each
+``per_class.csv``, ``skipped.csv`` and ``flips.csv`` (:mod:`core.flips`). CSV rows are appended and the file closed as each
 level finishes, so a cancelled or killed run keeps everything already computed.
 ``run.json`` is replaced atomically; a run left as ``running`` by a process that no
 longer exists reads back as ``interrupted``. A folder that already holds a run is never
@@ -16,7 +16,7 @@ import os
 import platform
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -28,7 +28,7 @@ RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 # everything a run of this or an earlier version writes; newer runs also list their files in run.json
 RUN_OUTPUTS = ("run.json", "run.json.tmp", *RUN_FILES, "levels_summary.csv", "backbones.csv", "pairs.csv",
                "ensembles.csv", "frequency.csv", "frequency_summary.csv", "logits", "threshold.csv", "controls.csv",
-               "levels.csv.tmp")
+               "levels.csv.tmp", "flips.csv")
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
@@ -177,6 +177,12 @@ class RunWriter:
             df.to_csv(f, index=False, header=header)
             f.flush()
 
+    def ensure_header(self, name: str, columns: list[str]) -> None:
+        """Create ``name`` with just its header if it does not exist yet (a file whose columns
+        depend on the run, e.g. flips.csv, still exists once its first level is done)."""
+        path = self.dir / name
+        if not path.exists() or path.stat().st_size == 0:
+            pd.DataFrame(columns=columns).to_csv(path, index=False)
     def rewrite(self, name: str, rows: Iterable[dict], columns: list[str]) -> None:
         """Replace a CSV atomically (columns filled in once a whole curve is known, e.g. Holm)."""
         path = self.dir / name
@@ -223,6 +229,7 @@ class Run:
     predictions: pd.DataFrame
     per_class: pd.DataFrame
     skipped: pd.DataFrame
+    flips: pd.DataFrame = field(default_factory=pd.DataFrame)  # flips.csv (or, for older runs, from predictions)
 
     @property
     def status(self) -> str:
@@ -265,5 +272,17 @@ def load_run(path: str | Path) -> Run:
         raise InputError("not a run directory (no run.json)", file=d)
     meta = read_user_json(meta_path)
     meta["status"] = run_status(meta)
-    return Run(d, meta, _read_csv(d / "levels.csv"), _read_csv(d / "predictions.csv"),
-               _read_csv(d / "per_class.csv"), _read_csv(d / "skipped.csv"))
+    predictions = _read_csv(d / "predictions.csv")
+    return Run(d, meta, _read_csv(d / "levels.csv"), predictions, _read_csv(d / "per_class.csv"),
+               _read_csv(d / "skipped.csv"), read_flips(d, predictions))
+
+
+def read_flips(d: Path, predictions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """flips.csv; a run written before it existed gets its flips computed from predictions.csv."""
+    from .flips import compute_flips, flip_columns
+
+    if (d / "flips.csv").exists():
+        df = _read_csv(d / "flips.csv")
+        return df if len(df.columns) else pd.DataFrame(columns=flip_columns(pd.DataFrame()))
+    predictions = _read_csv(d / "predictions.csv") if predictions is None else predictions
+    return compute_flips(predictions) if len(predictions) else pd.DataFrame(columns=flip_columns(predictions))

@@ -34,6 +34,7 @@ from .errors import InputError
 from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, TableRows,
                      ignore_events)
 from .external import ExternalPredictions, load_external_predictions
+from .flips import flip_columns, flips_between
 from .frequency import class_frequency, frequency_table
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
 from .metrics import bootstrap_ci, credit_count, per_class_recall, tie_ranks, topk_correct
@@ -428,6 +429,7 @@ def _sweep_backbone(config, position, backbone, dataset, kinds: dict[str, LabelS
         names = kinds[kind].ordered(o, config.seed)
         key = (name, kind, o)
         curve_rows = []
+        previous: Optional[pd.DataFrame] = None  # the last level's predictions of this curve, for flips.csv
         for li, k in enumerate(levels):
             cancel.raise_if_cancelled()
             ts = time.perf_counter()
@@ -456,14 +458,19 @@ def _sweep_backbone(config, position, backbone, dataset, kinds: dict[str, LabelS
                     np.save(logit_dir / f"level_{k}.npy", s.class_scores.astype(np.float16))
                 if keep_scores:
                     outcome.class_scores[k] = s.class_scores
+            frame = pd.DataFrame({
+                "image": ids, "true_class": [classes[c] for c in y], "level": k,
+                "predicted_label": s.pred_label, "predicted_class": [classes[c] for c in s.pred_class],
+                "correct": s.correct.astype(int), "ordering": o, "backbone": name, "score": np.round(s.score, 5),
+                "credit": np.round(s.credit, 6), "n_owners": s.n_owners, "predicted_classes": s.owners,
+                "names": kind,
+            })
             if config.save_predictions:
-                writer.append("predictions.csv", pd.DataFrame({
-                    "image": ids, "true_class": [classes[c] for c in y], "level": k,
-                    "predicted_label": s.pred_label, "predicted_class": [classes[c] for c in s.pred_class],
-                    "correct": s.correct.astype(int), "ordering": o, "backbone": name, "score": np.round(s.score, 5),
-                    "credit": np.round(s.credit, 6), "n_owners": s.n_owners, "predicted_classes": s.owners,
-                    "names": kind,
-                }), PREDICTION_COLUMNS)
+                writer.append("predictions.csv", frame, PREDICTION_COLUMNS)
+            writer.ensure_header("flips.csv", flip_columns(frame))
+            if previous is not None:  # flips.csv: what changed since the previous level of this curve
+                writer.append("flips.csv", flips_between(previous, frame), flip_columns(frame))
+            previous = frame
             writer.append("per_class.csv", per_class, PER_CLASS_COLUMNS)
             writer.append("levels.csv", [row], LEVEL_COLUMNS)
             all_levels.append(row)

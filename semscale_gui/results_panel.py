@@ -17,10 +17,11 @@ from typing import Any, Optional
 import pandas as pd
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QLabel, QTabWidget, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget
 
 from . import settings
 from .dialogs import show_error
+from .gallery import GalleryPanel
 from .icons import icon
 from .kshot_plot import KShotPlot
 from .plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
@@ -33,7 +34,7 @@ EXPORT_SUFFIXES = (".csv", ".json")  # every table and run.json; caches and logi
 
 
 PREDICTION_VIEW_COLUMNS = ["image", "true_class", "level", "predicted_class", "correct", "ordering", "backbone", "names",
-                           "credit", "n_owners", "predicted_classes"]
+                           "credit", "n_owners", "predicted_classes", "predicted_label", "score"]  # the last two: the gallery
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
@@ -160,10 +161,29 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.table, "Table")
         self.tabs.addTab(self.compare, "Compare runs")
         self.tabs.currentChanged.connect(self._tab_changed)
+        # the images behind a clicked number, beside the plots (hidden until something is clicked)
+        self.gallery = GalleryPanel()
+        self.gallery.hide()
+        self.gallery.status_message.connect(self.status_message)
+        for view in (self.accuracy, self.heatmap, self.confusion, self.ensembles, self.frequency):
+            view.images_requested.connect(self.show_images)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.addWidget(self.gallery)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
         lay = QVBoxLayout(self)
         lay.addWidget(tb)
         lay.addWidget(self.header)
-        lay.addWidget(self.tabs, 1)
+        lay.addWidget(self.splitter, 1)
+
+    def show_images(self, selection: Any) -> None:
+        """Open the gallery on the images behind a plot's selection (core.drilldown)."""
+        if not self.gallery.isVisible():
+            self.gallery.show()
+            total = max(self.splitter.width(), 800)
+            self.splitter.setSizes([total * 9 // 20, total - total * 9 // 20])  # room for three columns
+        self.gallery.show_selection(selection)
 
     # ---------------------------------------------------------------- live
 
@@ -184,6 +204,8 @@ class ResultsPanel(QWidget):
         self._predictions_levels = -1
         self.predictions = pd.DataFrame()
         self._pending_predictions = (pd.DataFrame(), [], None)
+        self.gallery.set_source(None)  # a new run: its images arrive with its predictions
+        self.gallery.hide()
         self._draw_current()
 
     def _schedule(self) -> None:
@@ -310,9 +332,14 @@ class ResultsPanel(QWidget):
                  pool=self.analysis.pool, context=self)
 
     def _set_predictions(self, df: pd.DataFrame, classes: list[str], freq: Any, n_levels: int) -> None:
+        from core.drilldown import RunImages
+
         self._predictions_levels = n_levels
         self._pending_predictions = (df, classes, freq)
         self.predictions = df
+        meta = dict(self.results.meta, summary=self.results.summary or self.results.meta.get("summary", {}))
+        if self.results.run_dir:
+            self.gallery.set_source(RunImages(Path(self.results.run_dir), df, classes, RunImages.scales_of(meta), meta))
         self._draw_current()
         self.predictions_loaded.emit()
 

@@ -180,6 +180,48 @@ def suggestion_screenshots(w, d: Path) -> list[Path]:
     return saved
 
 
+def gallery_screenshots(res, d: Path) -> list[Path]:
+    """The gallery beside the plots: from the fullest off-diagonal confusion cell, then the flips
+    of the first backbone between the two levels where most images change, each with a preview."""
+    from core.drilldown import ConfusionCell, LevelFlips
+    from core.flips import compute_flips
+
+    p = res.predictions
+    if p.empty or res.gallery.source is None:
+        return []
+    saved = []
+    backbone = str(p["backbone"].iloc[0])
+    res.resize(max(res.width(), 1600), max(res.height(), 900))
+
+    def show(view, selection, name: str) -> None:
+        res.tabs.setCurrentWidget(view)
+        res.show_images(selection)
+        g = res.gallery
+        wait_until(lambda: g.shown_selection == selection and g.model.n_pending == 0 and g.model.n_loaded() > 0, 30)
+        g.top5 = []
+        g.grid.setCurrentIndex(g.model.index(0))
+        wait_until(lambda: bool(res.gallery.top5), 10)
+        wait_until(lambda: False, 0.5)
+        saved.append(_grab(res, d / f"{name}.png"))
+
+    level = int(sorted(p["level"].unique())[-1])
+    at = p[(p["backbone"] == backbone) & (p["level"] == level)]
+    off = at[at["true_class"] != at["predicted_class"]]
+    if len(off):
+        (t, q) = off.groupby(["true_class", "predicted_class"]).size().idxmax()
+        res.tabs.setCurrentWidget(res.confusion)
+        res.confusion.backbone.setCurrentText(backbone)
+        res.confusion.level.setCurrentText(str(level))
+        wait_until(lambda: res.confusion.data is not None and res.confusion.data.level == level, 30)
+        show(res.confusion, ConfusionCell(backbone, level, str(t), str(q)), "gallery-confusion")
+    flips = compute_flips(p, backbone)
+    if len(flips):
+        lo, hi = flips.groupby(["from_level", "to_level"]).size().idxmax()
+        show(res.accuracy, LevelFlips(backbone, int(lo), int(hi)), "gallery-flips")
+    res.gallery.hide()
+    return saved
+
+
 def screenshots(file: Optional[str], panels_dir: Optional[str], timeout_s: float = 600.0) -> int:
     """Run a demo sweep and save the main window (and each panel) as PNG."""
     tmp = Path(tempfile.mkdtemp(prefix="semscale-screens-"))
@@ -218,6 +260,7 @@ def screenshots(file: Optional[str], panels_dir: Optional[str], timeout_s: float
                 saved.append(_grab(res, d / f"{name}.png"))
             saved.append(_grab(w.run_panel, d / "run-panel.png"))
             saved.append(_grab(w.log, d / "log.png"))
+            saved += gallery_screenshots(res, d)
             saved += suggestion_screenshots(w, d)
         for p in saved:
             print(p)

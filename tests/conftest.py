@@ -75,3 +75,34 @@ def labels_csv(tmp_path) -> Path:
     lines = ["class,synonym"] + [f"{c},{n}" for c, names in CLASSES.items() for n in names]
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return p
+
+
+@pytest.fixture(scope="session")
+def two_backbone_run(tiny_model, tmp_path_factory) -> Path:
+    """A finished run of two tiny backbones (A, B) at levels 1, 2, 4 on 16 images, with class
+    frequencies, saved logits and flips.csv: what drill-down tests look into."""
+    import open_clip
+    import torch
+
+    from core.backbones import BackboneSpec
+    from core.sweep import SweepConfig, run_sweep
+
+    cfg, ck = tiny_model
+    root = tmp_path_factory.mktemp("two-backbones")
+    images = write_image_folder(root / "images")
+    labels = root / "labels.csv"
+    labels.write_text("class,synonym\n" + "".join(f"{c},{n}\n" for c, ns in CLASSES.items() for n in ns))
+    freq = root / "freq.csv"
+    freq.write_text("class,frequency\nred square,1000\ngreen circle,10\nblue triangle,300\nyellow bar,5\n")
+    open_clip.add_model_config(cfg)
+    torch.manual_seed(1)
+    second = root / "seed1.pt"
+    torch.save(open_clip.create_model("tiny-clip").state_dict(), second)
+    config = SweepConfig(
+        dataset=str(images), out=str(root / "run"), labels=str(labels), templates="plain", levels=[1, 2, 4],
+        backbones=[BackboneSpec(cfg, checkpoint=ck, device="cpu", label="A"),
+                   BackboneSpec(cfg, checkpoint=str(second), device="cpu", label="B")],
+        num_workers=0, bootstrap=50, ensemble_shots=[], cache_dir=str(root / "cache"), class_frequency=str(freq),
+    )
+    assert run_sweep(config).status == "completed"
+    return root / "run"

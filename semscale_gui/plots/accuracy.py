@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
@@ -29,8 +29,11 @@ class AccuracyPlot(QWidget):
     Control curves (random words / letters with the same name counts) are dashed in the
     backbone's colour. A filled marker is a level significantly different from level 1
     (exact McNemar, Holm-adjusted along the curve), an open one is not; hovering a point
-    shows its test and the share of bootstrap resamples in which each level is the peak.
+    shows its test and the share of bootstrap resamples in which each level is the peak. A click
+    between two levels of a curve asks for that backbone's flips between them.
     """
+
+    images_requested = Signal(object)  # core.drilldown.LevelFlips between the two levels around a click
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -74,7 +77,39 @@ class AccuracyPlot(QWidget):
         self._items: dict[str, dict] = {}
         self._points: list[tuple[float, float, str]] = []  # (x, y in view units, tooltip) of every marker
         self.view.scene().sigMouseMoved.connect(self._hover)
+        self._xy: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per backbone: x drawn, top-1 (%)
+        self.view.scene().sigMouseClicked.connect(self._click)
         self._redraw()
+
+    def flips_at(self, x: float, y: float):
+        """The flips of the curve nearest to (x, y) in data coordinates, between the levels either
+        side of x (None outside every curve)."""
+        from core.drilldown import LevelFlips
+
+        best = None
+        for name, (xs, ys) in self._xy.items():
+            j = int(np.searchsorted(xs, x)) - 1
+            if len(xs) < 2 or x < xs[0] or x > xs[-1]:
+                continue
+            j = min(max(j, 0), len(xs) - 2)
+            t = (x - xs[j]) / max(xs[j + 1] - xs[j], 1e-12)
+            dist = abs(ys[j] + t * (ys[j + 1] - ys[j]) - y)
+            if best is None or dist < best[0]:
+                best = (dist, name, j)
+        if best is None:
+            return None
+        _, name, j = best
+        levels = self._plotted[name]
+        return LevelFlips(name, levels[j], levels[j + 1])
+
+    def _click(self, evt) -> None:
+        pos = evt.scenePos()
+        if evt.button() != Qt.MouseButton.LeftButton or not self.plot.vb.sceneBoundingRect().contains(pos):
+            return
+        p = self.plot.vb.mapSceneToView(pos)
+        sel = self.flips_at(p.x(), p.y())
+        if sel is not None:
+            self.images_requested.emit(sel)
 
     def set_results(self, results: ResultsData) -> None:
         self.results = results
@@ -174,7 +209,7 @@ class AccuracyPlot(QWidget):
         if key != getattr(self, "_key", None):
             self._key = key
             self._reset()
-        self._plotted = {}
+        self._plotted, self._xy = {}, {}
         self._points = []
         xkey = self.x_mode.currentData()
         ticks: dict[float, str] = {}
@@ -203,6 +238,7 @@ class AccuracyPlot(QWidget):
             if it["top5"] is not None:
                 it["top5"].setData(xs, c.top5 * 100)
             self._plotted[name] = [int(v) for v in c.levels]
+            self._xy[name] = (np.asarray(xs, dtype=float), np.asarray(c.top1 * 100, dtype=float))
             self._remember_points(name, c, xs)
             self._mark_peak(name, c, xs, it)
             if self.show_controls.isChecked():

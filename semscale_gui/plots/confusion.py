@@ -70,6 +70,7 @@ class ConfusionPlot(_Heatmap):
     """True class (rows) vs predicted class (columns) at one level, from predictions.csv."""
 
     level_requested = Signal()
+    images_requested = Signal(object)  # core.drilldown.ConfusionCell of a clicked cell
 
     def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
         super().__init__(parent)
@@ -128,7 +129,17 @@ class ConfusionPlot(_Heatmap):
         self._wanted: tuple = ()
         self._token = 0  # bumped with each new predictions table (part of the cache key)
         self.empty_text.setText("the confusion matrix appears when predictions.csv is written")
+        self.cell_clicked.connect(self._select)
         self._redraw()
+
+    def _select(self, row: int, col: int) -> None:
+        """A click on a cell asks for its images (not on the column of classes not shown)."""
+        from core.drilldown import ConfusionCell
+
+        if self.data is None or col >= len(self._rows):
+            return
+        self.images_requested.emit(ConfusionCell(self.backbone.currentText(), int(self.data.level),
+                                         self.classes[int(self._rows[row])], self.classes[int(self._rows[col])]))
 
     def set_predictions(self, predictions: pd.DataFrame, classes: list[str],
                         frequency: Optional[np.ndarray] = None) -> None:

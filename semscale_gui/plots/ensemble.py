@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Optional
 
 import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..results_data import ResultsData
 from .base import _controls, _labelled, _style_plot, refill_combo, tick_font
@@ -19,7 +20,13 @@ ADAPTIVE_TITLES = {"global": "global weights", "nlc": "logit controller (NLC)", 
 
 class EnsemblePlot(QWidget):
     """Backbone synergy at one level: each backbone, the oracle, fixed ensembles, and the
-    k-shot adaptive ensembles (mean over splits) — the engine's backbones/ensembles tables."""
+    k-shot adaptive ensembles (mean over splits) — the engine's backbones/ensembles tables.
+
+    The buttons (or a click on a backbone's, the oracle's or a fixed ensemble's bar) ask for
+    the images behind the gap: those only one backbone gets right, and those the oracle gets
+    right and the chosen ensemble does not."""
+
+    images_requested = Signal(object)  # core.drilldown.SynergyImages
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -35,12 +42,44 @@ class EnsemblePlot(QWidget):
         self.summary.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addLayout(_controls(_labelled("names per class:", self.level)))
+        self.ensemble = QComboBox()
+        for key in ("mean_logits", "mean_probs", "majority_vote"):
+            self.ensemble.addItem(dict(FIXED_METHODS)[key], key)
+        self.only_one_btn = QPushButton("Images only one backbone gets right")
+        self.only_one_btn.clicked.connect(lambda: self.select("only_one"))
+        self.oracle_btn = QPushButton("Oracle right, ensemble wrong")
+        self.oracle_btn.clicked.connect(lambda: self.select("oracle_not_ensemble"))
+        lay.addLayout(_controls(_labelled("names per class:", self.level), self.only_one_btn, self.oracle_btn,
+                                _labelled("ensemble:", self.ensemble)))
         lay.addWidget(self.summary)
         lay.addWidget(self.view, 1)
         self.results = ResultsData()
         self.bars: list[tuple[str, float]] = []
+        self.view.scene().sigMouseClicked.connect(self._click)
         self._redraw()
+
+    def select(self, kind: str, ensemble: str = "") -> None:
+        """Ask for the images behind the synergy at the level shown (see the class docstring)."""
+        from core.drilldown import SynergyImages
+
+        if self.level.currentText():
+            self.images_requested.emit(SynergyImages(int(self.level.currentText()), kind,
+                                             ensemble or self.ensemble.currentData()))
+
+    def _click(self, evt) -> None:
+        pos = evt.scenePos()
+        if evt.button() != Qt.MouseButton.LeftButton or not self.plot.vb.sceneBoundingRect().contains(pos):
+            return
+        i = int(round(self.plot.vb.mapSceneToView(pos).y()))
+        if not 0 <= i < len(self._groups):
+            return
+        method = {t: k for k, t in FIXED_METHODS}.get(self.bars[i][0], "")
+        if self._groups[i] == 0:
+            self.select("only_one")
+        elif method == "oracle":
+            self.select("oracle_not_ensemble")
+        elif method in ("mean_logits", "mean_probs", "majority_vote"):
+            self.select("oracle_not_ensemble", method)
 
     def set_results(self, results: ResultsData) -> None:
         self.results = results
@@ -72,8 +111,11 @@ class EnsemblePlot(QWidget):
         plot = self.plot
         plot.clear()
         _style_plot(plot, "", "top-1 accuracy (%)")
+        enough = len(self.results.table("backbones")) > 0
+        self.only_one_btn.setEnabled(bool(self.level.currentText()) and enough)
+        self.oracle_btn.setEnabled(bool(self.level.currentText()) and enough)
         if not self.level.currentText():
-            self.bars = []
+            self.bars, self._groups = [], []
             self.summary.setText("Tick two or more backbones in the Run panel: the run then compares them, "
                                  "measures the oracle (any backbone right) and fits k-shot ensembles.")
             plot.getAxis("left").setTicks([[]])
@@ -81,6 +123,7 @@ class EnsemblePlot(QWidget):
         k = int(self.level.currentText())
         rows = self._rows(k)
         self.bars = [(t, v) for t, v, _ in rows]
+        self._groups = [g for _, _, g in rows]
         groups = [QColor("#0072B2"), QColor("#999999"), QColor("#D55E00"), QColor("#009E73")]
         for i, (title, v, g) in enumerate(rows):
             bar = pg.BarGraphItem(x0=[0], y=[i], height=0.7, width=[v * 100], brush=groups[g], pen=pg.mkPen("w"))

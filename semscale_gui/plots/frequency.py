@@ -27,6 +27,8 @@ class FrequencyPlot(QWidget):
 
     drawn = Signal()
 
+    images_requested = Signal(object)  # core.drilldown.ClassAtLevel of a clicked point
+
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.backbone = QComboBox()
@@ -149,4 +151,11 @@ class FrequencyPlot(QWidget):
         for pt in points[:1]:
             name = self._names[int(pt.data())]
             self.selected.symmetric_difference_update({name})
+            self.select_class(name)
         self._update_labels()
+
+    def select_class(self, cls: str) -> None:
+        """Ask for the images of one class at the level shown (a click on its point does this too)."""
+        from core.drilldown import ClassAtLevel
+
+        self.images_requested.emit(ClassAtLevel(self.backbone.currentText(), int(self.level.currentText()), cls))

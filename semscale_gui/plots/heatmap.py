@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QToolButton, QWidget
 
@@ -105,6 +105,7 @@ class _Heatmap(QWidget):
     """Shared parts of the matrix views: an ImageItem, a colour bar, name axes, zoom and a hover readout."""
 
     drawn = Signal()  # after each redraw (a view's data may arrive from a background task)
+    cell_clicked = Signal(int, int)  # row, column of the matrix shown
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -131,6 +132,7 @@ class _Heatmap(QWidget):
         self.empty_text.setFont(tick_font())
         self.plot.addItem(self.empty_text)
         self._proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._hover)
+        self.view.scene().sigMouseClicked.connect(self._click)
         self.matrix = np.zeros((0, 0))
         self.row_labels: list[str] = []
         self.col_labels: list[str] = []
@@ -182,6 +184,19 @@ class _Heatmap(QWidget):
             self.view.setToolTip(text)
         elif 0 <= row < self.matrix.shape[0] and col < 0:  # over the row names
             self.view.setToolTip(self.row_labels[row] if row < len(self.row_labels) else "")
+
+    def cell_at(self, scene_pos: QPointF) -> Optional[tuple[int, int]]:
+        """(row, column) of the matrix under a scene position, or None."""
+        if self.matrix.size == 0 or not self.plot.vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        p: QPointF = self.plot.vb.mapSceneToView(scene_pos)
+        col, row = int(math.floor(p.x())), int(math.floor(p.y()))
+        return (row, col) if 0 <= row < self.matrix.shape[0] and 0 <= col < self.matrix.shape[1] else None
+
+    def _click(self, evt) -> None:
+        cell = self.cell_at(evt.scenePos())
+        if cell is not None and evt.button() == Qt.MouseButton.LeftButton:
+            self.cell_clicked.emit(*cell)
 
     def describe_cell(self, row: int, col: int) -> str:  # overridden
         return ""

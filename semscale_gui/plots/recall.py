@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from ..class_order import ClassSelection, frequency_of, select_classes
@@ -42,6 +43,8 @@ def recall_pivot(per_class: list[dict], frequency_rows: list[dict], backbone: st
 class RecallHeatmap(_Heatmap):
     """Per-class recall (rows) across levels (columns): which classes gain or lose names."""
 
+    images_requested = Signal(object)  # core.drilldown.ClassAtLevel of a clicked cell
+
     def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
         super().__init__(parent)
         self.cache = cache or analysis_cache()
@@ -64,7 +67,13 @@ class RecallHeatmap(_Heatmap):
         self._classes: list[str] = []
         self._levels: list[int] = []
         self._wanted: tuple = ()
+        self.cell_clicked.connect(self._select)
         self._redraw()
+
+    def _select(self, row: int, col: int) -> None:
+        from core.drilldown import ClassAtLevel
+
+        self.images_requested.emit(ClassAtLevel(self.backbone.currentText(), self._levels[col], self._classes[row]))
 
     def set_results(self, results: ResultsData) -> None:
         self.results = results

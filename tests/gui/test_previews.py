@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PANELS = ["dataset_browser", "synonym_editor", "template_editor", "run_panel", "backbone_picker", "plots",
+PANELS = ["dataset_browser", "synonym_editor", "template_editor", "run_panel", "backbone_picker", "plots", "gallery",
           "results_panel", "log_view", "kshot_plot"]
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -133,3 +133,23 @@ def open_source(src: dict) -> Image.Image:
     if opener is None:
         raise BadImage(f"unknown image source '{src['kind']}'")
     return opener(src)
+
+
+DEFAULT_SPLITS = ("test", "validation", "valid", "val")
+
+
+def choose_split(available: list[str], wanted: str | None, where, field: str = "split") -> str:
+    """``wanted`` if available; else test, then validation, then the only split (InputError otherwise)."""
+    from ..errors import InputError
+
+    listed = ", ".join(available) or "none"
+    if wanted:
+        if wanted not in available:
+            raise InputError(f"no split '{wanted}' (splits: {listed})", file=where, field=field)
+        return wanted
+    for s in DEFAULT_SPLITS:
+        if s in available:
+            return s
+    if len(available) == 1:
+        return available[0]
+    raise InputError(f"no test or validation split; choose one with --split ({listed})", file=where, field=field)

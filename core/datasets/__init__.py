@@ -26,12 +26,13 @@ from .webdataset import TarDataset, TarRecord, is_shard_source, load_shards  # n
 from .cifar import is_cifar_folder, load_cifar  # noqa: E402
 from .huggingface import load_hub, load_saved  # noqa: E402
 from .parquet import load_parquet  # noqa: E402
+from .tv import load_torchvision  # noqa: E402
 from .manifest import MANIFEST_SUFFIXES, load_manifest  # noqa: E402
 from .imagefolder import load_image_folder  # noqa: E402
 
 __all__ = [
     "Dataset", "DatasetOptions", "ImageRecord", "Reader", "TarDataset", "TarRecord", "ValidationReport",
     "MANIFEST_SUFFIXES", "detect", "is_cifar_folder", "is_shard_source", "load_cifar", "load_dataset",
-    "load_hub", "load_image_folder", "load_manifest", "load_parquet", "load_saved", "load_shards", "open_source", "printable", "readers", "register",
+    "load_hub", "load_image_folder", "load_manifest", "load_parquet", "load_saved", "load_torchvision", "load_shards", "open_source", "printable", "readers", "register",
     "register_source", "validate",
 ]

@@ -266,7 +266,7 @@ def cmd_validate(args) -> int:
     from .labels import load_labels
 
     ds = load_dataset(args.dataset, allow_absolute=args.allow_absolute_paths, **dataset_options(args))
-    labels = load_labels(args.labels) if args.labels else None
+    labels = load_labels(args.labels, ds.classes, args.data_root) if args.labels else None
     report = validate(ds, labels, check_images=not args.quick)
     print(report.to_text())
     return EXIT_OK
@@ -294,10 +294,16 @@ def cmd_suggest(args) -> int:
     """Fill a labels file (or a bare class list) up to --per-class names from WordNet / embedding neighbours."""
     from .backbones import BackboneSpec, load_backbone
     from .cache import EmbeddingCache
-    from .labels import load_labels, load_templates
     from . import synonyms as syn
+    from .benchmark_presets import is_preset, preset_labels
+    from .labels import load_labels, load_templates
 
-    labels = load_labels(args.labels) if args.labels else syn.load_class_list(args.classes)
+    if args.labels:
+        labels = load_labels(args.labels, data_root=args.data_root)
+    elif is_preset(args.classes):
+        labels = preset_labels(args.classes, data_root=args.data_root)
+    else:
+        labels = syn.load_class_list(args.classes)
     if args.per_class < 1:
         raise InputError(f"must be at least 1, got {args.per_class}", field="per-class")
     sources = []
@@ -417,14 +423,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--embeddings", action="append", metavar="STORE",
                    help="embedding store written by 'semscale embed': score its embeddings instead of images "
                         "(repeat, one store per backbone; --model optional, default: each store's backbone)")
-    s.add_argument("--labels", help="labels file (CSV class,synonym rows or JSON {class: [names]}); default: class names")
+    s.add_argument("--labels", help="labels file (CSV class,synonym rows or JSON {class: [names]}) or "
+                                    "clip_benchmark:NAME; default: class names")
     s.add_argument("--model", action="append",
                    help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID or a config .json; repeat for several "
                         "backbones (MODEL@TAG or MODEL=CHECKPOINT per backbone)")
     w = s.add_mutually_exclusive_group()
     w.add_argument("--pretrained", help="open_clip pretrained tag (see 'semscale models')")
     w.add_argument("--checkpoint", help="local checkpoint (state dict) file")
-    s.add_argument("--templates", default="simple", help="preset openai|simple|plain or a file, one template per line")
+    s.add_argument("--templates", default="simple",
+                   help="preset openai|simple|plain|clip_benchmark:NAME or a file, one template per line")
     s.add_argument("--levels", help="comma-separated names-per-class levels (default 1,2,4,… up to the longest list)")
     s.add_argument("--mode", choices=("flat", "pooled"), default="flat")
     s.add_argument("--orderings", type=int, default=1, help="number of name orderings (1 = the file's ranking)")
@@ -501,8 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("suggest", help="add ranked synonyms per class (WordNet or embedding neighbours) to a labels file")
     gi = g.add_mutually_exclusive_group(required=True)
     gi.add_argument("--labels", help="labels file to extend (CSV class,synonym[,source] or JSON)")
-    gi.add_argument("--classes", help="class list: imagenet|cifar10|cifar100, a text file (one per line), CSV, JSON, "
-                                      "or a dataset folder")
+    gi.add_argument("--classes", help="class list: imagenet|cifar10|cifar100, clip_benchmark:NAME, a text file (one per "
+                                      "line), CSV, JSON, or a dataset folder")
+    g.add_argument("--data-root", help="torchvision datasets folder, for clip_benchmark:NAME presets whose names are "
+                                       "torchvision's (e.g. food101)")
     g.add_argument("--source", action="append", metavar="wordnet|neighbours",
                    help="where names come from (repeat or comma-separate to combine, in order; default wordnet)")
     g.add_argument("--per-class", type=int, required=True, help="names per class to reach (existing names included)")

@@ -233,7 +233,8 @@ def _prepare(config: SweepConfig):
     dataset = store_data if store_data is not None else load_dataset(
         config.dataset, allow_absolute=config.allow_absolute_paths, split=config.split,
         image_column=config.image_column, label_column=config.label_column, data_root=config.data_root)
-    labels = load_labels(config.labels) if config.labels else labels_from_classes(dataset.classes)
+    labels = (load_labels(config.labels, dataset.classes, config.data_root) if config.labels
+              else labels_from_classes(dataset.classes))
     templates = load_templates(config.templates)
     levels = parse_levels(config.levels, labels.max_names)
     freq = load_class_frequency(config.class_frequency) if config.class_frequency else None

@@ -85,6 +85,15 @@ def preset_names() -> list[str]:
     return sorted(set(_json(CLASSNAMES_FILE)) | set(FROM_TORCHVISION))
 
 
+def template_names() -> list[str]:
+    """Datasets with CLIP_benchmark template lists ([] when clip_benchmark is not installed)."""
+    try:
+        table = _json(TEMPLATES_FILE)
+    except InputError:
+        return []
+    return sorted(k for k, v in table.items() if isinstance(v, list))
+
+
 def benchmark_templates(spec: str) -> list[str]:
     key = preset_key(spec) if is_preset(spec) else spec
     table = _json(TEMPLATES_FILE)

@@ -30,6 +30,7 @@ import functools
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -56,7 +57,8 @@ class _TableFile:
 
         self.path = path
         self.parquet = path.lower().endswith((".parquet", ".pq"))
-        self._group: tuple[Optional[int], Optional[str], object] = (None, None, None)
+        self._group: tuple[Optional[int], Optional[str], object] = (None, None, None)  # the last row group read
+        self._lock = threading.Lock()
         if self.parquet:
             self.file = pq.ParquetFile(path, memory_map=True)
             starts, n = [], 0
@@ -78,9 +80,12 @@ class _TableFile:
         import bisect
 
         g = bisect.bisect_right(self.starts, row) - 1
-        if self._group[0] != g or self._group[1] != column:
-            self._group = (g, column, self.file.read_row_group(g, columns=[column]).column(0))
-        return self._group[2][row - self.starts[g]].as_py()
+        group = self._group  # one read of the shared slot: threads (thumbnails) may replace it meanwhile
+        if group[0] != g or group[1] != column:
+            with self._lock:
+                group = (g, column, self.file.read_row_group(g, columns=[column]).column(0))
+            self._group = group
+        return group[2][row - self.starts[g]].as_py()
 
 
 @functools.lru_cache(maxsize=16)
@@ -149,8 +154,10 @@ class ArrowRowsDataset(Dataset):
     source_name: str = ""  # what the user gave (a folder, a file, an hf: id) and the split
 
     def describe(self) -> str:
-        return (f"{self.kind} dataset {self.source_name or self.root}: {len(self.records)} images in "
-                f"{len(self.classes)} classes (images in column '{self.image_column}')")
+        kind = {"huggingface": "Hugging Face"}.get(self.kind, self.kind)
+        column = "" if self.image_column.lower() in IMAGE_NAMES else f" (images in column '{self.image_column}')"
+        return (f"{kind} dataset {self.source_name or self.root}: {len(self.records)} images in "
+                f"{len(self.classes)} classes{column}")
 
     def _cell(self, r: RowRecord):
         return _image_value(read_cell(r.file, r.row, self.image_column))

@@ -1,7 +1,7 @@
 """torchvision datasets by name: ``tv:CIFAR10``, ``tv:Food101``, ``tv:OxfordIIITPet``, …
 
 The dataset is opened with torchvision's own class under ``--data-root`` (default: a
-``torchvision`` folder in the user data folder, or ``$SEMSCALE_DATA_DIR``): a root that
+``torchvision`` folder in the user data folder, ``$SEMSCALE_DATA_DIR`` if set): a root that
 already holds it is used as is (offline); otherwise it is downloaded there
 (``download=True``) when the machine is online, and the error says how to bring a copy
 when it is not. Class names come from the dataset object (``classes``; numbers where
@@ -76,10 +76,10 @@ def default_data_root() -> Path:
     """Where ``tv:`` datasets live unless ``--data-root`` says otherwise."""
     env = os.environ.get(DATA_ENV)
     if env:
-        return Path(env).expanduser()
+        return Path(env).expanduser() / "torchvision"
     from platformdirs import user_data_dir
 
-    return Path(user_data_dir("semscale")) / "torchvision"
+    return Path(user_data_dir("semscale", appauthor=False)) / "torchvision"
 
 
 def _class_name(c) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Sequence
@@ -61,6 +62,9 @@ def preset_key(spec: str) -> str:
 
 def package_folder() -> Path:
     """The ``clip_benchmark/datasets`` folder of the installed package (not imported)."""
+    frozen = Path(getattr(sys, "_MEIPASS", "")) / "clip_benchmark" / "datasets"  # the packaged app's copy
+    if getattr(sys, "frozen", False) and (frozen / CLASSNAMES_FILE).is_file():
+        return frozen
     spec = importlib.util.find_spec("clip_benchmark")
     if spec is None or not spec.submodule_search_locations:
         raise InputError("CLIP_benchmark presets need the clip_benchmark package: pip install 'semscale[benchmarks]' "

@@ -213,3 +213,20 @@ def test_same_images_as_folder_save_to_disk_and_parquet_give_identical_predictio
     assert list(runs["parquet"][0]["image"]) == list(base["image"])
     assert list(runs["saved"][0]["image"][:2]) == ["00/000.png", "01/001.png"]  # basenames repeat: row-prefixed
     assert (base["correct"].mean()) > 0.5  # the demo model does classify the demo images
+
+
+def test_cli_validate_reports_on_hf_folders_and_names_bad_splits(image_folder, tmp_path, capsys):
+    from core.cli import EXIT_INPUT, EXIT_OK, main
+
+    full = hf_from_folder(image_folder)
+    datasets.DatasetDict({"train": full, "validation": full.select(range(8))}).save_to_disk(str(tmp_path / "dd"))
+    capsys.readouterr()
+    assert main(["validate", "--dataset", str(tmp_path / "dd"), "--split", "train"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "(huggingface), 16 images, 4 classes" in out and "Unreadable files: none" in out
+    assert main(["validate", "--dataset", str(tmp_path / "dd"), "--split", "test"]) == EXIT_INPUT
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "dataset_dict.json" in err and "'split'" in err
+    assert main(["validate", "--dataset", str(tmp_path / "dd"), "--image-column", "pixels"]) == EXIT_INPUT
+    err = capsys.readouterr().err.strip()
+    assert "no column 'pixels'" in err and "data-00000-of-00001.arrow" in err and "image-column" in err

@@ -230,13 +230,16 @@ def _is_image_type(t) -> bool:
 
 
 def has_image_column(schema) -> bool:
-    """True when a table looks like images (an ``Image`` feature or a bytes struct)."""
+    """True when a table holds images: an ``Image`` feature, a bytes struct, or binary cells
+    in a table without the ``path`` column of a manifest."""
     feats = features_of(schema)
     if any(_ftype(f) == "Image" for f in feats.values()):
         return True
     import pyarrow as pa
 
-    return any(pa.types.is_struct(f.type) and _is_image_type(f.type) for f in schema)
+    if any(pa.types.is_struct(f.type) and _is_image_type(f.type) for f in schema):
+        return True
+    return "path" not in [n.lower() for n in schema.names] and any(_is_image_type(f.type) for f in schema)
 
 
 def choose_columns(schema, features: dict, image_column: Optional[str], label_column: Optional[str],
@@ -316,17 +319,17 @@ def list_rows(files: Sequence[str], root: Path, kind: str, features: dict, image
                 if label not in pf.schema_arrow.names or image not in pf.schema_arrow.names:
                     raise InputError(f"missing column '{label if label not in pf.schema_arrow.names else image}'",
                                      file=f, field="label-column" if label not in pf.schema_arrow.names else "image-column")
-                is_struct = pa.types.is_struct(pf.schema_arrow.field(image).type)
-                cols = [label] + ([f"{image}.path"] if is_struct else [])
-                t = pq.read_table(f, columns=cols)
+                itype = pf.schema_arrow.field(image).type
+                has_path = pa.types.is_struct(itype) and itype.get_field_index("path") >= 0
+                t = pq.read_table(f, columns=[label] + ([f"{image}.path"] if has_path else []))
                 labs = t.column(0).to_pylist()
-                paths = t.column(1).to_pylist() if is_struct else [None] * len(labs)
+                paths = t.column(1).to_pylist() if has_path else [None] * len(labs)
             else:
                 t = _table_file(f, os.getpid()).table
                 labs = t.column(label).to_pylist()
                 col = t.column(image)
-                paths = (pc.struct_field(col, "path").to_pylist() if pa.types.is_struct(col.type)
-                         else [None] * len(labs))
+                has_path = pa.types.is_struct(col.type) and col.type.get_field_index("path") >= 0
+                paths = pc.struct_field(col, "path").to_pylist() if has_path else [None] * len(labs)
         except InputError:
             raise
         except (OSError, pa.ArrowException) as e:

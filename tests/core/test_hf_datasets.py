@@ -230,3 +230,19 @@ def test_cli_validate_reports_on_hf_folders_and_names_bad_splits(image_folder, t
     assert main(["validate", "--dataset", str(tmp_path / "dd"), "--image-column", "pixels"]) == EXIT_INPUT
     err = capsys.readouterr().err.strip()
     assert "no column 'pixels'" in err and "data-00000-of-00001.arrow" in err and "image-column" in err
+
+
+def test_plain_binary_and_bytes_only_image_columns(tmp_path):
+    """Parquet written without the datasets library: images as binary, or a struct with bytes only."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = [_png(i) for i in range(3)]
+    pq.write_table(pa.table({"img": pa.array(data, pa.binary()), "labels": ["x", "y", "x"]}), tmp_path / "bin.parquet")
+    ds = load_dataset(tmp_path / "bin.parquet", image_column="img")
+    assert ds.image_column == "img" and ds.classes == ["x", "y"] and [r.id for r in ds.records] == ["0", "1", "2"]
+    assert ds.content_hash(1) == hashlib.sha256(data[1]).hexdigest()
+    struct = pa.array([{"bytes": d} for d in data], pa.struct([("bytes", pa.binary())]))
+    pq.write_table(pa.table({"image": struct, "label": ["a", "b", "c"]}), tmp_path / "struct.parquet")
+    ds = load_dataset(tmp_path / "struct.parquet")  # detected by shape: a struct with a bytes field
+    assert ds.kind == "parquet" and np.asarray(ds.open(2))[0, 0, 0] == 60

@@ -246,3 +246,19 @@ def test_plain_binary_and_bytes_only_image_columns(tmp_path):
     pq.write_table(pa.table({"image": struct, "label": ["a", "b", "c"]}), tmp_path / "struct.parquet")
     ds = load_dataset(tmp_path / "struct.parquet")  # detected by shape: a struct with a bytes field
     assert ds.kind == "parquet" and np.asarray(ds.open(2))[0, 0, 0] == 60
+
+
+def test_embedding_store_from_a_dataset_dict_split(tiny_model, image_folder, tmp_path):
+    """`semscale embed` reads a DatasetDict split in work shards; the rows match the folder's."""
+    from core.store import open_store
+    from tests.core.test_store import embed_local
+
+    full = hf_from_folder(image_folder)
+    datasets.DatasetDict({"train": full.select(range(4)), "test": full}).save_to_disk(str(tmp_path / "dd"))
+    res = embed_local(tiny_model, str(tmp_path / "dd"), tmp_path / "store-hf", tmp_path, split="test")
+    ref = embed_local(tiny_model, str(image_folder), tmp_path / "store-folder", tmp_path)
+    assert res.complete and res.n_rows == 16 and res.n_shards == 4
+    hf_store, folder_store = open_store(tmp_path / "store-hf"), open_store(tmp_path / "store-folder")
+    assert hf_store.labels == folder_store.labels
+    np.testing.assert_allclose(np.asarray(hf_store.embeddings), np.asarray(folder_store.embeddings), atol=1e-6)
+    assert ref.images_encoded == 0  # the folder's images were already cached under the same content keys

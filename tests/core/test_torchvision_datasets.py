@@ -1,8 +1,8 @@
 """torchvision datasets by name: each layout built here (tiny) exactly as torchvision's download
 leaves it, opened by torchvision's own class through ``tv:NAME``.
 
-Layouts tested: Food101, OxfordIIITPet, DTD, EuroSAT, GTSRB, FGVCAircraft, Country211, SUN397
-(file records) and MNIST (array records). CIFAR10/100, STL10, SVHN and Flowers102 verify the
+Layouts tested: Food101, OxfordIIITPet, DTD, EuroSAT, GTSRB, FGVCAircraft, Country211, SUN397,
+RenderedSST2, Imagenette (file records) and MNIST (array records). CIFAR10/100, STL10, SVHN and Flowers102 verify the
 MD5 of their downloaded archives' files on load, which no locally built file can pass.
 """
 
@@ -121,8 +121,22 @@ def mnist(root):
             "8 - eight", "9 - nine"], 3
 
 
+def rendered_sst2(root):
+    for i, (cls, fn) in enumerate([("negative", "0001.png"), ("positive", "0002.png"), ("positive", "0003.png")]):
+        (root / "rendered-sst2" / "test" / cls).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((8, 8, 3), 50 * i, np.uint8)).save(root / "rendered-sst2" / "test" / cls / fn)
+    return ["negative", "positive"], 3
+
+
+def imagenette(root):
+    for i, (wnid, fn) in enumerate([("n01440764", "a.JPEG"), ("n02102040", "b.JPEG")]):
+        jpg(root / "imagenette2" / "val" / wnid / fn, i)
+    return ["tench", "English springer"], 2  # the first of torchvision's names for each wnid present
+
+
 LAYOUTS = {"Food101": food101, "OxfordIIITPet": pets, "DTD": dtd, "EuroSAT": eurosat, "GTSRB": gtsrb,
-           "FGVCAircraft": aircraft, "Country211": country211, "SUN397": sun397, "MNIST": mnist}
+           "FGVCAircraft": aircraft, "Country211": country211, "SUN397": sun397, "MNIST": mnist,
+           "RenderedSST2": rendered_sst2, "Imagenette": imagenette}
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
@@ -132,7 +146,8 @@ def test_layout_loads_by_name_through_torchvision(name, tmp_path):
     assert ds.kind == "torchvision" and ds.classes == classes and len(ds) == n
     assert len({r.id for r in ds.records}) == n
     # the same images, in the same order, as torchvision's own __getitem__ returns them
-    kw = {"train": False} if name == "MNIST" else ({} if name in ("EuroSAT", "SUN397") else {"split": "test"})
+    kw = {"train": False} if name == "MNIST" else ({} if name in ("EuroSAT", "SUN397") else
+                                                   {"split": "val" if name == "Imagenette" else "test"})
     own = getattr(tvd, name)(str(tmp_path), **kw)
     for i in range(n):
         img, target = own[i]

@@ -168,18 +168,6 @@ class ArrowRowsDataset(Dataset):
             return _open_cell(r.file, r.row, self.image_column, self.root)
         return super().open(i)
 
-    def content_bytes(self, i: int) -> bytes:
-        r = self.records[i]
-        if not isinstance(r, RowRecord):
-            return super().content_bytes(i)
-        data, stored = self._cell(r)
-        if data is None:
-            local = _local_file(stored, self.root)
-            if local is None:
-                raise FileNotFoundError(f"row {r.row} of {Path(r.file).name} has no image bytes")
-            return local.read_bytes()
-        return data
-
     def content_hash(self, i: int) -> str:
         r = self.records[i]
         if not isinstance(r, RowRecord):

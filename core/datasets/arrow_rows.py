@@ -18,8 +18,9 @@ Column conventions (those of ``datasets``):
   problem, not scored.
 
 An image's id is its stored path (absolute paths relative to their common folder, so the
-images of an ImageFolder keep their ``class/file`` ids; prefixed with the row number when
-stored paths repeat),
+images of an ImageFolder keep their ``class/file`` ids; ``class/path`` when stored file
+names repeat across classes, as ``save_to_disk`` keeps only file names; ``row/path`` when
+they repeat even so),
 else its row number; its cache key is the SHA-256 of its bytes — the same key as the same
 image read from a file.
 """
@@ -270,6 +271,19 @@ def class_names(features: dict, label: str) -> Optional[list[str]]:
 # ---------------------------------------------------------------- listing
 
 
+def _row_ids(stored: list, labels: list) -> list[str]:
+    """Stored paths when unique; else ``class/path`` when that is unique (a folder's own ids);
+    else ``row/path``; the row number where no path is stored."""
+    width = len(str(max(len(stored) - 1, 0)))
+    usable = [p for p in stored if p]
+    if len(set(usable)) == len(usable):
+        return [str(p) if p else f"{i:0{width}d}" for i, p in enumerate(stored)]
+    keyed = [f"{lab}/{p}" for p, lab in zip(stored, labels) if p]
+    if len(set(keyed)) == len(keyed):
+        return [f"{lab}/{p}" if p else f"{i:0{width}d}" for i, (p, lab) in enumerate(zip(stored, labels))]
+    return [f"{i:0{width}d}/{p}" if p else f"{i:0{width}d}" for i, p in enumerate(stored)]
+
+
 def _shorten(stored: list) -> list:
     """Absolute stored paths (the writer's machine) relative to their common folder: ``cls/img.png``."""
     usable = [p for p in stored if p]
@@ -325,28 +339,25 @@ def list_rows(files: Sequence[str], root: Path, kind: str, features: dict, image
         labels += labs
         stored += paths
         where += [(f, r) for r in range(len(labs))]
-    n = len(labels)
-    width = len(str(max(n - 1, 0)))
     stored = _shorten(stored)
-    usable = [p for p in stored if p]
-    unique = len(set(usable)) == len(usable)
-    records: list[ImageRecord] = []
-    problems: list[tuple[str, str]] = []
-    for i, (lab, p, (f, r)) in enumerate(zip(labels, stored, where)):
-        rid = (str(p) if unique else f"{i:0{width}d}/{p}") if p else f"{i:0{width}d}"
-        if lab is None or (isinstance(lab, int) and lab == -1):
-            problems.append((rid, f"row {r} of {Path(f).name} has no label in column '{label}'"))
-            continue
-        if names is not None:
+    resolved: list[Optional[str]] = []  # class name per row, None for an unlabelled row
+    for lab, (f, r) in zip(labels, where):
+        if lab is None or (isinstance(lab, int) and not isinstance(lab, bool) and lab == -1):
+            resolved.append(None)
+        elif names is not None:
             if isinstance(lab, bool) or not isinstance(lab, int) or not 0 <= lab < len(names):
                 raise InputError(f"label {lab!r} in row {r} is outside the {len(names)} ClassLabel names",
                                  file=f, field=label)
-            lab = names[lab]
+            resolved.append(names[lab])
         else:
-            lab = str(lab).strip()
-            if not lab:
-                problems.append((rid, f"row {r} of {Path(f).name} has an empty label in column '{label}'"))
-                continue
+            resolved.append(str(lab).strip() or None)
+    ids = _row_ids(stored, resolved)
+    records: list[ImageRecord] = []
+    problems: list[tuple[str, str]] = []
+    for rid, lab, (f, r) in zip(ids, resolved, where):
+        if lab is None:
+            problems.append((rid, f"row {r} of {Path(f).name} has no label in column '{label}'"))
+            continue
         records.append(RowRecord(id=rid, label=lab, row=r, file=f))
     if not records and problems:
         raise InputError(f"no labelled rows in column '{label}' (an unlabelled split? choose another with --split)",

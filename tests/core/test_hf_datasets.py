@@ -41,8 +41,8 @@ def test_save_to_disk_folder_reads_like_the_image_folder(image_folder, tmp_path)
     ds = load_dataset(tmp_path / "hf")
     assert ds.kind == "huggingface" and ds.classes == NAMES and len(ds) == 16
     assert [r.label for r in ds.records] == [r.label for r in folder_ds.records]
-    # stored paths repeat across classes (000.png in every class): ids carry the row number
-    assert ds.records[0].id == "00/000.png" and len({r.id for r in ds.records}) == 16
+    # save_to_disk keeps file names only (000.png in every class): ids become class/file, the folder's own
+    assert [r.id for r in ds.records] == [r.id for r in folder_ds.records]
     for i in (0, 7, 15):  # same bytes -> same cache key, same pixels
         assert ds.content_hash(i) == hashlib.sha256(folder_ds.records[i].path.read_bytes()).hexdigest()
         assert np.array_equal(np.asarray(ds.open(i)), np.asarray(folder_ds.open(i)))
@@ -125,6 +125,9 @@ def test_bad_rows_and_bad_files(tmp_path):
     datasets.Dataset.from_dict(rows, features=feats).to_parquet(str(tmp_path / "bad.parquet"))
     ds = load_dataset(tmp_path / "bad.parquet")
     assert [r.id for r in ds.records] == ["0", "1", "2"]  # no stored path: the row number
+    same = {"image": [{"bytes": _png(k), "path": "x.png"} for k in range(3)], "label": [0, 0, 1]}
+    datasets.Dataset.from_dict(same, features=feats).to_parquet(str(tmp_path / "same.parquet"))
+    assert [r.id for r in load_dataset(tmp_path / "same.parquet").records] == ["0/x.png", "1/x.png", "2/x.png"]
     report = validate(ds)
     assert len(report.unreadable) == 1 and report.unreadable[0][0] == "1"
     assert "row 1 of bad.parquet" in report.unreadable[0][1]
@@ -211,7 +214,7 @@ def test_same_images_as_folder_save_to_disk_and_parquet_give_identical_predictio
         assert summ["demo-resnet"]["images_from_cache"] == 20 and summ["demo-resnet"]["images_encoded"] == 0
     # ids: to_parquet keeps the absolute paths, shortened to the folder's own class/file ids
     assert list(runs["parquet"][0]["image"]) == list(base["image"])
-    assert list(runs["saved"][0]["image"][:2]) == ["00/000.png", "01/001.png"]  # basenames repeat: row-prefixed
+    assert list(runs["saved"][0]["image"]) == list(base["image"])  # file names repeat: class/file ids
     assert (base["correct"].mean()) > 0.5  # the demo model does classify the demo images
 
 

@@ -140,9 +140,11 @@ class DatasetBrowser(QWidget):
 
     def _build(self) -> None:
         self.open_folder_btn = QPushButton(icon("open"), "Open folder…")
-        self.open_folder_btn.setToolTip("An ImageFolder tree (root/<class>/<images>) or a CIFAR python folder")
-        self.open_file_btn = QPushButton(icon("open"), "Open manifest…")
-        self.open_file_btn.setToolTip("A CSV/Parquet manifest with path,label columns, or a CIFAR batch file")
+        self.open_folder_btn.setToolTip("An ImageFolder tree (root/<class>/<images>), a CIFAR python folder, a "
+                                        "Hugging Face save_to_disk folder or a folder of parquet shards")
+        self.open_file_btn = QPushButton(icon("open"), "Open file…")
+        self.open_file_btn.setToolTip("A CSV/Parquet manifest with path,label columns, a parquet file with an image "
+                                      "column (Hugging Face), a CIFAR batch file or a WebDataset .tar shard")
         self.recent = QComboBox()
         self.recent.setMinimumContentsLength(30)
         self.recent.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -150,7 +152,7 @@ class DatasetBrowser(QWidget):
         self.recent.activated.connect(self._open_recent)
         self.open_folder_btn.clicked.connect(self.choose_folder)
         self.open_file_btn.clicked.connect(self.choose_file)
-        self.summary = QLabel("Drop a dataset folder or manifest here, or use Open.")
+        self.summary = QLabel("Drop a dataset folder, manifest, parquet file or Hugging Face folder here, or use Open.")
         self.summary.setStyleSheet("color: #444;")
         top = QHBoxLayout()
         top.addWidget(self.open_folder_btn)
@@ -242,8 +244,10 @@ class DatasetBrowser(QWidget):
     def choose_file(self) -> None:
         start = settings.get_str("last/dataset_dir", str(Path.home()))
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open manifest or CIFAR batch", start,
-            "Manifests (*.csv *.tsv *.parquet *.pq);;CIFAR batches (*batch* test);;All files (*)")
+            self, "Open dataset file", start,
+            "Datasets (*.csv *.tsv *.parquet *.pq *.tar *batch* test);;Manifests (*.csv *.tsv *.parquet *.pq);;"
+            "Hugging Face parquet (*.parquet *.pq);;WebDataset shards (*.tar);;CIFAR batches (*batch* test);;"
+            "All files (*)")
         if path:
             self.open_path(path)
 

@@ -326,6 +326,10 @@ class SynonymEditor(QWidget):
         menu = QMenu(classes_btn)
         menu.addAction(self.add_class_action)
         menu.addAction(self.remove_class_action)
+        menu.addSeparator()
+        self.benchmark_menu = menu.addMenu("CLIP_benchmark class names")
+        self.benchmark_menu.setToolTip("Replace the names with LAION CLIP_benchmark's curated names of a benchmark")
+        self.benchmark_menu.aboutToShow.connect(self._fill_benchmark_menu)
         classes_btn.setMenu(menu)
         tb.addWidget(classes_btn)
         tb.addSeparator()
@@ -488,6 +492,39 @@ class SynonymEditor(QWidget):
         for w in labels.warnings:
             if "duplicate name" in w:
                 self.status_message.emit(w)
+        return True
+
+    def _fill_benchmark_menu(self) -> None:
+        """Listed when first opened: the names come from the installed clip_benchmark package."""
+        if self.benchmark_menu.actions():
+            return
+        from core.benchmark_presets import PREFIX, preset_names
+        from core.errors import InputError
+
+        try:
+            names = preset_names()
+        except InputError as e:
+            a = self.benchmark_menu.addAction("clip_benchmark is not installed")
+            a.setEnabled(False)
+            a.setToolTip(str(e))
+            return
+        for name in names:
+            a = self.benchmark_menu.addAction(name)
+            a.triggered.connect(lambda _checked=False, n=name: self.load_benchmark_classes(PREFIX + n))
+
+    def load_benchmark_classes(self, spec: str) -> bool:
+        """Replace the names with a CLIP_benchmark preset, matched to the open dataset's classes (undoable)."""
+        from core.benchmark_presets import preset_labels
+        from core.errors import InputError
+
+        try:
+            labels = preset_labels(spec, dataset_classes=self.doc.data_classes or None)
+        except InputError as e:
+            show_error(self, "Cannot load the CLIP_benchmark names", str(e))
+            return False
+        self.doc.load_labelset(labels, undoable=True, text=f"Load {spec}")
+        for w in labels.warnings:
+            self.status_message.emit(w)
         return True
 
     def current_cell(self) -> Optional[tuple[str, int]]:

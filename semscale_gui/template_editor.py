@@ -1,5 +1,6 @@
-"""Prompt templates: a preset (open_clip's OpenAI / simple ImageNet sets, or one plain
-template) or the user's own lines, validated as they type."""
+"""Prompt templates: a preset (open_clip's OpenAI / simple ImageNet sets, one plain
+template, or CLIP_benchmark's per-dataset sets when it is installed) or the user's own
+lines, validated as they type."""
 
 from __future__ import annotations
 
@@ -14,6 +15,18 @@ from .tasks import run_task
 PRESET_TITLES = {"openai": "OpenAI ImageNet", "simple": "simple ImageNet", "plain": "plain", "custom": "custom"}
 
 
+def preset_titles() -> dict[str, str]:
+    """The built-in presets, then CLIP_benchmark's (``clip_benchmark:NAME``) where installed."""
+    from core.benchmark_presets import PREFIX, template_names
+
+    titles = dict(PRESET_TITLES)
+    custom = titles.pop("custom")
+    for name in template_names():
+        titles[PREFIX + name] = f"CLIP_benchmark: {name}"
+    titles["custom"] = custom
+    return titles
+
+
 class TemplateEditor(QWidget):
     """``value()`` is a preset name or a list of template strings (what SweepConfig takes)."""
 
@@ -22,7 +35,8 @@ class TemplateEditor(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.preset = QComboBox()
-        for key, title in PRESET_TITLES.items():
+        self.titles = preset_titles()
+        for key, title in self.titles.items():
             self.preset.addItem(title, key)
         self.text = QPlainTextEdit()
         self.text.setPlaceholderText("One template per line, with {} where the name goes, e.g.\na photo of a {}.")
@@ -56,7 +70,7 @@ class TemplateEditor(QWidget):
         return [ln.strip() for ln in self.text.toPlainText().splitlines() if ln.strip() and not ln.strip().startswith("#")]
 
     def set_value(self, value: Any) -> None:
-        if isinstance(value, str) and value in PRESET_TITLES and value != "custom":
+        if isinstance(value, str) and value in self.titles and value != "custom":
             self.preset.setCurrentIndex(self.preset.findData(value))
             self._preset_changed()
         else:
@@ -85,8 +99,14 @@ class TemplateEditor(QWidget):
         """The preset's lines, or None while they load (open_clip is imported off the GUI thread)."""
         if key in self._cache:
             return self._cache[key]
-        from core.labels import preset_templates
+        from core.labels import load_templates, preset_templates
 
+        if key.startswith("clip_benchmark:"):  # a small JSON file: read at once
+            try:
+                self._cache[key] = load_templates(key)
+            except Exception as e:  # noqa: BLE001 - shown in the editor, never a crash
+                self._cache[key] = [f"# cannot load preset '{key}': {e}"]
+            return self._cache[key]
         if key == "plain" or "open_clip" in sys.modules:
             self._cache[key] = preset_templates(key)
             return self._cache[key]

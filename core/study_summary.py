@@ -45,13 +45,13 @@ SUMMARY_FILES = ("summary.csv", "summary_by_level.csv", "thresholds.csv", "ensem
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    """A run CSV with floats read back exactly as written (so summaries equal their sources)."""
+    """A run CSV as the run wrote it (pandas reads floats back exactly, so summaries equal their sources)."""
     from .runs import _read_csv
 
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
     try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], float_precision="round_trip")
+        return pd.read_csv(path, keep_default_na=False, na_values=[""])
     except pd.errors.ParserError:
         return _read_csv(path)
 

@@ -167,7 +167,7 @@ def cmd_sweep(args) -> int:
         dataset=args.dataset or args.embeddings[0], out=args.out, backbones=specs, labels=args.labels,
         templates=args.templates, levels=args.levels, mode=args.mode, orderings=args.orderings, seed=args.seed,
         batch_size=args.batch_size, num_workers=args.workers, cache_dir=args.cache_dir, use_cache=not args.no_cache,
-        bootstrap=args.bootstrap, allow_absolute_paths=args.allow_absolute_paths,
+        bootstrap=args.bootstrap, allow_absolute_paths=args.allow_absolute_paths, **dataset_options(args),
         save_predictions=not args.no_predictions,
         ensemble_shots=_int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
@@ -224,7 +224,7 @@ def cmd_embed(args) -> int:
                               device=args.device, precision=args.precision),
         num_workers=args.workers, cache_dir=args.cache_dir, use_cache=not args.no_cache, address=args.address,
         num_gpus_per_worker=args.num_gpus_per_worker, concurrency=args.concurrency, num_cpus=args.num_cpus,
-        runtime_env=runtime_env, allow_absolute_paths=args.allow_absolute_paths,
+        runtime_env=runtime_env, allow_absolute_paths=args.allow_absolute_paths, **dataset_options(args),
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -341,8 +341,8 @@ def cmd_validate(args) -> int:
     from .datasets import load_dataset, validate
     from .labels import load_labels
 
-    ds = load_dataset(args.dataset, allow_absolute=args.allow_absolute_paths)
-    labels = load_labels(args.labels) if args.labels else None
+    ds = load_dataset(args.dataset, allow_absolute=args.allow_absolute_paths, **dataset_options(args))
+    labels = load_labels(args.labels, ds.classes, args.data_root) if args.labels else None
     report = validate(ds, labels, check_images=not args.quick)
     print(report.to_text())
     return EXIT_OK
@@ -370,10 +370,16 @@ def cmd_suggest(args) -> int:
     """Fill a labels file (or a bare class list) up to --per-class names from WordNet / embedding neighbours."""
     from .backbones import BackboneSpec, load_backbone
     from .cache import EmbeddingCache
-    from .labels import load_labels, load_templates
     from . import synonyms as syn
+    from .benchmark_presets import is_preset, preset_labels
+    from .labels import load_labels, load_templates
 
-    labels = load_labels(args.labels) if args.labels else syn.load_class_list(args.classes)
+    if args.labels:
+        labels = load_labels(args.labels, data_root=args.data_root)
+    elif is_preset(args.classes):
+        labels = preset_labels(args.classes, data_root=args.data_root)
+    else:
+        labels = syn.load_class_list(args.classes)
     if args.per_class < 1:
         raise InputError(f"must be at least 1, got {args.per_class}", field="per-class")
     sources = []
@@ -458,6 +464,28 @@ def cmd_suggest(args) -> int:
     return EXIT_OK
 
 
+DATASET_HELP = ("ImageFolder, CSV/Parquet manifest, CIFAR folder, WebDataset .tar shards, a Hugging Face save_to_disk "
+                "folder, a parquet file or folder of shards with an image column, hf:ORG/NAME[:SPLIT] or tv:NAME "
+                "(torchvision, e.g. tv:CIFAR10)")
+
+
+def add_dataset_options(p: argparse.ArgumentParser) -> None:
+    """How to read Hugging Face / parquet / torchvision sources (shared by sweep, embed, validate)."""
+    p.add_argument("--split", help="split of a Hugging Face or torchvision dataset (default: test, then validation, "
+                                   "then the only one)")
+    p.add_argument("--image-column", help="Hugging Face / parquet: column holding the images (default: image/img or "
+                                          "the Image feature)")
+    p.add_argument("--label-column", help="Hugging Face / parquet: column holding the labels (default: "
+                                          "label/labels/fine_label or the ClassLabel feature)")
+    p.add_argument("--data-root", help="torchvision datasets: folder they are in or are downloaded to (default: the "
+                                       "user data folder)")
+
+
+def dataset_options(args) -> dict:
+    return {"split": args.split, "image_column": args.image_column, "label_column": args.label_column,
+            "data_root": args.data_root}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -466,19 +494,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sweep", help="run a semantic-scaling sweep and write a run directory")
-    s.add_argument("--dataset", help="ImageFolder, CSV/Parquet manifest, CIFAR folder or WebDataset .tar shards "
-                                     "(not needed with --embeddings)")
+    s.add_argument("--dataset", help=DATASET_HELP + " (not needed with --embeddings)")
+    add_dataset_options(s)
     s.add_argument("--embeddings", action="append", metavar="STORE",
                    help="embedding store written by 'semscale embed': score its embeddings instead of images "
                         "(repeat, one store per backbone; --model optional, default: each store's backbone)")
-    s.add_argument("--labels", help="labels file (CSV class,synonym rows or JSON {class: [names]}); default: class names")
+    s.add_argument("--labels", help="labels file (CSV class,synonym rows or JSON {class: [names]}) or "
+                                    "clip_benchmark:NAME; default: class names")
     s.add_argument("--model", action="append",
                    help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID or a config .json; repeat for several "
                         "backbones (MODEL@TAG or MODEL=CHECKPOINT per backbone)")
     w = s.add_mutually_exclusive_group()
     w.add_argument("--pretrained", help="open_clip pretrained tag (see 'semscale models')")
     w.add_argument("--checkpoint", help="local checkpoint (state dict) file")
-    s.add_argument("--templates", default="simple", help="preset openai|simple|plain or a file, one template per line")
+    s.add_argument("--templates", default="simple",
+                   help="preset openai|simple|plain|clip_benchmark:NAME or a file, one template per line")
     s.add_argument("--levels", help="comma-separated names-per-class levels (default 1,2,4,… up to the longest list)")
     s.add_argument("--mode", choices=("flat", "pooled"), default="flat")
     s.add_argument("--orderings", type=int, default=1, help="number of name orderings (1 = the file's ranking)")
@@ -505,8 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("embed", help="encode a dataset's images once into an embedding store (local or Ray); resumable")
     e.add_argument("--dataset", required=True,
-                   help="ImageFolder, CSV/Parquet manifest, CIFAR folder, or WebDataset shards: a .tar, a folder of "
-                        ".tar files, a brace pattern data-{000..009}.tar, or several joined with '::'")
+                   help=DATASET_HELP + "; WebDataset shards as a .tar, a folder of .tar files, a brace pattern "
+                                       "data-{000..009}.tar, or several joined with '::'")
+    add_dataset_options(e)
     e.add_argument("--model", required=True, help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID or a config .json")
     ew = e.add_mutually_exclusive_group()
     ew.add_argument("--pretrained", help="open_clip pretrained tag")
@@ -554,7 +585,8 @@ def build_parser() -> argparse.ArgumentParser:
     ds.set_defaults(func=cmd_demo_study)
 
     v = sub.add_parser("validate", help="check a dataset (and labels file) and print a report")
-    v.add_argument("--dataset", required=True)
+    v.add_argument("--dataset", required=True, help=DATASET_HELP)
+    add_dataset_options(v)
     v.add_argument("--labels")
     v.add_argument("--quick", action="store_true", help="do not open every image")
     v.add_argument("--allow-absolute-paths", action="store_true")
@@ -573,8 +605,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("suggest", help="add ranked synonyms per class (WordNet or embedding neighbours) to a labels file")
     gi = g.add_mutually_exclusive_group(required=True)
     gi.add_argument("--labels", help="labels file to extend (CSV class,synonym[,source] or JSON)")
-    gi.add_argument("--classes", help="class list: imagenet|cifar10|cifar100, a text file (one per line), CSV, JSON, "
-                                      "or a dataset folder")
+    gi.add_argument("--classes", help="class list: imagenet|cifar10|cifar100, clip_benchmark:NAME, a text file (one per "
+                                      "line), CSV, JSON, or a dataset folder")
+    g.add_argument("--data-root", help="torchvision datasets folder, for clip_benchmark:NAME presets whose names are "
+                                       "torchvision's (e.g. food101)")
     g.add_argument("--source", action="append", metavar="wordnet|neighbours",
                    help="where names come from (repeat or comma-separate to combine, in order; default wordnet)")
     g.add_argument("--per-class", type=int, required=True, help="names per class to reach (existing names included)")

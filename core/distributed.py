@@ -61,6 +61,10 @@ class EmbedConfig:
     decode_batch_size: int = 32
     runtime_env: Optional[dict] = None
     allow_absolute_paths: bool = False
+    split: Optional[str] = None  # how to read the dataset (core.datasets.DatasetOptions)
+    image_column: Optional[str] = None
+    label_column: Optional[str] = None
+    data_root: Optional[str] = None
 
 
 @dataclass
@@ -139,7 +143,9 @@ def run_embed(config: EmbedConfig, emit: EventCallback = ignore_events,
     if config.num_gpus_per_worker < 0:
         raise InputError("--num-gpus-per-worker cannot be negative", field="num-gpus-per-worker")
     t0 = time.perf_counter()
-    dataset = load_dataset(config.dataset, allow_absolute=config.allow_absolute_paths)
+    dataset = load_dataset(config.dataset, allow_absolute=config.allow_absolute_paths, split=config.split,
+                           image_column=config.image_column, label_column=config.label_column,
+                           data_root=config.data_root)
     emit(Log(dataset.describe()))
     if not dataset.records:
         raise InputError("no images to embed (see the listing problems)", file=str(config.dataset))

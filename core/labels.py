@@ -180,8 +180,14 @@ def load_labels_json(path: Path) -> LabelSet:
     return _finish(names, sources, warnings, path)
 
 
-def load_labels(path: str | Path) -> LabelSet:
-    """Read a labels file (CSV or JSON, chosen by suffix, else sniffed)."""
+def load_labels(path: str | Path, dataset_classes: Optional[Sequence[str]] = None,
+                data_root: Optional[str] = None) -> LabelSet:
+    """Read a labels file (CSV or JSON, chosen by suffix, else sniffed), or a
+    ``clip_benchmark:NAME`` preset (matched to ``dataset_classes`` when given)."""
+    from .benchmark_presets import is_preset, preset_labels
+
+    if is_preset(str(path)) and not Path(path).exists():
+        return preset_labels(str(path), dataset_classes, data_root)
     path = Path(path)
     if not path.exists():
         raise InputError("labels file not found", file=path)
@@ -238,12 +244,17 @@ def validate_templates(templates: Sequence[str], path: Optional[str] = None, fir
 
 
 def load_templates(spec: str | Path | Sequence[str]) -> list[str]:
-    """A preset name, a file with one template per line, or a list of strings."""
+    """A preset name (``openai``, ``simple``, ``plain``, ``clip_benchmark:NAME``), a file with one
+    template per line, or a list of strings."""
     if isinstance(spec, (list, tuple)):
         return validate_templates(list(spec))
     spec_s = str(spec)
     if spec_s in TEMPLATE_PRESETS:
         return preset_templates(spec_s)
+    from .benchmark_presets import benchmark_templates, is_preset
+
+    if is_preset(spec_s) and not Path(spec_s).exists():
+        return validate_templates(benchmark_templates(spec_s), spec_s)
     path = Path(spec_s)
     if not path.exists():
         raise InputError(

@@ -48,6 +48,7 @@ import numpy as np
 from .backbones import BackboneSpec, file_sha256_uncached
 from .datasets import Dataset, ImageRecord
 from .errors import InputError
+from .shards import fingerprint
 from .tables import read_user_json
 
 FORMAT = "semscale-embeddings"
@@ -156,8 +157,6 @@ class _Lock:
 
 
 def dataset_info(dataset: Dataset, source) -> dict:
-    from .shards import fingerprint
-
     return {
         "source": [str(s) for s in source] if isinstance(source, (list, tuple)) else str(source),
         "kind": dataset.kind,

@@ -63,6 +63,11 @@ class SweepConfig:
     top_k: int = 5
     tolerance: float = 0.01
     allow_absolute_paths: bool = False
+    # how to read the dataset (core.datasets.DatasetOptions): Hugging Face / torchvision sources
+    split: Optional[str] = None
+    image_column: Optional[str] = None
+    label_column: Optional[str] = None
+    data_root: Optional[str] = None
     save_predictions: bool = True
     save_logits: bool = True
     ensemble_shots: list[int] = field(default_factory=lambda: [1, 2, 4])
@@ -225,8 +230,11 @@ def _prepare(config: SweepConfig):
     names = [b.display for b in config.backbones]
     if len(set(names)) != len(names):
         raise InputError("two backbones have the same name; give them labels", field="model")
-    dataset = store_data if store_data is not None else load_dataset(config.dataset, allow_absolute=config.allow_absolute_paths)
-    labels = load_labels(config.labels) if config.labels else labels_from_classes(dataset.classes)
+    dataset = store_data if store_data is not None else load_dataset(
+        config.dataset, allow_absolute=config.allow_absolute_paths, split=config.split,
+        image_column=config.image_column, label_column=config.label_column, data_root=config.data_root)
+    labels = (load_labels(config.labels, dataset.classes, config.data_root) if config.labels
+              else labels_from_classes(dataset.classes))
     templates = load_templates(config.templates)
     levels = parse_levels(config.levels, labels.max_names)
     freq = load_class_frequency(config.class_frequency) if config.class_frequency else None

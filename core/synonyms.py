@@ -870,13 +870,18 @@ _HEADER_WORDS = {"class", "classname", "class_name", "name", "label", "category"
 def load_class_list(path_or_preset: Union[str, Path]) -> LabelSet:
     """Class names (one name each, source ``class``) from a preset or a file.
 
-    Presets: ``imagenet`` (open_clip's ImageNet-1k names), ``cifar10``, ``cifar100``.
+    Presets: ``imagenet`` (open_clip's ImageNet-1k names), ``cifar10``, ``cifar100``,
+    ``clip_benchmark:NAME`` (:mod:`core.benchmark_presets`).
     Files: text (one class per line, ``#`` comments), CSV (a ``class`` column or the
     first column), JSON (a list of names, ``{"0": "tench", ...}``, ImageNet's
     ``{"0": ["n01440764", "tench"]}`` or a labels object), or a dataset folder
     (ImageFolder sub-folders, or a CIFAR folder's label names).
     """
     spec = str(path_or_preset)
+    from .benchmark_presets import is_preset, preset_labels
+
+    if is_preset(spec) and not Path(spec).exists():
+        return preset_labels(spec)
     key = spec.strip().lower().replace("-", "")
     if key in CLASS_LIST_PRESETS and not Path(spec).exists():
         classes = {"imagenet": imagenet_classes, "cifar10": lambda: list(CIFAR10_CLASSES),

@@ -1,0 +1,155 @@
+"""What every dataset reader produces: a :class:`Dataset` of :class:`ImageRecord` rows.
+
+A record has an id (unique in the dataset, written to ``predictions.csv``), a class
+label and a way to open the image. Readers that keep images somewhere other than a
+file or an in-memory array (tar members, parquet rows, torchvision objects) subclass
+:class:`Dataset` and override :meth:`Dataset.open`, :meth:`Dataset.content_hash` and
+:meth:`Dataset.source`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from PIL import Image
+
+from ..images import BadImage, open_image
+
+
+def printable(name: str) -> str:
+    """A file name that can be written to UTF-8 CSV/JSON (undecodable bytes become \\xNN)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """How to read a source; only the readers a field concerns look at it."""
+
+    allow_absolute: bool = False  # manifests: allow absolute image paths
+    split: Optional[str] = None  # Hugging Face / torchvision split (default: the test split)
+    image_column: Optional[str] = None  # Hugging Face / parquet: the image column
+    label_column: Optional[str] = None  # Hugging Face / parquet: the label column
+    data_root: Optional[str] = None  # torchvision: where datasets are (or are downloaded to)
+    download: Optional[bool] = None  # torchvision / hf: None = when online
+
+
+@dataclass
+class ImageRecord:
+    id: str  # relative path (or "<batch>/<filename>" for CIFAR); unique in the dataset
+    label: str
+    path: Optional[Path] = None  # absolute file path; None for array-backed images
+    row: int = -1  # row in the array source
+
+
+@dataclass
+class Dataset:
+    root: Path
+    kind: str  # the reader's name: imagefolder | manifest | cifar | webdataset | huggingface | torchvision …
+    records: list[ImageRecord]
+    classes: list[str]
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (id, reason) found while listing
+    empty_classes: list[str] = field(default_factory=list)
+    _array: Optional[np.ndarray] = field(default=None, repr=False)  # array-backed images: N x H x W x 3 uint8
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def open(self, i: int) -> Image.Image:
+        """The i-th image as RGB, or BadImage."""
+        r = self.records[i]
+        if r.path is not None:
+            return open_image(r.path)
+        return Image.fromarray(self._array[r.row], "RGB")
+
+    def content_bytes(self, i: int) -> bytes:
+        r = self.records[i]
+        if r.path is not None:
+            return r.path.read_bytes()
+        return self._array[r.row].tobytes()
+
+    def content_hash(self, i: int) -> str:
+        """SHA-256 of the image's content (the file bytes, or the array row): the cache key."""
+        r = self.records[i]
+        if r.path is None:
+            return hashlib.sha256(self._array[r.row].tobytes()).hexdigest()
+        return sha256_file(r.path)
+
+    def source(self, i: int) -> dict:
+        """A small picklable description of record ``i`` that :func:`open_source` opens anywhere."""
+        r = self.records[i]
+        if r.path is not None:
+            return {"kind": "file", "path": os.fsdecode(r.path), "offset": 0, "size": 0, "raw": b""}
+        arr = self._array[r.row]
+        return {"kind": "array", "path": "", "offset": 0, "size": 0,
+                "raw": np.ascontiguousarray(arr).tobytes() + bytes(str(arr.shape), "ascii").rjust(32)}
+
+    def class_counts(self) -> dict[str, int]:
+        counts = {c: 0 for c in self.classes}
+        for r in self.records:
+            counts[r.label] = counts.get(r.label, 0) + 1
+        return counts
+
+    def describe(self) -> str:
+        return f"{self.kind} dataset at {self.root}: {len(self.records)} images in {len(self.classes)} classes"
+
+
+# ---------------------------------------------------------------- image sources
+
+SourceOpener = Callable[[dict], Image.Image]
+_OPENERS: dict[str, SourceOpener] = {}
+
+
+def register_source(kind: str, opener: SourceOpener) -> None:
+    """Let :func:`open_source` open descriptions of ``kind`` (one per reader that needs it)."""
+    _OPENERS[kind] = opener
+
+
+def _open_array(src: dict) -> Image.Image:
+    raw = bytes(src["raw"])
+    shape = tuple(int(x) for x in raw[-32:].decode("ascii").strip(" ()").split(",") if x.strip())
+    return Image.fromarray(np.frombuffer(raw[:-32], dtype=np.uint8).reshape(shape), "RGB")
+
+
+register_source("file", lambda src: open_image(src["path"]))
+register_source("array", _open_array)
+
+
+def open_source(src: dict) -> Image.Image:
+    """The image a :meth:`Dataset.source` description points at, as RGB, or BadImage."""
+    opener = _OPENERS.get(src["kind"])
+    if opener is None:
+        raise BadImage(f"unknown image source '{src['kind']}'")
+    return opener(src)
+
+
+DEFAULT_SPLITS = ("test", "validation", "valid", "val")
+
+
+def choose_split(available: list[str], wanted: str | None, where, field: str = "split") -> str:
+    """``wanted`` if available; else test, then validation, then the only split (InputError otherwise)."""
+    from ..errors import InputError
+
+    listed = ", ".join(available) or "none"
+    if wanted:
+        if wanted not in available:
+            raise InputError(f"no split '{wanted}' (splits: {listed})", file=where, field=field)
+        return wanted
+    for s in DEFAULT_SPLITS:
+        if s in available:
+            return s
+    if len(available) == 1:
+        return available[0]
+    raise InputError(f"no test or validation split; choose one with --split ({listed})", file=where, field=field)

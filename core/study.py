@@ -32,12 +32,14 @@ PROTOCOL_KEYS = (
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "bootstrap",
 )
 BACKBONE_KEYS = ("model", "pretrained", "checkpoint", "label")
-DATASET_KEYS = ("name", "path", "labels", "templates", "class_frequency", "external_predictions", "embeddings")
+DATASET_KEYS = ("name", "path", "labels", "templates", "class_frequency", "external_predictions", "embeddings",
+                "split", "image_column", "label_column", "data_root")
+READER_KEYS = ("split", "image_column", "label_column", "data_root")  # how a dataset's source is read
 # SweepConfig fields that decide a run's numbers; the rest (output folder, cache, workers) do not
 RUN_PROTOCOL_FIELDS = (
     "dataset", "labels", "templates", "levels", "mode", "orderings", "seed", "bootstrap", "top_k", "tolerance",
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "external_predictions", "embeddings",
-    "controls", "templates_resolved", "levels_resolved", "labels_resolved",
+    "controls", "split", "image_column", "label_column", "templates_resolved", "levels_resolved", "labels_resolved",
 )
 BACKBONE_PROTOCOL_FIELDS = ("model", "pretrained", "checkpoint", "label", "precision")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -58,6 +60,13 @@ class StudyDataset:
     class_frequency: Optional[str] = None  # None: the study's class_frequency
     external_predictions: list[str] = field(default_factory=list)
     embeddings: list[str] = field(default_factory=list)
+    split: Optional[str] = None  # Hugging Face / torchvision split (default: test, validation, the only one)
+    image_column: Optional[str] = None
+    label_column: Optional[str] = None
+    data_root: Optional[str] = None  # where tv:/hf: sources are (or get downloaded)
+
+    def reader_options(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in READER_KEYS if getattr(self, k) is not None}
 
 
 @dataclass
@@ -260,7 +269,7 @@ def _parse_dataset(study: Study, where: str, item: dict) -> StudyDataset:
     for key in ("name", "path"):
         if key not in item:
             raise study.error(f"missing '{key}'", where, key)
-    for key in ("name", "path", "labels", "class_frequency"):
+    for key in ("name", "path", "labels", "class_frequency") + READER_KEYS:
         if key in item:
             _check_type(study, where, key, item[key], "str")
     for key in ("external_predictions", "embeddings"):
@@ -281,6 +290,8 @@ def _parse_dataset(study: Study, where: str, item: dict) -> StudyDataset:
         class_frequency=_resolve(item["class_frequency"], base) if item.get("class_frequency") else None,
         external_predictions=[_resolve_external(s, base) for s in item.get("external_predictions", [])],
         embeddings=[_resolve(s, base) for s in item.get("embeddings", [])],
+        split=item.get("split"), image_column=item.get("image_column"), label_column=item.get("label_column"),
+        data_root=_resolve(item["data_root"], base) if item.get("data_root") else None,
     )
 
 
@@ -354,6 +365,10 @@ def study_to_toml(study: Study, base: Optional[Path] = None) -> str:
             lines.append(f"external_predictions = {_toml_value(ext)}")
         if d.embeddings:
             lines.append(f"embeddings = {_toml_value([_relative(e, base) for e in d.embeddings])}")
+        for key in READER_KEYS:
+            v = getattr(d, key)
+            if v:
+                lines.append(f"{key} = {_toml_value(_relative(v, base) if key == 'data_root' else v)}")
     return "\n".join(lines) + "\n"
 
 
@@ -401,7 +416,7 @@ def sweep_config(study: Study, ds: StudyDataset, out: str | Path, options: Optio
         levels=p.get("levels"), mode=p.get("mode", "flat"), orderings=p.get("orderings", 1), seed=p.get("seed", 0),
         batch_size=p.get("batch_size", 64), num_workers=opts.num_workers, cache_dir=opts.cache_dir,
         use_cache=opts.use_cache, class_frequency=freq, external_predictions=list(ds.external_predictions),
-        embeddings=list(ds.embeddings), **extra,
+        embeddings=list(ds.embeddings), **ds.reader_options(), **extra,
     )
     for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap"):
         if key in p:
@@ -455,10 +470,11 @@ def check_dataset(study: Study, index: int, checked_backbones: Optional[set] = N
                               f"{len(study.backbones)} backbones; give one store per backbone, in order",
                               where, "embeddings")
     else:
-        data = wrap("path", load_dataset, ds.path)
+        data = wrap("path", lambda: load_dataset(ds.path, **ds.reader_options()))
     if not data.records:
         raise study.error(f"dataset '{ds.name}': no images found in {ds.path}", where, "path")
-    labels = wrap("labels", load_labels, ds.labels) if ds.labels else labels_from_classes(data.classes)
+    labels = (wrap("labels", load_labels, ds.labels, data.classes, ds.data_root) if ds.labels
+              else labels_from_classes(data.classes))
     missing = [c for c in data.classes if c not in labels.names]
     if len(missing) == len(data.classes):
         raise study.error(f"dataset '{ds.name}': no class of the dataset has names in the labels file "

@@ -54,10 +54,32 @@ def test_three_formats_three_completed_runs(demo):
         assert run["status"] == "completed"
         assert [b["label"] or b["model"] for b in run["config"]["backbones"]] == ["demo-vit", "demo-resnet"]
         kinds[d["name"]] = run["config"]["dataset_kind"]
-    assert kinds["shapes-folder"] == "imagefolder" and kinds["shapes-cifar"] == "cifar"
-    assert len(kinds) == 3 and len(set(kinds.values())) == 3
+    assert kinds == {"shapes-folder": "imagefolder", "shapes-cifar": "cifar", "shapes-parquet": "parquet"}
     # relative paths in the study file were resolved against its folder
     assert _run_json(out / "runs" / "shapes-cifar")["config"]["labels"] == str(study.parent / "labels" / "shapes-cifar.csv")
+
+
+def test_demo_parquet_is_a_hugging_face_dataset(demo):
+    """The Hugging Face `datasets` library itself reads the demo parquet: Image and ClassLabel features."""
+    datasets = pytest.importorskip("datasets")
+    study, _, _ = demo
+    path = study.parent / "datasets" / "shapes-parquet" / "test.parquet"
+    ds = datasets.Dataset.from_parquet(str(path), cache_dir=str(study.parent / "hf-cache"))
+    assert isinstance(ds.features["image"], datasets.Image)
+    assert isinstance(ds.features["label"], datasets.ClassLabel)
+    from core.demo.data import DEMO_CLASSES
+
+    assert ds.features["label"].names == list(DEMO_CLASSES)
+    assert len(ds) == 3 * len(DEMO_CLASSES) and ds[0]["image"].size == (64, 64)
+
+
+def test_demo_study_without_parquet_uses_a_manifest(tmp_path):
+    from core.datasets import load_dataset
+    from core.demo.study import write_demo_study
+
+    s = load_study(write_demo_study(tmp_path, n_per_class=1, parquet=False))
+    assert [d.name for d in s.datasets] == ["shapes-folder", "shapes-cifar", "shapes-manifest"]
+    assert load_dataset(s.datasets[2].path).kind == "manifest"
 
 
 def test_every_summary_row_equals_its_levels_row(demo):

@@ -29,7 +29,7 @@ from .events import CancelToken, Cancelled, EventCallback, Log, ignore_events
 STUDY_ENGINES = ("local", "ray")
 PROTOCOL_KEYS = (
     "levels", "mode", "templates", "orderings", "seed", "device", "precision", "batch_size", "controls",
-    "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "bootstrap",
+    "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "bootstrap", "vocabulary", "alpha",
 )
 BACKBONE_KEYS = ("model", "pretrained", "checkpoint", "label")
 DATASET_KEYS = ("name", "path", "labels", "templates", "class_frequency", "external_predictions", "embeddings",
@@ -39,7 +39,7 @@ READER_KEYS = ("split", "image_column", "label_column", "data_root")  # how a da
 RUN_PROTOCOL_FIELDS = (
     "dataset", "labels", "templates", "levels", "mode", "orderings", "seed", "bootstrap", "top_k", "tolerance",
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "external_predictions", "embeddings",
-    "controls", "split", "image_column", "label_column", "templates_resolved", "levels_resolved", "labels_resolved",
+    "controls", "vocabulary", "alpha", "split", "image_column", "label_column", "templates_resolved", "levels_resolved", "labels_resolved",
 )
 BACKBONE_PROTOCOL_FIELDS = ("model", "pretrained", "checkpoint", "label", "precision")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -153,11 +153,12 @@ def _check_type(study: Study, where: str, key: str, value: Any, kind: str) -> No
     ok = {
         "str": isinstance(value, str) and value != "",
         "int": isinstance(value, int) and not isinstance(value, bool),
+        "num": isinstance(value, (int, float)) and not isinstance(value, bool),
         "ints": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
         "strs": isinstance(value, list) and all(isinstance(v, str) and v for v in value),
     }[kind]
     if not ok:
-        what = {"str": "a non-empty string", "int": "an integer", "ints": "a list of integers",
+        what = {"str": "a non-empty string", "int": "an integer", "num": "a number", "ints": "a list of integers",
                 "strs": "a list of strings"}[kind]
         raise study.error(f"expected {what}, got {value!r}", where, key)
 
@@ -166,7 +167,7 @@ PROTOCOL_TYPES = {
     "mode": ("str",), "orderings": ("int",), "seed": ("int",), "device": ("str",), "precision": ("str",),
     "batch_size": ("int",), "ensemble_splits": ("int",), "bootstrap": ("int",), "class_frequency": ("str",),
     "levels": ("ints", "str"), "templates": ("str", "strs"), "controls": ("strs", "str"),
-    "ensemble_shots": ("ints",), "ensemble_methods": ("strs",),
+    "ensemble_shots": ("ints",), "ensemble_methods": ("strs",), "vocabulary": ("str",), "alpha": ("num",),
 }
 
 
@@ -215,8 +216,11 @@ def parse_study(text: str, file: Optional[str | Path] = None) -> Study:
         p["controls"] = [c.strip() for c in p["controls"].split(",") if c.strip()]
     if "templates" in p:
         p["templates"] = _resolve_templates(p["templates"], base)
-    if "class_frequency" in p:
-        p["class_frequency"] = _resolve(p["class_frequency"], base)
+    if "alpha" in p and not 0 < p["alpha"] < 1:
+        raise study.error(f"must be between 0 and 1, got {p['alpha']}", key="alpha")
+    for key in ("class_frequency", "vocabulary"):
+        if key in p:
+            p[key] = _resolve(p[key], base)
 
     for section, keys in (("backbones", BACKBONE_KEYS), ("datasets", DATASET_KEYS)):
         items = data.get(section, [])
@@ -340,7 +344,7 @@ def study_to_toml(study: Study, base: Optional[Path] = None) -> str:
     for key in PROTOCOL_KEYS:
         if key in study.protocol:
             v = study.protocol[key]
-            if key == "class_frequency" or (key == "templates" and isinstance(v, str) and v not in TEMPLATE_PRESETS):
+            if key in ("class_frequency", "vocabulary") or (key == "templates" and isinstance(v, str) and v not in TEMPLATE_PRESETS):
                 v = _relative(v, base)
             lines.append(f"{key} = {_toml_value(v)}")
     for b in study.backbones:
@@ -418,7 +422,7 @@ def sweep_config(study: Study, ds: StudyDataset, out: str | Path, options: Optio
         use_cache=opts.use_cache, class_frequency=freq, external_predictions=list(ds.external_predictions),
         embeddings=list(ds.embeddings), **ds.reader_options(), **extra,
     )
-    for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap"):
+    for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap", "vocabulary", "alpha"):
         if key in p:
             cfg[key] = list(p[key]) if isinstance(p[key], list) else p[key]
     known = SweepConfig.__dataclass_fields__

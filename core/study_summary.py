@@ -13,7 +13,10 @@ those of a finished one, and rebuilding them never touches an image or a model.
 * ``thresholds.csv`` — per dataset and backbone, the peak level and the trend after it;
 * ``ensembles_summary.csv`` — per dataset the best single backbone, oracle, fixed and
   adaptive ensembles with their gains, then the mean and maximum over datasets;
-* ``frequency_summary.csv`` — each run's accuracy-vs-frequency correlation, and its mean.
+* ``frequency_summary.csv`` — each run's accuracy-vs-frequency correlation, and its mean;
+* ``controls_summary.csv`` — where the runs have control curves (``controls.csv``), each
+  run's semantic effect (synonyms minus control top-1) and its mean over datasets with a
+  bootstrap CI over datasets.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ THRESHOLD_COLUMNS = ["dataset", "backbone", "peak_level", "peak_top1", "final_to
 ENSEMBLE_COLUMNS = ["dataset", "level", "method", "k", "n_splits", "n_eval", "top1", "best_single",
                     "gain_vs_best_single", "n_datasets"]
 FREQUENCY_COLUMNS = ["dataset", "backbone", "level", "n_classes", "spearman_rho", "p_value", "n_datasets"]
+CONTROL_COLUMNS = ["dataset", "backbone", "control", "level", "n_images", "synonyms_top1", "control_top1", "effect",
+                   "ci_low", "ci_high", "p_value", "n_datasets"]
 SUMMARY_FILES = ("summary.csv", "summary_by_level.csv", "thresholds.csv", "ensembles_summary.csv",
-                 "frequency_summary.csv")
+                 "frequency_summary.csv", "controls_summary.csv")
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -242,6 +247,30 @@ def frequency_summary(runs: Mapping[str, Path]) -> pd.DataFrame:
     return pd.concat([per, mean], ignore_index=True)[FREQUENCY_COLUMNS]
 
 
+def controls_summary(runs: Mapping[str, Path]) -> pd.DataFrame:
+    """Each run's semantic effect per control and level, then the mean over datasets (CI over datasets)."""
+    frames = []
+    for name, run_dir in runs.items():
+        c = read_csv(Path(run_dir) / "controls.csv")
+        if c.empty:
+            continue
+        c.insert(0, "dataset", name)
+        c["n_datasets"] = 1
+        frames.append(c)
+    if not frames:
+        return pd.DataFrame(columns=CONTROL_COLUMNS)
+    per = pd.concat(frames, ignore_index=True)
+    rows = []
+    for (bb, control, level), g in per.groupby(["backbone", "control", "level"], sort=False):
+        lo, hi = bootstrap_mean_ci(g["effect"].to_numpy())
+        rows.append({"dataset": MEAN_ROW, "backbone": bb, "control": control, "level": level,
+                     "n_images": int(g["n_images"].sum()), "synonyms_top1": g["synonyms_top1"].mean(),
+                     "control_top1": g["control_top1"].mean(), "effect": g["effect"].mean(), "ci_low": lo,
+                     "ci_high": hi, "p_value": np.nan, "n_datasets": int(g["dataset"].nunique())})
+    out = pd.concat([per, pd.DataFrame(rows)], ignore_index=True)
+    return out[[c for c in CONTROL_COLUMNS if c in out.columns]]
+
+
 def _write(df: pd.DataFrame, path: Path) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     df.to_csv(tmp, index=False)
@@ -252,8 +281,8 @@ def _write(df: pd.DataFrame, path: Path) -> Path:
 def write_summaries(out: str | Path, runs: Mapping[str, Path]) -> dict[str, Path]:
     """Rewrite every summary file of the study folder ``out`` from the run folders ``runs``.
 
-    ``ensembles_summary.csv`` and ``frequency_summary.csv`` exist only when some run has
-    ensembles (two or more backbones) or class frequencies.
+    ``ensembles_summary.csv``, ``frequency_summary.csv`` and ``controls_summary.csv`` exist
+    only when some run has ensembles (two or more backbones), class frequencies or controls.
     """
     out = Path(out)
     present = {n: Path(d) for n, d in runs.items() if (Path(d) / "levels.csv").exists()}
@@ -264,7 +293,8 @@ def write_summaries(out: str | Path, runs: Mapping[str, Path]) -> dict[str, Path
         "thresholds": _write(thresholds(present), out / "thresholds.csv"),
     }
     for key, df in (("ensembles_summary", ensembles_summary(present)),
-                    ("frequency_summary", frequency_summary(present))):
+                    ("frequency_summary", frequency_summary(present)),
+                    ("controls_summary", controls_summary(present))):
         path = out / f"{key}.csv"
         if df.empty:
             path.unlink(missing_ok=True)  # a study without ensembles or frequencies has none (no stale copy)

@@ -33,7 +33,7 @@ from .study_worker import StudyController
 from .tasks import run_task
 
 SUMMARY_TABS = (("summary_by_level", "By level"), ("summary", "All rows"), ("thresholds", "Thresholds"),
-                ("ensembles_summary", "Ensembles"), ("frequency_summary", "Frequency"))
+                ("ensembles_summary", "Ensembles"), ("frequency_summary", "Frequency"), ("controls_summary", "Controls"))
 STAGES = {"hash": "hashing", "encode-images": "encoding images", "encode-text": "encoding prompts",
           "score": "scoring", "ensembles": "ensembles", "load-model": "loading model"}
 STATUS_TEXT = {"completed": "✔ completed", "skipped": "✔ up to date (not re-run)", "cancelled": "■ cancelled",

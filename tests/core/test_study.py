@@ -309,3 +309,35 @@ def test_study_file_round_trip(demo, tmp_path):
     text = study_to_toml(s, study.parent)
     assert 'path = "datasets/shapes-cifar"' in text
     assert parse_study(text, study).datasets == s.datasets
+
+
+def test_sigterm_keeps_finished_datasets_and_exits_143(demo, tmp_path, monkeypatch):
+    """A real SIGTERM (what a scheduler sends) after the first dataset: it is kept, the rest wait."""
+    import os
+    import signal
+
+    from core import cli
+    from core.study import DatasetFinished
+
+    study, _, cache = demo
+    original = cli.StudyReporter.__call__
+    fired = []
+
+    def call(self, ev):
+        original(self, ev)
+        if isinstance(ev, DatasetFinished) and not fired:
+            fired.append(ev.name)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(cli.StudyReporter, "__call__", call)
+    out = tmp_path / "out"
+    assert main(["study", str(study), "--out", str(out), "--cache-dir", str(cache), "--workers", "0", "-q"]) == 143
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["status"] == "cancelled"
+    assert [d["status"] for d in meta["datasets"]] == ["completed", "pending", "pending"]
+    assert signal.getsignal(signal.SIGTERM) is not call  # the handler was put back
+    assert set(read_csv(out / "summary.csv")["dataset"]) == {"shapes-folder"}
+    # the same command resumes: the finished dataset is skipped, the others run
+    assert main(["study", str(study), "--out", str(out), "--cache-dir", str(cache), "--workers", "0", "-q"]) == 0
+    meta = json.loads((out / "study.json").read_text())
+    assert [d["plan"] for d in meta["datasets"]] == ["skip", "run", "run"]

@@ -684,7 +684,7 @@ def _write_study_json(out: Path, study: Study, options: StudyOptions, status: st
 
 def run_study(study: Study, options: StudyOptions, emit: EventCallback = ignore_events,
               cancel: Optional[CancelToken] = None) -> StudyResult:
-    """Run every dataset of the study that needs it; summaries are rewritten after each one.
+    """Run every dataset of the study that needs it; summaries are rewritten after each dataset that ran.
 
     Bad entries and refused protocol changes raise :class:`InputError` before any run
     starts. Cancelling keeps finished datasets (and the finished levels of the current
@@ -725,8 +725,7 @@ def run_study(study: Study, options: StudyOptions, emit: EventCallback = ignore_
             if plan.action == "skip":
                 emit(Log(f"{ds.name}: {plan.reason}; skipped"))
                 emit(DatasetFinished(ds.name, i, total, "skipped", plan.run_dir))
-                write_summaries(out, runs)
-                continue
+                continue  # nothing changed: the summaries are rebuilt once at the end
             run_dir = Path(plan.run_dir)
             if run_dir.exists():  # an unfinished or replaced run of this study: start it afresh
                 shutil.rmtree(run_dir)

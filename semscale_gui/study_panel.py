@@ -171,7 +171,8 @@ class SummaryTable(QTableWidget):
         for r, row in enumerate(df.itertuples(index=False)):
             for c, v in enumerate(row):
                 if isinstance(v, float):
-                    text = "" if pd.isna(v) else f"{v:.4f}"
+                    whole = str(df.columns[c]).startswith("n_") and not pd.isna(v) and float(v).is_integer()
+                    text = "" if pd.isna(v) else (f"{int(v)}" if whole else f"{v:.4f}")
                 else:
                     text = str(v)
                 item = QTableWidgetItem(text)
@@ -181,6 +182,17 @@ class SummaryTable(QTableWidget):
                 self.setItem(r, c, item)
         self.resizeColumnsToContents()
         self.setSortingEnabled(True)
+        self.filter_rows(self._filter)
+
+    _filter = ""
+
+    def filter_rows(self, text: str) -> None:
+        """Show only rows with a cell containing ``text`` (e.g. a dataset, a method, "(mean)")."""
+        self._filter = text.strip().lower()
+        for r in range(self.rowCount()):
+            cells = (self.item(r, c) for c in range(self.columnCount()))
+            hit = not self._filter or any(it is not None and self._filter in it.text().lower() for it in cells)
+            self.setRowHidden(r, not hit)
 
 
 class StudyPanel(QWidget):
@@ -254,7 +266,7 @@ class StudyPanel(QWidget):
         form.addRow("Results folder", _row_browse(self.out_edit, out_btn))
 
         self.backbone_list = QListWidget()
-        self.backbone_list.setMaximumHeight(90)
+        self.backbone_list.setMaximumHeight(72)
         add_bb, rm_bb = QPushButton("Add…"), QPushButton("Remove")
         add_bb.clicked.connect(self.add_backbone_dialog)
         rm_bb.clicked.connect(self.remove_backbone)
@@ -297,10 +309,21 @@ class StudyPanel(QWidget):
         self.result_tabs = QTabWidget()
         self.result_tabs.addTab(self.plot, "Change vs level 1")
         self.tables: dict[str, SummaryTable] = {}
+        self.table_pages: dict[str, QWidget] = {}
         for key, title in SUMMARY_TABS:
             t = SummaryTable()
+            find = QLineEdit()
+            find.setPlaceholderText("show rows containing … (a dataset, backbone, method, (mean), (max))")
+            find.setClearButtonEnabled(True)
+            find.textChanged.connect(t.filter_rows)
+            page = QWidget()
+            pl = QVBoxLayout(page)
+            pl.setContentsMargins(2, 4, 2, 2)
+            pl.addWidget(find)
+            pl.addWidget(t, 1)
             self.tables[key] = t
-            self.result_tabs.addTab(t, title)
+            self.table_pages[key] = page
+            self.result_tabs.addTab(page, title)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
@@ -629,6 +652,9 @@ class StudyPanel(QWidget):
         self.summaries = frames
         for key, table in self.tables.items():
             table.set_frame(frames.get(key, pd.DataFrame()))
+            optional = key in ("ensembles_summary", "frequency_summary", "controls_summary")
+            self.result_tabs.setTabVisible(self.result_tabs.indexOf(self.table_pages[key]),
+                                           not optional or key in frames)
         self.plot.set_data(frames.get("summary", pd.DataFrame()), frames.get("summary_by_level", pd.DataFrame()))
         if frames and not self.controller.running:
             self._statuses_from_folder()

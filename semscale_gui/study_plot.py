@@ -41,8 +41,11 @@ class StudyPlot(QWidget):
         self.legend = self.plot.addLegend(offset=(10, 10), labelTextSize="9pt")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addLayout(_controls(_labelled("Backbone", self.backbone), self.note))
+        row = _controls(_labelled("Backbone", self.backbone))
+        row.addStretch(1)
+        lay.addLayout(row)
         lay.addWidget(self.view, 1)
+        lay.addWidget(self.note)
         self.dataset_curves: dict[str, pg.PlotDataItem] = {}
         self.mean_curve: Optional[pg.PlotDataItem] = None
         self.band: Optional[pg.FillBetweenItem] = None
@@ -95,8 +98,8 @@ class StudyPlot(QWidget):
             self.mean_curve = self.plot.plot(x, b["mean_delta_top1"].to_numpy(float) * 100,
                                              pen=pg.mkPen("#111111", width=3), symbol="s", symbolSize=7,
                                              symbolBrush="#111111", name=f"mean of {n} datasets (95% CI)")
-        self.note.setText(f"{bb}: {s['dataset'].nunique()} datasets; thin lines per dataset, thick line the mean "
-                          "with its bootstrap CI over datasets")
+        self.note.setText(f"{bb} on {s['dataset'].nunique()} datasets: a thin line per dataset; the thick line is "
+                          "their mean, the band its 95% bootstrap CI over datasets.")
 
     def export(self, path: str | Path) -> Path:
         return export_graphics(self.view, path)

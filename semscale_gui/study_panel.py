@@ -614,7 +614,7 @@ class StudyPanel(QWidget):
     def _dataset_finished(self, ev: Any) -> None:
         text = STATUS_TEXT.get(ev.status, ev.status)
         if ev.status == "completed":
-            text += f" ({ev.images_encoded} images encoded)"
+            text += f" ({ev.images_encoded} encoded)"
         if ev.error:
             text += f": {ev.error}"
         self._set_status(ev.name, text)
@@ -641,12 +641,19 @@ class StudyPanel(QWidget):
     def load_summaries(self) -> None:
         """Read the study folder's summary files in the background and show them."""
         out = self.out_dir
+        self._generation = getattr(self, "_generation", 0) + 1
         if out is None or not (out / "summary.csv").exists():
             self._show_summaries({})
             return
         from core.study_summary import load_summaries
 
-        run_task(lambda: load_summaries(out), self._show_summaries, context=self)
+        generation = self._generation
+
+        def done(frames: dict) -> None:
+            if generation == self._generation:  # an older read finishing late never replaces a newer one
+                self._show_summaries(frames)
+
+        run_task(lambda: load_summaries(out), done, context=self)
 
     def _show_summaries(self, frames: dict) -> None:
         self.summaries = frames

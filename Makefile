@@ -26,7 +26,7 @@ run: install
 demo-sweep: install
 	$(VENV)/bin/semscale demo-data --out $(DEMO_DIR)
 	$(VENV)/bin/semscale sweep --dataset $(DEMO_DIR)/images --labels $(DEMO_DIR)/labels.csv \
-		--model demo-vit --model demo-resnet --templates plain --class-frequency $(DEMO_DIR)/class_frequency.csv --out $(RUN_DIR)
+		--model demo-vit --model demo-resnet --templates plain --class-frequency $(DEMO_DIR)/class_frequency.csv --out $(RUN_DIR) --overwrite
 
 lint: install
 	$(VENV)/bin/lint-imports

@@ -185,10 +185,11 @@ class Backbone:
     """
 
     def __init__(self, spec: BackboneSpec, name: str, checkpoint: Optional[str], weights_id: str, device: str,
-                 config: Optional[dict]):
+                 config: Optional[dict], precision: Optional[str] = None):
         import open_clip
 
-        self.spec = spec
+        self.spec = spec  # what the user asked for, never changed
+        self.precision = precision or spec.precision  # what runs (fp16 on a CPU runs as bf16)
         self.open_clip_name = name
         self.checkpoint = checkpoint
         self.device = device
@@ -204,7 +205,7 @@ class Backbone:
             "weights": weights_id,
             "config": config,
             "preprocess": {k: pcfg.get(k) for k in ("mean", "std", "interpolation", "resize_mode")},
-            "precision": spec.precision,
+            "precision": self.precision,
             "open_clip": open_clip.__version__,
         }
         self.identity = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
@@ -288,7 +289,7 @@ class Backbone:
         return int(getattr(self.model, "embed_dim", 0) or self.model.text_projection.shape[-1])
 
     def autocast(self):
-        p = self.spec.precision
+        p = self.precision
         if p == "fp32":
             return nullcontext()
         dtype = torch.float16 if p == "fp16" else torch.bfloat16
@@ -314,6 +315,7 @@ class Backbone:
         return torch.nn.functional.normalize(feats.float(), dim=-1).cpu()
 
     def describe(self) -> dict:
+        # "spec" is what was asked for; "device" and "precision" (in the identity) are what ran
         return {"name": self.name, "spec": self.spec.to_dict(), "device": self.device, **self.identity_info,
                 "identity": self.identity}
 
@@ -325,8 +327,8 @@ def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True, lazy: bool = 
     if spec.precision not in PRECISIONS:
         raise InputError(f"unknown precision '{spec.precision}' (choose from {', '.join(PRECISIONS)})", field="precision")
     device = resolve_device(spec.device)
-    if device == "cpu" and spec.precision == "fp16":
-        spec.precision = "bf16"  # fp16 kernels are missing or slow on CPU; bf16 keeps the memory saving
+    # fp16 kernels are missing or slow on CPU; bf16 keeps the memory saving (the spec keeps what was asked)
+    precision = "bf16" if device == "cpu" and spec.precision == "fp16" else spec.precision
     name, checkpoint, expected = resolve_model(spec)
     if spec.pretrained and checkpoint:
         raise InputError("give either --pretrained or --checkpoint, not both", field="pretrained")
@@ -356,7 +358,7 @@ def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True, lazy: bool = 
             field="pretrained",
         )
     config = None if name.startswith("hf-hub:") else open_clip.get_model_config(name)
-    bb = Backbone(spec, name, checkpoint, weights_id, device, config)
+    bb = Backbone(spec, name, checkpoint, weights_id, device, config, precision)
     return bb if lazy else bb.load()
 
 

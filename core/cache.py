@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 import zlib
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -39,23 +40,49 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("semscale", appauthor=False)) / "embeddings"
 
 
+BUSY_TIMEOUT = 60.0  # seconds SQLite waits for another run's lock
+# messages of a damaged file; "database is locked", "disk is full", I/O errors mean a healthy file
+CORRUPT_MESSAGES = ("file is not a database", "database disk image is malformed", "file is encrypted")
+
+
+class CacheUnavailable(OSError):
+    """The cache cannot be used just now (locked for too long, disk full, I/O error); its file is kept."""
+
+
+def is_corrupt(err: sqlite3.Error) -> bool:
+    """Whether an error means the database file itself is damaged (and may be set aside)."""
+    return any(m in str(err).lower() for m in CORRUPT_MESSAGES)
+
+
 def _connect(path: Path, schema: str) -> sqlite3.Connection:
     def open_db() -> sqlite3.Connection:
-        con = sqlite3.connect(path, timeout=60.0)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        con.executescript(schema)
+        con = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.executescript(schema)
+        except BaseException:
+            con.close()
+            raise
         return con
 
-    try:
-        return open_db()
-    except sqlite3.DatabaseError:
-        # Not a database any more (truncated, overwritten): keep it aside and start fresh.
-        bad = path.with_suffix(path.suffix + ".corrupt")
-        os.replace(path, bad)
-        for extra in ("-wal", "-shm"):
-            Path(str(path) + extra).unlink(missing_ok=True)
-        return open_db()
+    for attempt in range(3):
+        try:
+            return open_db()
+        except sqlite3.DatabaseError as e:
+            if is_corrupt(e):
+                # Not a database any more (truncated, overwritten): keep it aside and start fresh.
+                bad = path.with_suffix(path.suffix + ".corrupt")
+                os.replace(path, bad)
+                for extra in ("-wal", "-shm"):
+                    Path(str(path) + extra).unlink(missing_ok=True)
+                return open_db()
+            if "locked" in str(e).lower() or "busy" in str(e).lower():
+                if attempt < 2:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+            raise CacheUnavailable(f"cannot use the embedding cache {path} ({e}); the file is kept as it is") from None
+    raise AssertionError("unreachable")
 
 
 def _pack(vec: np.ndarray) -> tuple[int, str, int, bytes]:

@@ -1,14 +1,17 @@
 """``semscale`` command line: the same engine and run directories as the app.
 
 Exit codes: 0 success, 2 bad input (one line naming file, line and field), 130 when
-interrupted (finished levels are kept), 1 for anything unexpected.
+interrupted by Ctrl-C, 143 by SIGTERM, 129 by SIGHUP (finished levels are kept in each
+case), 1 for anything unexpected (``--debug`` or ``SEMSCALE_DEBUG=1`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -87,12 +90,54 @@ def graceful_sigint(cancel: CancelToken):
     return on_sigint
 
 
+class Stopped(KeyboardInterrupt):
+    """A second stop signal: stop now. ``status`` is what run.json records."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.status = "interrupted"
+
+
+# what a scheduler, `timeout`, a logout or `systemctl stop` send; they stop a run like Ctrl-C
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextmanager
+def stop_signals(cancel: CancelToken):
+    """Ctrl-C, SIGTERM and SIGHUP stop after the current batch (a second one stops now).
+
+    Yields a one-item list that holds the signal that stopped the run (None for none or
+    Ctrl-C), so the command exits 128 + that signal's number.
+    """
+    received: list[Optional[int]] = [None]
+
+    def on_stop(signum, frame):
+        if cancel.cancelled:
+            raise Stopped(signum)
+        received[0] = signum
+        name = signal.Signals(signum).name
+        cancel.cancel(reason=f"stopped by {name}", status="interrupted")
+        print(f"\n{name}: stopping after the current batch", file=sys.stderr)
+
+    old = {sig: signal.signal(sig, on_stop) for sig in STOP_SIGNALS}
+    old[signal.SIGINT] = signal.signal(signal.SIGINT, graceful_sigint(cancel))
+    try:
+        yield received
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _stop_code(received: list[Optional[int]], err: Optional[BaseException] = None) -> int:
+    signum = getattr(err, "signum", None) or received[0]
+    return 128 + int(signum) if signum else EXIT_INTERRUPTED
+
+
 def _backbones_file(path: str) -> list:
     """Backbones from a CSV (model,pretrained,checkpoint,label columns) or a JSON list."""
-    import pandas as pd
-
     from .backbones import BackboneSpec
-    from .tables import read_user_json
+    from .tables import read_user_csv, read_user_json
 
     p = Path(path)
     if not p.is_file():
@@ -102,9 +147,8 @@ def _backbones_file(path: str) -> list:
         if not isinstance(items, list):
             raise InputError('expected a list of {"model": ..., "pretrained"|"checkpoint": ...}', file=path, line=1)
     else:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
-        if "model" not in df.columns:
-            raise InputError("missing column 'model'", file=path, line=1, field="model")
+        df = read_user_csv(p, ["model"], "backbones")
+        df.columns = [str(c).strip().lower() for c in df.columns]
         items = df.to_dict("records")
     specs = []
     for i, it in enumerate(items):
@@ -171,22 +215,20 @@ def cmd_sweep(args) -> int:
         save_predictions=not args.no_predictions,
         ensemble_shots=_int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
-        embeddings=args.embeddings or [],
+        embeddings=args.embeddings or [], overwrite=args.overwrite,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
 
-    old = signal.signal(signal.SIGINT, graceful_sigint(cancel))
-    try:
-        result = run_sweep(config, emit=reporter, cancel=cancel)
-    except KeyboardInterrupt:
-        print(f"interrupted; finished levels kept in {args.out}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGINT, old)
-    if result.status == "cancelled":
+    with stop_signals(cancel) as received:
+        try:
+            result = run_sweep(config, emit=reporter, cancel=cancel)
+        except KeyboardInterrupt as err:
+            print(f"interrupted; finished levels kept in {args.out}", file=sys.stderr)
+            return _stop_code(received, err)
+    if result.status in ("cancelled", "interrupted"):
         print(f"interrupted; finished levels kept in {result.run_dir}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stop_code(received)
     for name, s in result.summary.get("backbones", {}).items():
         t = s["threshold"]
         print(f"{name}: peak top-1 {t['peak_top1']:.3f} at level {t['peak_level']} ({t['trend']}); "
@@ -238,22 +280,23 @@ def cmd_embed(args) -> int:
         except Exception:
             return f"finished shards are kept in {args.out}"
 
-    old = signal.signal(signal.SIGINT, graceful_sigint(cancel))
-    try:
-        result = run_embed(config, emit=reporter, cancel=cancel)
-    except (Cancelled, KeyboardInterrupt):
-        print(f"interrupted; {shards_done()}; run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except (InputError, WeightsUnavailable):
-        raise
-    except Exception as err:
-        from .distributed import short_error
+    with stop_signals(cancel) as received:
+        try:
+            result = run_embed(config, emit=reporter, cancel=cancel)
+        except (Cancelled, KeyboardInterrupt) as err:
+            print(f"interrupted; {shards_done()}; run the same command again to resume", file=sys.stderr)
+            return _stop_code(received, err)
+        except (InputError, WeightsUnavailable):
+            raise
+        except Exception as err:
+            from .distributed import short_error
 
-        print(f"semscale: error: embedding failed ({short_error(err)}); {shards_done()}; "
-              "run the same command again to resume", file=sys.stderr)
-        return EXIT_ERROR
-    finally:
-        signal.signal(signal.SIGINT, old)
+            if cancel.cancelled:
+                print(f"interrupted; {shards_done()}; run the same command again to resume", file=sys.stderr)
+                return _stop_code(received)
+            print(f"semscale: error: embedding failed ({short_error(err)}); {shards_done()}; "
+                  "run the same command again to resume", file=sys.stderr)
+            return EXIT_ERROR
     print(f"{result.n_rows} images embedded, {result.n_skipped} skipped; {result.shards_written} shards written now, "
           f"{result.shards_before} already done ({result.n_shards} in all); "
           f"{result.images_per_second:.1f} images/s with the {result.engine} engine", file=sys.stderr)
@@ -345,7 +388,8 @@ def cmd_validate(args) -> int:
     labels = load_labels(args.labels, ds.classes, args.data_root) if args.labels else None
     report = validate(ds, labels, check_images=not args.quick)
     print(report.to_text())
-    return EXIT_OK
+    # errors (unreadable files, classes without images or without names) fail; warnings alone do not
+    return EXIT_OK if report.ok else EXIT_INPUT
 
 
 def cmd_models(args) -> int:
@@ -489,7 +533,8 @@ def dataset_options(args) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="semscale", description="Semantic-category scaling experiments with CLIP models.")
+    p = argparse.ArgumentParser(prog="semscale", description="Semantic-category scaling experiments with CLIP models.",
+                                epilog="Add --debug anywhere on the line to see the traceback of an unexpected error.")
     p.add_argument("--version", action="version", version=f"semscale {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -530,7 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class-frequency", help="CSV class,frequency: correlate per-class accuracy with frequency")
     s.add_argument("--external-predictions", action="append", metavar="NAME=FILE",
                    help="CSV image,predicted_class of another system, compared as a pseudo-backbone (repeatable)")
-    s.add_argument("--out", required=True, help="run directory to write")
+    s.add_argument("--out", required=True, help="run directory to write (refused when it already holds a run)")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (every file of the old run is removed first)")
     s.set_defaults(func=cmd_sweep)
 
     e = sub.add_parser("embed", help="encode a dataset's images once into an embedding store (local or Ray); resumable")
@@ -638,7 +685,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug is accepted anywhere on the line (before or after the command)
+    debug = "--debug" in argv or bool(os.environ.get("SEMSCALE_DEBUG"))
+    args = parser.parse_args([a for a in argv if a != "--debug"])
     try:
         return args.func(args)
     except InputError as e:
@@ -647,12 +697,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except WeightsUnavailable as e:
         print(f"semscale: error: {e}", file=sys.stderr)
         return EXIT_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stop_code([None], e)
     except Exception as e:
         print(f"semscale: unexpected error: {type(e).__name__}: {e}", file=sys.stderr)
-        if "--debug" in sys.argv or __import__("os").environ.get("SEMSCALE_DEBUG"):
+        if debug:
             raise
         return EXIT_ERROR
 

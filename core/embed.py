@@ -207,11 +207,14 @@ def embed_images(
         pin_memory=backbone.device.startswith("cuda"),
     ) if todo else []
     it = iter(loader)
+    bad_content: dict[str, tuple[str, str]] = {}  # content key -> (id, reason) of a copy that failed
     try:
         for idx, xs, bad in it:
             cancel.raise_if_cancelled()
             for i, reason in bad:
                 skipped.append((dataset.records[i].id, reason))
+                if keys[i] is not None:
+                    bad_content[keys[i]] = (dataset.records[i].id, reason)
                 emit(ImageSkipped(dataset.records[i].id, reason))
             if xs is not None:
                 feats = backoff.run(backbone.encode_images, xs, emit).numpy()
@@ -233,6 +236,11 @@ def embed_images(
         for i, k in enumerate(keys):
             if k is not None and i not in vectors and k in by_key:
                 vectors[i] = by_key[k]
+            elif k in bad_content and dataset.records[i].id != bad_content[k][0]:
+                # only the first copy of this content was decoded: every copy gets its own skip row
+                first, reason = bad_content[k]
+                skipped.append((dataset.records[i].id, f"{reason} (same content as {first})"))
+                emit(ImageSkipped(dataset.records[i].id, skipped[-1][1]))
     bad_ids = {s[0] for s in skipped}
     indices = np.array(sorted(i for i in vectors if dataset.records[i].id not in bad_ids), dtype=np.int64)
     dim = backbone.embed_dim

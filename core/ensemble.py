@@ -22,6 +22,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from .metrics import top_choice
+
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
@@ -29,14 +31,33 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predictions(scores: Sequence[np.ndarray]) -> np.ndarray:
-    """[B, N] argmax class per backbone."""
-    return np.stack([s.argmax(axis=1) for s in scores])
+def choices(scores: Sequence[np.ndarray]) -> np.ndarray:
+    """[B, N, C] top-1 choice of each backbone under a fair tie-break (see metrics.top_choice).
+
+    A name shared by m classes gives those classes one exact score, so the backbone's
+    choice is 1/m to each of them rather than whichever class the labels file lists first.
+    """
+    return np.stack([top_choice(s) for s in scores])
 
 
-def oracle_correct(preds: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """An image counts as correct if any backbone is right."""
-    return (preds == y[None, :]).any(axis=0)
+def predictions_as_choices(preds: np.ndarray, n_classes: int) -> np.ndarray:
+    """[B, N, C] one-hot choices of systems that give one class per image; -1 (no answer) gives a zero row."""
+    preds = np.asarray(preds, dtype=np.int64)
+    out = np.zeros((*preds.shape, n_classes), dtype=np.float32)
+    b, n = np.nonzero(preds >= 0)
+    out[b, n, preds[b, n]] = 1.0
+    return out
+
+
+def credit(choice: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-image credit of a [N, C] choice: the chance that the chosen class is the true one."""
+    return choice[np.arange(len(y)), y].astype(float)
+
+
+def oracle_correct(choice: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Chance per image that some system is right (any backbone right), tie-breaks independent."""
+    c = np.stack([credit(ch, y) for ch in choice])
+    return 1.0 - np.prod(1.0 - c, axis=0)
 
 
 def mean_logits(scores: Sequence[np.ndarray], scales: Sequence[float]) -> np.ndarray:
@@ -47,31 +68,33 @@ def mean_probabilities(scores: Sequence[np.ndarray], scales: Sequence[float]) ->
     return np.mean([_softmax(s * a) for s, a in zip(scores, scales)], axis=0)
 
 
-def majority_vote(preds: np.ndarray, n_classes: int, tiebreak: Optional[np.ndarray] = None) -> np.ndarray:
-    """Most frequent prediction per image; ties go to the class with the higher ``tiebreak``
-    score (e.g. the mean probability), else to the lowest class index."""
-    B, N = preds.shape
-    votes = np.zeros((N, n_classes))
-    np.add.at(votes, (np.repeat(np.arange(N), B), preds.T.reshape(-1)), 1.0)
-    if tiebreak is not None:
-        # scale the tiebreak into (0, 1) so it never outweighs a whole vote
-        t = tiebreak - tiebreak.min(axis=1, keepdims=True)
-        t = t / (t.max(axis=1, keepdims=True) + 1e-12) * 0.5
-        votes = votes + t
-    return votes.argmax(axis=1)
+def majority_vote(choice: np.ndarray, tiebreak: Optional[np.ndarray] = None) -> np.ndarray:
+    """[N, C] choice of the vote of [B, N, C] system choices.
+
+    A system whose own top-1 is tied splits its vote equally, a system without an answer
+    (zero row) gives none. Equal votes go to the class with the higher ``tiebreak`` score
+    (e.g. the mean probability); what is still equal is shared fairly.
+    """
+    votes = np.asarray(choice, dtype=float).sum(axis=0)
+    lead = votes >= votes.max(axis=1, keepdims=True) - 1e-9  # split votes are sums of fractions
+    if tiebreak is None:
+        return top_choice(np.where(lead, 1.0, 0.0))
+    return top_choice(np.where(lead, tiebreak, -np.inf))
 
 
-def pairwise_disagreement(preds: np.ndarray, y: np.ndarray, names: Sequence[str]) -> list[dict]:
+def pairwise_disagreement(choice: np.ndarray, y: np.ndarray, names: Sequence[str]) -> list[dict]:
+    """Disagreement and who-is-right shares per pair of systems, expected over fair tie-breaks."""
     rows = []
     for a in range(len(names)):
         for b in range(a + 1, len(names)):
-            pa, pb = preds[a], preds[b]
+            ca, cb = credit(choice[a], y), credit(choice[b], y)
+            same = (choice[a].astype(float) * choice[b]).sum(axis=1)
             rows.append({
                 "a": names[a], "b": names[b],
-                "disagreement": float(np.mean(pa != pb)),
-                "only_a_right": float(np.mean((pa == y) & (pb != y))),
-                "only_b_right": float(np.mean((pb == y) & (pa != y))),
-                "both_wrong": float(np.mean((pa != y) & (pb != y))),
+                "disagreement": float(np.mean(1.0 - same)),
+                "only_a_right": float(np.mean(ca * (1 - cb))),
+                "only_b_right": float(np.mean(cb * (1 - ca))),
+                "both_wrong": float(np.mean((1 - ca) * (1 - cb))),
             })
     return rows
 
@@ -194,25 +217,37 @@ def fixed_ensembles(scores: Sequence[np.ndarray], scales: Sequence[float], y: np
                     extra_preds: Optional[np.ndarray] = None) -> dict[str, float]:
     """Top-1 of oracle, mean of logits, mean of probabilities, majority vote, best single.
 
-    ``extra_preds`` ([E, N]) are predictions of systems without scores (external
-    predictions): they join the oracle and the vote, not the score averages.
+    ``extra_preds`` are systems without scores (external predictions), as [E, N] classes
+    (-1 = no answer) or [E, N, C] choices: they join the oracle and the vote, not the score
+    averages. Every top-1 is a credit under the tie policy (metrics.topk_correct).
     """
-    n_classes = scores[0].shape[1] if scores else int(max(y.max(), extra_preds.max()) + 1)
-    preds = predictions(scores) if scores else np.zeros((0, len(y)), dtype=np.int64)
-    all_preds = preds if extra_preds is None else np.concatenate([preds, extra_preds])
+    extra = None if extra_preds is None else np.asarray(extra_preds)
+    if scores:
+        n_classes = scores[0].shape[1]
+    else:
+        n_classes = extra.shape[2] if extra.ndim == 3 else int(max(y.max(), extra.max()) + 1)
+    parts = [choices(scores)] if scores else []
+    if extra is not None:
+        parts.append(extra if extra.ndim == 3 else predictions_as_choices(extra, n_classes))
+    every = np.concatenate(parts)
     out = {
-        "best_single": float(max((p == y).mean() for p in all_preds)),
-        "oracle": float(oracle_correct(all_preds, y).mean()),
+        "best_single": float(max(credit(ch, y).mean() for ch in every)),
+        "oracle": float(oracle_correct(every, y).mean()),
     }
     if scores:
         mp = mean_probabilities(scores, scales)
-        out["mean_logits"] = float((mean_logits(scores, scales).argmax(1) == y).mean())
-        out["mean_probs"] = float((mp.argmax(1) == y).mean())
-        out["majority_vote"] = float((majority_vote(all_preds, n_classes, tiebreak=mp) == y).mean())
+        out["mean_logits"] = float(credit(top_choice(mean_logits(scores, scales)), y).mean())
+        out["mean_probs"] = float(credit(top_choice(mp), y).mean())
+        out["majority_vote"] = float(credit(majority_vote(every, tiebreak=mp), y).mean())
     else:
-        out["majority_vote"] = float((majority_vote(all_preds, n_classes) == y).mean())
+        out["majority_vote"] = float(credit(majority_vote(every), y).mean())
     out["oracle_gain"] = out["oracle"] - out["best_single"]
     return out
+
+
+def top1(scores: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of [N, C] scores under the tie policy."""
+    return float(credit(top_choice(scores), y).mean())
 
 
 def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.ndarray, feats: Optional[np.ndarray],
@@ -228,18 +263,18 @@ def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.n
             s_tr = [s[tr] for s in scores]
             s_ev = [s[ev] for s in scores]
             base = {"k": k, "split": split, "n_fit": len(tr), "n_eval": len(ev)}
-            singles = [float((s.argmax(1) == y[ev]).mean()) for s in s_ev]
+            singles = [top1(s, y[ev]) for s in s_ev]
             # the best single backbone is chosen on the fitting images, like a user would
-            chosen = int(np.argmax([(s.argmax(1) == y[tr]).mean() for s in s_tr]))
+            chosen = int(np.argmax([top1(s, y[tr]) for s in s_tr]))
             rows.append({**base, "method": "best_single", "top1": singles[chosen]})
             rows.append({**base, "method": "best_single_oracle", "top1": max(singles)})
-            rows.append({**base, "method": "mean_logits", "top1": float((mean_logits(s_ev, scales).argmax(1) == y[ev]).mean())})
+            rows.append({**base, "method": "mean_logits", "top1": top1(mean_logits(s_ev, scales), y[ev])})
             for m in methods:
                 if m == "nlc" and feats is None:
                     continue
                 st = settings or FitSettings()
                 st = FitSettings(**{**st.__dict__, "seed": seed + split})
                 ens = AdaptiveEnsemble(m, st).fit(s_tr, y[tr], scales, feats[tr] if feats is not None else None)
-                pred = ens.logits(s_ev, feats[ev] if feats is not None else None).argmax(1)
-                rows.append({**base, "method": m, "top1": float((pred == y[ev]).mean())})
+                logits = ens.logits(s_ev, feats[ev] if feats is not None else None)
+                rows.append({**base, "method": m, "top1": top1(logits, y[ev])})
     return rows

@@ -21,8 +21,12 @@ class CancelToken:
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.reason = "cancelled by user"
+        self.status = "cancelled"  # the run status a stop leaves: "interrupted" when a signal asked for it
 
-    def cancel(self) -> None:
+    def cancel(self, reason: str = "cancelled by user", status: str = "cancelled") -> None:
+        if not self._event.is_set():
+            self.reason, self.status = reason, status
         self._event.set()
 
     @property
@@ -31,7 +35,7 @@ class CancelToken:
 
     def raise_if_cancelled(self) -> None:
         if self._event.is_set():
-            raise Cancelled("cancelled by user")
+            raise Cancelled(self.reason)
 
 
 @dataclass

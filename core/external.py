@@ -18,12 +18,24 @@ from .labels import LabelSet
 class ExternalPredictions:
     name: str
     path: str
-    pred: dict[str, int]  # image id -> class index (-1: an answer that names no class)
+    pred: dict[str, int]  # image id -> class index (-1: an answer that names no class, or a shared name)
     unmatched_answers: dict[str, int] = field(default_factory=dict)  # answer -> count
+    shared: dict[str, tuple[int, ...]] = field(default_factory=dict)  # image id -> classes an answer's name is listed under
 
     def for_images(self, ids: Sequence[str]) -> np.ndarray:
-        """Class index per image id; -1 where the system gave no usable answer."""
+        """Class index per image id; -1 where the system gave no usable answer (or named a shared name)."""
         return np.array([self.pred.get(i, -1) for i in ids], dtype=np.int64)
+
+    def choices(self, ids: Sequence[str], n_classes: int) -> np.ndarray:
+        """[N, C] choice per image under the tie policy: an answer that is a name listed under
+        m classes (and is no class's own name) is worth 1/m to each; no answer is a zero row."""
+        out = np.zeros((len(ids), n_classes), dtype=np.float32)
+        for r, i in enumerate(ids):
+            if self.pred.get(i, -1) >= 0:
+                out[r, self.pred[i]] = 1.0
+            elif i in self.shared:
+                out[r, list(self.shared[i])] = 1.0 / len(self.shared[i])
+        return out
 
     def coverage(self, ids: Sequence[str]) -> float:
         return float(np.mean([i in self.pred for i in ids])) if len(ids) else 0.0
@@ -43,22 +55,28 @@ def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPrediction
     name, _, file = spec.partition("=") if "=" in spec else (Path(spec).stem, "", spec)
     path = Path(file)
     df = read_user_csv(path, ("image", "predicted_class"), "external predictions")
-    lookup: dict[str, int] = {}
-    for ci, c in enumerate(labels.classes):
-        lookup.setdefault(_normalise(c), ci)
+    # a class's own name names that class; any other name names every class that lists it
+    by_class = {_normalise(c): (ci,) for ci, c in enumerate(labels.classes)}
+    by_name: dict[str, set[int]] = {}
     for ci, c in enumerate(labels.classes):
         for n in labels.names[c]:
-            lookup.setdefault(_normalise(n), ci)
+            by_name.setdefault(_normalise(n), set()).add(ci)
+    lookup = {**{k: tuple(sorted(v)) for k, v in by_name.items()}, **by_class}
     pred: dict[str, int] = {}
+    shared: dict[str, tuple[int, ...]] = {}
     unmatched: dict[str, int] = {}
     for i, (img, ans) in enumerate(zip(df["image"], df["predicted_class"])):
-        img = img.strip().lstrip("./") if img.strip().startswith("./") else img.strip()
+        img = img.strip()
+        while img.startswith("./"):  # the prefix, not the characters: "./.hidden/a.png" keeps ".hidden"
+            img = img[2:]
         if not img:
             raise InputError("empty image path", file=path, line=i + 2, field="image")
         if img in pred:
             raise InputError(f"image '{img}' listed twice", file=path, line=i + 2, field="image")
-        ci = lookup.get(_normalise(ans), -1)
-        if ci < 0:
+        owners = lookup.get(_normalise(ans), ())
+        if not owners:
             unmatched[ans] = unmatched.get(ans, 0) + 1
-        pred[img] = ci
-    return ExternalPredictions(name=name, path=str(path), pred=pred, unmatched_answers=unmatched)
+        if len(owners) > 1:
+            shared[img] = owners
+        pred[img] = owners[0] if len(owners) == 1 else -1
+    return ExternalPredictions(name=name, path=str(path), pred=pred, unmatched_answers=unmatched, shared=shared)

@@ -54,10 +54,12 @@ class LabelSet:
         """
         if ordering == 0:
             return {c: list(v) for c, v in self.names.items()}
-        rng = random.Random(f"{seed}:{ordering}")
         out = {}
         for c, v in self.names.items():
-            rest = list(v[1:])
+            # one generator per class, over the names in sorted order: a shuffle never depends on
+            # where the class or its names sit in the file
+            rng = random.Random(f"{seed}:{ordering}:{c}")
+            rest = sorted(v[1:])
             rng.shuffle(rest)
             out[c] = v[:1] + rest
         return out
@@ -223,18 +225,21 @@ def preset_templates(name: str) -> list[str]:
     return [f("{}") if callable(f) else str(f) for f in fns]
 
 
-def validate_templates(templates: Sequence[str], path: Optional[str] = None, first_line: int = 1) -> list[str]:
+def validate_templates(templates: Sequence[str], path: Optional[str] = None, first_line: int = 1,
+                       lines: Optional[Sequence[int]] = None) -> list[str]:
+    """The templates, checked; ``lines`` gives each one's line in ``path`` (comments and blanks skipped)."""
     out = []
     for i, t in enumerate(templates):
+        line = lines[i] if lines is not None else first_line + i
         if "{}" not in t:
-            raise InputError("template has no '{}' placeholder for the name", file=path, line=first_line + i, field="template")
+            raise InputError("template has no '{}' placeholder for the name", file=path, line=line, field="template")
         try:
             t.format("x")
         except (IndexError, KeyError, ValueError) as e:
             raise InputError(
                 f"template cannot be formatted ({e}); write literal braces as '{{{{' and '}}}}'",
                 file=path,
-                line=first_line + i,
+                line=line,
                 field="template",
             ) from None
         out.append(t)
@@ -260,16 +265,14 @@ def load_templates(spec: str | Path | Sequence[str]) -> list[str]:
         raise InputError(
             f"not a template preset ({', '.join(TEMPLATE_PRESETS)}) and no such file", file=spec_s
         )
-    templates, first = [], None
+    templates, lines = [], []
     for i, line in enumerate(read_user_text(path).splitlines(), 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue
-        if "{}" not in s:
-            raise InputError("template has no '{}' placeholder for the name", file=path, line=i, field="template")
         templates.append(s)
-        first = first or i
-    return validate_templates(templates, str(path), first or 1) if templates else validate_templates([], str(path))
+        lines.append(i)
+    return validate_templates(templates, str(path), lines=lines)
 
 
 # ---------------------------------------------------------------- levels

@@ -8,35 +8,63 @@ import numpy as np
 
 
 def bootstrap_ci(correct: np.ndarray, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the accuracy (mean of a 0/1 vector).
+    """Percentile bootstrap CI of the accuracy (mean of per-image credits in [0, 1]).
 
-    Resampling n items with replacement from a 0/1 vector with k ones gives a count that
-    is exactly Binomial(n, k/n), so we draw those counts directly: same distribution as
-    the index-resampling bootstrap, O(n_boot) instead of O(n_boot * n).
+    Resampling n items with replacement only changes how often each distinct credit value
+    is drawn: the counts are exactly Multinomial(n, shares of the values) (Binomial for a
+    0/1 vector), so we draw those counts directly: same distribution as the
+    index-resampling bootstrap, O(n_boot * values) instead of O(n_boot * n). Tied credits
+    (1/m, see :func:`topk_correct`) are just more distinct values.
     """
     n = int(len(correct))
     if n == 0:
         return float("nan"), float("nan")
-    p = float(np.mean(correct))
     rng = np.random.default_rng(seed)
-    acc = rng.binomial(n, p, size=n_boot) / n
+    values, counts = np.unique(np.asarray(correct, dtype=float), return_counts=True)
+    if set(values.tolist()) <= {0.0, 1.0}:
+        acc = rng.binomial(n, float(np.mean(correct)), size=n_boot) / n
+    else:
+        acc = rng.multinomial(n, counts / n, size=n_boot) @ values / n
     lo, hi = np.quantile(acc, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 
 
+def top_choice(class_scores: np.ndarray) -> np.ndarray:
+    """[N, C] chance that a fair random tie-break picks each class as the top-1 prediction.
+
+    1/m for each of the m classes sharing the best score (a name listed under m classes is
+    one category with m owners, so its classes share one score column exactly), 0 elsewhere.
+    """
+    s = np.asarray(class_scores)
+    top = s == s.max(axis=1, keepdims=True)
+    return (top / top.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 def topk_correct(class_scores: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
-    """Whether the true class is among the k highest class scores, per image."""
+    """Expected top-k credit per image under a fair random tie-break, in [0, 1].
+
+    With h classes scoring strictly higher than the true class and t classes (the true one
+    included) scoring exactly the same, the true class's rank is uniform on h+1 … h+t, so
+    the chance it is among the first k is clip((k - h) / t, 0, 1). Without ties this is
+    1 or 0; for k = 1 and a best category with m owners it is 1/m.
+    """
     k = min(k, class_scores.shape[1])
     if k <= 0:
-        return np.zeros(len(y), dtype=bool)
+        return np.zeros(len(y), dtype=float)
     true = class_scores[np.arange(len(y)), y]
-    # rank = number of classes scoring strictly higher than the true one
     higher = (class_scores > true[:, None]).sum(axis=1)
-    return higher < k
+    tied = (class_scores == true[:, None]).sum(axis=1)
+    return np.clip((k - higher) / np.maximum(tied, 1), 0.0, 1.0)
+
+
+def credit_count(credit: float) -> int | float:
+    """A sum of credits as it goes into a table: an int when whole (no ties), else 6 decimals."""
+    r = round(float(credit), 6)
+    return int(r) if r.is_integer() else r
 
 
 def per_class_recall(y: np.ndarray, correct: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n images, recall) per class; recall is NaN for classes without images."""
+    """(n images, recall) per class from per-image credits; recall is NaN for classes without images."""
     counts = np.bincount(y, minlength=n_classes)
     hits = np.bincount(y, weights=correct.astype(float), minlength=n_classes)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -4,7 +4,8 @@
 ``per_class.csv`` and ``skipped.csv``. CSV rows are appended and the file closed as each
 level finishes, so a cancelled or killed run keeps everything already computed.
 ``run.json`` is replaced atomically; a run left as ``running`` by a process that no
-longer exists reads back as ``interrupted``.
+longer exists reads back as ``interrupted``. A folder that already holds a run is never
+written into unless asked to, and then every file of the old run goes first.
 """
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ from typing import Any, Iterable, Optional
 
 import pandas as pd
 
+from .errors import InputError
+
 RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
+# everything a run of this or an earlier version writes; newer runs also list their files in run.json
+RUN_OUTPUTS = ("run.json", "run.json.tmp", *RUN_FILES, "levels_summary.csv", "backbones.csv", "pairs.csv",
+               "ensembles.csv", "frequency.csv", "frequency_summary.csv", "logits")
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
-    "n_correct", "seconds",
+    "n_correct", "seconds", "n_tied",
 ]
-PREDICTION_COLUMNS = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone", "score"]
+PREDICTION_COLUMNS = ["image", "true_class", "level", "predicted_label", "predicted_class", "correct", "ordering", "backbone", "score",
+                      "credit", "n_owners", "predicted_classes"]
 PER_CLASS_COLUMNS = ["backbone", "ordering", "level", "class", "n_images", "n_correct", "recall", "top5_recall", "n_names"]
 SKIPPED_COLUMNS = ["path", "reason"]
 
@@ -59,21 +66,82 @@ def _atomic_write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-class RunWriter:
-    """Creates and appends to a run directory."""
+def _run_outputs(d: Path) -> list[Path]:
+    """The entries of ``d`` that some run wrote (known names and those its run.json lists)."""
+    names = set(RUN_OUTPUTS)
+    try:
+        listed = json.loads((d / "run.json").read_text(encoding="utf-8")).get("files", [])
+        names.update(n for n in listed if isinstance(n, str) and n and Path(n).name == n)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return [d / n for n in sorted(names) if (d / n).exists() or (d / n).is_symlink()]
 
-    def __init__(self, out: str | Path, config: dict[str, Any], overwrite: bool = True) -> None:
+
+def holds_run(out: str | Path) -> bool:
+    """True when the folder already holds (part of) a run."""
+    d = Path(out)
+    return d.is_dir() and bool(_run_outputs(d))
+
+
+def check_out(out: str | Path, overwrite: bool = False) -> None:
+    """Refuse a run folder before any work: one that holds a run (unless ``overwrite``), or one that cannot be made."""
+    d = Path(out)
+    if d.exists() and not d.is_dir():
+        raise InputError("the run folder is an existing file; choose a folder", file=d, field="out")
+    if holds_run(d) and not overwrite:
+        raise InputError("this folder already holds a run; choose a new folder, or pass --overwrite to replace that "
+                         "run", file=d, field="out")
+    parent = d
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"cannot create the run folder here ({parent} is not a writable folder)", file=d, field="out")
+
+
+def _remove(paths: Iterable[Path]) -> None:
+    import shutil
+
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _pid_started(pid: int) -> Optional[float]:
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    except Exception:
+        return None
+
+
+class RunWriter:
+    """Creates and appends to a run directory.
+
+    A folder that holds a run is refused unless ``overwrite``; then every file of the old run
+    is removed first, so the folder ends up exactly as a fresh run into an empty one leaves it.
+    Other files in the folder (a labels file the user keeps there) are left alone.
+    """
+
+    def __init__(self, out: str | Path, config: dict[str, Any], overwrite: bool = False) -> None:
         self.dir = Path(out)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if overwrite:
-            for name in RUN_FILES + ("levels_summary.csv", "backbones.csv", "ensembles.csv"):
-                (self.dir / name).unlink(missing_ok=True)
+        check_out(self.dir, overwrite)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the run folder ({e.strerror or e})", file=self.dir, field="out") from None
+        _remove(_run_outputs(self.dir))
+        self._before = set(os.listdir(self.dir))
         self.meta: dict[str, Any] = {
             "status": "running",
             "started": now(),
             "finished": None,
             "pid": os.getpid(),
+            "pid_started": _pid_started(os.getpid()),
             "host": socket.gethostname(),
+            "files": [],
             "versions": versions(),
             "config": config,
             "summary": {},
@@ -87,6 +155,8 @@ class RunWriter:
                 pd.DataFrame(columns=cols).to_csv(self.dir / name, index=False)
 
     def _write_meta(self) -> None:
+        # every entry this run added, so a later --overwrite removes exactly this run's files
+        self.meta["files"] = sorted(set(os.listdir(self.dir)) - self._before - {"run.json", "run.json.tmp"})
         _atomic_write_json(self.dir / "run.json", self.meta)
 
     def update(self, **fields: Any) -> None:
@@ -120,15 +190,17 @@ class RunWriter:
         self._write_meta()
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def _pid_alive(pid: int, started: Optional[float] = None) -> bool:
+    """Whether the process that wrote a run still runs (never sends it a signal: on Windows
+    ``os.kill(pid, 0)`` would be a Ctrl-C). A recorded start time tells a reused pid apart."""
+    import psutil
+
+    if not psutil.pid_exists(pid):
         return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
+    if started is not None:
+        now_started = _pid_started(pid)
+        if now_started is not None and abs(now_started - float(started)) > 1.0:
+            return False
     return True
 
 
@@ -157,7 +229,8 @@ def run_status(meta: dict) -> str:
     status = meta.get("status", "unknown")
     if status == "running" and meta.get("host") == socket.gethostname():
         pid = meta.get("pid")
-        if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
+        started = meta.get("pid_started")
+        if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid, started if isinstance(started, (int, float)) else None):
             return "interrupted"
     return status
 
@@ -173,7 +246,6 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def load_run(path: str | Path) -> Run:
-    from .errors import InputError
     from .tables import read_user_json
 
     d = Path(path)

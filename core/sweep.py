@@ -35,8 +35,8 @@ from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, 
 from .external import ExternalPredictions, load_external_predictions
 from .frequency import frequency_table, load_class_frequency
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
-from .metrics import bootstrap_ci, per_class_recall, threshold_analysis, topk_correct
-from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter
+from .metrics import bootstrap_ci, credit_count, per_class_recall, threshold_analysis, topk_correct
+from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter, check_out
 
 MODES = ("flat", "pooled")
 SCORE_CHUNK = 8192  # images scored at once; bounds memory for huge label sets
@@ -78,6 +78,7 @@ class SweepConfig:
     # embedding stores (`semscale embed`), one per backbone in order: image embeddings come from them and no
     # image is opened; with no backbones given, the stores' own backbones are used (for the text side only)
     embeddings: list[str] = field(default_factory=list)
+    overwrite: bool = False  # replace a run already in ``out`` (else such a folder is refused)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -94,17 +95,38 @@ class SweepConfig:
 
 @dataclass
 class LevelScores:
-    """Scores of all images at one level (rows follow the embedding matrix)."""
+    """Scores of all images at one level (rows follow the embedding matrix).
+
+    Ties follow one policy (README, "Ties"): a name listed under several classes is one
+    category owned by all of them, and an image whose best category has m owners, its own
+    among them, earns ``credit`` 1/m (top-5 alike, ``credit_topk``). ``pred_class`` is
+    the first owner by class name (for display), ``correct`` is ``credit == 1``.
+    """
 
     level: int
     n_categories: int
     pred_class: np.ndarray
     pred_label: list[str]
     score: np.ndarray
-    correct: np.ndarray
-    correct_topk: np.ndarray
+    credit: np.ndarray  # float top-1 credit per image
+    credit_topk: np.ndarray  # float top-k credit per image
+    n_owners: np.ndarray  # classes sharing the best score, per image
+    owners: list[str]  # those classes by name, joined by "|"
     names_per_class: np.ndarray
     class_scores: Optional[np.ndarray] = None  # [N, C] when asked for (ensembles)
+
+    @property
+    def correct(self) -> np.ndarray:
+        """Right without any tie-break: the best category belongs to the true class alone."""
+        return self.credit == 1.0
+
+    @property
+    def correct_topk(self) -> np.ndarray:
+        return self.credit_topk
+
+    @property
+    def n_tied(self) -> int:
+        return int((self.n_owners > 1).sum())
 
 
 @dataclass
@@ -138,6 +160,30 @@ def build_categories(names: dict[str, list[str]], classes: Sequence[str], k: int
     return labels, np.asarray(owner, dtype=np.int64), np.asarray(starts, dtype=np.int64)
 
 
+def _category_matrix(name_emb, name_row, names, classes, k, mode):
+    """(unique category keys, their text matrix, class -> categories as gather columns, class starts).
+
+    Categories are decided on the name text: flat mode has one category per distinct name,
+    pooled mode one per distinct set of level-k names (its embedding the normalised mean in
+    sorted name order, so classes with the same set get bit-identical columns). Keys are
+    sorted, so nothing depends on the order of classes or names in the labels file.
+    """
+    if mode == "flat":
+        keys = sorted({n for c in classes for n in names[c][:k]})
+        T = name_emb[[name_row[n] for n in keys]]
+        col_of = {n: j for j, n in enumerate(keys)}
+        cat_labels, _, starts = build_categories(names, classes, k)
+        cols = np.asarray([col_of[n] for n in cat_labels], dtype=np.int64)
+        return keys, T, cols, starts
+    sets = {c: tuple(sorted(set(names[c][:k]))) for c in classes}
+    keys = sorted(set(sets.values()))
+    T = np.stack([name_emb[[name_row[n] for n in key]].mean(axis=0) for key in keys])
+    T /= np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
+    col_of = {key: j for j, key in enumerate(keys)}
+    cols = np.asarray([col_of[sets[c]] for c in classes], dtype=np.int64)
+    return keys, T, cols, np.arange(len(classes), dtype=np.int64)
+
+
 def score_level(
     X: np.ndarray,
     y: np.ndarray,
@@ -150,48 +196,56 @@ def score_level(
     top_k: int = 5,
     keep_class_scores: bool = False,
 ) -> LevelScores:
-    """Score every image against the level-k label set (see module docstring)."""
+    """Score every image against the level-k label set (see module docstring and LevelScores)."""
     if mode not in MODES:
         raise InputError(f"unknown mode '{mode}' (choose flat or pooled)", field="mode")
-    cat_labels, owner, starts = build_categories(names, classes, k)
-    n_names = np.diff(np.append(starts, len(cat_labels)))
-    if mode == "flat":
-        T = name_emb[[name_row[n] for n in cat_labels]]
-        label_of = cat_labels
-        n_cat = len(cat_labels)
-    else:
-        T = np.stack([name_emb[[name_row[n] for n in names[c][:k]]].mean(axis=0) for c in classes])
-        T /= np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
-        label_of = [names[c][0] for c in classes]
-        n_cat = len(classes)
+    keys, T, cols, starts = _category_matrix(name_emb, name_row, names, classes, k, mode)
+    n_names = np.asarray([len(names[c][:k]) for c in classes], dtype=np.int64)
+    by_name = np.argsort(np.asarray(classes, dtype=object), kind="stable")  # classes in name order
+    name_rank = np.empty(len(classes), dtype=np.int64)
+    name_rank[by_name] = np.arange(len(classes))
     n = len(X)
     pred_class = np.empty(n, dtype=np.int64)
     pred_cat = np.empty(n, dtype=np.int64)
     score = np.empty(n, dtype=np.float32)
-    topk = np.empty(n, dtype=bool)
+    credit = np.empty(n, dtype=float)
+    topk = np.empty(n, dtype=float)
+    n_owners = np.empty(n, dtype=np.int64)
+    owners: list[str] = []
     kept = np.empty((n, len(classes)), dtype=np.float32) if keep_class_scores else None
     for s in range(0, n, SCORE_CHUNK):
         logits = X[s : s + SCORE_CHUNK] @ T.T
-        best = logits.argmax(axis=1)
-        pred_cat[s : s + SCORE_CHUNK] = best
-        score[s : s + SCORE_CHUNK] = logits[np.arange(len(best)), best]
-        if mode == "flat":
-            class_scores = np.maximum.reduceat(logits, starts, axis=1)
-            pred_class[s : s + SCORE_CHUNK] = owner[best]
-        else:
-            class_scores = logits
-            pred_class[s : s + SCORE_CHUNK] = best
-        topk[s : s + SCORE_CHUNK] = topk_correct(class_scores, y[s : s + SCORE_CHUNK], top_k)
+        best = logits.argmax(axis=1)  # keys are sorted: an exact float tie between texts goes the same way always
+        class_scores = np.maximum.reduceat(logits[:, cols], starts, axis=1) if mode == "flat" else logits[:, cols]
+        top = class_scores == class_scores.max(axis=1, keepdims=True)  # the best category's owners
+        first = np.where(top, name_rank[None, :], len(classes)).argmin(axis=1)  # a class index
+        sl = slice(s, s + len(best))
+        pred_cat[sl] = best
+        score[sl] = logits[np.arange(len(best)), best]
+        pred_class[sl] = first
+        n_owners[sl] = top.sum(axis=1)
+        chunk_owners = [classes[c] for c in pred_class[sl]]
+        for i in np.flatnonzero(n_owners[sl] > 1):  # ties are rare: join names only for those rows
+            chunk_owners[i] = "|".join(classes[c] for c in by_name[top[i, by_name]])
+        owners.extend(chunk_owners)
+        credit[sl] = topk_correct(class_scores, y[sl], 1)
+        topk[sl] = topk_correct(class_scores, y[sl], top_k)
         if kept is not None:
-            kept[s : s + SCORE_CHUNK] = class_scores
+            kept[sl] = class_scores
+    if mode == "flat":
+        pred_label = [keys[i] for i in pred_cat]
+    else:
+        pred_label = [names[classes[c]][0] for c in pred_class]
     return LevelScores(
         level=k,
-        n_categories=n_cat,
+        n_categories=len(keys),
         pred_class=pred_class,
-        pred_label=[label_of[i] for i in pred_cat],
+        pred_label=pred_label,
         score=score,
-        correct=pred_class == y,
-        correct_topk=topk,
+        credit=credit,
+        credit_topk=topk,
+        n_owners=n_owners,
+        owners=owners,
         names_per_class=n_names,
         class_scores=kept,
     )
@@ -200,34 +254,34 @@ def score_level(
 def needed_names(labels: LabelSet, levels: Sequence[int], orderings: int, seed: int) -> list[str]:
     """Names that some level of some ordering uses (a 1-level run embeds only first names)."""
     top = max(levels)
-    seen: dict[str, None] = {}
+    seen: set[str] = set()
     for o in range(orderings):
         for names in labels.ordered(o, seed).values():
-            for n in names[:top]:
-                seen.setdefault(n, None)
-    return list(seen)
+            seen.update(names[:top])
+    return sorted(seen)  # sorted: text batches (and so every float) never depend on the file's order
 
 
 def _prepare(config: SweepConfig):
     if config.mode not in MODES:
         raise InputError(f"unknown mode '{config.mode}' (choose flat or pooled)", field="mode")
     store_data = None
+    specs = list(config.backbones)
     if config.embeddings:  # image embeddings from stores (core.store); the images themselves are never opened
         from .store import store_specs, stores_dataset
 
         store_data = stores_dataset(config.embeddings)
-        if not config.backbones:
-            config.backbones = store_specs(config.embeddings)
-        elif len(config.backbones) != len(config.embeddings):
-            raise InputError(f"{len(config.embeddings)} embedding stores but {len(config.backbones)} backbones; give "
+        if not specs:  # the config keeps what was asked for; run.json records these as backbones_resolved
+            specs = store_specs(config.embeddings)
+        elif len(specs) != len(config.embeddings):
+            raise InputError(f"{len(config.embeddings)} embedding stores but {len(specs)} backbones; give "
                              "one backbone per store, in the same order (or none)", field="embeddings")
-    if not config.backbones:
+    if not specs:
         raise InputError("no backbone given (use --model)", field="model")
     if config.orderings < 1:
         raise InputError("orderings must be at least 1", field="orderings")
     if any(int(k) < 1 for k in config.ensemble_shots):
         raise InputError("ensemble shots must be positive integers", field="ensemble-shots")
-    names = [b.display for b in config.backbones]
+    names = [b.display for b in specs]
     if len(set(names)) != len(names):
         raise InputError("two backbones have the same name; give them labels", field="model")
     dataset = store_data if store_data is not None else load_dataset(
@@ -241,7 +295,7 @@ def _prepare(config: SweepConfig):
     externals = [load_external_predictions(s, labels) for s in config.external_predictions]
     # resolve every backbone now (names, checkpoint hashes, weights present) so a bad one
     # fails before the run directory exists; the networks themselves are built on first use
-    backbones = [load_backbone(spec, lazy=True) for spec in config.backbones]
+    backbones = [load_backbone(spec, lazy=True) for spec in specs]
     for b in backbones:
         b.ensure_weights()
     return dataset, labels, templates, levels, freq, externals, backbones
@@ -259,6 +313,7 @@ def run_sweep(
     KeyboardInterrupt is re-raised after the run directory is closed.
     """
     cancel = cancel or CancelToken()
+    check_out(config.out, config.overwrite)  # a reused or unwritable folder is refused before any work
     dataset, labels, templates, levels, freq, externals, backbones = _prepare(config)
     for w in labels.warnings:
         emit(Log(w, "warning"))
@@ -269,20 +324,21 @@ def run_sweep(
         "labels_resolved": labels.names,
         "dataset_kind": dataset.kind,
         "dataset_classes": dataset.classes,
+        "backbones_resolved": [b.spec.to_dict() for b in backbones],
     }
-    writer = RunWriter(config.out, {**config.to_dict(), **resolved})
+    writer = RunWriter(config.out, {**config.to_dict(), **resolved}, overwrite=config.overwrite)
     writer.meta["backbones"] = []
     writer.add_skipped(dataset.problems)
     summary: dict[str, Any] = {"backbones": {}}
     all_levels: list[dict] = []
     all_per_class: list[dict] = []
     cache = None
-    keep = len(config.backbones) + len(externals) >= 2
+    keep = len(backbones) + len(externals) >= 2
     try:
         cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
         outcomes = []
-        for backbone in backbones:
-            outcomes.append(_sweep_backbone(config, backbone, dataset, labels, templates, levels, writer, cache, emit,
+        for position, backbone in enumerate(backbones):
+            outcomes.append(_sweep_backbone(config, position, backbone, dataset, labels, templates, levels, writer, cache, emit,
                                             cancel, summary, all_levels, all_per_class, keep))
         if config.orderings > 1:
             _write_ordering_summary(writer, all_levels)
@@ -290,12 +346,18 @@ def run_sweep(
         writer.finish("completed", summary)
         status = "completed"
     except (Cancelled, KeyboardInterrupt) as e:
-        writer.finish("cancelled", summary, error="interrupted" if isinstance(e, KeyboardInterrupt) else "cancelled by user")
-        emit(RunFinished("cancelled", str(writer.dir), summary))
+        # a stop signal (SIGTERM, SIGHUP) ends as "interrupted", Ctrl-C and the cancel button as "cancelled"
+        stopped = getattr(e, "status", None) or cancel.status
+        writer.finish(stopped, summary, error=cancel.reason if cancel.cancelled else str(e) or "interrupted")
+        emit(RunFinished(stopped, str(writer.dir), summary))
         if isinstance(e, KeyboardInterrupt):
             raise
-        return SweepResult(str(writer.dir), "cancelled", summary, pd.DataFrame(all_levels))
+        return SweepResult(str(writer.dir), stopped, summary, pd.DataFrame(all_levels))
     except BaseException as e:
+        if cancel.cancelled:  # e.g. data-loader workers killed by the same signal: still a stop, not a failure
+            writer.finish(cancel.status, summary, error=f"{cancel.reason} ({type(e).__name__}: {e})")
+            emit(RunFinished(cancel.status, str(writer.dir), summary))
+            raise
         writer.finish("failed", summary, error=f"{type(e).__name__}: {e}")
         emit(RunFinished("failed", str(writer.dir), summary, error=str(e)))
         raise
@@ -310,7 +372,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "backbone"
 
 
-def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel,
+def _sweep_backbone(config, position, backbone, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel,
                     summary, all_levels, all_per_class, keep_scores: bool) -> BackboneOutcome:
     writer.meta["backbones"].append(backbone.describe())
     writer.update()
@@ -318,7 +380,6 @@ def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, leve
 
     t0 = time.perf_counter()
     if config.embeddings:  # from this backbone's store (core.store.StoreDataset): no image is opened
-        position = next(i for i, b in enumerate(config.backbones) if b is backbone.spec)
         emb = dataset.image_embeddings(position, backbone, cache)
     else:
         emb = embed_images(backbone, dataset, cache=cache, batch_size=config.batch_size,
@@ -363,19 +424,19 @@ def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, leve
             ts = time.perf_counter()
             want_scores = o == 0 and (keep_scores or config.save_logits)
             s = score_level(X, y, name_emb, name_row, names, classes, k, config.mode, config.top_k, want_scores)
-            lo, hi = bootstrap_ci(s.correct, config.bootstrap, seed=config.seed + 7919 * o + k)
+            lo, hi = bootstrap_ci(s.credit, config.bootstrap, seed=config.seed + 7919 * o + k)
             row = {
                 "backbone": name, "ordering": o, "level": k, "n_categories": s.n_categories,
-                "n_images": len(y), "top1": float(s.correct.mean()), "top5": float(s.correct_topk.mean()),
-                "ci_low": round(lo, 6), "ci_high": round(hi, 6), "n_correct": int(s.correct.sum()),
-                "seconds": round(time.perf_counter() - ts, 4),
+                "n_images": len(y), "top1": float(s.credit.mean()), "top5": float(s.credit_topk.mean()),
+                "ci_low": round(lo, 6), "ci_high": round(hi, 6), "n_correct": credit_count(s.credit.sum()),
+                "seconds": round(time.perf_counter() - ts, 4), "n_tied": s.n_tied,
             }
-            counts, recall = per_class_recall(y, s.correct, len(classes))
-            _, recall5 = per_class_recall(y, s.correct_topk, len(classes))
-            hits = np.bincount(y, weights=s.correct.astype(float), minlength=len(classes)).astype(int)
+            counts, recall = per_class_recall(y, s.credit, len(classes))
+            _, recall5 = per_class_recall(y, s.credit_topk, len(classes))
+            hits = np.bincount(y, weights=s.credit, minlength=len(classes))
             per_class = [
                 {"backbone": name, "ordering": o, "level": k, "class": c, "n_images": int(counts[ci]),
-                 "n_correct": int(hits[ci]), "recall": float(recall[ci]), "top5_recall": float(recall5[ci]),
+                 "n_correct": credit_count(hits[ci]), "recall": float(recall[ci]), "top5_recall": float(recall5[ci]),
                  "n_names": int(s.names_per_class[ci])}
                 for ci, c in enumerate(classes)
             ]
@@ -389,6 +450,7 @@ def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, leve
                     "image": ids, "true_class": [classes[c] for c in y], "level": k,
                     "predicted_label": s.pred_label, "predicted_class": [classes[c] for c in s.pred_class],
                     "correct": s.correct.astype(int), "ordering": o, "backbone": name, "score": np.round(s.score, 5),
+                    "credit": np.round(s.credit, 6), "n_owners": s.n_owners, "predicted_classes": s.owners,
                 }), PREDICTION_COLUMNS)
             writer.append("per_class.csv", per_class, PER_CLASS_COLUMNS)
             writer.append("levels.csv", [row], LEVEL_COLUMNS)
@@ -456,7 +518,7 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
         y = outcomes[0].y[sel[0]]
         scales = [o.scale for o in outcomes]
         feats = np.concatenate([o.X[s] for o, s in zip(outcomes, sel)], axis=1) if outcomes else None
-        ext_preds = np.stack([e.for_images(ids) for e in externals]) if externals else None
+        ext_choices = np.stack([e.choices(ids, len(classes)) for e in externals]) if externals else None
         for e in externals:
             cov = e.coverage(ids)
             if cov < 1:
@@ -464,28 +526,32 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
             if e.unmatched_answers:
                 top = ", ".join(f"'{a}'" for a in list(e.unmatched_answers)[:5])
                 emit(Log(f"{e.name}: {sum(e.unmatched_answers.values())} answers name no class (e.g. {top})", "warning"))
-            counts, recall = per_class_recall(y, e.for_images(ids) == y, len(classes))
-            hits = np.bincount(y, weights=(e.for_images(ids) == y).astype(float), minlength=len(classes)).astype(int)
+            ext_credit = ens.credit(e.choices(ids, len(classes)), y)
+            counts, recall = per_class_recall(y, ext_credit, len(classes))
+            hits = np.bincount(y, weights=ext_credit, minlength=len(classes))
             for lvl in levels:
                 per_class_rows += [{"backbone": e.name, "ordering": 0, "level": lvl, "class": c, "n_images": int(counts[ci]),
-                                    "n_correct": int(hits[ci]), "recall": float(recall[ci])} for ci, c in enumerate(classes)]
+                                    "n_correct": credit_count(hits[ci]), "recall": float(recall[ci])}
+                                   for ci, c in enumerate(classes)]
         ens_summary = {}
         names = [o.name for o in outcomes] + [e.name for e in externals]
         for li, k in enumerate(levels):
             cancel.raise_if_cancelled()
             emit(Progress("ensembles", li, len(levels), None, "ensemble"))
             scores = [o.class_scores[k][s] for o, s in zip(outcomes, sel)]
-            preds = ens.predictions(scores) if scores else np.zeros((0, len(y)), dtype=np.int64)
-            all_preds = preds if ext_preds is None else np.concatenate([preds, ext_preds])
+            parts = [ens.choices(scores)] if scores else []
+            if ext_choices is not None:
+                parts.append(ext_choices)
+            all_choices = np.concatenate(parts)  # [systems, N, C] under the tie policy
             bb_rows = [{"level": k, "backbone": n, "kind": "clip" if j < len(outcomes) else "external",
-                        "top1": float((all_preds[j] == y).mean()), "n_images": len(y)} for j, n in enumerate(names)]
-            if ext_preds is not None and len(outcomes):
+                        "top1": float(ens.credit(all_choices[j], y).mean()), "n_images": len(y)} for j, n in enumerate(names)]
+            if ext_choices is not None and len(outcomes):
                 best_clip = int(np.argmax([r["top1"] for r in bb_rows[: len(outcomes)]]))
-                for r, ep in zip(bb_rows[len(outcomes):], ext_preds):
-                    r["agreement_with_best_clip"] = float((ep == preds[best_clip]).mean())
+                for r, ec in zip(bb_rows[len(outcomes):], all_choices[len(outcomes):]):
+                    r["agreement_with_best_clip"] = float((ec * all_choices[best_clip]).sum(axis=1).mean())
             _table(writer, emit, "backbones", bb_rows)
-            _table(writer, emit, "pairs", [{"level": k, **r} for r in ens.pairwise_disagreement(all_preds, y, names)])
-            fixed = ens.fixed_ensembles(scores, scales, y, ext_preds)
+            _table(writer, emit, "pairs", [{"level": k, **r} for r in ens.pairwise_disagreement(all_choices, y, names)])
+            fixed = ens.fixed_ensembles(scores, scales, y, ext_choices)
             _table(writer, emit, "ensembles", [{"level": k, "method": m, "k": 0, "split": 0, "n_fit": 0, "n_eval": len(y),
                                                 "top1": v} for m, v in fixed.items() if m != "oracle_gain"])
             lvl_sum = {"oracle_gain": fixed["oracle_gain"], "oracle": fixed["oracle"], "best_single": fixed["best_single"]}

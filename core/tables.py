@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -59,7 +60,9 @@ def read_user_csv(path: str | Path, required: Sequence[str], what: str) -> pd.Da
     except pd.errors.EmptyDataError:
         raise InputError("the file is empty", file=path, line=1) from None
     except Exception as e:  # pandas raises many types for malformed files
-        raise InputError(f"cannot read CSV ({str(e).splitlines()[0]})", file=path) from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        m = re.search(r"\bline (\d+)", first)
+        raise InputError(f"cannot read CSV ({first})", file=path, line=int(m.group(1)) if m else None) from None
     cols = {str(c).strip().lower(): c for c in df.columns}
     for need in required:
         if need not in cols:

@@ -526,7 +526,7 @@ class ConfusionPlot(_Heatmap):
             i, j = divmod(int(k), m.shape[1])
             if off[i, j] == 0:
                 break
-            self.top.addItem(f"{self.classes[i]} → {self.classes[j]}: {off[i, j]} of {m[i].sum()}")
+            self.top.addItem(f"{self.classes[i]} → {self.classes[j]}: {off[i, j]:g} of {m[i].sum():g}")
         if self.top.count() == 0:
             self.top.addItem("no confusions at this level")
 
@@ -615,7 +615,7 @@ class LevelsTable(QTableWidget):
     """levels.csv as a table: the numbers behind the plots."""
 
     COLUMNS = ["backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
-               "n_correct", "seconds"]
+               "n_correct", "n_tied", "seconds"]
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(0, len(self.COLUMNS), parent)

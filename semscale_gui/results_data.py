@@ -184,7 +184,11 @@ class ResultsData:
 
 def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbone: str,
               ordering: int = 0) -> np.ndarray:
-    """Counts[true, predicted] at one level from predictions.csv rows."""
+    """Counts[true, predicted] at one level from predictions.csv rows.
+
+    A tied prediction (``predicted_classes`` lists several owners) counts 1/m for each of
+    its m classes, as in every accuracy (README, "Ties"); without ties the counts are whole.
+    """
     df = predictions
     if df.empty:
         return np.zeros((len(classes), len(classes)), dtype=np.int64)
@@ -194,8 +198,14 @@ def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbon
     df = df[mask]
     index = {c: i for i, c in enumerate(classes)}
     m = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    if "predicted_classes" in df and (pd.to_numeric(df.get("n_owners", 1), errors="coerce").fillna(1) > 1).any():
+        owners = df["predicted_classes"].astype(str).str.split("|")
+        df = df.assign(predicted_class=owners, weight=1.0 / owners.map(len)).explode("predicted_class")
+        m = m.astype(float)
+    else:
+        df = df.assign(weight=1)
     t = df["true_class"].astype(str).map(index)
     p = df["predicted_class"].astype(str).map(index)
     ok = t.notna() & p.notna()
-    np.add.at(m, (t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy()), 1)
+    np.add.at(m, (t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy()), df["weight"][ok].to_numpy())
     return m

@@ -99,7 +99,7 @@ def _wait_for_rows(path: Path, n: int, proc, timeout=120):
     raise AssertionError("no levels written in time")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
 def test_interrupt_mid_sweep_keeps_finished_levels(tiny_model, image_folder, labels_csv, tmp_path, sig):
     out = tmp_path / "run"
     # many orderings make the scoring phase long enough to interrupt in the middle
@@ -111,6 +111,12 @@ def test_interrupt_mid_sweep_keeps_finished_levels(tiny_model, image_folder, lab
     if sig == signal.SIGINT:
         assert p.returncode == 130
         assert run.status == "cancelled"
+    elif sig in (signal.SIGTERM, signal.SIGHUP):
+        # what a scheduler, `timeout` or a logout sends: the process itself records the stop
+        assert p.returncode == 128 + sig
+        written = json.loads((out / "run.json").read_text())
+        assert written["status"] == run.status == "interrupted"
+        assert written["error"] == f"stopped by {signal.Signals(sig).name}"
     else:
         assert run.status == "interrupted"  # left as 'running' by a process that no longer exists
     levels = pd.read_csv(out / "levels.csv")

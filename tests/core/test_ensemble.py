@@ -17,7 +17,7 @@ Y = np.array([1, 1, 2])
 
 def test_fixed_ensembles_hand_computed():
     # predictions: A = [0, 1, 0], B = [1, 2, 2], C = [0, 2, 2]
-    assert ens.predictions([A, B, C]).tolist() == [[0, 1, 0], [1, 2, 2], [0, 2, 2]]
+    assert ens.choices([A, B, C]).argmax(axis=2).tolist() == [[0, 1, 0], [1, 2, 2], [0, 2, 2]]
     r = ens.fixed_ensembles([A, B, C], [1.0, 1.0, 1.0], Y)
     assert r["best_single"] == pytest.approx(2 / 3)  # B
     assert r["oracle"] == pytest.approx(1.0)  # img0: B, img1: A, img2: B and C
@@ -37,9 +37,10 @@ def test_mean_probabilities_matches_scipy_softmax():
 
 
 def test_vote_tie_goes_to_higher_probability():
-    preds = np.array([[0], [1]])
-    assert ens.majority_vote(preds, 2, tiebreak=np.array([[0.2, 0.8]])).tolist() == [1]
-    assert ens.majority_vote(preds, 2, tiebreak=np.array([[0.7, 0.3]])).tolist() == [0]
+    votes = ens.predictions_as_choices(np.array([[0], [1]]), 2)
+    assert ens.majority_vote(votes, tiebreak=np.array([[0.2, 0.8]])).tolist() == [[0.0, 1.0]]
+    assert ens.majority_vote(votes, tiebreak=np.array([[0.7, 0.3]])).tolist() == [[1.0, 0.0]]
+    assert ens.majority_vote(votes).tolist() == [[0.5, 0.5]]  # nothing decides: shared fairly
 
 
 def test_external_predictions_join_oracle_and_vote():
@@ -50,7 +51,7 @@ def test_external_predictions_join_oracle_and_vote():
 
 
 def test_pairwise_disagreement():
-    rows = ens.pairwise_disagreement(ens.predictions([A, B]), Y, ["a", "b"])
+    rows = ens.pairwise_disagreement(ens.choices([A, B]), Y, ["a", "b"])
     assert rows == [{"a": "a", "b": "b", "disagreement": 1.0, "only_a_right": pytest.approx(1 / 3),
                      "only_b_right": pytest.approx(2 / 3), "both_wrong": 0.0}]
 

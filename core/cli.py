@@ -347,29 +347,20 @@ def cmd_study(args) -> int:
                            num_workers=args.workers)
     reporter = StudyReporter(quiet=args.quiet)
     cancel = CancelToken()
-    received: list[int] = []
-
-    def on_signal(signum, frame):
-        received.append(signum)
-        graceful_sigint(cancel)(signum, frame)
-
-    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        result = run_study(study, options, emit=reporter, cancel=cancel)
-    except KeyboardInterrupt:
-        print(f"interrupted; finished datasets are kept in {args.out}", file=sys.stderr)
-        return 128 + received[-1] if received else EXIT_INTERRUPTED
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+    with stop_signals(cancel) as received:
+        try:
+            result = run_study(study, options, emit=reporter, cancel=cancel)
+        except KeyboardInterrupt as err:
+            print(f"interrupted; finished datasets are kept in {args.out}", file=sys.stderr)
+            return _stop_code(received, err)
     counts: dict[str, int] = {}
     for d in result.datasets.values():
         counts[d["status"]] = counts.get(d["status"], 0) + 1
     print(f"study {result.status}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
           + f"; summaries in {result.out}", file=sys.stderr)
     print(result.out)
-    if result.status == "cancelled":
-        return 128 + received[-1] if received else EXIT_INTERRUPTED
+    if result.status in ("cancelled", "interrupted"):
+        return _stop_code(received)
     return EXIT_OK if result.status == "completed" else EXIT_ERROR
 
 

@@ -718,7 +718,7 @@ def run_study(study: Study, options: StudyOptions, emit: EventCallback = ignore_
     try:
         for i, (ds, plan) in enumerate(zip(study.datasets, plans)):
             if cancel.cancelled:
-                status = "cancelled"
+                status = getattr(cancel, "status", "cancelled")  # "interrupted" when a stop signal asked
                 break
             emit(DatasetStarted(ds.name, i, total, plan.action, plan.reason))
             info = datasets[ds.name]
@@ -739,9 +739,9 @@ def run_study(study: Study, options: StudyOptions, emit: EventCallback = ignore_
                 result = run_sweep(config, emit=emit, cancel=cancel)
                 info["status"] = result.status
             except Cancelled:  # stopped while embedding on Ray: the stores keep their finished shards
-                info["status"] = "cancelled"
-            except KeyboardInterrupt:
-                info["status"] = "cancelled"
+                info["status"] = getattr(cancel, "status", "cancelled")
+            except KeyboardInterrupt as e:
+                info["status"] = getattr(e, "status", "cancelled")
                 raise
             except Exception as e:  # one failing dataset does not stop the others
                 info["status"] = "failed"
@@ -756,11 +756,11 @@ def run_study(study: Study, options: StudyOptions, emit: EventCallback = ignore_
             write_summaries(out, runs)
             _write_study_json(out, study, options, "running", datasets)
             emit(DatasetFinished(ds.name, i, total, info["status"], str(run_dir), encoded, info.get("error", "")))
-            if info["status"] == "cancelled":
-                status = "cancelled"
+            if info["status"] in ("cancelled", "interrupted"):
+                status = info["status"]
                 break
-    except KeyboardInterrupt:
-        status = "cancelled"
+    except KeyboardInterrupt as e:
+        status = getattr(e, "status", "cancelled")
         write_summaries(out, runs)
         _write_study_json(out, study, options, status, datasets)
         raise

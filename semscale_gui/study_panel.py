@@ -37,6 +37,7 @@ SUMMARY_TABS = (("summary_by_level", "By level"), ("summary", "All rows"), ("thr
 STAGES = {"hash": "hashing", "encode-images": "encoding images", "encode-text": "encoding prompts",
           "score": "scoring", "ensembles": "ensembles", "load-model": "loading model"}
 STATUS_TEXT = {"completed": "✔ completed", "skipped": "✔ up to date (not re-run)", "cancelled": "■ cancelled",
+               "interrupted": "■ interrupted",
                "failed": "✖ failed", "queued": "… queued", "pending": "… not run yet"}
 
 

@@ -56,6 +56,15 @@ def _row_browse(edit: QLineEdit, *buttons: QPushButton) -> QWidget:
     return w
 
 
+def _row_browse_widgets(*widgets: QWidget) -> QWidget:
+    w = QWidget()
+    row = QHBoxLayout(w)
+    row.setContentsMargins(0, 0, 0, 0)
+    for x in widgets:
+        row.addWidget(x, 1)
+    return w
+
+
 class DatasetDialog(QDialog):
     """Name, source (folder, file, tv:/hf: id, or a recent dataset), labels and templates."""
 
@@ -77,6 +86,18 @@ class DatasetDialog(QDialog):
         for p in settings.recent(RECENT_KEY):
             self.recent.addItem(p)
         self.recent.activated.connect(lambda i: i > 0 and self.path.setText(self.recent.itemText(i)))
+        self.torchvision = QComboBox()
+        self.torchvision.addItem("(torchvision dataset by name)")
+        try:
+            from core.datasets.tv import SPECS
+
+            self.torchvision.addItems(sorted(SPECS))
+        except ImportError:  # an engine without torchvision readers
+            self.torchvision.setEnabled(False)
+        self.torchvision.activated.connect(
+            lambda i: i > 0 and self.path.setText(f"tv:{self.torchvision.itemText(i)}"))
+        self.split = QLineEdit()
+        self.split.setPlaceholderText("Hugging Face / torchvision split (empty: test, else validation, else the only one)")
         self.labels = QLineEdit()
         self.labels.setPlaceholderText("labels file (CSV/JSON); empty: the dataset's class names")
         lab = QPushButton("File…")
@@ -86,11 +107,12 @@ class DatasetDialog(QDialog):
         form = QFormLayout()
         form.addRow("Name", self.name)
         form.addRow("Source", _row_browse(self.path, folder, file))
-        form.addRow("", self.recent)
+        form.addRow("", _row_browse_widgets(self.recent, self.torchvision))
+        form.addRow("Split", self.split)
         form.addRow("Labels", _row_browse(self.labels, lab))
         form.addRow("Templates", self.templates)
         _ok_cancel_layout(self, form)
-        self.resize(640, 220)
+        self.resize(680, 250)
 
     def _pick(self, edit: QLineEdit, folder: bool) -> None:
         start = edit.text() or settings.get_str("last/dataset", "")
@@ -104,7 +126,7 @@ class DatasetDialog(QDialog):
             return
         import re
 
-        stem = Path(text.split(":", 1)[-1] if text[:3] in ("tv:", "hf:") else text).name
+        stem = Path(text.split(":", 1)[-1] if text[:3] in ("tv:", "hf:") else text).name.lower()
         if stem in ("images", "manifest.csv", "test.parquet") or "." in stem:
             stem = Path(text).parent.name if stem in ("images", "manifest.csv", "test.parquet") else Path(stem).stem
         self.name.setText(re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset")
@@ -114,7 +136,8 @@ class DatasetDialog(QDialog):
 
         t = self.templates.text().strip()
         return StudyDataset(name=self.name.text().strip(), path=self.path.text().strip(),
-                            labels=self.labels.text().strip() or None, templates=t or None)
+                            labels=self.labels.text().strip() or None, templates=t or None,
+                            split=self.split.text().strip() or None)
 
 
 class BackboneDialog(QDialog):

@@ -171,3 +171,22 @@ def test_preview_opens(qtbot, gui_env):
         w.show()
         qtbot.waitExposed(w)
         assert not w.grab().isNull()
+
+
+def test_dataset_dialog_fills_an_entry(qtbot, gui_env, demo_study):
+    from semscale_gui.study_panel import DatasetDialog
+
+    dlg = DatasetDialog()
+    qtbot.addWidget(dlg)
+    i = dlg.torchvision.findText("CIFAR10")
+    assert i > 0
+    dlg.torchvision.activated.emit(i)
+    assert dlg.path.text() == "tv:CIFAR10" and dlg.name.text() == "cifar10"
+    dlg.path.setText(str(demo_study.parent / "datasets" / "shapes-parquet" / "test.parquet"))
+    assert dlg.name.text() == "shapes-parquet"  # a file named like every split is named after its folder
+    dlg.split.setText("test")
+    d = dlg.value()
+    assert (d.name, d.split, d.labels) == ("shapes-parquet", "test", None)
+    dlg.show()
+    qtbot.waitExposed(dlg)
+    dlg.grab().save(str(demo_study.parent / "dataset-dialog.png"))

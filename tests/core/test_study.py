@@ -243,6 +243,20 @@ def test_interrupted_dataset_is_rerun_others_skipped(demo, tmp_path):
     assert read_csv(copy / "summary.csv").equals(read_csv(out / "summary.csv"))
 
 
+def test_rerun_one_dataset(demo, tmp_path, capsys):
+    study, out, cache = demo
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = {p.parent.name: p.read_bytes() for p in copy.glob("runs/*/run.json")}
+    args = ["study", str(study), "--out", str(copy), "--cache-dir", str(cache), "--workers", "0", "-q"]
+    assert main(args + ["--rerun", "shapes-cifar"]) == 0
+    after = {p.parent.name: p.read_bytes() for p in copy.glob("runs/*/run.json")}
+    assert [n for n in before if before[n] != after[n]] == ["shapes-cifar"]
+    pd.testing.assert_frame_equal(read_csv(copy / "summary.csv"), read_csv(out / "summary.csv"))  # same numbers
+    assert main(args + ["--rerun", "nosuch"]) == 2
+    assert "no dataset called 'nosuch'" in capsys.readouterr().err
+
+
 def test_cancel_keeps_finished_datasets(demo, tmp_path):
     study, _, cache = demo
     from core.events import CancelToken

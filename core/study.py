@@ -483,8 +483,13 @@ def check_dataset(study: Study, index: int, checked_backbones: Optional[set] = N
     if len(missing) == len(data.classes):
         raise study.error(f"dataset '{ds.name}': no class of the dataset has names in the labels file "
                           f"(dataset classes: {', '.join(data.classes[:5])}…)", where, "labels")
-    templates = wrap("templates" if ds.templates is not None else "templates", load_templates,
-                     ds.templates if ds.templates is not None else p.get("templates", "simple"))
+    if ds.templates is not None:
+        templates = wrap("templates", load_templates, ds.templates)
+    else:
+        try:
+            templates = load_templates(p.get("templates", "simple"))
+        except InputError as e:  # the study's own templates: the top-level key
+            raise study.error(str(e), key="templates") from None
     try:
         levels = parse_levels(p.get("levels"), labels.max_names)
     except InputError as e:

@@ -355,6 +355,70 @@ def cmd_flips(args) -> int:
         print(args.out)
     else:
         flips.to_csv(sys.stdout, index=False)
+class StudyReporter(TqdmReporter):
+    """A study's overall bar (datasets done) above the per-dataset stage bars."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        super().__init__(quiet)
+        self.overall = None
+
+    def __call__(self, ev) -> None:
+        from tqdm import tqdm
+
+        from .study import DatasetFinished, DatasetStarted
+
+        if isinstance(ev, DatasetStarted):
+            if self.overall is None:
+                self.overall = tqdm(total=ev.total, desc="study", unit="dataset", file=sys.stderr, position=0,
+                                    leave=True, dynamic_ncols=True, disable=self.quiet)
+            self.overall.set_postfix_str(ev.name)
+            tqdm.write(f"[{ev.index + 1}/{ev.total}] {ev.name}: {ev.action} ({ev.reason})", file=sys.stderr)
+        elif isinstance(ev, DatasetFinished):
+            line = f"[{ev.index + 1}/{ev.total}] {ev.name}: {ev.status}"
+            if ev.status != "skipped":
+                line += f", {ev.images_encoded} images encoded"
+            if ev.error:
+                line += f" ({ev.error})"
+            tqdm.write(line, file=sys.stderr)
+            if self.overall is not None:
+                self.overall.update(1)
+                if self.overall.n >= self.overall.total:
+                    self.overall.close()
+        else:
+            super().__call__(ev)
+
+
+def cmd_study(args) -> int:
+    """Run every dataset of a study file (resumable); summaries are written after each dataset."""
+    from .study import StudyOptions, load_study, run_study
+
+    study = load_study(args.study)
+    options = StudyOptions(out=args.out, overwrite=args.overwrite, rerun=args.rerun or [], engine=args.engine,
+                           address=args.address, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                           num_workers=args.workers)
+    reporter = StudyReporter(quiet=args.quiet)
+    cancel = CancelToken()
+    with stop_signals(cancel) as received:
+        try:
+            result = run_study(study, options, emit=reporter, cancel=cancel)
+        except KeyboardInterrupt as err:
+            print(f"interrupted; finished datasets are kept in {args.out}", file=sys.stderr)
+            return _stop_code(received, err)
+    counts: dict[str, int] = {}
+    for d in result.datasets.values():
+        counts[d["status"]] = counts.get(d["status"], 0) + 1
+    print(f"study {result.status}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+          + f"; summaries in {result.out}", file=sys.stderr)
+    print(result.out)
+    if result.status in ("cancelled", "interrupted"):
+        return _stop_code(received)
+    return EXIT_OK if result.status == "completed" else EXIT_ERROR
+
+
+def cmd_demo_study(args) -> int:
+    from .demo.study import write_demo_study
+
+    print(write_demo_study(args.out, n_per_class=args.per_class))
     return EXIT_OK
 
 
@@ -607,6 +671,25 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--names", metavar="KIND", help="only this names curve: synonyms or a control (default: all)")
     f.add_argument("--out", help="CSV file to write (default: print to stdout)")
     f.set_defaults(func=cmd_flips)
+    st = sub.add_parser("study", help="run a study file (datasets x backbones, one protocol); resumable")
+    st.add_argument("study", help="study file (TOML): protocol keys, [[backbones]] and [[datasets]] tables")
+    st.add_argument("--out", required=True, help="study folder: runs/<dataset>/ and the summary files")
+    st.add_argument("--overwrite", action="store_true", help="re-run every dataset, also completed ones")
+    st.add_argument("--rerun", action="append", metavar="NAME", help="re-run this dataset (repeatable)")
+    st.add_argument("--engine", choices=("local", "ray"), default="local",
+                    help="ray: encode each dataset's images into embedding stores on a Ray cluster first")
+    st.add_argument("--address", help="Ray cluster address (ray engine; default: start Ray here)")
+    st.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default: auto)")
+    stc = st.add_mutually_exclusive_group()
+    stc.add_argument("--cache-dir", help="embedding cache folder shared by all datasets (default: the user cache)")
+    stc.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    st.add_argument("--quiet", "-q", action="store_true")
+    st.set_defaults(func=cmd_study)
+
+    ds = sub.add_parser("demo-study", help="write a small offline demo study (three datasets, both demo backbones)")
+    ds.add_argument("--out", required=True)
+    ds.add_argument("--per-class", type=int, default=8)
+    ds.set_defaults(func=cmd_demo_study)
 
     v = sub.add_parser("validate", help="check a dataset (and labels file) and print a report")
     v.add_argument("--dataset", required=True, help=DATASET_HELP)

@@ -25,6 +25,7 @@ from .labels_document import LabelsDocument
 from .log_view import LogView
 from .results_panel import ResultsPanel
 from .run_panel import RunPanel
+from .study_panel import StudyPanel
 from .synonym_editor import SynonymEditor
 from .tasks import run_task
 from .worker import SweepController
@@ -82,6 +83,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.browser, icon("dataset"), "1 · Dataset")
         self.tabs.addTab(self.editor, icon("synonyms"), "2 · Synonyms")
         self.tabs.addTab(self.results, icon("results"), "3 · Results")
+        self.study_panel = StudyPanel()
+        self.tabs.addTab(self.study_panel, icon("dataset"), "4 · Study")
         self.setCentralWidget(self.tabs)
 
         self.run_panel = RunPanel()
@@ -123,6 +126,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = f.addMenu("Open &recent dataset")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         act(f, "Open demo dataset", self.open_demo)
+        act(f, "Open s&tudy…", self.study_panel.open_dialog)
         f.addSeparator()
         act(f, "&Import labels…", self.editor.import_dialog, "Ctrl+I", "import")
         act(f, "&Export labels…", self.editor.export_dialog, "Ctrl+E", "export")
@@ -150,7 +154,7 @@ class MainWindow(QMainWindow):
         act(r, "Copy run &config", self.results.copy_config, None, "copy")
 
         v = mb.addMenu("&View")
-        for i, name in enumerate(("Dataset", "Synonyms", "Results")):
+        for i, name in enumerate(("Dataset", "Synonyms", "Results", "Study")):
             act(v, f"&{name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
         v.addSeparator()
         v.addAction(self.run_dock.toggleViewAction())
@@ -174,6 +178,8 @@ class MainWindow(QMainWindow):
         rp.cancel_requested.connect(self.cancel_sweep)
         res.status_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         res.rerun_requested.connect(self.rerun)
+        self.study_panel.status_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
+        self.study_panel.open_run_requested.connect(self._open_study_run)
         c.progress.connect(rp.on_progress)
         c.log.connect(self.log.append_message)
         c.level_finished.connect(res.add_level)
@@ -378,6 +384,10 @@ class MainWindow(QMainWindow):
         if run_dir:
             self.browser.load_run_skipped(Path(run_dir) / "skipped.csv")
 
+    def _open_study_run(self, run_dir: str) -> None:
+        self.results.open_run(run_dir)
+        self.tabs.setCurrentWidget(self.results)
+
     # ---------------------------------------------------------------- re-run
 
     def rerun_dialog(self) -> None:
@@ -438,6 +448,9 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Stopping the sweep …")
             QApplication.processEvents()
             self.controller.wait(30000)
+        if self.study_panel.controller.running:
+            self.study_panel.controller.cancel()
+            self.study_panel.controller.wait(30000)
         if self.editor.suggester.busy:
             self.editor.suggester.cancel()
             self.editor.suggester.wait(30000)

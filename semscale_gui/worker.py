@@ -137,7 +137,7 @@ class SweepController(QObject):
             sys.setswitchinterval(SWITCH_INTERVAL_S)
         thread = QThread()
         thread.setObjectName("sweep-worker")
-        worker = SweepWorker(config)
+        worker = self._make_worker(config)
         worker.moveToThread(thread)
         worker.progress.connect(self.progress)
         worker.log.connect(self.log)
@@ -154,6 +154,10 @@ class SweepController(QObject):
         # share the interpreter with the engine loading its model.
         self._launched = False
         QTimer.singleShot(0, self._launch)
+
+    def _make_worker(self, config: Any) -> SweepWorker:
+        """The worker for one job (subclasses run other engine jobs on the same machinery)."""
+        return SweepWorker(config)
 
     def _launch(self) -> None:
         if self._launched or self._thread is None or self._worker is None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from .config import TEMPLATE_PRESETS
 from .errors import InputError
 from .tables import parse_user_json, read_user_text
 
-TEMPLATE_PRESETS = ("openai", "simple", "plain")
 
 
 @dataclass

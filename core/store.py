@@ -45,7 +45,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .backbones import BackboneSpec, file_sha256_uncached
+from .config import BackboneSpec, file_sha256_uncached
 from .datasets import Dataset, ImageRecord
 from .errors import InputError
 from .tables import read_user_json
@@ -410,8 +410,7 @@ class Store:
     # -- what the store describes
     @property
     def spec(self) -> BackboneSpec:
-        known = set(BackboneSpec.__dataclass_fields__)
-        return BackboneSpec(**{k: v for k, v in self.manifest["backbone"]["spec"].items() if k in known})
+        return BackboneSpec.from_dict(self.manifest["backbone"]["spec"])
 
     @property
     def name(self) -> str:

@@ -32,15 +32,7 @@ from .worker import SweepController
 
 def warm_up_engine() -> dict:
     """Import torch/open_clip off the GUI thread and collect what the pickers need."""
-    import core.sweep  # noqa: F401  - imported here so starting a sweep never imports on the GUI thread
     from core.backbones import available_devices, list_models
-    from core.labels import LabelSet
-
-    LabelSet(names={"a": ["b"]}).to_frame()  # pandas' lazy imports, paid here rather than at Start
-    # Modules the engine would otherwise import mid-sweep on its thread: importing holds the
-    # interpreter lock in long stretches (PySide checks each new module), which stalls painting.
-    import core.shards  # noqa: F401
-    from scipy.stats import spearmanr  # noqa: F401
 
     from .demo_setup import demo_models
 

@@ -15,7 +15,7 @@ import os
 import platform
 import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -134,14 +134,21 @@ def _pid_alive(pid: int) -> bool:
 
 @dataclass
 class Run:
-    """A run directory read back (by the GUI, tests, or users' scripts)."""
+    """A run directory read back (by the GUI, tests, or users' scripts).
 
-    dir: Path
+    ``levels``, ``predictions``, ``per_class`` and ``skipped`` are always DataFrames (empty
+    when the file is); every other CSV of the run folder is in ``tables`` by file stem and
+    reachable as an attribute (``run.ensembles``, ``run.frequency``, ...: None when absent).
+    ``dir`` is None for a run whose temporary folder is gone (``core.sweep(out=None)``).
+    """
+
+    dir: Optional[Path]
     meta: dict
     levels: pd.DataFrame
     predictions: pd.DataFrame
     per_class: pd.DataFrame
     skipped: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -150,6 +157,45 @@ class Run:
     @property
     def config(self) -> dict:
         return self.meta.get("config", {})
+
+    @property
+    def summary(self) -> dict:
+        return self.meta.get("summary", {}) or {}
+
+    @property
+    def run_dir(self) -> Optional[Path]:
+        return self.dir
+
+    @property
+    def levels_summary(self) -> Optional[pd.DataFrame]:
+        return self.tables.get("levels_summary")
+
+    @property
+    def backbones(self) -> Optional[pd.DataFrame]:
+        return self.tables.get("backbones")
+
+    @property
+    def pairs(self) -> Optional[pd.DataFrame]:
+        return self.tables.get("pairs")
+
+    @property
+    def ensembles(self) -> Optional[pd.DataFrame]:
+        return self.tables.get("ensembles")
+
+    @property
+    def frequency(self) -> Optional[pd.DataFrame]:
+        return self.tables.get("frequency")
+
+    @property
+    def frequency_summary(self) -> Optional[pd.DataFrame]:
+        return self.tables.get("frequency_summary")
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        """Tables that later versions add (``run.<stem>`` for ``<stem>.csv``)."""
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or table {name!r}")
 
 
 def run_status(meta: dict) -> str:
@@ -184,5 +230,6 @@ def load_run(path: str | Path) -> Run:
         raise InputError("not a run directory (no run.json)", file=d)
     meta = read_user_json(meta_path)
     meta["status"] = run_status(meta)
+    tables = {p.stem: _read_csv(p) for p in sorted(d.glob("*.csv")) if p.name not in RUN_FILES}
     return Run(d, meta, _read_csv(d / "levels.csv"), _read_csv(d / "predictions.csv"),
-               _read_csv(d / "per_class.csv"), _read_csv(d / "skipped.csv"))
+               _read_csv(d / "per_class.csv"), _read_csv(d / "skipped.csv"), tables)

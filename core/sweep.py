@@ -16,16 +16,18 @@ the per-class accuracy vs frequency correlation (:mod:`core.frequency`).
 
 from __future__ import annotations
 
-import re
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+import types
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import ensemble as ens
-from .backbones import BackboneSpec, load_backbone
+from .backbones import load_backbone
+from .config import MODES, BackboneSpec, SweepConfig  # noqa: F401  (re-exported)
 from .cache import EmbeddingCache
 from .datasets import load_dataset
 from .embed import embed_images, embed_names, logit_scale
@@ -35,56 +37,11 @@ from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, 
 from .external import ExternalPredictions, load_external_predictions
 from .frequency import frequency_table, load_class_frequency
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
+from .names import slug
 from .metrics import bootstrap_ci, per_class_recall, threshold_analysis, topk_correct
 from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter
 
-MODES = ("flat", "pooled")
 SCORE_CHUNK = 8192  # images scored at once; bounds memory for huge label sets
-
-
-@dataclass
-class SweepConfig:
-    """Everything a sweep needs; stored in run.json so a run can be repeated exactly."""
-
-    dataset: str
-    out: str
-    backbones: list[BackboneSpec]
-    labels: Optional[str] = None
-    templates: Any = "simple"  # preset name, template file, or list of strings
-    levels: Any = None  # None = 1,2,4,… up to the longest name list
-    mode: str = "flat"
-    orderings: int = 1
-    seed: int = 0
-    batch_size: int = 64
-    num_workers: Optional[int] = None
-    cache_dir: Optional[str] = None
-    use_cache: bool = True
-    bootstrap: int = 1000
-    top_k: int = 5
-    tolerance: float = 0.01
-    allow_absolute_paths: bool = False
-    save_predictions: bool = True
-    save_logits: bool = True
-    ensemble_shots: list[int] = field(default_factory=lambda: [1, 2, 4])
-    ensemble_splits: int = 5
-    ensemble_methods: list[str] = field(default_factory=lambda: ["global", "nlc"])
-    class_frequency: Optional[str] = None
-    external_predictions: list[str] = field(default_factory=list)
-    # embedding stores (`semscale embed`), one per backbone in order: image embeddings come from them and no
-    # image is opened; with no backbones given, the stores' own backbones are used (for the text side only)
-    embeddings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["backbones"] = [b.to_dict() for b in self.backbones]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SweepConfig":
-        d = dict(d)
-        d["backbones"] = [BackboneSpec(**b) for b in d.get("backbones", [])]
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -298,10 +255,6 @@ def run_sweep(
     return SweepResult(str(writer.dir), status, summary, pd.DataFrame(all_levels))
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "backbone"
-
-
 def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, levels, writer, cache, emit, cancel,
                     summary, all_levels, all_per_class, keep_scores: bool) -> BackboneOutcome:
     writer.meta["backbones"].append(backbone.describe())
@@ -342,7 +295,7 @@ def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, leve
     outcome.scale = logit_scale(backbone, cache)
     if not backbone.loaded:
         emit(Log(f"{name}: every image and prompt came from the cache; the model was not loaded"))
-    logit_dir = writer.dir / "logits" / slug(name)
+    logit_dir = writer.dir / "logits" / slug(name, fallback="backbone")
     if config.save_logits:
         logit_dir.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"image": ids, "true_class": [classes[c] for c in y]}).to_csv(logit_dir / "images.csv", index=False)
@@ -503,3 +456,16 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
         emit(TableRows("frequency", table.to_dict("records")))
         emit(TableRows("frequency_summary", corr.to_dict("records")))
         summary["frequency"] = corr.to_dict("records")
+
+
+class _SweepModule(types.ModuleType):
+    """Lets ``core.sweep(...)`` stay the public API function even after this module is imported
+    (importing ``core.sweep`` makes the attribute the module, so the module forwards calls)."""
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        from .api import sweep
+
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _SweepModule

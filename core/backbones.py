@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Optional
@@ -112,16 +113,34 @@ def _offline_help(spec: BackboneSpec, err: Exception) -> str:
     )
 
 
+_quiet = threading.local()
+
+
+class _QuietThread(logging.Filter):
+    """Drops root-logger records of a thread inside :func:`_quiet_open_clip`; other threads log as usual."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_quiet, "depth", 0)
+
+
+_QUIET_FILTER = _QuietThread()
+
+
 @contextmanager
 def _quiet_open_clip():
-    """open_clip logs 'initialized randomly' before we load the checkpoint ourselves."""
-    log = logging.getLogger()
-    old = log.level
-    log.setLevel(logging.CRITICAL)
+    """open_clip logs 'initialized randomly' before we load the checkpoint ourselves.
+
+    Only the calling thread is silenced (a thread-local flag read by a filter on the root
+    logger), so a sweep on a worker thread never changes what the rest of the process logs.
+    """
+    root = logging.getLogger()
+    if _QUIET_FILTER not in root.filters:
+        root.addFilter(_QUIET_FILTER)
+    _quiet.depth = getattr(_quiet, "depth", 0) + 1
     try:
         yield
     finally:
-        log.setLevel(old)
+        _quiet.depth -= 1
 
 
 class Backbone:

@@ -15,18 +15,9 @@ from typing import Optional, Sequence
 from . import config as defaults
 from .config import PRECISIONS, BackboneSpec, int_list, parse_backbone
 from .errors import InputError, WeightsUnavailable
-from .events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished
+from .events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished, Stage, Status, stage_title
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-STAGE_NAMES = {
-    "hash": "hashing images",
-    "encode-images": "encoding images",
-    "encode-text": "encoding prompts",
-    "score": "scoring levels",
-    "load-model": "loading model",
-}
-
 
 class TqdmReporter:
     """Renders engine events as tqdm bars and log lines on stderr."""
@@ -40,13 +31,13 @@ class TqdmReporter:
         from tqdm import tqdm
 
         if isinstance(ev, Progress):
-            if self.quiet or ev.stage in ("load-model", "score"):
+            if self.quiet or ev.stage in (Stage.LOAD_MODEL, Stage.SCORE):
                 return
             key = (ev.backbone, ev.stage)
             bar = self.bars.get(key)
             if bar is None:
-                unit = {"encode-text": "prompt", "score": "level", "ensembles": "level"}.get(ev.stage, "img")
-                bar = tqdm(total=ev.total, desc=f"{ev.backbone}: {STAGE_NAMES.get(ev.stage, ev.stage)}",
+                unit = Stage(ev.stage).unit if ev.stage in Stage._value2member_map_ else "img"
+                bar = tqdm(total=ev.total, desc=f"{ev.backbone}: {stage_title(ev.stage)}",
                            unit=unit, file=sys.stderr, leave=True, dynamic_ncols=True)
                 self.bars[key] = bar
             if bar.total != ev.total:
@@ -170,7 +161,7 @@ def cmd_sweep(args) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, old)
-    if result.status == "cancelled":
+    if result.status == Status.CANCELLED:
         print(f"interrupted; finished levels kept in {result.run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
     for name, s in result.summary.get("backbones", {}).items():

@@ -61,12 +61,6 @@ class Dataset:
             return open_image(r.path)
         return Image.fromarray(self._array[r.row], "RGB")
 
-    def content_bytes(self, i: int) -> bytes:
-        r = self.records[i]
-        if r.path is not None:
-            return r.path.read_bytes()
-        return self._array[r.row].tobytes()
-
     def content_hash(self, i: int) -> str:
         """SHA-256 of the image's content (the file bytes, or the array row)."""
         r = self.records[i]

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .tables import read_user_csv
 from .labels import LabelSet
+from .names import name_key
+from .tables import read_user_csv
 
 
 @dataclass
@@ -29,10 +30,6 @@ class ExternalPredictions:
         return float(np.mean([i in self.pred for i in ids])) if len(ids) else 0.0
 
 
-def _normalise(text: str) -> str:
-    return " ".join(str(text).replace("_", " ").strip().strip(".").casefold().split())
-
-
 def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPredictions:
     """``NAME=FILE`` or ``FILE``: a CSV ``image,predicted_class``.
 
@@ -45,10 +42,10 @@ def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPrediction
     df = read_user_csv(path, ("image", "predicted_class"), "external predictions")
     lookup: dict[str, int] = {}
     for ci, c in enumerate(labels.classes):
-        lookup.setdefault(_normalise(c), ci)
+        lookup.setdefault(name_key(c), ci)
     for ci, c in enumerate(labels.classes):
         for n in labels.names[c]:
-            lookup.setdefault(_normalise(n), ci)
+            lookup.setdefault(name_key(n), ci)
     pred: dict[str, int] = {}
     unmatched: dict[str, int] = {}
     for i, (img, ans) in enumerate(zip(df["image"], df["predicted_class"])):
@@ -57,7 +54,7 @@ def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPrediction
             raise InputError("empty image path", file=path, line=i + 2, field="image")
         if img in pred:
             raise InputError(f"image '{img}' listed twice", file=path, line=i + 2, field="image")
-        ci = lookup.get(_normalise(ans), -1)
+        ci = lookup.get(name_key(ans), -1)
         if ci < 0:
             unmatched[ans] = unmatched.get(ans, 0) + 1
         pred[img] = ci

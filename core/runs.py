@@ -10,7 +10,6 @@ longer exists reads back as ``interrupted``.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import socket
@@ -20,6 +19,9 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import pandas as pd
+
+from .events import Status
+from .files import atomic_write_json
 
 RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 
@@ -53,12 +55,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _atomic_write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class RunWriter:
     """Creates and appends to a run directory."""
 
@@ -69,7 +65,7 @@ class RunWriter:
             for name in RUN_FILES + ("levels_summary.csv", "backbones.csv", "ensembles.csv"):
                 (self.dir / name).unlink(missing_ok=True)
         self.meta: dict[str, Any] = {
-            "status": "running",
+            "status": Status.RUNNING,
             "started": now(),
             "finished": None,
             "pid": os.getpid(),
@@ -87,7 +83,7 @@ class RunWriter:
                 pd.DataFrame(columns=cols).to_csv(self.dir / name, index=False)
 
     def _write_meta(self) -> None:
-        _atomic_write_json(self.dir / "run.json", self.meta)
+        atomic_write_json(self.dir / "run.json", self.meta)
 
     def update(self, **fields: Any) -> None:
         self.meta.update(fields)
@@ -201,10 +197,10 @@ class Run:
 def run_status(meta: dict) -> str:
     """Status, with ``running`` of a dead process on this host shown as ``interrupted``."""
     status = meta.get("status", "unknown")
-    if status == "running" and meta.get("host") == socket.gethostname():
+    if status == Status.RUNNING and meta.get("host") == socket.gethostname():
         pid = meta.get("pid")
         if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
-            return "interrupted"
+            return Status.INTERRUPTED
     return status
 
 

@@ -193,12 +193,6 @@ class TarDataset(Dataset):
             return open_image(data)
         return super().open(i)
 
-    def content_bytes(self, i: int) -> bytes:
-        r = self.records[i]
-        if isinstance(r, TarRecord):
-            return read_member(r.tar, r.offset, r.size)
-        return super().content_bytes(i)
-
     def content_hash(self, i: int) -> str:
         r = self.records[i]
         if isinstance(r, TarRecord):

@@ -32,8 +32,8 @@ from .cache import EmbeddingCache
 from .datasets import load_dataset
 from .embed import embed_images, embed_names, logit_scale
 from .errors import InputError
-from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, TableRows,
-                     ignore_events)
+from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, Stage,
+                     Status, TableRows, ignore_events)
 from .external import ExternalPredictions, load_external_predictions
 from .frequency import frequency_table, load_class_frequency
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
@@ -236,17 +236,17 @@ def run_sweep(
         if config.orderings > 1:
             _write_ordering_summary(writer, all_levels)
         _analysis(config, labels, levels, outcomes, externals, freq, all_per_class, writer, emit, cancel, summary)
-        writer.finish("completed", summary)
-        status = "completed"
+        writer.finish(Status.COMPLETED, summary)
+        status = Status.COMPLETED
     except (Cancelled, KeyboardInterrupt) as e:
-        writer.finish("cancelled", summary, error="interrupted" if isinstance(e, KeyboardInterrupt) else "cancelled by user")
-        emit(RunFinished("cancelled", str(writer.dir), summary))
+        writer.finish(Status.CANCELLED, summary, error="interrupted" if isinstance(e, KeyboardInterrupt) else "cancelled by user")
+        emit(RunFinished(Status.CANCELLED, str(writer.dir), summary))
         if isinstance(e, KeyboardInterrupt):
             raise
-        return SweepResult(str(writer.dir), "cancelled", summary, pd.DataFrame(all_levels))
+        return SweepResult(str(writer.dir), Status.CANCELLED, summary, pd.DataFrame(all_levels))
     except BaseException as e:
-        writer.finish("failed", summary, error=f"{type(e).__name__}: {e}")
-        emit(RunFinished("failed", str(writer.dir), summary, error=str(e)))
+        writer.finish(Status.FAILED, summary, error=f"{type(e).__name__}: {e}")
+        emit(RunFinished(Status.FAILED, str(writer.dir), summary, error=str(e)))
         raise
     finally:
         if cache is not None:
@@ -341,7 +341,7 @@ def _sweep_backbone(config, backbone, dataset, labels: LabelSet, templates, leve
             if o == 0:
                 all_per_class.extend(per_class)
             emit(LevelFinished(k, o, row, per_class, name))
-            emit(Progress("score", o * len(levels) + li + 1, total, None, name))
+            emit(Progress(Stage.SCORE, o * len(levels) + li + 1, total, None, name))
 
     df = pd.DataFrame([r for r in all_levels if r["backbone"] == name])
     mean_top1 = df.groupby("level")["top1"].mean()
@@ -418,7 +418,7 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
         names = [o.name for o in outcomes] + [e.name for e in externals]
         for li, k in enumerate(levels):
             cancel.raise_if_cancelled()
-            emit(Progress("ensembles", li, len(levels), None, "ensemble"))
+            emit(Progress(Stage.ENSEMBLES, li, len(levels), None, "ensemble"))
             scores = [o.class_scores[k][s] for o, s in zip(outcomes, sel)]
             preds = ens.predictions(scores) if scores else np.zeros((0, len(y)), dtype=np.int64)
             all_preds = preds if ext_preds is None else np.concatenate([preds, ext_preds])
@@ -443,7 +443,7 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
                     m = df.groupby(["k", "method"])["top1"].mean().unstack()
                     lvl_sum["adaptive"] = {int(kk): {c: float(m.loc[kk, c]) for c in m.columns} for kk in m.index}
             ens_summary[int(k)] = lvl_sum
-        emit(Progress("ensembles", len(levels), len(levels), None, "ensemble"))
+        emit(Progress(Stage.ENSEMBLES, len(levels), len(levels), None, "ensemble"))
         summary["ensembles"] = ens_summary
     if freq is not None:
         per_class = pd.DataFrame(per_class_rows)

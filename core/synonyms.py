@@ -28,7 +28,6 @@ import csv
 import io
 import os
 import re
-import unicodedata
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ import numpy as np
 from .errors import InputError
 from .events import CancelToken, EventCallback, Log, ignore_events
 from .labels import LabelSet, labels_from_classes
+from .names import display_name as clean_name, name_key as normalise_name  # noqa: F401  (re-exported)
 from .tables import parse_user_json, read_user_text
 
 SUGGESTION_SOURCES = ("wordnet", "neighbours")
@@ -105,40 +105,6 @@ class Suggestion:
     source: str
     score: float = 1.0
     note: str = ""
-
-
-def clean_name(s: str) -> str:
-    """Display form of a name: WordNet's underscores become spaces, whitespace collapsed."""
-    s = unicodedata.normalize("NFC", str(s)).replace("_", " ")
-    return " ".join(s.split())
-
-
-def _singular(word: str) -> str:
-    """A deliberately simple English singular, good enough to merge 'dogs' with 'dog'."""
-    if len(word) <= 3 or not word.isalpha():
-        return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"  # berries -> berry
-    if word.endswith(("sses", "xes", "zzes", "ches", "shes")):
-        return word[:-2]  # glasses -> glass, boxes -> box, churches -> church
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]  # dogs -> dog (glass, cactus, iris stay)
-    return word
-
-
-def normalise_name(s: str) -> str:
-    """Comparison key of a name: two names with the same key are duplicates.
-
-    Case, accents, punctuation, underscores and whitespace are ignored, and the last
-    word is reduced to a simple English singular ("Hot_Dogs!" and "hot dog" collide).
-    """
-    s = unicodedata.normalize("NFKD", str(s))
-    s = "".join(ch for ch in s if not unicodedata.combining(ch)).casefold()
-    s = "".join(ch if ch.isalnum() else " " for ch in s)
-    words = s.split()
-    if words:
-        words[-1] = _singular(words[-1])
-    return " ".join(words)
 
 
 def dedupe_suggestions(items: Iterable[Suggestion]) -> list[Suggestion]:

@@ -31,7 +31,15 @@ from .worker import SweepController
 
 
 def warm_up_engine() -> dict:
-    """Import torch/open_clip off the GUI thread and collect what the pickers need."""
+    """Import torch/open_clip off the GUI thread and collect what the pickers need.
+
+    The engine's modules are imported here too: imported later, on the sweep's own thread,
+    they hold the interpreter lock in long stretches and stall painting (measured with
+    ``benchmarks/bench_gui.py``)."""
+    import core.shards  # noqa: F401
+    import core.sweep  # noqa: F401
+    from scipy.stats import spearmanr  # noqa: F401
+
     from core.backbones import available_devices, list_models
 
     from .demo_setup import demo_models

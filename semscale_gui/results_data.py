@@ -13,7 +13,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from core.metrics import threshold_analysis
+from core.metrics import confusion_matrix, threshold_analysis
 
 ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary")
 
@@ -193,9 +193,7 @@ def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbon
         mask &= df["ordering"] == ordering
     df = df[mask]
     index = {c: i for i, c in enumerate(classes)}
-    m = np.zeros((len(classes), len(classes)), dtype=np.int64)
     t = df["true_class"].astype(str).map(index)
     p = df["predicted_class"].astype(str).map(index)
     ok = t.notna() & p.notna()
-    np.add.at(m, (t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy()), 1)
-    return m
+    return confusion_matrix(t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy(), len(classes))

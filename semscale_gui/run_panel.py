@@ -18,20 +18,13 @@ from PySide6.QtWidgets import (
 
 from core import config as defaults
 from core.config import PRECISIONS, BackboneSpec, SweepConfig, int_list
+from core.events import stage_title
 from core.names import slug
 
 from . import settings
 from .backbone_picker import BackbonePicker
 from .icons import icon
 
-STAGES = {
-    "load-model": "loading model",
-    "hash": "hashing images",
-    "encode-images": "encoding images",
-    "encode-text": "encoding prompts",
-    "score": "scoring levels",
-    "ensembles": "comparing backbones and ensembles",
-}
 UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s"}
 SPEC_FIELDS = ("model", "pretrained", "checkpoint", "label")
 
@@ -357,7 +350,7 @@ class RunPanel(QWidget):
         which = ""
         if self._backbones_total > 1 and ev.backbone in self._backbones_seen:
             which = f" (backbone {self._backbones_seen.index(ev.backbone) + 1} of {self._backbones_total})"
-        self.stage.setText(f"<b>{ev.backbone}</b>{which}: {STAGES.get(ev.stage, ev.stage)}")
+        self.stage.setText(f"<b>{ev.backbone}</b>{which}: {stage_title(ev.stage)}")
         total = max(ev.total, 1)
         self.bar.setRange(0, total)
         self.bar.setValue(min(ev.done, total))

@@ -128,6 +128,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _table(name: str) -> property:
+    """``<name>.csv`` of a run as a DataFrame, or None when the run did not write it."""
+    return property(lambda run: run.tables.get(name), doc=f"{name}.csv, or None when the run has none")
+
+
 @dataclass
 class Run:
     """A run directory read back (by the GUI, tests, or users' scripts).
@@ -162,29 +167,12 @@ class Run:
     def run_dir(self) -> Optional[Path]:
         return self.dir
 
-    @property
-    def levels_summary(self) -> Optional[pd.DataFrame]:
-        return self.tables.get("levels_summary")
-
-    @property
-    def backbones(self) -> Optional[pd.DataFrame]:
-        return self.tables.get("backbones")
-
-    @property
-    def pairs(self) -> Optional[pd.DataFrame]:
-        return self.tables.get("pairs")
-
-    @property
-    def ensembles(self) -> Optional[pd.DataFrame]:
-        return self.tables.get("ensembles")
-
-    @property
-    def frequency(self) -> Optional[pd.DataFrame]:
-        return self.tables.get("frequency")
-
-    @property
-    def frequency_summary(self) -> Optional[pd.DataFrame]:
-        return self.tables.get("frequency_summary")
+    levels_summary = _table("levels_summary")
+    backbones = _table("backbones")
+    pairs = _table("pairs")
+    ensembles = _table("ensembles")
+    frequency = _table("frequency")
+    frequency_summary = _table("frequency_summary")
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         """Tables that later versions add (``run.<stem>`` for ``<stem>.csv``)."""
@@ -226,6 +214,12 @@ def load_run(path: str | Path) -> Run:
         raise InputError("not a run directory (no run.json)", file=d)
     meta = read_user_json(meta_path)
     meta["status"] = run_status(meta)
-    tables = {p.stem: _read_csv(p) for p in sorted(d.glob("*.csv")) if p.name not in RUN_FILES}
+    tables = {}
+    for p in sorted(d.glob("*.csv")):
+        if p.name not in RUN_FILES:
+            try:
+                tables[p.stem] = _read_csv(p)
+            except (ValueError, OSError):  # an analysis table that cannot be read does not hide the run
+                continue
     return Run(d, meta, _read_csv(d / "levels.csv"), _read_csv(d / "predictions.csv"),
                _read_csv(d / "per_class.csv"), _read_csv(d / "skipped.csv"), tables)

@@ -79,12 +79,9 @@ class ResultsData:
             planned_backbones=[b.get("name", "") for b in run.meta.get("backbones", [])],
         )
         for name in ANALYSIS_TABLES:
-            p = Path(run.dir) / f"{name}.csv"
-            if p.is_file() and p.stat().st_size:
-                try:
-                    out.tables[name] = pd.read_csv(p, keep_default_na=False, na_values=[""]).to_dict("records")
-                except (pd.errors.ParserError, ValueError, OSError):
-                    pass
+            df = run.tables.get(name)
+            if df is not None and len(df):
+                out.tables[name] = df.to_dict("records")
         return out
 
     # ---------------------------------------------------------------- queries

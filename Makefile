@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Start the desktop app (falls back to a demo sweep where no display is available).
+## Start the desktop app. Needs a display; checks (as root: installs) the libraries Qt's xcb plugin needs.
 run: install
-	$(PY) -m semscale_gui.app || $(MAKE) demo-sweep
+	@if [ -z "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}$${QT_QPA_PLATFORM:-}" ]; then \
+	  echo "no display (DISPLAY is not set): run 'make run' on a desktop, or 'make demo-sweep' for the terminal demo" >&2; \
+	  exit 1; fi
+	@case "$${QT_QPA_PLATFORM:-xcb}" in xcb*) build_scripts/desktop_libs.sh "$(PY)" ;; esac
+	$(PY) -m semscale_gui.app
 
 ## A demo sweep from the terminal: both bundled demo backbones, their ensembles, the demo dataset.
 demo-sweep: install

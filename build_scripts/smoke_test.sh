@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Unpack the built app somewhere else and run its self-test off-screen, as a user would.
+# Unpack the built app somewhere else and run its self-test off-screen, as a user would;
+# then start it in a real X server (Xvfb, Qt's xcb plugin with the libraries the bundle
+# carries) and save a screenshot to dist/smoke-xcb.png to look at.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DIST="$ROOT/dist"
@@ -21,4 +23,6 @@ cd "$WORK"
 "$WORK/semscale/semscale.sh" cli --version
 test -z "$(find "$WORK/semscale" -newer "$WORK/semscale/semscale" -name '*.sqlite' -print -quit)" \
   || { echo "the app wrote its cache inside the bundle"; exit 1; }
-echo "smoke test passed: $(du -sh "$WORK/semscale" | cut -f1) unpacked"
+unset QT_QPA_PLATFORM
+"$ROOT/build_scripts/xvfb_screenshot.sh" "$DIST/smoke-xcb.png" "$WORK/semscale/semscale.sh"
+echo "smoke test passed: $(du -sh "$WORK/semscale" | cut -f1) unpacked; look at $DIST/smoke-xcb.png"

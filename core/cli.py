@@ -433,7 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labelled images per class for adaptive ensembles ('' = none)")
     s.add_argument("--ensemble-splits", type=int, default=defaults.DEFAULT_ENSEMBLE_SPLITS,
                    help="seeded splits per shot count")
-    s.add_argument("--class-frequency", help="CSV class,frequency: correlate per-class accuracy with frequency")
+    s.add_argument("--class-frequency", metavar="FILE|wordfreq",
+                   help="CSV class,frequency, or 'wordfreq' (web-text word frequency of each class's names, a proxy "
+                        "for pretraining counts): correlate per-class accuracy with frequency")
     s.add_argument("--external-predictions", action="append", metavar="NAME=FILE",
                    help="CSV image,predicted_class of another system, compared as a pseudo-backbone (repeatable)")
     s.add_argument("--out", required=True, help="run directory to write")
@@ -484,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--source", action="append", metavar="wordnet|neighbours",
                    help="where names come from (repeat or comma-separate to combine, in order; default wordnet)")
     g.add_argument("--per-class", type=int, required=True, help="names per class to reach (existing names included)")
-    g.add_argument("--wordnet", help="WordNet database folder (default: $SEMSCALE_WORDNET, nltk data, /usr/share/wordnet)")
+    g.add_argument("--wordnet", help="WordNet database folder, or 'bundled' (default: $SEMSCALE_WORDNET, nltk data, "
+                        "/usr/share/wordnet, then the noun lexicon bundled with semscale)")
     g.add_argument("--related", action="store_true", help="also use hypernyms and hyponyms one step away")
     g.add_argument("--senses", type=int, default=1, help="WordNet senses per class name to draw synonyms from (0 = all)")
     g.add_argument("--model", help="backbone for --source neighbours (open_clip name, demo-vit, hf-hub:ID, config .json)")

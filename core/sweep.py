@@ -35,7 +35,7 @@ from .errors import InputError
 from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, Stage,
                      Status, TableRows, ignore_events)
 from .external import ExternalPredictions, load_external_predictions
-from .frequency import frequency_table, load_class_frequency
+from .frequency import class_frequency, frequency_table
 from .labels import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
 from .names import slug
 from .metrics import bootstrap_ci, per_class_recall, threshold_analysis, topk_correct
@@ -186,7 +186,7 @@ def _prepare(config: SweepConfig):
     labels = load_labels(config.labels) if config.labels else labels_from_classes(dataset.classes)
     templates = load_templates(config.templates)
     levels = parse_levels(config.levels, labels.max_names)
-    freq = load_class_frequency(config.class_frequency) if config.class_frequency else None
+    freq = class_frequency(config.class_frequency, labels.names) if config.class_frequency else None
     externals = [load_external_predictions(s, labels) for s in config.external_predictions]
     # resolve every backbone now (names, checkpoint hashes, weights present) so a bad one
     # fails before the run directory exists; the networks themselves are built on first use

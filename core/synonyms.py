@@ -7,8 +7,8 @@ to type them. This module turns a bare class list into a ranked labels file:
   step away) from a local WordNet database through nltk's ``WordNetCorpusReader``.
   Nothing is ever downloaded: :func:`find_wordnet` looks in the places a database can
   already be (an explicit path, ``$SEMSCALE_WORDNET``, nltk data folders, the Debian
-  ``wordnet-base`` files) and otherwise raises an :class:`InputError` that says how to
-  get one.
+  ``wordnet-base`` files) and otherwise uses the WordNet 3.0 noun lexicon bundled in
+  ``resources/`` (:mod:`core.lexicon`), which gives the same suggestions.
 * :func:`neighbour_suggestions` ranks a vocabulary by cosine similarity to the class's
   canonical name under the selected backbone's own text encoder (same templates, same
   embedding cache as a sweep), so the suggestions are "near" in the model's own sense.
@@ -46,6 +46,7 @@ from .tables import parse_user_json, read_user_text
 SUGGESTION_SOURCES = ("wordnet", "neighbours")
 CLASS_LIST_PRESETS = ("imagenet", "cifar10", "cifar100")
 WORDNET_ENV = "SEMSCALE_WORDNET"
+BUNDLED = "bundled"  # --wordnet bundled / $SEMSCALE_WORDNET=bundled: the lexicon in resources/
 DEFAULT_MAX_VOCABULARY = 3000
 
 # Where operating-system packages put the WordNet 3.x database files.
@@ -81,7 +82,8 @@ _LEX_CATEGORY = {"noun": 1, "verb": 2, "adj": 3, "adv": 4}
 LEXNAMES_TEXT = "".join(f"{i:02d}\t{n}\t{_LEX_CATEGORY[n.split('.')[0]]}\n" for i, n in enumerate(_LEXNAMES))
 
 NO_WORDNET_HELP = (
-    "no WordNet database found (looked at --wordnet, ${env}, nltk data folders and {system}); "
+    "no WordNet database found (looked at --wordnet, ${env}, nltk data folders, {system} and the lexicon "
+    "bundled with semscale, which is missing: reinstall semscale to get it back); "
     "install one with 'apt-get install wordnet-base' (Debian/Ubuntu), or run "
     "'python -m nltk.downloader wordnet' on a machine with network and copy the nltk_data folder here, "
     "or point --wordnet DIR (or ${env}) at a folder holding data.noun and index.noun"
@@ -132,7 +134,7 @@ class WordNetLocation:
     """
 
     root: str
-    kind: str  # argument | env | wnsearchdir | nltk | system
+    kind: str  # argument | env | wnsearchdir | nltk | system | bundled
     entry: Optional[str] = None
     missing: tuple[str, ...] = ()
 
@@ -179,6 +181,20 @@ def _as_location(path: Path, kind: str) -> Optional[WordNetLocation]:
     return None
 
 
+def bundled_wordnet() -> WordNetLocation:
+    """The WordNet 3.0 noun lexicon shipped in ``resources/`` (see :mod:`core.lexicon`)."""
+    from .lexicon import lexicon_path
+
+    try:
+        loc = _as_location(lexicon_path(), "bundled")
+    except FileNotFoundError:
+        loc = None
+    if loc is None:
+        raise InputError("the bundled WordNet lexicon is missing or damaged; reinstall semscale",
+                         file=str(Path(__file__).parent.parent / "resources"), field="wordnet")
+    return loc
+
+
 def _nltk_data_paths() -> list[str]:
     try:
         import nltk.data
@@ -192,10 +208,14 @@ def find_wordnet(path: Union[str, Path, None] = None) -> WordNetLocation:
 
     Order: ``path`` (e.g. ``--wordnet DIR``), ``$SEMSCALE_WORDNET``, WordNet's own
     ``$WNSEARCHDIR`` / ``$WNHOME/dict``, every nltk data folder (``corpora/wordnet`` or
-    ``corpora/wordnet.zip``), then the system folders (Debian's ``/usr/share/wordnet``).
-    A path that the user named but that holds no database is an error naming it.
+    ``corpora/wordnet.zip``), the system folders (Debian's ``/usr/share/wordnet``), and
+    last the noun lexicon bundled with semscale (``bundled`` as ``path`` or
+    ``$SEMSCALE_WORDNET`` picks it directly, for results that do not depend on the
+    machine). A path that the user named but that holds no database is an error naming it.
     """
     if path is not None and str(path) != "":
+        if str(path).strip().lower() == BUNDLED:
+            return bundled_wordnet()
         loc = _as_location(Path(path), "argument")
         if loc is None:
             raise InputError(
@@ -206,6 +226,8 @@ def find_wordnet(path: Union[str, Path, None] = None) -> WordNetLocation:
             )
         return loc
     env = os.environ.get(WORDNET_ENV)
+    if env and env.strip().lower() == BUNDLED:
+        return bundled_wordnet()
     if env:
         loc = _as_location(Path(env), "env")
         if loc is None:
@@ -231,6 +253,10 @@ def find_wordnet(path: Union[str, Path, None] = None) -> WordNetLocation:
             loc = None
         if loc is not None:
             return loc
+    try:
+        return bundled_wordnet()
+    except InputError:
+        pass
     raise InputError(
         NO_WORDNET_HELP.replace("{env}", WORDNET_ENV).replace("{system}", ", ".join(SYSTEM_WORDNET_DIRS[:1])),
         field="wordnet",
@@ -313,7 +339,9 @@ def open_wordnet(location: Union[WordNetLocation, str, Path, None] = None):
     Readers are cached per location: loading WordNet's index takes a few seconds.
     """
     loc = location if isinstance(location, WordNetLocation) else find_wordnet(location)
-    return _open_location(loc)
+    reader = _open_location(loc)
+    _authorise_for_nltk(loc.root)  # again: nltk reads lazily and its data path may have changed since
+    return reader
 
 
 _WNID = re.compile(r"^n(\d{8})$")

@@ -139,6 +139,7 @@ class RunPanel(QWidget):
         self.frequency.setPlaceholderText("optional class,frequency CSV")
         self.frequency.setToolTip("Relate per-class accuracy to how often each class occurs in training data")
         freq_row = _path_row(self.frequency, self._browse_frequency, "Choose a class-frequency CSV")
+        self._build_frequency_source(freq_row)
         self.external = QLineEdit()
         self.external.setPlaceholderText("optional image,predicted_class CSVs (NAME=FILE; …)")
         self.external.setToolTip("Another system's answers (e.g. a VLM) scored as a pseudo-backbone; "
@@ -230,6 +231,32 @@ class RunPanel(QWidget):
         if d:
             self.out_dir.setText(d)
 
+    def _build_frequency_source(self, row: QHBoxLayout) -> None:
+        """A choice before the file picker: the user's CSV, or wordfreq's web-text frequencies."""
+        from core.frequency import WORDFREQ
+
+        self.frequency_source = QComboBox()
+        self.frequency_source.addItem("CSV file", "file")
+        self.frequency_source.addItem("wordfreq", WORDFREQ)
+        self.frequency_source.setToolTip(
+            "CSV file: your class,frequency counts (e.g. from the model's pretraining captions).\n"
+            "wordfreq: how common each class's names are in web text (wordfreq, English), a proxy for "
+            "pretraining frequency, with no file needed")
+        self.frequency_source.currentIndexChanged.connect(self._frequency_source_changed)
+        self.frequency_browse = row.itemAt(row.count() - 1).widget()  # _path_row's open button
+        row.insertWidget(0, self.frequency_source)
+
+    def _frequency_source_changed(self) -> None:
+        is_file = self.frequency_source.currentData() == "file"
+        self.frequency.setEnabled(is_file)
+        self.frequency_browse.setEnabled(is_file)
+
+    def class_frequency(self) -> Optional[str]:
+        """The run's class-frequency setting: a CSV path, ``wordfreq``, or None."""
+        if self.frequency_source.currentData() != "file":
+            return str(self.frequency_source.currentData())
+        return self.frequency.text().strip() or None
+
     def _browse_frequency(self) -> None:
         p, _ = QFileDialog.getOpenFileName(self, "Class frequency CSV", self.frequency.text() or str(Path.home()),
                                            "CSV (*.csv);;All files (*)")
@@ -295,7 +322,7 @@ class RunPanel(QWidget):
             use_cache=self.use_cache.isChecked() if use_cache is None else use_cache,
             cache_dir=self.cache_dir(),
         )
-        cfg.class_frequency = self.frequency.text().strip() or None
+        cfg.class_frequency = self.class_frequency()
         cfg.external_predictions = [x.strip() for x in self.external.text().split(";") if x.strip()]
         cfg.ensemble_shots = self.shot_list() if self.ensembles.isChecked() else []
         return cfg
@@ -315,7 +342,12 @@ class RunPanel(QWidget):
         nw = cfg.get("num_workers")
         self.workers.setValue(-1 if nw is None else int(nw))
         self.use_cache.setChecked(bool(cfg.get("use_cache", True)))
-        self.frequency.setText(cfg.get("class_frequency") or "")
+        from core.frequency import is_frequency_source
+
+        freq = cfg.get("class_frequency") or ""
+        source = self.frequency_source.findData(Path(freq).name.lower()) if freq and is_frequency_source(freq) else -1
+        self.frequency_source.setCurrentIndex(max(0, source))
+        self.frequency.setText("" if source >= 0 else freq)
         self.frequency.setProperty("auto", False)
         self.external.setText("; ".join(cfg.get("external_predictions") or []))
         if "ensemble_shots" in cfg:

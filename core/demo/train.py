@@ -165,6 +165,7 @@ class TrainConfig:
     pool_size: int = 4096
     fresh_per_batch: int = 32
     config_dir: Optional[Path] = None
+    init: Optional[Path] = None  # continue from these weights (a second stage), else from scratch
 
 
 class _PairBatches(torch.utils.data.IterableDataset):
@@ -249,6 +250,17 @@ def save_checkpoint(model: torch.nn.Module, path: Path) -> str:
     return file_sha256_uncached(path)
 
 
+def _index_entry(weights: Path) -> dict:
+    """The ``index.json`` entry next to a weights file that names it (empty if none)."""
+    index_path = weights.parent / "index.json"
+    if not index_path.is_file():
+        return {}
+    for entry in json.loads(index_path.read_text()).values():
+        if entry.get("weights") == weights.name:
+            return entry
+    return {}
+
+
 def update_index(out: Path, name: str, entry: dict) -> None:
     index_path = out / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
@@ -262,6 +274,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
     torch.manual_seed(cfg.seed)
     name = f"demo-{cfg.arch}"
     model, preprocess, tokenizer = build_model(name, cfg.config_dir)
+    previous = None
+    if cfg.init is not None:
+        # A second stage: the shipped fp16 weights, a fresh optimiser and a new warm-up and
+        # cosine cycle (a warm restart), on a new stream of rendered images.
+        previous = {"weights_sha256": file_sha256_uncached(cfg.init),
+                    "trained": _index_entry(Path(cfg.init)).get("trained")}
+        open_clip.load_checkpoint(model, str(cfg.init), weights_only=True)
     # The token table has ~49k rows of which the captions use a few hundred: a sparse
     # gradient with SparseAdam updates only those rows instead of the whole table.
     model.token_embedding.sparse = True
@@ -339,6 +358,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
             "eval_set": "demo seed 0, 30 images per class",
         },
     }
+    if previous is not None:
+        entry["trained"]["init"] = previous
+        entry["trained"]["total_steps"] = step + int((previous["trained"] or {}).get("total_steps")
+                                                     or (previous["trained"] or {}).get("steps") or 0)
     update_index(out, name, entry)
     log(f"[{name}] wrote {weights} sha256 {digest}")
     return entry
@@ -412,6 +435,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1, help="render in a worker process (0: inline)")
     ap.add_argument("--config-dir", type=Path, default=None, help="alternative open_clip configs")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue from these weights (e.g. the shipped ones) with a new warm-up and cosine cycle")
     ap.add_argument("--report", action="store_true", help="evaluate the shipped demo models")
     ap.add_argument("--n-per-class", type=int, default=30, help="report: images per class")
     args = ap.parse_args(argv)
@@ -430,7 +455,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = TrainConfig(arch=args.arch, minutes=d["minutes"] if args.minutes is None else args.minutes, seed=d["seed"] if args.seed is None else args.seed,
                       out=Path(out), steps=args.steps, batch_size=args.batch_size,
                       lr=d["lr"] if args.lr is None else args.lr, augment=d["augment"] if args.augment is None else args.augment,
-                      threads=args.threads, workers=args.workers, config_dir=args.config_dir)
+                      threads=args.threads, workers=args.workers, config_dir=args.config_dir, init=args.init)
     train(cfg, log=lambda m: print(m, flush=True))
     return 0
 

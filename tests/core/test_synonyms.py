@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core import lexicon
 from core import synonyms as syn
 from core.backbones import BackboneSpec, load_backbone
 from core.cache import EmbeddingCache
@@ -108,6 +109,8 @@ def _isolated_wordnet(monkeypatch, tmp_path):
 
         monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "no-nltk-data")])
     monkeypatch.setattr(syn, "SYSTEM_WORDNET_DIRS", (str(tmp_path / "no-system-wordnet"),))
+    # and no bundled lexicon either (tests/core/test_lexicon.py covers it)
+    monkeypatch.setattr(lexicon, "lexicon_path", lambda: tmp_path / "no-lexicon" / "wordnet-nouns.zip")
     for var in (syn.WORDNET_ENV, "WNSEARCHDIR", "WNHOME"):
         monkeypatch.delenv(var, raising=False)
 

@@ -15,6 +15,8 @@ from PySide6.QtWidgets import QMessageBox
 # the engine tests' tiny WordNet, and their fixture that hides every real WordNet/nltk folder
 from tests.core.test_synonyms import _isolated_wordnet, write_tiny_wordnet  # noqa: F401
 
+from core.lexicon import lexicon_path as _BUNDLED_LEXICON  # noqa: E402 - before the fixture hides it
+
 needs_nltk = pytest.mark.skipif(importlib.util.find_spec("nltk") is None, reason="nltk is not installed")
 
 
@@ -112,6 +114,24 @@ def test_one_class_leaves_out_other_classes_names_and_runs_one_job_at_a_time(qtb
     assert w.suggest_all_action.isEnabled() and w.suggest_busy.isHidden()
     review.reject()
     assert w.doc.names("dog") == ["dog"]  # nothing added without Add
+
+
+@needs_nltk
+def test_bundled_lexicon_works_with_no_wordnet_on_the_machine(qtbot, gui_env, monkeypatch):
+    # _isolated_wordnet hides this machine's WordNet; give back only the lexicon semscale ships
+    from core import lexicon
+
+    monkeypatch.setattr(lexicon, "lexicon_path", _BUNDLED_LEXICON)
+    w = _editor(qtbot, {"dog": ["dog"], "car": ["car"]})
+    dlg = w.suggest_for_all()
+    qtbot.waitUntil(lambda: dlg._wordnet_found is not None, timeout=20000)
+    assert dlg._wordnet_found and "[bundled]" in dlg.wordnet_status.text()
+    review = _suggest(qtbot, w, dlg, per_class=3)
+    rows = [(it.cls, it.name, it.source) for it in review.outcome.items]
+    # WordNet 3.0's first senses, lemmas by tagged count (car 71, automobile 15, auto 2)
+    assert rows == [("dog", "domestic dog", "wordnet"), ("dog", "Canis familiaris", "wordnet"),
+                    ("car", "automobile", "wordnet"), ("car", "auto", "wordnet")]
+    review.reject()
 
 
 def test_missing_wordnet_is_a_dialog_with_the_engines_help(qtbot, gui_env):

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Start the desktop app in a real X server (Xvfb) with Qt's xcb platform plugin — not
+# off-screen — wait for its main window, and save a screenshot of the whole screen.
+#
+#   build_scripts/xvfb_screenshot.sh OUT.png COMMAND [ARGS...]
+#
+# Exits 0 when the window appeared and the app was still running when the screenshot was
+# taken; 1 otherwise (with the app's output). Needs Xvfb, xdotool and ImageMagick's import
+# (Debian/Ubuntu: apt-get install xvfb xdotool imagemagick).
+set -euo pipefail
+if [ $# -lt 2 ]; then
+  sed -n '2,9p' "$0"
+  exit 2
+fi
+OUT="$1"
+shift
+for tool in Xvfb xdotool import; do
+  command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install xvfb xdotool imagemagick)" >&2; exit 1; }
+done
+WAIT="${SEMSCALE_WINDOW_TIMEOUT:-120}"
+SETTLE="${SEMSCALE_SETTLE_SECONDS:-5}"
+
+n=90
+while [ -e "/tmp/.X11-unix/X$n" ] || [ -e "/tmp/.X$n-lock" ]; do n=$((n + 1)); done
+export DISPLAY=":$n"
+LOG="$(mktemp)"
+Xvfb "$DISPLAY" -screen 0 1920x1080x24 -nolisten tcp >/dev/null 2>&1 &
+XVFB=$!
+APP=""
+cleanup() {
+  if [ -n "$APP" ] && kill -0 "$APP" 2>/dev/null; then
+    kill "$APP" 2>/dev/null || true
+    wait "$APP" 2>/dev/null || true
+  fi
+  kill "$XVFB" 2>/dev/null || true
+  wait "$XVFB" 2>/dev/null || true
+  rm -f "$LOG"
+}
+trap cleanup EXIT
+for _ in $(seq 50); do [ -e "/tmp/.X11-unix/X$n" ] && break; sleep 0.2; done
+[ -e "/tmp/.X11-unix/X$n" ] || { echo "Xvfb did not start on $DISPLAY" >&2; exit 1; }
+
+QT_QPA_PLATFORM=xcb "$@" >"$LOG" 2>&1 &
+APP=$!
+start=$(date +%s)
+until xdotool search --onlyvisible --name semscale >/dev/null 2>&1; do
+  if ! kill -0 "$APP" 2>/dev/null; then
+    echo "the app exited before showing a window:" >&2
+    tail -n 30 "$LOG" >&2
+    exit 1
+  fi
+  if [ $(( $(date +%s) - start )) -ge "$WAIT" ]; then
+    echo "no semscale window after $WAIT s:" >&2
+    tail -n 30 "$LOG" >&2
+    exit 1
+  fi
+  sleep 0.5
+done
+shown=$(( $(date +%s) - start ))
+sleep "$SETTLE"
+if ! kill -0 "$APP" 2>/dev/null; then
+  echo "the app exited after showing its window:" >&2
+  tail -n 30 "$LOG" >&2
+  exit 1
+fi
+import -window root "$OUT"
+echo "window shown after ${shown} s on $DISPLAY (xcb); screenshot $OUT"

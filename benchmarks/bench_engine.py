@@ -14,15 +14,12 @@ from core.cache import EmbeddingCache
 from core.datasets import load_dataset
 from core.embed import _DecodeSet, _collate, default_workers, embed_names
 from core.labels import load_labels, preset_templates
+from core.demo.tiny import tiny_config
 from core.sweep import SweepConfig, run_sweep
 
 from .common import peak_rss_of, random_checkpoint, write_images, write_labels
 
-TINY_CONFIG = {
-    "embed_dim": 64,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
+TINY_CONFIG = tiny_config(embed_dim=64)
 
 
 def _sweep(data, labels, spec, out, levels, cache_dir=None, use_cache=True, **kw) -> float:

@@ -22,23 +22,10 @@ import numpy as np
 
 from .common import machine, write_images
 
-TINY_CONFIG = {
-    "embed_dim": 64,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
-
-
 def _tiny_model(tmp: Path) -> tuple[str, str]:
-    import open_clip
-    import torch
+    from core.demo.tiny import write_tiny_model
 
-    cfg = tmp / "bench-tiny-clip.json"
-    cfg.write_text(json.dumps(TINY_CONFIG))
-    open_clip.add_model_config(cfg)
-    torch.manual_seed(0)
-    ck = tmp / "bench-tiny-clip.pt"
-    torch.save(open_clip.create_model("bench-tiny-clip").state_dict(), ck)
+    cfg, ck = write_tiny_model(tmp, "bench-tiny-clip", embed_dim=64)
     return str(cfg), str(ck)
 
 

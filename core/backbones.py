@@ -10,48 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import logging
+import threading
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from .config import DEVICES, PRECISIONS, BackboneSpec, file_sha256, file_sha256_uncached  # noqa: F401  (re-exported)
 from .errors import InputError, WeightsUnavailable
 from .tables import read_user_json
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("fp32", "fp16", "bf16")
-
-
-@dataclass
-class BackboneSpec:
-    """What the user asked for; serialised into run.json."""
-
-    model: str
-    pretrained: Optional[str] = None
-    checkpoint: Optional[str] = None
-    device: str = "auto"
-    precision: str = "fp32"
-    label: Optional[str] = None  # display name; defaults to model[/tag]
-
-    @property
-    def display(self) -> str:
-        if self.label:
-            return self.label
-        model = Path(self.model).stem if self.model.endswith(".json") else self.model
-        if self.pretrained:
-            return f"{model}/{self.pretrained}"
-        if self.checkpoint and not self.model.startswith("demo-"):
-            stem = Path(self.checkpoint).stem
-            return model if stem == model else f"{model}/{stem}"
-        return model
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -78,25 +47,6 @@ def available_devices() -> list[str]:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         out.append("mps")
     return out
-
-
-def file_sha256_uncached(path: str | Path) -> str:
-    """sha256 of a file's bytes, read in 4 MiB chunks (no memo: for verifying files)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@lru_cache(maxsize=64)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return file_sha256_uncached(path)
-
-
-def file_sha256(path: str | Path) -> str:
-    st = os.stat(path)
-    return _file_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 # ---------------------------------------------------------------- demo models
@@ -163,16 +113,34 @@ def _offline_help(spec: BackboneSpec, err: Exception) -> str:
     )
 
 
+_quiet = threading.local()
+
+
+class _QuietThread(logging.Filter):
+    """Drops root-logger records of a thread inside :func:`_quiet_open_clip`; other threads log as usual."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_quiet, "depth", 0)
+
+
+_QUIET_FILTER = _QuietThread()
+
+
 @contextmanager
 def _quiet_open_clip():
-    """open_clip logs 'initialized randomly' before we load the checkpoint ourselves."""
-    log = logging.getLogger()
-    old = log.level
-    log.setLevel(logging.CRITICAL)
+    """open_clip logs 'initialized randomly' before we load the checkpoint ourselves.
+
+    Only the calling thread is silenced (a thread-local flag read by a filter on the root
+    logger), so a sweep on a worker thread never changes what the rest of the process logs.
+    """
+    root = logging.getLogger()
+    if _QUIET_FILTER not in root.filters:
+        root.addFilter(_QUIET_FILTER)
+    _quiet.depth = getattr(_quiet, "depth", 0) + 1
     try:
         yield
     finally:
-        log.setLevel(old)
+        _quiet.depth -= 1
 
 
 class Backbone:

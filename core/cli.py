@@ -15,8 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence
 
+from . import config as defaults
+from .config import PRECISIONS, BackboneSpec, int_list, parse_backbone
 from .errors import InputError, WeightsUnavailable
-from .events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished
+from .events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished, Stage, Status, stage_title
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -47,13 +49,13 @@ class TqdmReporter:
         from tqdm import tqdm
 
         if isinstance(ev, Progress):
-            if self.quiet or ev.stage in ("load-model", "score"):
+            if self.quiet or ev.stage in (Stage.LOAD_MODEL, Stage.SCORE):
                 return
             key = (ev.backbone, ev.stage)
             bar = self.bars.get(key)
             if bar is None:
-                unit = {"encode-text": "prompt", "score": "level", "ensembles": "level"}.get(ev.stage, "img")
-                bar = tqdm(total=ev.total, desc=f"{ev.backbone}: {STAGE_NAMES.get(ev.stage, ev.stage)}",
+                unit = Stage(ev.stage).unit if ev.stage in Stage._value2member_map_ else "img"
+                bar = tqdm(total=ev.total, desc=f"{ev.backbone}: {stage_title(ev.stage)}",
                            unit=unit, file=sys.stderr, leave=True, dynamic_ncols=True)
                 self.bars[key] = bar
             if bar.total != ev.total:
@@ -142,7 +144,7 @@ def _stop_code(received: list[Optional[int]], err: Optional[BaseException] = Non
 
 def _backbones_file(path: str) -> list:
     """Backbones from a CSV (model,pretrained,checkpoint,label columns) or a JSON list."""
-    from .backbones import BackboneSpec
+    from .config import BackboneSpec
     from .tables import read_user_csv, read_user_json
 
     p = Path(path)
@@ -167,8 +169,6 @@ def _backbones_file(path: str) -> list:
 
 
 def _backbone_specs(args) -> list:
-    from .backbones import BackboneSpec
-
     models = args.model or []
     if args.backbones:
         specs = _backbones_file(args.backbones)
@@ -182,24 +182,11 @@ def _backbone_specs(args) -> list:
         raise InputError("give at least one --model (e.g. --model demo-vit)", field="model")
     for m in models:
         # "MODEL@TAG" or "MODEL=CHECKPOINT" let several backbones share one command line
-        model, pretrained, checkpoint = m, None, None
-        if "=" in m:
-            model, checkpoint = m.split("=", 1)
-        elif "@" in m:
-            model, pretrained = m.split("@", 1)
-        if len(models) == 1:
-            pretrained = pretrained or args.pretrained
-            checkpoint = checkpoint or args.checkpoint
-        specs.append(BackboneSpec(model=model, pretrained=pretrained, checkpoint=checkpoint,
-                                  device=args.device, precision=args.precision))
+        one = len(models) == 1
+        specs.append(parse_backbone(m, pretrained=args.pretrained if one else None,
+                                    checkpoint=args.checkpoint if one else None,
+                                    device=args.device, precision=args.precision))
     return specs
-
-
-def _int_list(text: str, field: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()] if text else []
-    except ValueError:
-        raise InputError(f"expected comma-separated integers, got '{text}'", field=field) from None
 
 
 def cmd_sweep(args) -> int:
@@ -220,7 +207,7 @@ def cmd_sweep(args) -> int:
         batch_size=args.batch_size, num_workers=args.workers, cache_dir=args.cache_dir, use_cache=not args.no_cache,
         bootstrap=args.bootstrap, allow_absolute_paths=args.allow_absolute_paths, **dataset_options(args),
         save_predictions=not args.no_predictions,
-        ensemble_shots=_int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
+        ensemble_shots=int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
         alpha=args.alpha, overwrite=args.overwrite,
@@ -283,7 +270,6 @@ def cmd_embed(args) -> int:
     """Encode every image once into an embedding store; finished shards survive a failure or Ctrl-C."""
     import json
 
-    from .backbones import BackboneSpec
     from .distributed import EmbedConfig, run_embed
     from .events import Cancelled
 
@@ -454,7 +440,7 @@ def cmd_demo_data(args) -> int:
 
 def cmd_suggest(args) -> int:
     """Fill a labels file (or a bare class list) up to --per-class names from WordNet / embedding neighbours."""
-    from .backbones import BackboneSpec, load_backbone
+    from .backbones import load_backbone
     from .cache import EmbeddingCache
     from . import synonyms as syn
     from .benchmark_presets import is_preset, preset_labels
@@ -572,15 +558,58 @@ def dataset_options(args) -> dict:
             "data_root": args.data_root}
 
 
+def _parent(build) -> argparse.ArgumentParser:
+    """A parent parser holding one group of options that several commands share."""
+    parent = argparse.ArgumentParser(add_help=False)
+    build(parent)
+    return parent
+
+
+def _weights_options(p: argparse.ArgumentParser) -> None:
+    w = p.add_mutually_exclusive_group()
+    w.add_argument("--pretrained", help="open_clip pretrained tag (see 'semscale models')")
+    w.add_argument("--checkpoint", help="local checkpoint (state dict) file")
+
+
+def _hardware_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=defaults.DEFAULT_DEVICE,
+                   help="auto|cpu|cuda|mps (ray workers use cuda when given GPUs, else cpu)")
+    p.add_argument("--precision", default=defaults.DEFAULT_PRECISION, choices=PRECISIONS)
+
+
+def _cache_options(p: argparse.ArgumentParser) -> None:
+    c = p.add_mutually_exclusive_group()
+    c.add_argument("--cache-dir", help="embedding cache folder (default: the user cache folder)")
+    c.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+
+
+def _templates_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--templates", default=defaults.DEFAULT_TEMPLATES,
+                   help="preset openai|simple|plain|clip_benchmark:NAME or a file, one template per line")
+
+
+def _quiet_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", "-q", action="store_true")
+
+
+def _paths_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-absolute-paths", action="store_true", help="let manifests use absolute paths")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+
+    weights, hardware, cache, templates, quiet, paths = (
+        _parent(f) for f in (_weights_options, _hardware_options, _cache_options, _templates_options,
+                             _quiet_options, _paths_options))
 
     p = argparse.ArgumentParser(prog="semscale", description="Semantic-category scaling experiments with CLIP models.",
                                 epilog="Add --debug anywhere on the line to see the traceback of an unexpected error.")
     p.add_argument("--version", action="version", version=f"semscale {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("sweep", help="run a semantic-scaling sweep and write a run directory")
+    s = sub.add_parser("sweep", help="run a semantic-scaling sweep and write a run directory",
+                       parents=[weights, templates, hardware, cache, paths, quiet])
     s.add_argument("--dataset", help=DATASET_HELP + " (not needed with --embeddings)")
     add_dataset_options(s)
     s.add_argument("--embeddings", action="append", metavar="STORE",
@@ -591,29 +620,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", action="append",
                    help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID or a config .json; repeat for several "
                         "backbones (MODEL@TAG or MODEL=CHECKPOINT per backbone)")
-    w = s.add_mutually_exclusive_group()
-    w.add_argument("--pretrained", help="open_clip pretrained tag (see 'semscale models')")
-    w.add_argument("--checkpoint", help="local checkpoint (state dict) file")
-    s.add_argument("--templates", default="simple",
-                   help="preset openai|simple|plain|clip_benchmark:NAME or a file, one template per line")
     s.add_argument("--levels", help="comma-separated names-per-class levels (default 1,2,4,… up to the longest list)")
-    s.add_argument("--mode", choices=("flat", "pooled"), default="flat")
-    s.add_argument("--orderings", type=int, default=1, help="number of name orderings (1 = the file's ranking)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
-    s.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--mode", choices=defaults.MODES, default=defaults.DEFAULT_MODE)
+    s.add_argument("--orderings", type=int, default=defaults.DEFAULT_ORDERINGS,
+                   help="number of name orderings (1 = the file's ranking)")
+    s.add_argument("--seed", type=int, default=defaults.DEFAULT_SEED)
+    s.add_argument("--batch-size", type=int, default=defaults.DEFAULT_BATCH_SIZE)
     s.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default: auto)")
-    c = s.add_mutually_exclusive_group()
-    c.add_argument("--cache-dir", help="embedding cache folder (default: the user cache folder)")
-    c.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    s.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CI")
-    s.add_argument("--allow-absolute-paths", action="store_true", help="let manifests use absolute paths")
+    s.add_argument("--bootstrap", type=int, default=defaults.DEFAULT_BOOTSTRAP,
+                   help="bootstrap resamples for the 95%% CI")
     s.add_argument("--no-predictions", action="store_true", help="do not write predictions.csv")
-    s.add_argument("--quiet", "-q", action="store_true")
     s.add_argument("--backbones", help="CSV (model,pretrained,checkpoint,label) or JSON list of backbones")
-    s.add_argument("--ensemble-shots", default="1,2,4", help="labelled images per class for adaptive ensembles ('' = none)")
-    s.add_argument("--ensemble-splits", type=int, default=5, help="seeded splits per shot count")
+    s.add_argument("--ensemble-shots", default=",".join(map(str, defaults.DEFAULT_ENSEMBLE_SHOTS)),
+                   help="labelled images per class for adaptive ensembles ('' = none)")
+    s.add_argument("--ensemble-splits", type=int, default=defaults.DEFAULT_ENSEMBLE_SPLITS,
+                   help="seeded splits per shot count")
     s.add_argument("--class-frequency", metavar="FILE|wordfreq",
                    help="CSV class,frequency, or 'wordfreq' (web-text word frequency of each class's names, a proxy "
                         "for pretraining counts): correlate per-class accuracy with frequency")
@@ -630,15 +651,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the run already in --out (every file of the old run is removed first)")
     s.set_defaults(func=cmd_sweep)
 
-    e = sub.add_parser("embed", help="encode a dataset's images once into an embedding store (local or Ray); resumable")
+    e = sub.add_parser("embed", help="encode a dataset's images once into an embedding store (local or Ray); resumable",
+                       parents=[weights, hardware, cache, paths, quiet])
     e.add_argument("--dataset", required=True,
                    help=DATASET_HELP + "; WebDataset shards as a .tar, a folder of .tar files, a brace pattern "
                                        "data-{000..009}.tar, or several joined with '::'")
     add_dataset_options(e)
     e.add_argument("--model", required=True, help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID or a config .json")
-    ew = e.add_mutually_exclusive_group()
-    ew.add_argument("--pretrained", help="open_clip pretrained tag")
-    ew.add_argument("--checkpoint", help="local checkpoint (state dict) file")
     e.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this machine (DataLoader + embedding cache); ray: Ray Data on a Ray cluster")
     e.add_argument("--address", help="Ray cluster address (e.g. auto, ray://head:10001); default: start Ray here")
@@ -646,18 +665,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--concurrency", type=int, default=1, help="encoder actors (ray engine)")
     e.add_argument("--num-cpus", type=int, default=None, help="CPUs of a Ray instance started here (default: all)")
     e.add_argument("--runtime-env", help="Ray runtime_env as JSON, e.g. '{\"pip\": [\"semscale[scale]\"]}'")
-    e.add_argument("--batch-size", type=int, default=64, help="images per encoder batch")
+    e.add_argument("--batch-size", type=int, default=defaults.DEFAULT_BATCH_SIZE, help="images per encoder batch")
     e.add_argument("--shard-size", type=int, default=None,
                    help="images per store shard, the unit of restart (default 1000; a resumed store keeps its own)")
-    e.add_argument("--device", default="auto", help="local engine: auto|cpu|cuda|mps (ray workers use cuda when "
-                                                    "given GPUs, else cpu)")
-    e.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     e.add_argument("--workers", type=int, default=None, help="local engine: DataLoader worker processes")
-    ec = e.add_mutually_exclusive_group()
-    ec.add_argument("--cache-dir", help="local engine: embedding cache folder (default: the user cache folder)")
-    ec.add_argument("--no-cache", action="store_true", help="local engine: do not use the embedding cache")
-    e.add_argument("--allow-absolute-paths", action="store_true", help="let manifests use absolute paths")
-    e.add_argument("--quiet", "-q", action="store_true")
     e.add_argument("--out", required=True, help="store folder to write (or resume)")
     e.set_defaults(func=cmd_embed)
 
@@ -691,12 +702,11 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--per-class", type=int, default=8)
     ds.set_defaults(func=cmd_demo_study)
 
-    v = sub.add_parser("validate", help="check a dataset (and labels file) and print a report")
+    v = sub.add_parser("validate", help="check a dataset (and labels file) and print a report", parents=[paths])
     v.add_argument("--dataset", required=True, help=DATASET_HELP)
     add_dataset_options(v)
     v.add_argument("--labels")
     v.add_argument("--quick", action="store_true", help="do not open every image")
-    v.add_argument("--allow-absolute-paths", action="store_true")
     v.set_defaults(func=cmd_validate)
 
     m = sub.add_parser("models", help="list open_clip architectures and pretrained tags")
@@ -709,7 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--per-class", type=int, default=30)
     d.set_defaults(func=cmd_demo_data)
 
-    g = sub.add_parser("suggest", help="add ranked synonyms per class (WordNet or embedding neighbours) to a labels file")
+    g = sub.add_parser("suggest", help="add ranked synonyms per class (WordNet or embedding neighbours) to a labels file",
+                       parents=[weights, templates, hardware, cache, quiet])
     gi = g.add_mutually_exclusive_group(required=True)
     gi.add_argument("--labels", help="labels file to extend (CSV class,synonym[,source] or JSON)")
     gi.add_argument("--classes", help="class list: imagenet|cifar10|cifar100, clip_benchmark:NAME, a text file (one per "
@@ -724,21 +735,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--related", action="store_true", help="also use hypernyms and hyponyms one step away")
     g.add_argument("--senses", type=int, default=1, help="WordNet senses per class name to draw synonyms from (0 = all)")
     g.add_argument("--model", help="backbone for --source neighbours (open_clip name, demo-vit, hf-hub:ID, config .json)")
-    gw = g.add_mutually_exclusive_group()
-    gw.add_argument("--pretrained", help="open_clip pretrained tag")
-    gw.add_argument("--checkpoint", help="local checkpoint (state dict) file")
-    g.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
-    g.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
-    g.add_argument("--templates", default="simple", help="preset openai|simple|plain or a file (same as sweep)")
     g.add_argument("--vocabulary", help="word list for neighbours, one per line (default: WordNet noun lemmas)")
     g.add_argument("--max-vocabulary", type=int, default=3000, help="vocabulary size limit (text encoding is slow on CPU)")
     g.add_argument("--min-similarity", type=float, default=None, help="drop neighbours below this cosine similarity")
     g.add_argument("--keep-collisions", action="store_true",
                    help="keep names that belong to another class too (flagged in the source column)")
-    gc = g.add_mutually_exclusive_group()
-    gc.add_argument("--cache-dir", help="embedding cache folder (default: the user cache folder)")
-    gc.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
-    g.add_argument("--quiet", "-q", action="store_true")
     g.add_argument("--out", required=True, help="labels file to write (CSV keeps the source column)")
     g.set_defaults(func=cmd_suggest)
     return p

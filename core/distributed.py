@@ -34,10 +34,9 @@ import numpy as np
 from .backbones import Backbone, BackboneSpec, load_backbone
 from .embed import logit_scale
 from .errors import InputError
-from .events import Cancelled, CancelToken, EventCallback, ImageSkipped, Log, Progress, ignore_events
+from .events import Cancelled, CancelToken, EventCallback, ImageSkipped, Log, Progress, Stage, Status, ignore_events
 
 ENGINES = ("local", "ray")
-FAIL_ENV = "SEMSCALE_FAIL_SHARD_ONCE"
 DECODE_MEMORY = 1024**3  # bytes reserved per Ray decode task (a worker with torch loaded holds ~0.5 GiB)
 
 
@@ -107,27 +106,13 @@ def short_error(e: BaseException) -> str:
     return lines[0] if isinstance(e, (EmbedFailed, InputError)) else f"{type(e).__name__}: {lines[0]}"
 
 
-def _fault_from_env() -> Optional[tuple[int, str]]:
-    v = os.environ.get(FAIL_ENV)
-    if not v:
-        return None
-    shard, _, marker = v.partition(":")
-    return int(shard), marker
-
-
-def _maybe_fail(fault: Optional[tuple[int, str]], shards) -> None:
-    if fault is None:
-        return
-    shard, marker = fault
-    if shard in set(int(s) for s in np.atleast_1d(shards)) and not os.path.exists(marker):
-        with open(marker, "w") as f:
-            f.write("failed once\n")
-        raise RuntimeError(f"injected encoder failure on shard {shard} ({FAIL_ENV})")
-
-
 def run_embed(config: EmbedConfig, emit: EventCallback = ignore_events,
-              cancel: Optional[CancelToken] = None) -> EmbedResult:
-    """Embed every image of ``config.dataset`` into the store at ``config.out`` (resuming it)."""
+              cancel: Optional[CancelToken] = None, encoder: Optional[type] = None) -> EmbedResult:
+    """Embed every image of ``config.dataset`` into the store at ``config.out`` (resuming it).
+
+    ``encoder`` replaces the Ray engine's encoder stage (default :class:`RayEncoder`), e.g. with
+    a subclass that wraps the model; it must accept the same constructor arguments.
+    """
     from .cache import EmbeddingCache
     from .datasets import load_dataset
     from .shards import plan_shards
@@ -162,23 +147,23 @@ def run_embed(config: EmbedConfig, emit: EventCallback = ignore_events,
     pending = writer.pending()
     result = EmbedResult(str(writer.root), config.engine, writer.n_shards, before, 0, 0, 0, 0, 0.0, False)
     cache = None
-    status = "failed"
+    status = Status.FAILED
     try:
         if before:
             emit(Log(f"resuming: {before} of {writer.n_shards} shards already in the store"))
         if pending:
             cache = EmbeddingCache(config.cache_dir) if (config.use_cache and config.engine == "local") else None
-            fault = _fault_from_env()
             if config.engine == "local":
-                encoded = _embed_local(config, dataset, backbone, writer, plan, pending, cache, fault, emit, cancel)
+                encoded = _embed_local(config, dataset, backbone, writer, plan, pending, cache, emit, cancel)
             else:
-                encoded = _embed_ray(config, dataset, backbone, writer, plan, pending, fault, emit, cancel)
+                encoded = _embed_ray(config, dataset, backbone, writer, plan, pending, encoder or RayEncoder, emit,
+                                     cancel)
             result.images_encoded = encoded
         if writer.manifest["backbone"].get("logit_scale") is None:
             writer.set_backbone(logit_scale=logit_scale(backbone, cache))
-        status = "completed"
+        status = Status.COMPLETED
     except BaseException as e:
-        status = "cancelled" if isinstance(e, (Cancelled, KeyboardInterrupt)) else "failed"
+        status = Status.CANCELLED if isinstance(e, (Cancelled, KeyboardInterrupt)) else Status.FAILED
         emit(Log(f"embedding stopped ({short_error(e)}); {len(writer.finished())} of {writer.n_shards} shards "
                  "are in the store; run the same command again to resume", "error"))
         raise
@@ -201,7 +186,7 @@ def run_embed(config: EmbedConfig, emit: EventCallback = ignore_events,
 # ---------------------------------------------------------------- local engine
 
 
-def _embed_local(config, dataset, backbone, writer, plan, pending, cache, fault, emit, cancel) -> int:
+def _embed_local(config, dataset, backbone, writer, plan, pending, cache, emit, cancel) -> int:
     from dataclasses import replace as dc_replace
 
     from .embed import embed_images
@@ -214,12 +199,11 @@ def _embed_local(config, dataset, backbone, writer, plan, pending, cache, fault,
         if not isinstance(ev, Progress):
             emit(ev)
 
-    emit(Progress("encode-images", 0, total, None, name))
+    emit(Progress(Stage.ENCODE_IMAGES, 0, total, None, name))
     for k in pending:
         cancel.raise_if_cancelled()
         start, stop = plan[k]
         ts = time.perf_counter()
-        _maybe_fail(fault, [k])
         sub = dc_replace(dataset, records=dataset.records[start:stop], problems=[], empty_classes=[])
         emb = embed_images(backbone, sub, cache=cache, batch_size=config.batch_size, num_workers=config.num_workers,
                            emit=inner, cancel=cancel)
@@ -229,7 +213,7 @@ def _embed_local(config, dataset, backbone, writer, plan, pending, cache, fault,
                       engine="local", seconds=time.perf_counter() - ts)
         encoded += emb.n_encoded
         done += stop - start
-        emit(Progress("encode-images", done, total, done / max(time.perf_counter() - t0, 1e-9), name))
+        emit(Progress(Stage.ENCODE_IMAGES, done, total, done / max(time.perf_counter() - t0, 1e-9), name))
     return encoded
 
 
@@ -271,21 +255,19 @@ def _decode_batch(batch: dict, preprocess) -> dict:
 class RayEncoder:
     """GPU/CPU stage: a callable class holding the model on one Ray actor."""
 
-    def __init__(self, spec: dict, batch_size: int, fault: Optional[tuple] = None) -> None:
+    def __init__(self, spec: dict, batch_size: int) -> None:
         import torch
 
         from .embed import BatchBackoff
 
         self.backbone = load_backbone(BackboneSpec(**spec))
         self.backoff = BatchBackoff(batch_size)
-        self.fault = fault
         self.dim = self.backbone.embed_dim
         self._torch = torch
 
     def __call__(self, batch: dict) -> dict:
         from .events import ignore_events
 
-        _maybe_fail(self.fault, batch["shard"])
         n = len(batch["pos"])
         bad = np.asarray(batch["bad"], dtype=object)
         good = np.flatnonzero(bad == "")
@@ -370,7 +352,7 @@ class _ShardCollector:
                 raise RuntimeError(f"shard {k}: more rows than images (duplicated rows)")
             if self.got[k] == self.expected[k]:
                 self._commit(k)
-        self.emit(Progress("encode-images", self.done, self.total, self.done / max(time.perf_counter() - self.t0, 1e-9),
+        self.emit(Progress(Stage.ENCODE_IMAGES, self.done, self.total, self.done / max(time.perf_counter() - self.t0, 1e-9),
                            self.name))
 
     def _commit(self, k: int) -> None:
@@ -397,7 +379,7 @@ class _ShardCollector:
         return sorted(self.parts)
 
 
-def _embed_ray(config, dataset, backbone, writer, plan, pending, fault, emit, cancel) -> int:
+def _embed_ray(config, dataset, backbone, writer, plan, pending, encoder, emit, cancel) -> int:
     started = _ensure_ray(config, emit)
     import ray
     import ray.data
@@ -438,12 +420,12 @@ def _embed_ray(config, dataset, backbone, writer, plan, pending, fault, emit, ca
         if config.num_gpus_per_worker > 0:
             encode_args["num_gpus"] = config.num_gpus_per_worker
         ds = ds.map_batches(
-            RayEncoder, fn_constructor_kwargs={"spec": actor_spec, "batch_size": config.batch_size, "fault": fault},
+            encoder, fn_constructor_kwargs={"spec": actor_spec, "batch_size": config.batch_size},
             batch_size=config.batch_size, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=config.concurrency), **encode_args,
         )
         collector = _ShardCollector(dataset, writer, plan, pending, name, emit)
-        emit(Progress("encode-images", 0, collector.total, None, name))
+        emit(Progress(Stage.ENCODE_IMAGES, 0, collector.total, None, name))
         it = ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1)
         failure = None
         try:

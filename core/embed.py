@@ -22,7 +22,7 @@ from torch.utils.data import Dataset as TorchDataset
 from .backbones import Backbone
 from .cache import EmbeddingCache
 from .datasets import Dataset
-from .events import CancelToken, EventCallback, ImageSkipped, Log, Progress, ignore_events
+from .events import CancelToken, EventCallback, ImageSkipped, Log, Progress, Stage, ignore_events
 from .images import BadImage
 
 
@@ -104,9 +104,9 @@ class BatchBackoff:
 def ensure_loaded(backbone: Backbone, emit: EventCallback) -> None:
     """Build the network now that something needs encoding (reported as its own stage)."""
     if not backbone.loaded:
-        emit(Progress("load-model", 0, 1, None, backbone.name, f"loading {backbone.name}"))
+        emit(Progress(Stage.LOAD_MODEL, 0, 1, None, backbone.name, f"loading {backbone.name}"))
         backbone.load()
-        emit(Progress("load-model", 1, 1, None, backbone.name))
+        emit(Progress(Stage.LOAD_MODEL, 1, 1, None, backbone.name))
 
 
 def logit_scale(backbone: Backbone, cache: Optional[EmbeddingCache]) -> float:
@@ -130,7 +130,7 @@ def _content_keys(dataset: Dataset, cache: Optional[EmbeddingCache], emit, cance
     for i, r in enumerate(dataset.records):
         if i % 256 == 0:
             cancel.raise_if_cancelled()
-            emit(Progress("hash", i, len(dataset), None, backbone_name))
+            emit(Progress(Stage.HASH, i, len(dataset), None, backbone_name))
         h = cache.known_hash(r.path) if (cache is not None and r.path is not None) else None
         if h is None:
             try:
@@ -146,7 +146,7 @@ def _content_keys(dataset: Dataset, cache: Optional[EmbeddingCache], emit, cance
         keys[i] = h
     if cache is not None and fresh:
         cache.remember_hashes(fresh)
-    emit(Progress("hash", len(dataset), len(dataset), len(dataset) / max(time.perf_counter() - t0, 1e-9), backbone_name))
+    emit(Progress(Stage.HASH, len(dataset), len(dataset), len(dataset) / max(time.perf_counter() - t0, 1e-9), backbone_name))
     return keys, reasons
 
 
@@ -194,7 +194,7 @@ def embed_images(
     backoff = backoff or BatchBackoff(batch_size)
     workers = default_workers(len(todo)) if num_workers is None else num_workers
     done, encoded, t0 = 0, 0, time.perf_counter()
-    emit(Progress("encode-images", 0, len(todo), None, name))
+    emit(Progress(Stage.ENCODE_IMAGES, 0, len(todo), None, name))
     # nothing to encode: do not touch backbone.preprocess, which would build the model
     if todo:
         ensure_loaded(backbone, emit)
@@ -225,7 +225,7 @@ def embed_images(
                     cache.put_images(backbone.identity, [(keys[i], v) for i, v in zip(idx, feats)], backbone.identity_info)
             done += len(idx) + len(bad)
             rate = encoded / max(time.perf_counter() - t0, 1e-9)
-            emit(Progress("encode-images", done, len(todo), rate, name))
+            emit(Progress(Stage.ENCODE_IMAGES, done, len(todo), rate, name))
     finally:
         del it  # shuts DataLoader workers down promptly on cancel
     cancel.raise_if_cancelled()
@@ -266,7 +266,7 @@ def embed_names(
     total, t0 = len(missing), time.perf_counter()
     if missing:
         ensure_loaded(backbone, emit)
-        emit(Progress("encode-text", 0, total, None, backbone.name))
+        emit(Progress(Stage.ENCODE_TEXT, 0, total, None, backbone.name))
     for start in range(0, len(missing), batch_size):
         cancel.raise_if_cancelled()
         chunk = missing[start : start + batch_size]
@@ -276,7 +276,7 @@ def embed_names(
         if cache is not None:
             cache.put_texts(backbone.identity, new, backbone.identity_info)
         done = start + len(chunk)
-        emit(Progress("encode-text", done, total, done / max(time.perf_counter() - t0, 1e-9), backbone.name))
+        emit(Progress(Stage.ENCODE_TEXT, done, total, done / max(time.perf_counter() - t0, 1e-9), backbone.name))
     dim = backbone.embed_dim
     out = np.zeros((len(names), dim), dtype=np.float32)
     for j, n in enumerate(names):

@@ -170,12 +170,7 @@ class AdaptiveEnsemble:
 
     def fit(self, scores: Sequence[np.ndarray], y: np.ndarray, scales: Sequence[float],
             feats: Optional[np.ndarray] = None) -> "AdaptiveEnsemble":
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # few-shot fits are tiny: thread start-up costs more than it saves
-        try:
-            return self._fit(scores, y, scales, feats)
-        finally:
-            torch.set_num_threads(threads)
+        return self._fit(scores, y, scales, feats)
 
     def _fit(self, scores, y, scales, feats) -> "AdaptiveEnsemble":
         s = self.settings

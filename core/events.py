@@ -9,7 +9,66 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable, Optional
+
+
+class _Text(str, Enum):
+    """A str-valued enum: compares, hashes, formats and serialises (JSON, CSV) as its value."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Stage(_Text):
+    """The long stages a :class:`Progress` event reports."""
+
+    LOAD_MODEL = "load-model"
+    HASH = "hash"
+    ENCODE_IMAGES = "encode-images"
+    ENCODE_TEXT = "encode-text"
+    SCORE = "score"
+    ENSEMBLES = "ensembles"
+
+    @property
+    def title(self) -> str:
+        """What a progress bar or status line calls this stage."""
+        return _STAGE_TITLES[self]
+
+    @property
+    def unit(self) -> str:
+        return {"encode-text": "prompt", "score": "level", "ensembles": "level"}.get(self.value, "img")
+
+
+_STAGE_TITLES = {
+    Stage.LOAD_MODEL: "loading model",
+    Stage.HASH: "hashing images",
+    Stage.ENCODE_IMAGES: "encoding images",
+    Stage.ENCODE_TEXT: "encoding prompts",
+    Stage.SCORE: "scoring levels",
+    Stage.ENSEMBLES: "comparing backbones and ensembles",
+}
+
+
+class Status(_Text):
+    """A run's ``status`` in run.json (``interrupted``: read back from a process that died)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+def stage_title(stage: str) -> str:
+    """The title of a stage given as text (an unknown stage is shown as it is)."""
+    try:
+        return Stage(stage).title
+    except ValueError:
+        return stage
 
 
 class Cancelled(Exception):

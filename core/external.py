@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .tables import read_user_csv
 from .labels import LabelSet
+from .names import name_key
+from .tables import read_user_csv
 
 
 @dataclass
@@ -41,10 +42,6 @@ class ExternalPredictions:
         return float(np.mean([i in self.pred for i in ids])) if len(ids) else 0.0
 
 
-def _normalise(text: str) -> str:
-    return " ".join(str(text).replace("_", " ").strip().strip(".").casefold().split())
-
-
 def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPredictions:
     """``NAME=FILE`` or ``FILE``: a CSV ``image,predicted_class``.
 
@@ -56,11 +53,11 @@ def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPrediction
     path = Path(file)
     df = read_user_csv(path, ("image", "predicted_class"), "external predictions")
     # a class's own name names that class; any other name names every class that lists it
-    by_class = {_normalise(c): (ci,) for ci, c in enumerate(labels.classes)}
+    by_class = {name_key(c): (ci,) for ci, c in enumerate(labels.classes)}
     by_name: dict[str, set[int]] = {}
     for ci, c in enumerate(labels.classes):
         for n in labels.names[c]:
-            by_name.setdefault(_normalise(n), set()).add(ci)
+            by_name.setdefault(name_key(n), set()).add(ci)
     lookup = {**{k: tuple(sorted(v)) for k, v in by_name.items()}, **by_class}
     pred: dict[str, int] = {}
     shared: dict[str, tuple[int, ...]] = {}
@@ -73,7 +70,7 @@ def load_external_predictions(spec: str, labels: LabelSet) -> ExternalPrediction
             raise InputError("empty image path", file=path, line=i + 2, field="image")
         if img in pred:
             raise InputError(f"image '{img}' listed twice", file=path, line=i + 2, field="image")
-        owners = lookup.get(_normalise(ans), ())
+        owners = lookup.get(name_key(ans), ())
         if not owners:
             unmatched[ans] = unmatched.get(ans, 0) + 1
         if len(owners) > 1:

@@ -98,7 +98,7 @@ def wordfreq_frequencies(names: Mapping[str, Sequence[str]], lang: str = "en") -
     except ImportError:
         raise InputError("the wordfreq frequency source needs the wordfreq package: pip install wordfreq",
                          field="class-frequency") from None
-    from .synonyms import clean_name
+    from .names import display_name as clean_name
 
     canonical: dict[str, float] = {}
     total: dict[str, float] = {}

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from .config import TEMPLATE_PRESETS
 from .errors import InputError
+from .files import atomic_write_text
+from .names import display_name, name_key
 from .tables import parse_user_json, read_user_text
 
-TEMPLATE_PRESETS = ("openai", "simple", "plain")
 
 
 @dataclass
@@ -78,24 +80,46 @@ class LabelSet:
         """Write CSV (``class,synonym,source``) or JSON depending on the suffix."""
         path = Path(path)
         if path.suffix.lower() == ".json":
-            path.write_text(json.dumps(self.names, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            atomic_write_text(path, json.dumps(self.names, indent=2, ensure_ascii=False) + "\n")
         else:
             df = self.to_frame()
             if not any(df["source"].astype(bool)):
                 df = df.drop(columns=["source"])
-            df.to_csv(path, index=False)
+            atomic_write_text(path, df.to_csv(index=False))
+
+
+def shared_names(names: dict[str, list[str]]) -> dict[str, list[str]]:
+    """:func:`~core.names.name_key` -> the classes listing it, for names under more than one class."""
+    owners: dict[str, list[str]] = {}
+    for c, ns in names.items():
+        for n in ns:
+            lst = owners.setdefault(name_key(n), [])
+            if c not in lst:
+                lst.append(c)
+    return {k: v for k, v in owners.items() if len(v) > 1}
+
+
+def shared_name_warnings(names: dict[str, list[str]]) -> list[str]:
+    """One warning per name that a later class shares with an earlier one."""
+    out = []
+    owner: dict[str, str] = {}
+    for c, ns in names.items():
+        for n in ns:
+            key = name_key(n)
+            if key in owner and owner[key] != c:
+                out.append(f"name '{n}' appears under classes '{owner[key]}' and '{c}'")
+            owner.setdefault(key, c)
+    return out
 
 
 def _finish(names: dict[str, list[str]], sources, warnings, path) -> LabelSet:
     if not names:
         raise InputError("no classes found (the file is empty)", file=path)
-    owner: dict[str, str] = {}
-    for c, ns in names.items():
-        for n in ns:
-            key = n.casefold()
-            if key in owner and owner[key] != c:
-                warnings.append(f"name '{n}' appears under classes '{owner[key]}' and '{c}'")
-            owner.setdefault(key, c)
+    for c in names:
+        if not names[c]:  # a class listed with no names is described by its own (display) name
+            names[c] = [display_name(c)]
+            sources[c] = ["class"]
+    warnings.extend(shared_name_warnings(names))
     return LabelSet(names=names, sources=sources, warnings=warnings, path=str(path))
 
 
@@ -144,10 +168,6 @@ def load_labels_csv(path: Path) -> LabelSet:
                 line=line,
             )
         _add(names, sources, warnings, path, line, row[0], row[1], row[2] if len(row) > 2 else "")
-    for c in list(names):
-        if not names[c]:
-            names[c] = [c]
-            sources[c] = ["class"]
     return _finish(names, sources, warnings, path)
 
 
@@ -176,9 +196,6 @@ def load_labels_json(path: Path) -> LabelSet:
         names.setdefault(cls.strip(), [])
         for v in value:
             _add(names, sources, warnings, path, line, cls, v, "")
-        if not names[cls.strip()]:
-            names[cls.strip()] = [cls.strip()]
-            sources[cls.strip()] = ["class"]
     return _finish(names, sources, warnings, path)
 
 
@@ -202,8 +219,8 @@ def load_labels(path: str | Path, dataset_classes: Optional[Sequence[str]] = Non
 
 
 def labels_from_classes(classes: Iterable[str]) -> LabelSet:
-    """One name per class (the class name itself with ``_`` as spaces)."""
-    names = {c: [c.replace("_", " ")] for c in classes}
+    """One name per class: its display name (``lawn_mower`` -> ``lawn mower``)."""
+    names = {c: [display_name(c)] for c in classes}
     return LabelSet(names=names, sources={c: ["class"] for c in names})
 
 

@@ -79,6 +79,7 @@ def per_class_recall(y: np.ndarray, correct: np.ndarray, n_classes: int) -> tupl
 
 
 def confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts[true, predicted] of integer class indices."""
     m = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(m, (y, pred), 1)
     return m

@@ -11,7 +11,6 @@ written into unless asked to, and then every file of the old run goes first.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import socket
@@ -23,6 +22,8 @@ from typing import Any, Iterable, Optional
 import pandas as pd
 
 from .errors import InputError
+from .events import Status
+from .files import atomic_write_json
 
 RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 # everything a run of this or an earlier version writes; newer runs also list their files in run.json
@@ -60,12 +61,6 @@ def versions() -> dict[str, str]:
     except Exception:  # pragma: no cover - open_clip is a hard dependency
         pass
     return out
-
-
-def _atomic_write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _run_outputs(d: Path) -> list[Path]:
@@ -137,7 +132,7 @@ class RunWriter:
         _remove(_run_outputs(self.dir))
         self._before = set(os.listdir(self.dir))
         self.meta: dict[str, Any] = {
-            "status": "running",
+            "status": Status.RUNNING,
             "started": now(),
             "finished": None,
             "pid": os.getpid(),
@@ -159,7 +154,7 @@ class RunWriter:
     def _write_meta(self) -> None:
         # every entry this run added, so a later --overwrite removes exactly this run's files
         self.meta["files"] = sorted(set(os.listdir(self.dir)) - self._before - {"run.json", "run.json.tmp"})
-        _atomic_write_json(self.dir / "run.json", self.meta)
+        atomic_write_json(self.dir / "run.json", self.meta)
 
     def update(self, **fields: Any) -> None:
         self.meta.update(fields)
@@ -219,17 +214,29 @@ def _pid_alive(pid: int, started: Optional[float] = None) -> bool:
     return True
 
 
+def _table(name: str) -> property:
+    """``<name>.csv`` of a run as a DataFrame, or None when the run did not write it."""
+    return property(lambda run: run.tables.get(name), doc=f"{name}.csv, or None when the run has none")
+
+
 @dataclass
 class Run:
-    """A run directory read back (by the GUI, tests, or users' scripts)."""
+    """A run directory read back (by the GUI, tests, or users' scripts).
 
-    dir: Path
+    ``levels``, ``predictions``, ``per_class`` and ``skipped`` are always DataFrames (empty
+    when the file is); every other CSV of the run folder is in ``tables`` by file stem and
+    reachable as an attribute (``run.ensembles``, ``run.frequency``, ...: None when absent).
+    ``dir`` is None for a run whose temporary folder is gone (``core.sweep(out=None)``).
+    """
+
+    dir: Optional[Path]
     meta: dict
     levels: pd.DataFrame
     predictions: pd.DataFrame
     per_class: pd.DataFrame
     skipped: pd.DataFrame
     flips: pd.DataFrame = field(default_factory=pd.DataFrame)  # flips.csv (or, for older runs, from predictions)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -239,15 +246,37 @@ class Run:
     def config(self) -> dict:
         return self.meta.get("config", {})
 
+    @property
+    def summary(self) -> dict:
+        return self.meta.get("summary", {}) or {}
+
+    @property
+    def run_dir(self) -> Optional[Path]:
+        return self.dir
+
+    levels_summary = _table("levels_summary")
+    backbones = _table("backbones")
+    pairs = _table("pairs")
+    ensembles = _table("ensembles")
+    frequency = _table("frequency")
+    frequency_summary = _table("frequency_summary")
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        """Tables that later versions add (``run.<stem>`` for ``<stem>.csv``)."""
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or table {name!r}")
+
 
 def run_status(meta: dict) -> str:
     """Status, with ``running`` of a dead process on this host shown as ``interrupted``."""
     status = meta.get("status", "unknown")
-    if status == "running" and meta.get("host") == socket.gethostname():
+    if status == Status.RUNNING and meta.get("host") == socket.gethostname():
         pid = meta.get("pid")
         started = meta.get("pid_started")
         if isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid, started if isinstance(started, (int, float)) else None):
-            return "interrupted"
+            return Status.INTERRUPTED
     return status
 
 
@@ -273,8 +302,15 @@ def load_run(path: str | Path) -> Run:
     meta = read_user_json(meta_path)
     meta["status"] = run_status(meta)
     predictions = _read_csv(d / "predictions.csv")
+    tables = {}
+    for p in sorted(d.glob("*.csv")):
+        if p.name not in RUN_FILES and p.name != "flips.csv":
+            try:
+                tables[p.stem] = _read_csv(p)
+            except (ValueError, OSError):  # an analysis table that cannot be read does not hide the run
+                continue
     return Run(d, meta, _read_csv(d / "levels.csv"), predictions, _read_csv(d / "per_class.csv"),
-               _read_csv(d / "skipped.csv"), read_flips(d, predictions))
+               _read_csv(d / "skipped.csv"), flips=read_flips(d, predictions), tables=tables)
 
 
 def read_flips(d: Path, predictions: Optional[pd.DataFrame] = None) -> pd.DataFrame:

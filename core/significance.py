@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.stats import binomtest
 
-ALPHA = 0.05
+from .config import DEFAULT_ALPHA as ALPHA  # noqa: E402  (one default, shared with SweepConfig)
 
 
 @dataclass

@@ -36,19 +36,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .backbones import BackboneSpec, file_sha256_uncached
+from .config import BackboneSpec, file_sha256_uncached
 from .datasets import Dataset, ImageRecord
 from .errors import InputError
 from .shards import fingerprint
+from .files import atomic_path, atomic_write_bytes
 from .tables import read_user_json
 
 FORMAT = "semscale-embeddings"
@@ -62,28 +61,7 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}"
 
 
-def is_store(path) -> bool:
-    try:
-        p = Path(path)
-        return (p / MANIFEST).is_file() and json.loads((p / MANIFEST).read_text(encoding="utf-8")).get("format") == FORMAT
-    except (OSError, ValueError, TypeError):
-        return False
-
-
 # ---------------------------------------------------------------- small file helpers
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    _fsync_write(tmp, data)
-    os.replace(tmp, path)
 
 
 def _skipped_csv(rows: Sequence[tuple[str, str]]) -> bytes:
@@ -208,7 +186,7 @@ class StoreWriter:
                 }
             manifest["runs"] = manifest.get("runs", 0) + 1
             w = cls(root, manifest, lock)
-            _atomic_bytes(root / "problems.csv", _skipped_csv(problems))
+            atomic_write_bytes(root / "problems.csv", _skipped_csv(problems))
             for stale in (root / "shards").glob(".*.tmp"):  # left by a killed writer
                 stale.unlink(missing_ok=True)
             w._write_manifest()
@@ -269,7 +247,7 @@ class StoreWriter:
         self.manifest["updated"] = now()
         self.manifest["shards"].sort(key=lambda s: s["index"])
         self.manifest["complete"] = len(self.manifest["shards"]) == self.n_shards
-        _atomic_bytes(self.root / MANIFEST, (json.dumps(self.manifest, indent=1, default=str) + "\n").encode("utf-8"))
+        atomic_write_bytes(self.root / MANIFEST, (json.dumps(self.manifest, indent=1, default=str) + "\n").encode("utf-8"))
 
     # -- committing one shard
     def commit(self, index: int, ids: Sequence[str], labels: Sequence[str], matrix: np.ndarray,
@@ -295,12 +273,9 @@ class StoreWriter:
         name = part_name(index)
         part = self.root / "shards" / f"{name}.parquet"
         skipped_file = self.root / "shards" / f"{name}.skipped.csv"
-        tmp = part.with_name(f".{part.name}.{uuid.uuid4().hex[:8]}.tmp")
-        pq.write_table(embeddings_table(ids, labels, matrix), tmp, compression="zstd")
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        _atomic_bytes(skipped_file, _skipped_csv(skipped))
-        os.replace(tmp, part)
+        atomic_write_bytes(skipped_file, _skipped_csv(skipped))
+        with atomic_path(part) as tmp:
+            pq.write_table(embeddings_table(ids, labels, matrix), tmp, compression="zstd")
         entry = {
             "index": int(index), "file": f"shards/{name}.parquet", "skipped_file": f"shards/{name}.skipped.csv",
             "start": start, "stop": stop, "n_rows": len(ids), "n_skipped": len(skipped),
@@ -316,7 +291,7 @@ class StoreWriter:
         rows = _read_skipped(self.root / "problems.csv")
         for s in sorted(self.manifest["shards"], key=lambda s: s["index"]):
             rows += _read_skipped(self.root / s["skipped_file"])
-        _atomic_bytes(self.root / "skipped.csv", _skipped_csv(rows))
+        atomic_write_bytes(self.root / "skipped.csv", _skipped_csv(rows))
 
     def close(self, **fields: Any) -> None:
         try:
@@ -409,8 +384,7 @@ class Store:
     # -- what the store describes
     @property
     def spec(self) -> BackboneSpec:
-        known = set(BackboneSpec.__dataclass_fields__)
-        return BackboneSpec(**{k: v for k, v in self.manifest["backbone"]["spec"].items() if k in known})
+        return BackboneSpec.from_dict(self.manifest["backbone"]["spec"])
 
     @property
     def name(self) -> str:
@@ -500,15 +474,14 @@ class Store:
         path = self.root / "cache" / f"embeddings-{key}.npy"
         if not path.is_file():
             path.parent.mkdir(exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.npy")
-            mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=self.embeddings.shape)
-            a = 0
-            for X in self.embeddings.iter_shards():
-                mm[a : a + len(X)] = X
-                a += len(X)
-            mm.flush()
-            del mm
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=self.embeddings.shape)
+                a = 0
+                for X in self.embeddings.iter_shards():
+                    mm[a : a + len(X)] = X
+                    a += len(X)
+                mm.flush()
+                del mm
         return np.load(path, mmap_mode="r")
 
     def skipped(self) -> list[tuple[str, str]]:

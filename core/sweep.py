@@ -16,23 +16,25 @@ the per-class accuracy vs frequency correlation (:mod:`core.frequency`).
 
 from __future__ import annotations
 
-import re
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+import types
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import ensemble as ens
-from .backbones import BackboneSpec, load_backbone
+from .backbones import load_backbone
+from .config import MODES, BackboneSpec, SweepConfig  # noqa: F401  (re-exported)
 from .cache import EmbeddingCache
 from .controls import SYNONYMS, names_kinds
 from .datasets import load_dataset
 from .embed import embed_images, embed_names, logit_scale
 from .errors import InputError
-from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, TableRows,
-                     ignore_events)
+from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, Stage,
+                     Status, TableRows, ignore_events)
 from .external import ExternalPredictions, load_external_predictions
 from .flips import flip_columns, flips_between
 from .frequency import class_frequency, frequency_table
@@ -40,64 +42,9 @@ from .labels import LabelSet, labels_from_classes, load_labels, load_templates, 
 from .metrics import bootstrap_ci, credit_count, per_class_recall, tie_ranks, topk_correct
 from .runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter, check_out
 from .significance import ALPHA, CONTROL_COLUMNS, THRESHOLD_COLUMNS, CurveBook
+from .names import slug
 
-MODES = ("flat", "pooled")
 SCORE_CHUNK = 8192  # images scored at once; bounds memory for huge label sets
-
-
-@dataclass
-class SweepConfig:
-    """Everything a sweep needs; stored in run.json so a run can be repeated exactly."""
-
-    dataset: str
-    out: str
-    backbones: list[BackboneSpec]
-    labels: Optional[str] = None
-    templates: Any = "simple"  # preset name, template file, or list of strings
-    levels: Any = None  # None = 1,2,4,… up to the longest name list
-    mode: str = "flat"
-    orderings: int = 1
-    seed: int = 0
-    batch_size: int = 64
-    num_workers: Optional[int] = None
-    cache_dir: Optional[str] = None
-    use_cache: bool = True
-    bootstrap: int = 1000
-    top_k: int = 5
-    tolerance: float = 0.01
-    allow_absolute_paths: bool = False
-    # how to read the dataset (core.datasets.DatasetOptions): Hugging Face / torchvision sources
-    split: Optional[str] = None
-    image_column: Optional[str] = None
-    label_column: Optional[str] = None
-    data_root: Optional[str] = None
-    save_predictions: bool = True
-    save_logits: bool = True
-    ensemble_shots: list[int] = field(default_factory=lambda: [1, 2, 4])
-    ensemble_splits: int = 5
-    ensemble_methods: list[str] = field(default_factory=lambda: ["global", "nlc"])
-    class_frequency: Optional[str] = None
-    external_predictions: list[str] = field(default_factory=list)
-    # embedding stores (`semscale embed`), one per backbone in order: image embeddings come from them and no
-    # image is opened; with no backbones given, the stores' own backbones are used (for the text side only)
-    embeddings: list[str] = field(default_factory=list)
-    overwrite: bool = False  # replace a run already in ``out`` (else such a folder is refused)
-    # control curves (core.controls): the same name counts with random words / random letter strings
-    controls: list[str] = field(default_factory=list)
-    vocabulary: Optional[str] = None  # word list for random-words (default: the bundled noun lexicon)
-    alpha: float = ALPHA  # significance level of the paired tests behind the threshold verdict
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["backbones"] = [b.to_dict() for b in self.backbones]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SweepConfig":
-        d = dict(d)
-        d["backbones"] = [BackboneSpec(**b) for b in d.get("backbones", [])]
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -357,8 +304,8 @@ def run_sweep(
         if config.orderings > 1:
             _write_ordering_summary(writer, all_levels)
         _analysis(config, labels, levels, outcomes, externals, freq, all_per_class, writer, emit, cancel, summary)
-        writer.finish("completed", summary)
-        status = "completed"
+        writer.finish(Status.COMPLETED, summary)
+        status = Status.COMPLETED
     except (Cancelled, KeyboardInterrupt) as e:
         # a stop signal (SIGTERM, SIGHUP) ends as "interrupted", Ctrl-C and the cancel button as "cancelled"
         stopped = getattr(e, "status", None) or cancel.status
@@ -372,18 +319,14 @@ def run_sweep(
             writer.finish(cancel.status, summary, error=f"{cancel.reason} ({type(e).__name__}: {e})")
             emit(RunFinished(cancel.status, str(writer.dir), summary))
             raise
-        writer.finish("failed", summary, error=f"{type(e).__name__}: {e}")
-        emit(RunFinished("failed", str(writer.dir), summary, error=str(e)))
+        writer.finish(Status.FAILED, summary, error=f"{type(e).__name__}: {e}")
+        emit(RunFinished(Status.FAILED, str(writer.dir), summary, error=str(e)))
         raise
     finally:
         if cache is not None:
             cache.close()
     emit(RunFinished(status, str(writer.dir), summary))
     return SweepResult(str(writer.dir), status, summary, pd.DataFrame(all_levels))
-
-
-def slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "backbone"
 
 
 def _sweep_backbone(config, position, backbone, dataset, kinds: dict[str, LabelSet], templates, levels, writer, cache,
@@ -426,7 +369,7 @@ def _sweep_backbone(config, position, backbone, dataset, kinds: dict[str, LabelS
     outcome.scale = logit_scale(backbone, cache)
     if not backbone.loaded:
         emit(Log(f"{name}: every image and prompt came from the cache; the model was not loaded"))
-    logit_dir = writer.dir / "logits" / slug(name)
+    logit_dir = writer.dir / "logits" / slug(name, fallback="backbone")
     if config.save_logits:
         logit_dir.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"image": ids, "true_class": [classes[c] for c in y]}).to_csv(logit_dir / "images.csv", index=False)
@@ -486,7 +429,7 @@ def _sweep_backbone(config, position, backbone, dataset, kinds: dict[str, LabelS
             if o == 0 and kind == SYNONYMS:
                 all_per_class.extend(per_class)
             emit(LevelFinished(k, o, row, per_class, name))
-            emit(Progress("score", ci_ * len(levels) + li + 1, total, None, name))
+            emit(Progress(Stage.SCORE, ci_ * len(levels) + li + 1, total, None, name))
         # the curve is complete: Holm along it and the peak shares, written into its levels.csv rows
         holm_p, share = book.finish(key)
         for row, p, sh in zip(curve_rows, holm_p, share):
@@ -587,7 +530,7 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
         names = [o.name for o in outcomes] + [e.name for e in externals]
         for li, k in enumerate(levels):
             cancel.raise_if_cancelled()
-            emit(Progress("ensembles", li, len(levels), None, "ensemble"))
+            emit(Progress(Stage.ENSEMBLES, li, len(levels), None, "ensemble"))
             scores = [o.class_scores[k][s][:, by_name] for o, s in zip(outcomes, sel)]
             parts = [ens.choices(scores)] if scores else []
             if ext_choices is not None:
@@ -614,7 +557,7 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
                     m = df.groupby(["k", "method"])["top1"].mean().unstack()
                     lvl_sum["adaptive"] = {int(kk): {c: float(m.loc[kk, c]) for c in m.columns} for kk in m.index}
             ens_summary[int(k)] = lvl_sum
-        emit(Progress("ensembles", len(levels), len(levels), None, "ensemble"))
+        emit(Progress(Stage.ENSEMBLES, len(levels), len(levels), None, "ensemble"))
         summary["ensembles"] = ens_summary
     if freq is not None:
         per_class = pd.DataFrame(per_class_rows)
@@ -627,3 +570,16 @@ def _analysis(config, labels: LabelSet, levels, outcomes: list[BackboneOutcome],
         emit(TableRows("frequency", table.to_dict("records")))
         emit(TableRows("frequency_summary", corr.to_dict("records")))
         summary["frequency"] = corr.to_dict("records")
+
+
+class _SweepModule(types.ModuleType):
+    """Lets ``core.sweep(...)`` stay the public API function even after this module is imported
+    (importing ``core.sweep`` makes the attribute the module, so the module forwards calls)."""
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        from .api import sweep
+
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _SweepModule

@@ -15,6 +15,9 @@ from typing import Callable, Optional, Sequence
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from core.labels import shared_names
+from core.names import display_name, name_key
+
 Snapshot = tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]  # (class, names, sources)
 
 
@@ -119,13 +122,6 @@ class LabelsDocument(QObject):
             self.undo_stack.setClean()
             self.changed.emit()
 
-    def import_file(self, path: str | Path) -> None:
-        """Load a CSV/JSON labels file as one undoable edit; InputError leaves edits untouched."""
-        from core.labels import load_labels
-
-        labels = load_labels(path)
-        self.load_labelset(labels, undoable=True, text=f"Import {Path(path).name}")
-
     def to_labelset(self):
         """A :class:`core.labels.LabelSet`; a class left without names falls back to its own name."""
         from core.labels import LabelSet
@@ -133,7 +129,7 @@ class LabelsDocument(QObject):
         names, sources = {}, {}
         for c, ns in self._names.items():
             clean = [n.strip() for n in ns if n.strip()]
-            names[c] = clean or [c.replace("_", " ")]
+            names[c] = clean or [display_name(c)]
             # an empty source is a name the user brought (a labels file without a source column)
             src = self.sources(c)
             sources[c] = [src[i] for i, n in enumerate(ns) if n.strip()] or ["class"]
@@ -179,8 +175,6 @@ class LabelsDocument(QObject):
         A name the class already has (same comparison key as the engine's hygiene
         rules: case, plural, punctuation) is skipped. Returns how many were added.
         """
-        from core.synonyms import normalise_name
-
         added = 0
 
         def m(n: dict, s: dict) -> None:
@@ -188,10 +182,10 @@ class LabelsDocument(QObject):
             for cls, pairs in additions.items():
                 if cls not in n:
                     continue
-                have = {normalise_name(x) for x in n[cls]}
+                have = {name_key(x) for x in n[cls]}
                 for name, source in pairs:
                     name = name.strip()
-                    key = normalise_name(name)
+                    key = name_key(name)
                     if name and key and key not in have:
                         have.add(key)
                         n[cls].append(name)
@@ -234,7 +228,7 @@ class LabelsDocument(QObject):
             return
 
         def m(n: dict, s: dict) -> None:
-            n[cls] = list(names) or [cls.replace("_", " ")]
+            n[cls] = list(names) or [display_name(cls)]
             s[cls] = ["class"] * len(n[cls])
 
         self._edit(f"Add class '{cls}'", m)
@@ -246,7 +240,7 @@ class LabelsDocument(QObject):
 
         def m(n: dict, s: dict) -> None:
             for c in new:
-                n[c] = [c.replace("_", " ")]
+                n[c] = [display_name(c)]
                 s[c] = ["class"]
 
         self._edit(f"Add {len(new)} class(es)", m)
@@ -264,14 +258,8 @@ class LabelsDocument(QObject):
     # ---------------------------------------------------------------- analysis
 
     def duplicates(self) -> dict[str, list[str]]:
-        """casefolded name → classes using it, for names under more than one class."""
-        owners: dict[str, list[str]] = {}
-        for c, ns in self._names.items():
-            for n in ns:
-                lst = owners.setdefault(n.casefold(), [])
-                if c not in lst:
-                    lst.append(c)
-        return {k: v for k, v in owners.items() if len(v) > 1}
+        """Name key (:func:`core.names.name_key`) → classes using it, for names under more than one class."""
+        return shared_names(self._names)
 
     def issues(self) -> list[Issue]:
         out: list[Issue] = []
@@ -280,7 +268,7 @@ class LabelsDocument(QObject):
             if not ns:
                 out.append(Issue("no-names", c, -1, f"class '{c}' has no names (its class name will be used)"))
             for i, n in enumerate(ns):
-                others = dups.get(n.casefold())
+                others = dups.get(name_key(n))
                 if others:
                     rest = [o for o in others if o != c]
                     out.append(Issue("duplicate", c, i, f"name '{n}' of '{c}' also appears under "
@@ -303,4 +291,4 @@ class LabelsDocument(QObject):
 
     def categories(self, level: int) -> dict[str, list[str]]:
         """The names each class contributes at ``level`` (flat mode categories)."""
-        return {c: (v or [c.replace("_", " ")])[:level] for c, v in self._names.items()}
+        return {c: (v or [display_name(c)])[:level] for c, v in self._names.items()}

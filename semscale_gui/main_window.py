@@ -32,16 +32,16 @@ from .worker import SweepController
 
 
 def warm_up_engine() -> dict:
-    """Import torch/open_clip off the GUI thread and collect what the pickers need."""
-    import core.sweep  # noqa: F401  - imported here so starting a sweep never imports on the GUI thread
-    from core.backbones import available_devices, list_models
-    from core.labels import LabelSet
+    """Import torch/open_clip off the GUI thread and collect what the pickers need.
 
-    LabelSet(names={"a": ["b"]}).to_frame()  # pandas' lazy imports, paid here rather than at Start
-    # Modules the engine would otherwise import mid-sweep on its thread: importing holds the
-    # interpreter lock in long stretches (PySide checks each new module), which stalls painting.
+    The engine's modules are imported here too: imported later, on the sweep's own thread,
+    they hold the interpreter lock in long stretches and stall painting (measured with
+    ``benchmarks/bench_gui.py``)."""
     import core.shards  # noqa: F401
+    import core.sweep  # noqa: F401
     from scipy.stats import spearmanr  # noqa: F401
+
+    from core.backbones import available_devices, list_models
 
     from .demo_setup import demo_models
 

@@ -7,7 +7,6 @@ starts the sweep on the worker thread.
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,18 +16,15 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
+from core import config as defaults
+from core.config import PRECISIONS, BackboneSpec, SweepConfig, int_list
+from core.events import stage_title
+from core.names import slug
+
 from . import settings
 from .backbone_picker import BackbonePicker
 from .icons import icon
 
-STAGES = {
-    "load-model": "loading model",
-    "hash": "hashing images",
-    "encode-images": "encoding images",
-    "encode-text": "encoding prompts",
-    "score": "scoring levels",
-    "ensembles": "comparing backbones and ensembles",
-}
 UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s"}
 SPEC_FIELDS = ("model", "pretrained", "checkpoint", "label")
 
@@ -38,11 +34,6 @@ def format_eta(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:40] or "run"
-
 
 
 def _path_row(edit: QLineEdit, browse, tip: str) -> QHBoxLayout:
@@ -82,14 +73,14 @@ class RunPanel(QWidget):
         bl.addWidget(self.backbones)
 
         self.device = QComboBox()
-        self.device.addItems(["auto", "cpu"])
+        self.device.addItems([defaults.DEFAULT_DEVICE, "cpu"])
         self.device.setToolTip("auto = the first GPU if there is one, else the CPU")
         self.precision = QComboBox()
-        self.precision.addItems(["fp32", "fp16", "bf16"])
+        self.precision.addItems(list(PRECISIONS))
         self.precision.setToolTip("fp16/bf16 halve GPU memory; on a CPU fp16 runs as bf16")
         self.batch_size = QSpinBox()
         self.batch_size.setRange(1, 4096)
-        self.batch_size.setValue(64)
+        self.batch_size.setValue(defaults.DEFAULT_BATCH_SIZE)
         self.batch_size.setToolTip("Images per encoder batch; halved automatically on out-of-memory")
         self.workers = QSpinBox()
         self.workers.setRange(-1, 32)
@@ -105,9 +96,11 @@ class RunPanel(QWidget):
         self.mode.addItem("pooled — mean of a class's names", "pooled")
         self.orderings = QSpinBox()
         self.orderings.setRange(1, 100)
+        self.orderings.setValue(defaults.DEFAULT_ORDERINGS)
         self.orderings.setToolTip("Random orderings of each class's synonyms (canonical name stays first)")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.seed.setValue(defaults.DEFAULT_SEED)
         self.use_cache = QCheckBox("reuse cached embeddings")
         self.use_cache.setChecked(True)
         for sig in (self.backbones.changed, self.device.currentTextChanged, self.precision.currentTextChanged,
@@ -155,7 +148,7 @@ class RunPanel(QWidget):
         self.ensembles = QCheckBox("k-shot ensembles, k =")
         self.ensembles.setChecked(True)
         self.ensembles.setToolTip("With several backbones: fit adaptive ensembles on k labelled images per class")
-        self.shots = QLineEdit("1,2,4")
+        self.shots = QLineEdit(",".join(map(str, defaults.DEFAULT_ENSEMBLE_SHOTS)))
         self.shots.setMaximumWidth(90)
         self.ensembles.toggled.connect(self.shots.setEnabled)
         ens_row = QHBoxLayout()
@@ -224,13 +217,13 @@ class RunPanel(QWidget):
 
     def _restore(self) -> None:
         self.out_dir.setText(settings.get_str("run/out_dir", str(settings.runs_dir())))
-        dev = settings.get_str("run/device", "auto")
+        dev = settings.get_str("run/device", defaults.DEFAULT_DEVICE)
         if self.device.findText(dev) < 0:
             self.device.addItem(dev)
         self.device.setCurrentText(dev)
-        self.precision.setCurrentText(settings.get_str("run/precision", "fp32"))
+        self.precision.setCurrentText(settings.get_str("run/precision", defaults.DEFAULT_PRECISION))
         try:
-            self.batch_size.setValue(int(settings.get_str("run/batch_size", "64")))
+            self.batch_size.setValue(int(settings.get_str("run/batch_size", str(defaults.DEFAULT_BATCH_SIZE))))
         except ValueError:
             pass
 
@@ -304,21 +297,20 @@ class RunPanel(QWidget):
     def new_run_dir(self, dataset_name: str) -> Path:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         base = Path(self.out_dir.text().strip() or settings.runs_dir()).expanduser()
-        out = base / f"{stamp}-{slug(dataset_name)}"
+        name = slug(dataset_name, "-", 40, "run")
+        out = base / f"{stamp}-{name}"
         n = 2
         while out.exists():
-            out = base / f"{stamp}-{slug(dataset_name)}-{n}"
+            out = base / f"{stamp}-{name}-{n}"
             n += 1
         return out
 
     def spec_fields(self) -> list[dict]:
-        """The ticked backbones as BackboneSpec keyword arguments (plain dicts: no torch import)."""
+        """The ticked backbones as BackboneSpec keyword arguments."""
         return [{**{k: s.get(k) for k in SPEC_FIELDS}, "device": self.device.currentText(),
                  "precision": self.precision.currentText()} for s in self.backbones.checked_specs()]
 
-    def backbone_specs(self) -> list[Any]:
-        from core.backbones import BackboneSpec
-
+    def backbone_specs(self) -> list[BackboneSpec]:
         return [BackboneSpec(**f) for f in self.spec_fields()]
 
     def cache_dir(self) -> Optional[str]:
@@ -328,14 +320,12 @@ class RunPanel(QWidget):
         return custom_cache_dir()
 
     def build_config(self, dataset: str, labels: str, templates: Any, out: str | Path,
-                     use_cache: Optional[bool] = None) -> Any:
+                     use_cache: Optional[bool] = None) -> SweepConfig:
         """The SweepConfig these settings describe (validated by the engine when it runs).
 
         ``use_cache=False`` runs this sweep without the cache whatever the checkbox says
         (the user chose so when the cache folder could not be written).
         """
-        from core.sweep import SweepConfig
-
         levels = self.levels.text().strip() or None
         cfg = SweepConfig(
             dataset=str(dataset), out=str(out), backbones=self.backbone_specs(), labels=str(labels),
@@ -345,13 +335,9 @@ class RunPanel(QWidget):
             use_cache=self.use_cache.isChecked() if use_cache is None else use_cache,
             cache_dir=self.cache_dir(),
         )
-        fields = getattr(SweepConfig, "__dataclass_fields__", {})
-        if "class_frequency" in fields:
-            cfg.class_frequency = self.class_frequency()
-        if "external_predictions" in fields:
-            cfg.external_predictions = [x.strip() for x in self.external.text().split(";") if x.strip()]
-        if "ensemble_shots" in fields:
-            cfg.ensemble_shots = self.shot_list() if self.ensembles.isChecked() else []
+        cfg.class_frequency = self.class_frequency()
+        cfg.external_predictions = [x.strip() for x in self.external.text().split(";") if x.strip()]
+        cfg.ensemble_shots = self.shot_list() if self.ensembles.isChecked() else []
         cfg.controls = self.controls()
         return cfg
 
@@ -361,24 +347,17 @@ class RunPanel(QWidget):
                 if box.isChecked()]
 
     def shot_list(self) -> list[int]:
-        from core.errors import InputError
-
-        try:
-            shots = [int(x) for x in self.shots.text().replace(" ", "").split(",") if x]
-        except ValueError:
-            raise InputError(f"k-shot values must be comma-separated integers, got '{self.shots.text()}'",
-                             field="ensemble-shots") from None
-        return shots
+        return int_list(self.shots.text().replace(" ", ""), "ensemble-shots")
 
     def apply_config(self, cfg: dict) -> None:
         """Show a run.json config (for re-running it)."""
         lv = cfg.get("levels")
         self.levels.setText(",".join(map(str, lv)) if isinstance(lv, (list, tuple)) else (lv or ""))
-        i = self.mode.findData(cfg.get("mode", "flat"))
+        i = self.mode.findData(cfg.get("mode", defaults.DEFAULT_MODE))
         self.mode.setCurrentIndex(max(0, i))
-        self.orderings.setValue(int(cfg.get("orderings", 1)))
-        self.seed.setValue(int(cfg.get("seed", 0)))
-        self.batch_size.setValue(int(cfg.get("batch_size", 64)))
+        self.orderings.setValue(int(cfg.get("orderings", defaults.DEFAULT_ORDERINGS)))
+        self.seed.setValue(int(cfg.get("seed", defaults.DEFAULT_SEED)))
+        self.batch_size.setValue(int(cfg.get("batch_size", defaults.DEFAULT_BATCH_SIZE)))
         nw = cfg.get("num_workers")
         self.workers.setValue(-1 if nw is None else int(nw))
         self.use_cache.setChecked(bool(cfg.get("use_cache", True)))
@@ -399,8 +378,8 @@ class RunPanel(QWidget):
         self.control_chars.setChecked("random-chars" in controls)
         specs = cfg.get("backbones", [])
         if specs:
-            self.device.setCurrentText(specs[0].get("device", "auto"))
-            self.precision.setCurrentText(specs[0].get("precision", "fp32"))
+            self.device.setCurrentText(specs[0].get("device", defaults.DEFAULT_DEVICE))
+            self.precision.setCurrentText(specs[0].get("precision", defaults.DEFAULT_PRECISION))
             self.backbones.set_checked([{k: s.get(k) for k in SPEC_FIELDS} for s in specs])
 
     # ---------------------------------------------------------------- running
@@ -421,14 +400,14 @@ class RunPanel(QWidget):
 
     def on_progress(self, ev: Any) -> None:
         if ev.stage == "ensembles":  # across all backbones: not one more backbone to count
-            self.stage.setText(f"<b>ensembles</b>: {STAGES['ensembles']}")
+            self.stage.setText(f"<b>ensembles</b>: {stage_title('ensembles')}")
         else:
             if ev.backbone and ev.backbone not in self._backbones_seen:
                 self._backbones_seen.append(ev.backbone)
             which = ""
             if self._backbones_total > 1 and ev.backbone in self._backbones_seen:
                 which = f" (backbone {self._backbones_seen.index(ev.backbone) + 1} of {self._backbones_total})"
-            self.stage.setText(f"<b>{ev.backbone}</b>{which}: {STAGES.get(ev.stage, ev.stage)}")
+            self.stage.setText(f"<b>{ev.backbone}</b>{which}: {stage_title(ev.stage)}")
         total = max(ev.total, 1)
         self.bar.setRange(0, total)
         self.bar.setValue(min(ev.done, total))

@@ -36,11 +36,21 @@ def _isolate(tmp: Path) -> None:
     os.environ.setdefault("SEMSCALE_CACHE_DIR", str(tmp / "cache"))
 
 
+def tiny_backbone(folder: Path, seed: int = 0) -> dict:
+    """The run panel's spec of a random-initialised tiny model (when no demo backbone is installed)."""
+    from core.demo.tiny import write_tiny_model
+
+    cfg, ck = write_tiny_model(folder, seed=seed, checkpoint_name=f"tiny-clip-seed{seed}.pt")
+    return {"model": str(cfg), "pretrained": None, "checkpoint": str(ck), "label": f"tiny-random-{seed}"}
+
+
 class Scenario:
     """A window with a dataset, its names and one or more backbones ready to run."""
 
     def __init__(self, tmp: Path, n_per_class: int, n_backbones: int, timeout_s: float) -> None:
-        from .demo_setup import DEFAULT_DEMOS, demo_models, ensure_demo_dataset, make_tiny_backbone, write_tiny_dataset
+        from core.demo.tiny import write_tiny_dataset
+
+        from .demo_setup import DEFAULT_DEMOS, demo_models, ensure_demo_dataset
         from .main_window import MainWindow
 
         self.timeout_s = timeout_s
@@ -56,7 +66,7 @@ class Scenario:
                           for name in names[:n_backbones]]
             self.model_kind = "demo backbone"
         else:
-            self.specs = [make_tiny_backbone(tmp / "model", seed=i) for i in range(n_backbones)]
+            self.specs = [tiny_backbone(tmp / "model", seed=i) for i in range(n_backbones)]
             self.model_kind = "tiny random-initialised model"
         self.window = MainWindow(load_demo=False, restore_state=False)
         self.window.resize(1500, 950)

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QToolBar, QVBoxLayout, QWidget, QGroupBox, QMenu, QToolButton,
 )
 
+from core.names import name_key
+
 from . import settings
 from .dialogs import show_error
 from .icons import icon
@@ -144,7 +146,7 @@ class SynonymTableModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             return name or ""
         if role == Qt.ItemDataRole.BackgroundRole:
-            if name is not None and name.casefold() in self._dups:
+            if name is not None and name_key(name) in self._dups:
                 return DUP_BRUSH
             if name is not None and col < self.highlight_level:
                 return LEVEL_BRUSH
@@ -152,7 +154,7 @@ class SynonymTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if name is None:
                 return "type here to add a name" if col == len(names) else None
-            others = [o for o in self._dups.get(name.casefold(), []) if o != cls]
+            others = [o for o in self._dups.get(name_key(name), []) if o != cls]
             if others:
                 return f"'{name}' also appears under " + ", ".join(f"'{o}'" for o in others) + \
                     ": an image of either class predicted as this name counts for the first class listed"
@@ -550,9 +552,9 @@ class SynonymEditor(QWidget):
         n = len(self.doc.names(cls))
         pos = min(col + 1, n)
         base, k = "new name", 1
-        existing = {x.casefold() for c in self.doc.classes for x in self.doc.names(c)}
+        existing = {name_key(x) for c in self.doc.classes for x in self.doc.names(c)}
         name = base
-        while name.casefold() in existing:
+        while name_key(name) in existing:
             k += 1
             name = f"{base} {k}"
         self.doc.insert_name(cls, pos, name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,12 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-# A deliberately tiny open_clip architecture: builds in well under a second on a CPU.
-TINY_CONFIG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-}
+from core.demo.tiny import write_tiny_model
 
 CLASSES = {
     "red square": ["red square", "crimson block", "scarlet tile"],
@@ -35,17 +29,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> tuple[str, str]:
     """(config .json path, checkpoint path) of a random-initialised tiny CLIP."""
-    import open_clip
-    import torch
-
-    d = tmp_path_factory.mktemp("tiny-model")
-    cfg = d / "tiny-clip.json"
-    cfg.write_text(json.dumps(TINY_CONFIG))
-    open_clip.add_model_config(cfg)
-    torch.manual_seed(0)
-    model = open_clip.create_model("tiny-clip")
-    ck = d / "tiny-clip.pt"
-    torch.save(model.state_dict(), ck)
+    cfg, ck = write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
     return str(cfg), str(ck)
 
 

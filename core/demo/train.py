@@ -36,7 +36,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import open_clip  # noqa: E402
 
-from core.backbones import file_sha256_uncached  # noqa: E402
+from core.config import file_sha256_uncached  # noqa: E402
 
 from . import data  # noqa: E402
 

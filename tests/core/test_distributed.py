@@ -12,7 +12,7 @@ pytest.importorskip("ray.data")
 
 from core.cli import main  # noqa: E402
 from core.datasets import load_dataset  # noqa: E402
-from core.distributed import FAIL_ENV, EmbedConfig, run_embed  # noqa: E402
+from core.distributed import EmbedConfig, RayEncoder, run_embed  # noqa: E402
 from core.runs import load_run  # noqa: E402
 from core.store import open_store  # noqa: E402
 from core.sweep import run_sweep  # noqa: E402
@@ -56,13 +56,20 @@ def shard_stores(ray_local, tiny_model, tmp_path_factory):
                          shard_size=6, batch_size=3, decode_batch_size=3)
     n_shards = -(-len(load_dataset(pattern).records) // 6)
     marker = tmp / "failed-once"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(FAIL_ENV, f"{n_shards - 1}:{marker}")
-        with pytest.raises(Exception, match="injected encoder failure"):
-            run_embed(config)
-        assert marker.exists()
-        after_failure = json.loads((tmp / "ray" / "manifest.json").read_text())
-        resumed = run_embed(config)  # the marker exists now: the encoder no longer fails
+    last = n_shards - 1
+
+    class FailingOnce(RayEncoder):  # defined here, so Ray ships it to the actors by value
+        def __call__(self, batch: dict) -> dict:
+            if last in set(int(s) for s in np.atleast_1d(batch["shard"])) and not marker.exists():
+                marker.write_text("failed once\n")
+                raise RuntimeError(f"injected encoder failure on shard {last}")
+            return super().__call__(batch)
+
+    with pytest.raises(Exception, match="injected encoder failure"):
+        run_embed(config, encoder=FailingOnce)
+    assert marker.exists()
+    after_failure = json.loads((tmp / "ray" / "manifest.json").read_text())
+    resumed = run_embed(config, encoder=FailingOnce)  # the marker exists now: the encoder no longer fails
     return {"dir": tmp, "after_failure": after_failure, "resumed": resumed, "n_shards": n_shards}
 
 

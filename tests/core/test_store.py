@@ -14,7 +14,7 @@ import pytest
 from core.backbones import BackboneSpec, load_backbone
 from core.cli import main
 from core.datasets import load_dataset
-from core.distributed import FAIL_ENV, EmbedConfig, run_embed
+from core.distributed import EmbedConfig, run_embed
 from core.embed import embed_images
 from core.errors import InputError
 from core.runs import load_run
@@ -211,8 +211,18 @@ def test_local_store_from_webdataset_matches_images(tiny_model, tmp_path):
 
 
 def test_restart_after_failure_local(tiny_model, image_folder, tmp_path, monkeypatch):
-    marker = tmp_path / "failed-once"
-    monkeypatch.setenv(FAIL_ENV, f"2:{marker}")
+    import core.embed
+
+    original = core.embed.embed_images
+    failed = []
+
+    def fail_once_on_shard_2(backbone, sub, **kw):  # shard 2 of size 4 starts at the 9th image
+        if not failed and sub.records[0].id == load_dataset(image_folder).records[8].id:
+            failed.append(True)
+            raise RuntimeError("injected encoder failure on shard 2")
+        return original(backbone, sub, **kw)
+
+    monkeypatch.setattr(core.embed, "embed_images", fail_once_on_shard_2)
     with pytest.raises(RuntimeError, match="injected"):
         embed_local(tiny_model, str(image_folder), tmp_path / "store", tmp_path, shard_size=4)
     st = open_store(tmp_path / "store")

@@ -108,7 +108,7 @@ def _isolated_wordnet(monkeypatch, tmp_path):
         import nltk.data
 
         monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "no-nltk-data")])
-    monkeypatch.setattr(syn, "SYSTEM_WORDNET_DIRS", (str(tmp_path / "no-system-wordnet"),))
+    monkeypatch.setattr(syn.wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tmp_path / "no-system-wordnet"),))
     # and no bundled lexicon either (tests/core/test_lexicon.py covers it)
     monkeypatch.setattr(lexicon, "lexicon_path", lambda: tmp_path / "no-lexicon" / "wordnet-nouns.zip")
     for var in (syn.WORDNET_ENV, "WNSEARCHDIR", "WNHOME"):

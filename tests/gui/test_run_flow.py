@@ -139,7 +139,7 @@ def test_start_without_a_dataset_explains_why(qtbot, main_window):
 
 
 def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_window, tmp_path, monkeypatch):
-    from semscale_gui.demo_setup import make_tiny_backbone
+    from semscale_gui.selftest import tiny_backbone
 
     w = loaded_window
     build = w.run_panel.build_config
@@ -150,7 +150,7 @@ def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_w
         return cfg
 
     monkeypatch.setattr(w.run_panel, "build_config", two_splits)
-    specs = [make_tiny_backbone(tmp_path / "models", seed=s) for s in (0, 1)]
+    specs = [tiny_backbone(tmp_path / "models", seed=s) for s in (0, 1)]
     w.run_panel.backbones.set_checked(specs)
     freq = tmp_path / "freq.csv"
     freq.write_text("class,frequency\nred square,1000\ngreen circle,300\nblue triangle,50\nyellow bar,5\n")

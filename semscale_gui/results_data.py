@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from core.metrics import confusion_matrix, threshold_analysis
+from core.metrics import threshold_analysis
 
 ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary", "threshold", "controls")
 SYNONYMS = "synonyms"  # the names kind of the labels file's names (core.controls.SYNONYMS)

@@ -341,6 +341,9 @@ def cmd_flips(args) -> int:
         print(args.out)
     else:
         flips.to_csv(sys.stdout, index=False)
+    return EXIT_OK
+
+
 class StudyReporter(TqdmReporter):
     """A study's overall bar (datasets done) above the per-dataset stage bars."""
 

@@ -11,6 +11,7 @@ written into unless asked to, and then every file of the old run goes first.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import socket

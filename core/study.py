@@ -675,10 +675,11 @@ def _embed_with_ray(config, study_out: Path, options: StudyOptions, emit, cancel
 
 
 def _write_study_json(out: Path, study: Study, options: StudyOptions, status: str, datasets: dict) -> None:
-    from .runs import _atomic_write_json, now, versions
+    from .files import atomic_write_json
+    from .runs import now, versions
 
     protocol = {k: study.protocol[k] for k in PROTOCOL_KEYS if k in study.protocol}
-    _atomic_write_json(out / "study.json", {
+    atomic_write_json(out / "study.json", {
         "status": status, "updated": now(), "study_file": study.file, "engine": options.engine,
         "protocol": protocol, "backbones": [b.to_dict() for b in study.backbones],
         "datasets": [{"name": d.name, "path": d.path, "labels": d.labels, **datasets.get(d.name, {})}

@@ -92,7 +92,7 @@ def summary_table(runs: Mapping[str, Path]) -> pd.DataFrame:
         base = first.groupby("backbone", sort=False)["top1"].first()
         lv["delta_top1_vs_level1"] = lv["top1"] - lv["backbone"].map(base)
         lv.insert(0, "dataset", name)
-        cols = SUMMARY_COLUMNS[:2] + keys[1:] + SUMMARY_COLUMNS[2:] + [c for c in OPTIONAL_LEVEL_COLUMNS if c in lv]
+        cols = SUMMARY_COLUMNS + keys[1:] + [c for c in OPTIONAL_LEVEL_COLUMNS if c in lv]
         frames.append(lv[cols])
     if not frames:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)

@@ -30,7 +30,7 @@ class StudyPlot(QWidget):
         self.by_level = pd.DataFrame()
         self.backbone = QComboBox()
         self.backbone.setMinimumContentsLength(14)
-        self.backbone.currentTextChanged.connect(lambda _t: self.redraw())
+        self.backbone.currentTextChanged.connect(self._backbone_changed)
         self.note = QLabel("Run the study to see how adding names changes top-1 on each dataset.")
         self.note.setWordWrap(True)
         self.view = pg.GraphicsLayoutWidget()
@@ -58,6 +58,9 @@ class StudyPlot(QWidget):
 
     def _synonyms_only(self, df: pd.DataFrame) -> pd.DataFrame:
         return df[df["names"] == "synonyms"] if "names" in df.columns else df
+
+    def _backbone_changed(self, _text: str) -> None:  # a bound slot: PySide can crash at exit on a lambda
+        self.redraw()
 
     def redraw(self) -> None:
         self.plot.clear()

@@ -55,8 +55,8 @@ def study(tmp_path) -> tuple[Path, dict]:
 def test_names_and_p_values_are_carried_and_deltas_are_per_kind(study):
     _, runs = study
     s = summary_table(runs)
-    assert list(s.columns) == ["dataset", "backbone", "names", "level", "n_categories", "n_images", "top1", "top5",
-                               "ci_low", "ci_high", "delta_top1_vs_level1", "p_vs_level1", "p_vs_level1_holm"]
+    assert list(s.columns) == ["dataset", "backbone", "level", "n_categories", "n_images", "top1", "top5",
+                               "ci_low", "ci_high", "delta_top1_vs_level1", "names", "p_vs_level1", "p_vs_level1_holm"]
     a = s[(s["dataset"] == "a") & (s["names"] == "random-words")]
     assert a["delta_top1_vs_level1"].tolist() == pytest.approx([0.0, 0.02, -0.10])
     assert s[(s["dataset"] == "b") & (s["names"] == "synonyms")]["p_vs_level1"].tolist() == [1.0, 0.8, 0.03]

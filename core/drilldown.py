@@ -161,7 +161,9 @@ class ConfusionCell:
 
     def rows(self, run: RunImages) -> pd.DataFrame:
         d = run.at_level(self.level, self.backbone, self.ordering)
-        d = d[(d["true_class"].astype(str) == self.true_class) & (d["predicted_class"].astype(str) == self.predicted_class)]
+        # a tied prediction belongs to every class owning the winning name, as in the confusion matrix
+        owned = owners_of(d).str.split("|").map(lambda o: self.predicted_class in o) if len(d) else []
+        d = d[(d["true_class"].astype(str) == self.true_class) & np.asarray(owned, dtype=bool)]
         return _gallery(d, correctness(d[credit_column(d)]))
 
 

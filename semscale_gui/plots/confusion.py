@@ -40,7 +40,12 @@ class ConfusionCounts:
     first_level: int
     counts: np.ndarray  # [true, predicted], all classes
     first_recall: np.ndarray
-    top: list[tuple[int, int, int]]  # (true, predicted, n), most frequent off-diagonal first
+    top: list[tuple[int, int, float]]  # (true, predicted, n), most frequent off-diagonal first (n fractional under ties)
+
+
+def image_count(n: float) -> float | int:
+    """A cell's image count: whole, or fractional where tied predictions are split over their owners."""
+    return int(round(n)) if abs(n - round(n)) < 1e-9 else round(float(n), 2)
 
 
 def _recall(m: np.ndarray) -> np.ndarray:
@@ -62,7 +67,7 @@ def confusion_counts(predictions: pd.DataFrame, classes: list[str], backbone: st
     if k:
         part = np.argpartition(-flat, k - 1)[:k]
         part = part[np.lexsort((part, -flat[part]))]
-        top = [(int(i) // m.shape[1], int(i) % m.shape[1], int(flat[i])) for i in part]
+        top = [(int(i) // m.shape[1], int(i) % m.shape[1], image_count(flat[i])) for i in part]
     return ConfusionCounts(level, first, m, _recall(m1), top)
 
 
@@ -239,12 +244,12 @@ class ConfusionPlot(_Heatmap):
         for r in range(self.top.rowCount()):
             a, b, n = (self.top.item(r, col) for col in range(3))
             if a is not None and b is not None and n is not None:
-                out.append((a.text(), b.text(), int(n.text())))
+                out.append((a.text(), b.text(), n.data(Qt.ItemDataRole.DisplayRole)))
         return out
 
     def describe_cell(self, row: int, col: int) -> str:
         i = int(self._rows[row])
-        n, tot = int(self.shown_counts[row, col]), int(self.counts[i].sum())
+        n, tot = image_count(self.shown_counts[row, col]), image_count(self.counts[i].sum())
         pct = f" ({100 * n / tot:.1f}% of the class)" if tot else ""
         pred = OTHER if col >= len(self._rows) else f"'{self.classes[int(self._rows[col])]}'"
         return f"true '{self.classes[i]}' predicted as {pred}: {n} image(s){pct}"

@@ -50,7 +50,9 @@ class CategoryAxis(pg.AxisItem):
         self._widths = np.array([fm.horizontalAdvance(self.short(x)) for x in self.labels], dtype=float)
         if self.orientation in ("left", "right"):
             widest = float(self._widths.max()) if len(self._widths) else 0.0
-            self.setWidth(int(min(MAX_AXIS_WIDTH, max(30.0, widest + 16))))
+            # room for the names plus the rotated axis title beside them (else it covers short names)
+            title = self._metrics().height() + 8 if self.label.isVisible() else 0
+            self.setWidth(int(min(MAX_AXIS_WIDTH, max(30.0, widest + 16 + title))))
         self.picture = None
         self.update()
 

@@ -264,3 +264,22 @@ def test_ensemble_selection_without_saved_logits_says_so(run_dir, tmp_path):
         SynergyImages(1, "oracle_not_ensemble").rows(run)
     assert run.top_classes("A", 1, "red square/000.png") == []
     assert len(SynergyImages(1, "only_one").rows(run)) > 0  # needs predictions.csv only
+
+
+def test_confusion_cell_holds_tied_predictions_of_every_owner(tmp_path):
+    """A prediction tied between ball and moon (a shared name) is in both cells, as the matrix splits it."""
+    rows = [  # image, true, predicted (first owner by name), owners, credit
+        ("b1", "ball", "moon", "moon", 0.0),
+        ("b2", "ball", "ball", "ball|moon", 0.5),
+        ("b3", "ball", "ball", "ball", 1.0),
+        ("b4", "ball", "arrow", "arrow|moon", 0.0),
+    ]
+    p = pd.DataFrame([{"image": i, "true_class": t, "predicted_class": q, "predicted_classes": o, "credit": c,
+                       "correct": int(c == 1), "n_owners": o.count("|") + 1, "predicted_label": "orb", "level": 8,
+                       "ordering": 0, "backbone": "A", "score": 0.5} for i, t, q, o, c in rows])
+    run = RunImages(tmp_path, p, ["arrow", "ball", "moon"])
+    moon = ConfusionCell("A", 8, "ball", "moon").rows(run)
+    assert sorted(moon.image) == ["b1", "b2", "b4"]
+    assert dict(zip(moon.image, moon.group)) == {"b1": "wrong", "b2": "tied", "b4": "wrong"}
+    assert sorted(ConfusionCell("A", 8, "ball", "arrow").rows(run).image) == ["b4"]
+    assert sorted(ConfusionCell("A", 8, "ball", "ball").rows(run).image) == ["b2", "b3"]

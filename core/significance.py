@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.stats import binomtest
 
-from .config import DEFAULT_ALPHA as ALPHA  # noqa: E402  (one default, shared with SweepConfig)
+from .config import DEFAULT_ALPHA as ALPHA  # one default, shared with SweepConfig
 
 
 @dataclass

@@ -226,19 +226,24 @@ def ensembles_summary(runs: Mapping[str, Path]) -> pd.DataFrame:
     return out[cols]
 
 
-def frequency_summary(runs: Mapping[str, Path]) -> pd.DataFrame:
-    """Each run's Spearman correlation of per-class recall with class frequency, then the mean."""
+def stacked(runs: Mapping[str, Path], file: str) -> pd.DataFrame:
+    """One run table of every dataset, stacked, with ``dataset`` first and ``n_datasets`` = 1 per row."""
     frames = []
     for name, run_dir in runs.items():
-        f = read_csv(Path(run_dir) / "frequency_summary.csv")
-        if f.empty:
+        df = read_csv(Path(run_dir) / file)
+        if df.empty:
             continue
-        f.insert(0, "dataset", name)
-        f["n_datasets"] = 1
-        frames.append(f)
-    if not frames:
+        df.insert(0, "dataset", name)
+        df["n_datasets"] = 1
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def frequency_summary(runs: Mapping[str, Path]) -> pd.DataFrame:
+    """Each run's Spearman correlation of per-class recall with class frequency, then the mean."""
+    per = stacked(runs, "frequency_summary.csv")
+    if per.empty:
         return pd.DataFrame(columns=FREQUENCY_COLUMNS)
-    per = pd.concat(frames, ignore_index=True)
     g = per.groupby(["backbone", "level"], sort=False)
     mean = g.agg(n_classes=("n_classes", "sum"), spearman_rho=("spearman_rho", "mean")).reset_index()
     mean["p_value"] = np.nan
@@ -249,17 +254,9 @@ def frequency_summary(runs: Mapping[str, Path]) -> pd.DataFrame:
 
 def controls_summary(runs: Mapping[str, Path]) -> pd.DataFrame:
     """Each run's semantic effect per control and level, then the mean over datasets (CI over datasets)."""
-    frames = []
-    for name, run_dir in runs.items():
-        c = read_csv(Path(run_dir) / "controls.csv")
-        if c.empty:
-            continue
-        c.insert(0, "dataset", name)
-        c["n_datasets"] = 1
-        frames.append(c)
-    if not frames:
+    per = stacked(runs, "controls.csv")
+    if per.empty:
         return pd.DataFrame(columns=CONTROL_COLUMNS)
-    per = pd.concat(frames, ignore_index=True)
     rows = []
     for (bb, control, level), g in per.groupby(["backbone", "control", "level"], sort=False):
         lo, hi = bootstrap_mean_ci(g["effect"].to_numpy())

@@ -473,6 +473,8 @@ def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:
         top1_mean=("top1", "mean"), top1_sd=("top1", "std"), top1_min=("top1", "min"), top1_max=("top1", "max"),
         top5_mean=("top5", "mean"), orderings=("ordering", "nunique"),
     ).reset_index()
+    # the columns of earlier versions first, in their order; "names" (control curves) is an addition
+    out = out[[c for c in out.columns if c != "names"] + ["names"]]
     out.to_csv(writer.dir / "levels_summary.csv", index=False)
 
 

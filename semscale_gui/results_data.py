@@ -224,7 +224,7 @@ def recall_matrix(per_class: list[dict], backbone: str, top5: bool = False) -> t
     df = pd.DataFrame(per_class)
     df = df[df["backbone"].astype(str) == backbone]
     if "names" in df:  # the labels file's names, not a control curve's
-        df = df[df["names"].fillna(SYNONYMS).astype(str) == SYNONYMS]
+        df = df[df["names"].astype(object).fillna(SYNONYMS).astype(str) == SYNONYMS]
     col = "top5_recall" if top5 else "recall"
     if df.empty or col not in df:
         return [], [], np.zeros((0, 0))
@@ -250,7 +250,7 @@ def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbon
     if "ordering" in df:
         mask &= df["ordering"] == ordering
     if "names" in df:
-        mask &= df["names"].fillna(SYNONYMS).astype(str) == names
+        mask &= df["names"].astype(object).fillna(SYNONYMS).astype(str) == names
     df = df[mask]
     index = {c: i for i, c in enumerate(classes)}
     m = np.zeros((len(classes), len(classes)), dtype=np.int64)

@@ -18,9 +18,30 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def photo_like(rng: np.random.Generator, size: tuple[int, int], colour) -> np.ndarray:
+    """An H x W x 3 uint8 picture with photo-like JPEG statistics: a lighting gradient, smooth
+    blobs at several scales and fine grain (pure noise compresses 3-4x worse than a photo)."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    grad = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)[..., None] * rng.uniform(40, 90)
+    arr = np.asarray(colour, np.float32) + grad - 40
+    for cells, amp in ((4, 30.0), (16, 18.0), (64, 10.0), (160, 8.0)):
+        small = rng.normal(0, amp, (max(2, cells * h // w), cells, 3)).astype(np.float32)
+        lo, hi = small.min(), small.max()
+        img = Image.fromarray(((small - lo) / (hi - lo) * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+        arr += (np.asarray(img, np.float32) / 255 * (hi - lo) + lo)
+    arr += rng.normal(0, 5, (h, w, 3)).astype(np.float32)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
 def write_images(root: Path, n: int, n_classes: int = 10, size: tuple[int, int] = (64, 64), fmt: str = "png",
-                 seed: int = 0) -> Path:
-    """n noisy class-coloured images in an ImageFolder (fast to write, real to decode)."""
+                 seed: int = 0, style: str = "noise", quality: int = 90) -> Path:
+    """n class-coloured images in an ImageFolder (real files to decode).
+
+    ``style="noise"``: flat colour plus strong noise (fast to write); ``"photo"``: :func:`photo_like`
+    pictures whose JPEG sizes and decode cost resemble photographs of the same size.
+    """
     rng = np.random.default_rng(seed)
     colours = rng.integers(0, 255, (n_classes, 3))
     for c in range(n_classes):
@@ -28,8 +49,12 @@ def write_images(root: Path, n: int, n_classes: int = 10, size: tuple[int, int] 
     w, h = size
     for i in range(n):
         c = i % n_classes
-        arr = np.clip(colours[c] + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(arr).save(root / f"class_{c:02d}" / f"{i:06d}.{fmt}", **({"quality": 90} if fmt == "jpg" else {}))
+        if style == "photo":
+            arr = photo_like(rng, size, colours[c])
+        else:
+            arr = np.clip(colours[c] + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(root / f"class_{c:02d}" / f"{i:06d}.{fmt}",
+                                  **({"quality": quality} if fmt in ("jpg", "jpeg") else {}))
     return root
 
 

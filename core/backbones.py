@@ -18,7 +18,7 @@ from typing import Optional
 
 import torch
 
-from .config import DEVICES, PRECISIONS, BackboneSpec, file_sha256, file_sha256_uncached  # noqa: F401  (re-exported)
+from .config import DECODERS, DEVICES, PRECISIONS, BackboneSpec, file_sha256, file_sha256_uncached  # noqa: F401  (re-exported)
 from .errors import InputError, WeightsUnavailable
 from .tables import read_user_json
 
@@ -143,6 +143,25 @@ def _quiet_open_clip():
         _quiet.depth -= 1
 
 
+def _is_conv_tower(model) -> bool:
+    """True when the image tower is convolutional (ResNet, ConvNeXt…), not a ViT."""
+    visual = getattr(model, "visual", None)
+    return visual is not None and any(isinstance(m, torch.nn.Conv2d) for m in visual.modules()) and not hasattr(
+        visual, "transformer")
+
+
+def preprocess_side(preprocess) -> Optional[int]:
+    """The largest ``size`` among a torchvision Compose's resize/crop steps (the model input side)."""
+    sides = []
+    for t in getattr(preprocess, "transforms", [preprocess]):
+        size = getattr(t, "size", None) if not isinstance(t, type) else None
+        if isinstance(size, int):
+            sides.append(size)
+        elif isinstance(size, (tuple, list)) and size and all(isinstance(x, int) for x in size):
+            sides.append(max(size))
+    return max(sides) if sides else None
+
+
 class Backbone:
     """A CLIP model with its preprocessing, tokenizer and cache identity.
 
@@ -166,6 +185,7 @@ class Backbone:
         self.config = config
         self._model = None
         self._preprocess = None
+        self._channels_last = False
         self._tokenizer = None
         pcfg = open_clip.get_pretrained_cfg(name, spec.pretrained) if spec.pretrained else {}
         ident = {
@@ -176,6 +196,8 @@ class Backbone:
             "precision": self.precision,
             "open_clip": open_clip.__version__,
         }
+        if spec.decode != "exact":  # reduced-scale or GPU decoding gives other pixels, hence other embeddings;
+            ident["decode"] = spec.decode  # full-size decoding keeps the identity it had before the option existed
         self.identity = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
         self.identity_info = ident
 
@@ -222,6 +244,9 @@ class Backbone:
             except Exception as e:
                 raise WeightsUnavailable(_offline_help(spec, e)) from None
         model.eval().to(self.device)
+        self._channels_last = self.device.startswith("cuda") and _is_conv_tower(model)
+        if self._channels_last:  # cuDNN's fast convolution kernels want NHWC
+            model.to(memory_format=torch.channels_last)
         self._model, self._preprocess = model, preprocess
         return self
 
@@ -236,6 +261,16 @@ class Backbone:
     @property
     def preprocess(self):
         return self.load()._preprocess
+
+    @property
+    def input_side(self) -> Optional[int]:
+        """Longest side of the model input (the preprocessing's resize/crop size), or None if unknown."""
+        return preprocess_side(self.preprocess)
+
+    @property
+    def draft_side(self) -> Optional[int]:
+        """Shorter side JPEGs may be decoded down to (``decode="draft"``), else None (full size)."""
+        return self.input_side if self.spec.decode == "draft" else None
 
     @property
     def tokenizer(self):
@@ -268,7 +303,9 @@ class Backbone:
     def encode_images(self, batch: torch.Tensor) -> torch.Tensor:
         """L2-normalised float32 image embeddings on the CPU."""
         model = self.model
-        batch = batch.to(self.device, non_blocking=True)
+        batch = batch.to(self.device, non_blocking=True)  # overlaps the copy when the batch is pinned
+        if self._channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
         with self.autocast():
             feats = model.encode_image(batch)
         return torch.nn.functional.normalize(feats.float(), dim=-1).cpu()
@@ -294,7 +331,12 @@ def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True, lazy: bool = 
 
     if spec.precision not in PRECISIONS:
         raise InputError(f"unknown precision '{spec.precision}' (choose from {', '.join(PRECISIONS)})", field="precision")
+    if spec.decode not in DECODERS:
+        raise InputError(f"unknown decode mode '{spec.decode}' (choose from {', '.join(DECODERS)})", field="decode")
     device = resolve_device(spec.device)
+    if spec.decode == "gpu" and not device.startswith("cuda"):
+        raise InputError(f"--decode gpu needs a CUDA device (this backbone runs on {device}); "
+                         "use --decode draft or exact", field="decode")
     # fp16 kernels are missing or slow on CPU; bf16 keeps the memory saving (the spec keeps what was asked)
     precision = "bf16" if device == "cpu" and spec.precision == "fp16" else spec.precision
     name, checkpoint, expected = resolve_model(spec)

@@ -173,7 +173,7 @@ def _backbone_specs(args) -> list:
     if args.backbones:
         specs = _backbones_file(args.backbones)
         for s in specs:
-            s.device, s.precision = args.device, args.precision
+            s.device, s.precision, s.decode = args.device, args.precision, args.decode
         if not models:
             return specs
     else:
@@ -186,6 +186,7 @@ def _backbone_specs(args) -> list:
         specs.append(parse_backbone(m, pretrained=args.pretrained if one else None,
                                     checkpoint=args.checkpoint if one else None,
                                     device=args.device, precision=args.precision))
+        specs[-1].decode = args.decode
     return specs
 
 
@@ -282,7 +283,7 @@ def cmd_embed(args) -> int:
     config = EmbedConfig(
         dataset=args.dataset, out=args.out, engine=args.engine, batch_size=args.batch_size, shard_size=args.shard_size,
         backbone=BackboneSpec(model=args.model, pretrained=args.pretrained, checkpoint=args.checkpoint,
-                              device=args.device, precision=args.precision),
+                              device=args.device, precision=args.precision, decode=args.decode),
         num_workers=args.workers, cache_dir=args.cache_dir, use_cache=not args.no_cache, address=args.address,
         num_gpus_per_worker=args.num_gpus_per_worker, concurrency=args.concurrency, num_cpus=args.num_cpus,
         runtime_env=runtime_env, allow_absolute_paths=args.allow_absolute_paths, **dataset_options(args),
@@ -578,6 +579,9 @@ def _hardware_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=defaults.DEFAULT_DEVICE,
                    help="auto|cpu|cuda|mps (ray workers use cuda when given GPUs, else cpu)")
     p.add_argument("--precision", default=defaults.DEFAULT_PRECISION, choices=PRECISIONS)
+    p.add_argument("--decode", default=defaults.DEFAULT_DECODE, choices=defaults.DECODERS,
+                   help="JPEG decoding: draft (reduced scale, still >= the model input; default), exact (full size), "
+                        "gpu (batched nvJPEG on a CUDA device)")
 
 
 def _cache_options(p: argparse.ArgumentParser) -> None:

@@ -19,6 +19,10 @@ from .errors import InputError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("fp32", "fp16", "bf16")
+# How images become pixels: "draft" decodes JPEGs at the smallest 1/2-1/8 scale still ≥ the model
+# input, then resizes exactly; "exact" decodes at full size; "gpu" decodes JPEGs in batches on the
+# GPU (nvJPEG via torchvision) and resizes there. Part of the backbone's cache identity.
+DECODERS = ("draft", "exact", "gpu")
 MODES = ("flat", "pooled")
 TEMPLATE_PRESETS = ("openai", "simple", "plain")
 
@@ -30,6 +34,7 @@ Levels = Union[str, list[int], None]
 
 DEFAULT_DEVICE = "auto"
 DEFAULT_PRECISION = "fp32"
+DEFAULT_DECODE = "draft"
 DEFAULT_TEMPLATES = "simple"
 DEFAULT_LEVELS: Levels = None
 DEFAULT_MODE = "flat"
@@ -55,6 +60,7 @@ class BackboneSpec:
     device: str = DEFAULT_DEVICE
     precision: str = DEFAULT_PRECISION
     label: Optional[str] = None  # display name; defaults to model[/tag]
+    decode: str = DEFAULT_DECODE  # one of DECODERS
 
     @property
     def display(self) -> str:
@@ -73,9 +79,13 @@ class BackboneSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BackboneSpec":
-        """A spec from run.json or a store manifest; keys this version does not know are ignored."""
+        """A spec from run.json or a store manifest; keys this version does not know are ignored.
+
+        A spec written before ``decode`` existed decoded at full size, so it reads as ``"exact"``
+        (a repeated run or a resumed store keeps its pixels).
+        """
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{"decode": "exact", **{k: v for k, v in d.items() if k in known}})
 
 
 def parse_backbone(text: str, pretrained: Optional[str] = None, checkpoint: Optional[str] = None,
@@ -102,7 +112,7 @@ def as_backbone(item: Union[str, BackboneSpec, dict], device: str = DEFAULT_DEVI
     if isinstance(item, BackboneSpec):
         return item
     if isinstance(item, dict):
-        return BackboneSpec.from_dict({"device": device, "precision": precision, **item})
+        return BackboneSpec.from_dict({"device": device, "precision": precision, "decode": DEFAULT_DECODE, **item})
     if isinstance(item, str):
         return parse_backbone(item, device=device, precision=precision)
     raise InputError(f"a backbone is a name such as 'demo-resnet' or a BackboneSpec, not {type(item).__name__}",

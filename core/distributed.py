@@ -136,6 +136,8 @@ def run_embed(config: EmbedConfig, emit: EventCallback = ignore_events,
         raise InputError("no images to embed (see the listing problems)", file=str(config.dataset))
     spec = replace(config.backbone)
     if config.engine == "ray":
+        if spec.decode == "gpu":
+            raise InputError("the ray engine decodes on CPU workers; use --decode draft or exact", field="decode")
         spec = replace(spec, device="cpu")  # the driver only reads preprocessing and the logit scale
     backbone = load_backbone(spec, lazy=True)
     info = {"name": backbone.name, "spec": replace(config.backbone).to_dict(), "identity": backbone.identity,
@@ -220,11 +222,11 @@ def _embed_local(config, dataset, backbone, writer, plan, pending, cache, emit, 
 # ---------------------------------------------------------------- Ray engine
 
 
-def _decode_batch(batch: dict, preprocess) -> dict:
+def _decode_batch(batch: dict, preprocess, draft_side=None) -> dict:
     """CPU stage: open + preprocess each image of the batch; bad ones get a reason, not a crash."""
     import torch
 
-    from .images import BadImage
+    from .images import BadImage, decode_at_least
     from .shards import open_source
 
     n = len(batch["pos"])
@@ -233,7 +235,9 @@ def _decode_batch(batch: dict, preprocess) -> dict:
     for j in range(n):
         src = {k: batch[k][j] for k in ("kind", "path", "offset", "size", "raw")}
         try:
-            images[j] = preprocess(open_source(src))
+            with decode_at_least(draft_side):
+                im = open_source(src)
+            images[j] = preprocess(im)
         except BadImage as e:
             bad[j] = str(e)
         except Exception as e:  # a transform failing on one odd image must not end the job
@@ -403,6 +407,7 @@ def _embed_ray(config, dataset, backbone, writer, plan, pending, encoder, emit, 
             emit(Log(problem[1] + "; waiting for the cluster to scale up", "warning"))
         name = backbone.name
         preprocess = backbone.preprocess  # built once here, shipped to the decode tasks
+        draft_side = backbone.draft_side
         writer.set_backbone(logit_scale=backbone.logit_scale)
         backbone._model = None  # the driver never encodes: free the weights
         actor_spec = replace(config.backbone, device="cuda" if config.num_gpus_per_worker > 0 else "cpu").to_dict()
@@ -410,7 +415,7 @@ def _embed_ray(config, dataset, backbone, writer, plan, pending, encoder, emit, 
         rows_per_block = max(1, min(writer.shard_size, max(config.batch_size, config.decode_batch_size) * 2))
         ds = ray.data.from_arrow(_source_table(dataset, plan, pending, rows_per_block))
         ds = ds.map_batches(
-            _decode_batch, fn_kwargs={"preprocess": preprocess}, batch_size=config.decode_batch_size,
+            _decode_batch, fn_kwargs={"preprocess": preprocess, "draft_side": draft_side}, batch_size=config.decode_batch_size,
             batch_format="numpy", num_cpus=1,
             # a memory reservation per decode task; it also keeps decoding in its own CPU tasks (with identical
             # remote args Ray would fuse it into the encoder actors when those ask for no GPU)

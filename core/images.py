@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -20,6 +22,37 @@ MAX_PIXELS = 178_956_970
 IMAGE_EXTENSIONS = {
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
 }
+
+
+# Shorter side (pixels) JPEGs may be decoded down to, set by :func:`decode_at_least` around a decode.
+_DRAFT_SIDE: ContextVar[Optional[int]] = ContextVar("semscale_draft_side", default=None)
+
+
+@contextmanager
+def decode_at_least(side: Optional[int]) -> Iterator[None]:
+    """Within the block, :func:`open_image` decodes JPEGs at reduced scale (``side``: the model input).
+
+    A context variable rather than an argument, so every dataset reader's ``open`` (files, tar
+    members, parquet bytes) gets it without a new parameter; ``None`` decodes at full size.
+    """
+    token = _DRAFT_SIDE.set(side)
+    try:
+        yield
+    finally:
+        _DRAFT_SIDE.reset(token)
+
+
+def draft_jpeg(im: Image.Image, side: Optional[int]) -> Image.Image:
+    """Let libjpeg decode at 1/2, 1/4 or 1/8 scale while both sides stay ≥ ``side``.
+
+    Pillow's ``draft`` picks the largest scale 1/s with ``size // s >= requested`` on both axes
+    (rounding up), so asking for (side, side) keeps the shorter side ≥ ``side``: the exact resize
+    that follows (shortest side to the model input, then a centre crop) never upsamples. Must be
+    called before ``load()``; other formats are left alone.
+    """
+    if side and im.format == "JPEG" and min(im.size) >= 2 * side:
+        im.draft("RGB", (int(side), int(side)))
+    return im
 
 
 class BadImage(Exception):
@@ -50,8 +83,13 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im
 
 
-def open_image(source: Union[str, Path, bytes]) -> Image.Image:
-    """Open a file (or bytes) as an upright RGB image, or raise BadImage with the reason."""
+def open_image(source: Union[str, Path, bytes], draft: Optional[int] = None) -> Image.Image:
+    """Open a file (or bytes) as an upright RGB image, or raise BadImage with the reason.
+
+    ``draft``: decode JPEGs at reduced scale with the shorter side still ≥ this many pixels
+    (default: what :func:`decode_at_least` set, else full size).
+    """
+    draft = draft if draft is not None else _DRAFT_SIDE.get()
     try:
         if isinstance(source, (bytes, bytearray)):
             if len(source) == 0:
@@ -72,6 +110,7 @@ def open_image(source: Union[str, Path, bytes]) -> Image.Image:
                 if w * h > MAX_PIXELS:
                     raise BadImage(f"image too large ({w}x{h} pixels, limit {MAX_PIXELS:,})")
                 ImageFile.LOAD_TRUNCATED_IMAGES = False
+                draft_jpeg(im, draft)
                 im.load()
             im = ImageOps.exif_transpose(im) or im
             return _to_rgb(im)

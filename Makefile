@@ -6,7 +6,7 @@ STAMP := $(VENV)/.semscale-installed
 DEMO_DIR ?= demo-data
 RUN_DIR ?= runs/demo
 
-.PHONY: install run test bench lint demo-sweep package package-test clean
+.PHONY: install run test bench bench-gpu lint demo-sweep package package-test clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ test: install
 
 bench: install
 	$(PY) -m benchmarks
+
+## GPU throughput (one CUDA device, < 5 minutes): writes benchmarks/results_gpu.md; exits at once without CUDA.
+bench-gpu: install
+	$(PY) -m benchmarks.bench_gpu
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -110,16 +110,21 @@ def fmt_results(m: dict, r: dict, seconds: float) -> str:
                 f"| images only one backbone gets right | {dd['only_one_right_seconds']:.3f} | {dd['only_one_right_rows']:,} |",
                 f"| GUI thread: {dd['gui_set_rows_n']:,} rows into the gallery | {dd['gui_set_rows_seconds']:.3f} | "
                 f"{dd['gui_rows_handed_to_view']} handed to the view at first |"]
+    if r.get("pipeline"):
+        from .bench_pipeline import markdown as pipeline_markdown
+
+        out += pipeline_markdown(r["pipeline"])
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="amortisation text throughput gui gui_tabs ray scaling drilldown")
+                    help="amortisation text throughput gui gui_tabs ray scaling drilldown pipeline")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
-    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown"])
+    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown",
+                             "pipeline"])
     from . import bench_engine
 
     results: dict = {}
@@ -178,6 +183,11 @@ def main() -> None:
                 print("drill-down …", flush=True)
                 results["drilldown"] = bench_drilldown.drilldown(tmp, n_images=2_000 if args.quick else 20_000)
                 print(json.dumps(results["drilldown"], indent=1), flush=True)
+        if "pipeline" in only:
+            from . import bench_pipeline
+
+            results["pipeline"] = bench_pipeline.pipeline(tmp, quick=args.quick)
+            print("\n".join(bench_pipeline.markdown(results["pipeline"])), flush=True)
     text = fmt_results(machine(), results, time.perf_counter() - t0)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     out.write_text(text)

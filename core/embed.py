@@ -24,7 +24,8 @@ from .backbones import Backbone
 from .cache import EmbeddingCache
 from .datasets import Dataset
 from .events import CancelToken, EventCallback, ImageSkipped, Log, Progress, Stage, ignore_events
-from .images import BadImage, decode_at_least
+from .gpu_decode import RawJpeg, decode_batch, read_jpeg, tensor_preprocess
+from .images import MAX_PIXELS, BadImage, decode_at_least
 
 
 @dataclass
@@ -42,11 +43,13 @@ class ImageEmbeddings:
 class _DecodeSet(TorchDataset):
     """Record j → (dataset index, preprocessed tensor or None, reason it was skipped)."""
 
-    def __init__(self, dataset: Dataset, indices: Sequence[int], preprocess, draft_side: Optional[int] = None) -> None:
+    def __init__(self, dataset: Dataset, indices: Sequence[int], preprocess, draft_side: Optional[int] = None,
+                 raw_jpeg: bool = False) -> None:
         self.dataset = dataset
         self.indices = list(indices)
         self.preprocess = preprocess
         self.draft_side = draft_side  # JPEGs decode at reduced scale down to this shorter side (None: full size)
+        self.raw_jpeg = raw_jpeg  # JPEG files come back as bytes (a RawJpeg) for batched GPU decoding
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -54,6 +57,11 @@ class _DecodeSet(TorchDataset):
     def __getitem__(self, j: int):
         i = self.indices[j]
         try:
+            path = self.dataset.records[i].path
+            if self.raw_jpeg and path is not None:
+                raw = read_jpeg(path, MAX_PIXELS)
+                if raw is not None:
+                    return i, raw, ""
             with decode_at_least(self.draft_side):
                 im = self.dataset.open(i)
             return i, self.preprocess(im), ""
@@ -64,10 +72,33 @@ class _DecodeSet(TorchDataset):
 
 
 def _collate(items):
-    good = [(i, x) for i, x, _ in items if x is not None]
+    good = [(i, x) for i, x, _ in items if isinstance(x, torch.Tensor)]
     bad = [(i, r) for i, x, r in items if x is None]
     xs = torch.stack([x for _, x in good]) if good else None
-    return [i for i, _ in good], xs, bad
+    jpegs = [(i, x) for i, x, _ in items if isinstance(x, RawJpeg)]
+    return ([i for i, _ in good], xs, bad, jpegs) if jpegs else ([i for i, _ in good], xs, bad)
+
+
+def _decode_on_device(jpegs: list[tuple[int, RawJpeg]], idx: list[int], xs: Optional[torch.Tensor], device: str,
+                      prep, dataset: Dataset, preprocess):
+    """Join a batch's CPU-decoded tensors with its JPEGs decoded on ``device``; a JPEG the device
+    cannot decode is opened on the CPU (which names the reason if it is broken)."""
+    decoded = decode_batch([j for _, j in jpegs], device, prep)
+    parts = [xs.to(device, non_blocking=True)] if xs is not None else []
+    idx, bad = list(idx), []
+    for (i, _), x in zip(jpegs, decoded):
+        if x is None:
+            try:
+                x = preprocess(dataset.open(i)).to(device)
+            except BadImage as e:
+                bad.append((i, str(e)))
+                continue
+            except Exception as e:
+                bad.append((i, f"cannot preprocess image ({type(e).__name__}: {e})"))
+                continue
+        parts.append(x.unsqueeze(0))
+        idx.append(i)
+    return idx, (torch.cat(parts) if parts else None), bad
 
 
 def default_workers(n_items: int, device: str = "cpu") -> int:
@@ -235,8 +266,14 @@ def embed_images(
     if todo:
         ensure_loaded(backbone, emit)
     cuda = backbone.device.startswith("cuda")
+    gpu_prep = None
+    if todo and backbone.spec.decode == "gpu":
+        try:
+            gpu_prep = tensor_preprocess(backbone.preprocess)
+        except ValueError as e:
+            emit(Log(f"{name}: {e}; decoding on the CPU instead", "warning"))
     loader = DataLoader(
-        _DecodeSet(dataset, todo, backbone.preprocess, backbone.draft_side),
+        _DecodeSet(dataset, todo, backbone.preprocess, backbone.draft_side, raw_jpeg=gpu_prep is not None),
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
@@ -248,8 +285,12 @@ def embed_images(
     bad_content: dict[str, tuple[str, str]] = {}  # content key -> (id, reason) of a copy that failed
     try:
         with _encoder_threads(backbone.device, workers):
-            for idx, xs, bad in it:
+            for idx, xs, bad, *jpegs in it:
                 cancel.raise_if_cancelled()
+                if jpegs:
+                    idx, xs, more = _decode_on_device(jpegs[0], idx, xs, backbone.device, gpu_prep, dataset,
+                                                      backbone.preprocess)
+                    bad = bad + more
                 for i, reason in bad:
                     skipped.append((dataset.records[i].id, reason))
                     if keys[i] is not None:

@@ -671,9 +671,11 @@ class SynonymEditor(QWidget):
         self.review = review
         review.open()
 
-    def _suggestions_failed(self, message: str, details: str) -> None:
-        wordnet = "WordNet" in message  # the engine's message says where it looked and how to get one
-        show_error(self, "WordNet is not available" if wordnet else "Cannot suggest names", message, details)
+    def _suggestions_failed(self, exc: Exception, message: str, details: str) -> None:
+        from core.synonyms import WordNetUnavailable  # its message says where it looked and how to get one
+
+        title = "WordNet is not available" if isinstance(exc, WordNetUnavailable) else "Cannot suggest names"
+        show_error(self, title, message, details)
 
     def apply_suggestions(self, items: Sequence[SuggestedName]) -> int:
         """Append the accepted names (with their sources) as one undoable edit."""

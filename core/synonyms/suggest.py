@@ -68,7 +68,8 @@ def suggest_for_labels(
         cancel.raise_if_cancelled()
         if source == "wordnet":
             if wordnet_reader is None:
-                raise WordNetUnavailable("the wordnet source needs a WordNet database (see --wordnet)", field="wordnet")
+                raise WordNetUnavailable("the wordnet source needs a WordNet database (see --wordnet)",
+                                         field="wordnet")
             for c, q in queries.items():
                 if not need[c]:
                     continue
@@ -81,8 +82,9 @@ def suggest_for_labels(
                 raise InputError("the neighbours source needs a model (--model) and templates", field="model")
             if vocabulary is None:
                 if wordnet_reader is None:
-                    raise WordNetUnavailable("the neighbours source needs a vocabulary: pass --vocabulary FILE (one word per "
-                                     "line) or make a WordNet database available (see --wordnet)", field="vocabulary")
+                    raise WordNetUnavailable("the neighbours source needs a vocabulary: pass --vocabulary FILE (one "
+                                             "word per line) or make a WordNet database available (see --wordnet)",
+                                             field="vocabulary")
                 words = wordnet_vocabulary(wordnet_reader, [q for c, q in queries.items() if need[c]], max_vocabulary)
             else:
                 words = list(vocabulary)

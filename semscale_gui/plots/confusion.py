@@ -160,8 +160,8 @@ class ConfusionPlot(_Heatmap):
             self._draw_counts()
             return
         df, classes, backbone, level = self.predictions, self.classes, self.backbone.currentText(), int(self.level.currentText())
-        self._compute(("confusion", self._token, backbone, level), lambda: confusion_counts(df, classes, backbone, level),
-                      self._counts_arrived)
+        self._compute(("confusion", self._token, backbone, level),
+                      lambda: confusion_counts(df, classes, backbone, level), self._counts_arrived)
 
     def _counts_arrived(self, c: ConfusionCounts) -> None:
         self.data = c

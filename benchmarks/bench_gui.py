@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +24,28 @@ TIMER_MS = 5
 ENV_KEYS = ("QT_QPA_PLATFORM", "SEMSCALE_GUI_SETTINGS", "SEMSCALE_DATA_DIR", "SEMSCALE_CACHE_DIR")
 
 
-def event_loop_gaps(tmp: Path, n_per_class: int = 30, timeout_s: float = 900.0) -> dict:
-    """Worst / p99 / median gap (ms) between 5 ms timer ticks during one live sweep."""
+@contextmanager
+def _offscreen_env():
+    """Off-screen Qt unless a platform is set; the app's environment variables restored afterwards."""
     saved = {k: os.environ.get(k) for k in ENV_KEYS}
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    root = Path(tmp) / "gui"
-    root.mkdir(parents=True, exist_ok=True)
-    os.environ["SEMSCALE_CACHE_DIR"] = str(root / "cache")  # cold: images are encoded during the sweep
     try:
-        return _measure(root, n_per_class, timeout_s)
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def event_loop_gaps(tmp: Path, n_per_class: int = 30, timeout_s: float = 900.0) -> dict:
+    """Worst / p99 / median gap (ms) between 5 ms timer ticks during one live sweep."""
+    with _offscreen_env():
+        root = Path(tmp) / "gui"
+        root.mkdir(parents=True, exist_ok=True)
+        os.environ["SEMSCALE_CACHE_DIR"] = str(root / "cache")  # cold: images are encoded during the sweep
+        return _measure(root, n_per_class, timeout_s)
 
 
 def _measure(root: Path, n_per_class: int, timeout_s: float) -> dict:
@@ -106,16 +114,8 @@ def tab_switch_gaps(tmp: Path, n_classes: int = 1000, n_images: int = 20000, bac
     confusion matrix (1000 rows). Per tab: milliseconds from the switch until its data is
     drawn, and the worst event-loop gap in that time.
     """
-    saved = {k: os.environ.get(k) for k in ENV_KEYS}
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    try:
+    with _offscreen_env():
         return _measure_tabs(Path(tmp) / "gui-tabs", n_classes, n_images, backbones, rounds)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _measure_tabs(root: Path, n_classes: int, n_images: int, backbones: int, rounds: int) -> dict:

@@ -18,8 +18,8 @@ the shard's ``skipped.csv`` and the job goes on. A failing encoder (or a killed 
 ends the job; finished shards are already committed, so re-running the same command
 resumes with the rest.
 
-Test hook: ``SEMSCALE_FAIL_SHARD_ONCE=<shard>:<marker file>`` makes the encoder raise on
-that shard if the marker file does not exist yet (and creates it), in both engines.
+The Ray engine's encoder stage can be replaced (``run_embed(..., encoder=...)``), e.g. by a
+subclass of :class:`RayEncoder` that wraps the model.
 """
 
 from __future__ import annotations

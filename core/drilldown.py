@@ -145,45 +145,55 @@ def correctness(credit: pd.Series) -> pd.Series:
 
 
 @dataclass(frozen=True)
-class ConfusionCell:
-    """Images of ``true_class`` predicted as ``predicted_class`` (a confusion-matrix cell)."""
+class _AtLevel:
+    """One backbone's images at one level that :meth:`keep` selects, each marked correct, wrong or tied."""
 
     backbone: str
     level: int
-    true_class: str
-    predicted_class: str
-    ordering: int = 0
+    ordering: int = field(default=0, kw_only=True)
 
     @property
-    def title(self) -> str:
-        return (f"true '{self.true_class}' predicted as '{self.predicted_class}' · {self.backbone}, "
-                f"{self.level} name(s) per class")
+    def where(self) -> str:
+        return f"{self.backbone}, {self.level} name(s) per class"
+
+    def keep(self, d: pd.DataFrame) -> pd.Series:
+        raise NotImplementedError
 
     def rows(self, run: RunImages) -> pd.DataFrame:
         d = run.at_level(self.level, self.backbone, self.ordering)
-        # a tied prediction belongs to every class owning the winning name, as in the confusion matrix
-        owned = owners_of(d).str.split("|").map(lambda o: self.predicted_class in o) if len(d) else []
-        d = d[(d["true_class"].astype(str) == self.true_class) & np.asarray(owned, dtype=bool)]
+        d = d[self.keep(d)]
         return _gallery(d, correctness(d[credit_column(d)]))
 
 
 @dataclass(frozen=True)
-class ClassAtLevel:
-    """Every image of one class at one level, correct and wrong (a recall cell, a frequency point)."""
+class ConfusionCell(_AtLevel):
+    """Images of ``true_class`` predicted as ``predicted_class`` (a confusion-matrix cell)."""
 
-    backbone: str
-    level: int
-    cls: str
-    ordering: int = 0
+    true_class: str
+    predicted_class: str
 
     @property
     def title(self) -> str:
-        return f"class '{self.cls}' · {self.backbone}, {self.level} name(s) per class"
+        return f"true '{self.true_class}' predicted as '{self.predicted_class}' · {self.where}"
 
-    def rows(self, run: RunImages) -> pd.DataFrame:
-        d = run.at_level(self.level, self.backbone, self.ordering)
-        d = d[d["true_class"].astype(str) == self.cls]
-        return _gallery(d, correctness(d[credit_column(d)]))
+    def keep(self, d: pd.DataFrame) -> pd.Series:
+        # a tied prediction belongs to every class owning the winning name, as in the confusion matrix
+        owned = owners_of(d).str.split("|").map(lambda o: self.predicted_class in o) if len(d) else []
+        return (d["true_class"].astype(str) == self.true_class) & np.asarray(owned, dtype=bool)
+
+
+@dataclass(frozen=True)
+class ClassAtLevel(_AtLevel):
+    """Every image of one class at one level, correct and wrong (a recall cell, a frequency point)."""
+
+    cls: str
+
+    @property
+    def title(self) -> str:
+        return f"class '{self.cls}' · {self.where}"
+
+    def keep(self, d: pd.DataFrame) -> pd.Series:
+        return d["true_class"].astype(str) == self.cls
 
 
 @dataclass(frozen=True)

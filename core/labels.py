@@ -101,15 +101,9 @@ def shared_names(names: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def shared_name_warnings(names: dict[str, list[str]]) -> list[str]:
     """One warning per name that a later class shares with an earlier one."""
-    out = []
-    owner: dict[str, str] = {}
-    for c, ns in names.items():
-        for n in ns:
-            key = name_key(n)
-            if key in owner and owner[key] != c:
-                out.append(f"name '{n}' appears under classes '{owner[key]}' and '{c}'")
-            owner.setdefault(key, c)
-    return out
+    shared = shared_names(names)
+    return [f"name '{n}' appears under classes '{shared[name_key(n)][0]}' and '{c}'"
+            for c, ns in names.items() for n in ns if shared.get(name_key(n), [c])[0] != c]
 
 
 def _finish(names: dict[str, list[str]], sources, warnings, path) -> LabelSet:

@@ -78,10 +78,12 @@ def per_class_recall(y: np.ndarray, correct: np.ndarray, n_classes: int) -> tupl
     return counts, recall
 
 
-def confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts[true, predicted] of integer class indices."""
-    m = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(m, (y, pred), 1)
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int,
+                     weights: Optional[np.ndarray] = None) -> np.ndarray:
+    """Counts[true, predicted] of integer class indices; with ``weights`` each pair adds its weight
+    (a tied prediction split 1/m over its m owning classes), so the counts are floats."""
+    m = np.zeros((n_classes, n_classes), dtype=np.int64 if weights is None else float)
+    np.add.at(m, (np.asarray(y, dtype=np.intp), np.asarray(pred, dtype=np.intp)), 1 if weights is None else weights)
     return m
 
 

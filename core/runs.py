@@ -281,7 +281,9 @@ def run_status(meta: dict) -> str:
     return status
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_csv(path: Path) -> pd.DataFrame:
+    """A run CSV as the run wrote it (empty when missing; pandas reads floats back exactly, so
+    summaries equal their sources)."""
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
     try:
@@ -302,16 +304,16 @@ def load_run(path: str | Path) -> Run:
         raise InputError("not a run directory (no run.json)", file=d)
     meta = read_user_json(meta_path)
     meta["status"] = run_status(meta)
-    predictions = _read_csv(d / "predictions.csv")
+    predictions = read_csv(d / "predictions.csv")
     tables = {}
     for p in sorted(d.glob("*.csv")):
         if p.name not in RUN_FILES and p.name != "flips.csv":
             try:
-                tables[p.stem] = _read_csv(p)
+                tables[p.stem] = read_csv(p)
             except (ValueError, OSError):  # an analysis table that cannot be read does not hide the run
                 continue
-    return Run(d, meta, _read_csv(d / "levels.csv"), predictions, _read_csv(d / "per_class.csv"),
-               _read_csv(d / "skipped.csv"), flips=read_flips(d, predictions), tables=tables)
+    return Run(d, meta, read_csv(d / "levels.csv"), predictions, read_csv(d / "per_class.csv"),
+               read_csv(d / "skipped.csv"), flips=read_flips(d, predictions), tables=tables)
 
 
 def read_flips(d: Path, predictions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
@@ -319,7 +321,7 @@ def read_flips(d: Path, predictions: Optional[pd.DataFrame] = None) -> pd.DataFr
     from .flips import compute_flips, flip_columns
 
     if (d / "flips.csv").exists():
-        df = _read_csv(d / "flips.csv")
+        df = read_csv(d / "flips.csv")
         return df if len(df.columns) else pd.DataFrame(columns=flip_columns(pd.DataFrame()))
-    predictions = _read_csv(d / "predictions.csv") if predictions is None else predictions
+    predictions = read_csv(d / "predictions.csv") if predictions is None else predictions
     return compute_flips(predictions) if len(predictions) else pd.DataFrame(columns=flip_columns(predictions))

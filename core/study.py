@@ -43,10 +43,16 @@ RUN_PROTOCOL_FIELDS = (
 )
 BACKBONE_PROTOCOL_FIELDS = ("model", "pretrained", "checkpoint", "label", "precision")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+BAD_NAME = "'{name}' cannot be a folder name: use letters, digits, '.', '_' and '-'"
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]+:(?![\\/])")  # tv:CIFAR10, hf:org/name, clip_benchmark:x
 
 
 # ---------------------------------------------------------------- the study file
+
+
+def valid_dataset_name(name: str) -> bool:
+    """A dataset's name is its results folder: letters, digits, '.', '_' and '-', not '.' or '..'."""
+    return bool(name) and bool(NAME_RE.match(name)) and name not in (".", "..")
 
 
 @dataclass
@@ -88,6 +94,24 @@ class Study:
             if d.name == name:
                 return d
         raise KeyError(name)
+
+    def add_dataset(self, ds: StudyDataset) -> None:
+        """Append a dataset entry, held to the study file's rules (an InputError names the field)."""
+        if not valid_dataset_name(ds.name):
+            raise InputError(BAD_NAME.format(name=ds.name), field="name")
+        if any(d.name.lower() == ds.name.lower() for d in self.datasets):
+            raise InputError(f"the study already has a dataset called '{ds.name}'", field="name")
+        if not ds.path:
+            raise InputError("give the dataset's folder, file or tv:/hf: id", field="path")
+        self.datasets.append(ds)
+
+    def add_backbone(self, spec: BackboneSpec) -> None:
+        """Append a backbone; two backbones may not share a display name (InputError)."""
+        if not spec.model:
+            raise InputError("give the backbone's model", field="model")
+        if any(b.display == spec.display for b in self.backbones):
+            raise InputError(f"'{spec.display}' is already in the study; give it a label", field="label")
+        self.backbones.append(spec)
 
     def error(self, message: str, where: str = "", key: Optional[str] = None) -> InputError:
         """An InputError at the study file's line for ``where`` (e.g. ``datasets.1``) and ``key``."""
@@ -283,9 +307,8 @@ def _parse_dataset(study: Study, where: str, item: dict) -> StudyDataset:
             _check_type(study, where, key, item[key], "strs")
     if "templates" in item:
         _check_any(study, where, "templates", item["templates"], ("str", "strs"))
-    if not NAME_RE.match(item["name"]) or item["name"] in (".", ".."):
-        raise study.error(f"'{item['name']}' cannot be a folder name: use letters, digits, '.', '_' and '-'",
-                          where, "name")
+    if not valid_dataset_name(item["name"]):
+        raise study.error(BAD_NAME.format(name=item["name"]), where, "name")
     base = study.base
     return StudyDataset(
         name=item["name"], path=_resolve(item["path"], base),

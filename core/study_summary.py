@@ -29,6 +29,8 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
+from .runs import read_csv
+
 ALPHA = 0.05  # significance level of "improved" / "hurt"
 BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0
@@ -47,18 +49,6 @@ CONTROL_COLUMNS = ["dataset", "backbone", "control", "level", "n_images", "synon
                    "ci_low", "ci_high", "p_value", "n_datasets"]
 SUMMARY_FILES = ("summary.csv", "summary_by_level.csv", "thresholds.csv", "ensembles_summary.csv",
                  "frequency_summary.csv", "controls_summary.csv")
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    """A run CSV as the run wrote it (pandas reads floats back exactly, so summaries equal their sources)."""
-    from .runs import _read_csv
-
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
-    except pd.errors.ParserError:
-        return _read_csv(path)
 
 
 def _run_meta(run_dir: Path) -> dict:

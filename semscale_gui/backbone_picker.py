@@ -11,11 +11,12 @@ from typing import Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-    QListWidgetItem, QPushButton, QToolButton, QVBoxLayout, QWidget,
+    QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
 )
 
 from . import settings
 from .icons import icon
+from .widgets import tool_button
 
 USER_KEY = "backbones/user"
 CHECKED_KEY = "backbones/checked"
@@ -146,22 +147,11 @@ class BackbonePicker(QWidget):
         self.hint = QLabel("Loading the bundled demo backbones …")
         self.hint.setWordWrap(True)
         self.hint.setStyleSheet("color: #666;")
-        self.add_openclip = QToolButton()
-        self.add_openclip.setText("open_clip…")
-        self.add_openclip.setIcon(icon("add"))
-        self.add_openclip.setToolTip("Add an open_clip architecture with a pretrained tag")
-        self.add_openclip.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.add_ckpt = QToolButton()
-        self.add_ckpt.setText("Checkpoint…")
-        self.add_ckpt.setIcon(icon("add"))
-        self.add_ckpt.setToolTip("Add a local checkpoint file (offline weights)")
-        self.add_ckpt.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.remove = QToolButton()
-        self.remove.setIcon(icon("remove"))
-        self.remove.setToolTip("Remove the selected backbone")
-        self.add_openclip.clicked.connect(self.add_openclip_dialog)
-        self.add_ckpt.clicked.connect(self.add_checkpoint_dialog)
-        self.remove.clicked.connect(self.remove_selected)
+        self.add_openclip = tool_button("add", "Add an open_clip architecture with a pretrained tag",
+                                        self.add_openclip_dialog, "open_clip…")
+        self.add_ckpt = tool_button("add", "Add a local checkpoint file (offline weights)", self.add_checkpoint_dialog,
+                                    "Checkpoint…")
+        self.remove = tool_button("remove", "Remove the selected backbone", self.remove_selected)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.add_openclip)

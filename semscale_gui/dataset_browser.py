@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Optional
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QListView,
@@ -25,6 +25,7 @@ from . import settings
 from .icons import icon
 from .tasks import run_task
 from .thumbnails import THUMB_SIZE, DecodeJob, DecodeSignals, ThumbnailModel, decode_pool
+from .widgets import single_shot_timer
 
 RECENT_KEY = "recent/datasets"
 PREVIEW_SIZE = 320
@@ -129,10 +130,7 @@ class DatasetBrowser(QWidget):
         self.run_skipped: list[tuple[str, str]] = []  # images the last run could not use
         self._check_note = ""
         self._loading = False
-        self._problems_timer = QTimer(self)
-        self._problems_timer.setSingleShot(True)
-        self._problems_timer.setInterval(PROBLEMS_REFRESH_MS)
-        self._problems_timer.timeout.connect(self._update_problems)
+        self._problems_timer = single_shot_timer(self, PROBLEMS_REFRESH_MS, self._update_problems)
         self._build()
         self._refresh_recent()
 
@@ -192,10 +190,7 @@ class DatasetBrowser(QWidget):
         self.grid.setSpacing(2)
         self.grid.setModel(self.thumbs)
         self.grid.selectionModel().currentChanged.connect(self._thumb_selected)
-        self._scroll_timer = QTimer(self)
-        self._scroll_timer.setSingleShot(True)
-        self._scroll_timer.setInterval(120)
-        self._scroll_timer.timeout.connect(self._after_scroll)
+        self._scroll_timer = single_shot_timer(self, 120, self._after_scroll)
         self.grid.verticalScrollBar().valueChanged.connect(lambda _v: self._scroll_timer.start())
         self.grid_caption = QLabel()
         self.grid_caption.setStyleSheet("color: #555;")

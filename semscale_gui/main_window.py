@@ -28,6 +28,7 @@ from .run_panel import RunPanel
 from .study_panel import StudyPanel
 from .synonym_editor import SynonymEditor
 from .tasks import run_task
+from .widgets import make_action
 from .worker import SweepController
 
 
@@ -113,12 +114,7 @@ class MainWindow(QMainWindow):
         mb = self.menuBar()
 
         def act(menu: QMenu, text: str, slot, shortcut=None, ico: str = "") -> QAction:
-            a = QAction(icon(ico) if ico else icon("none"), text, self)
-            if shortcut:
-                a.setShortcut(QKeySequence(shortcut))
-            a.triggered.connect(slot)
-            menu.addAction(a)
-            return a
+            return make_action(self, text, ico, slot, shortcut=shortcut, add_to=menu)
 
         f = mb.addMenu("&File")
         act(f, "Open dataset &folder…", self.browser.choose_folder, QKeySequence.StandardKey.Open, "open")

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from core.metrics import threshold_analysis
+from core.metrics import confusion_matrix, threshold_analysis
 
 ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary", "threshold", "controls")
 SYNONYMS = "synonyms"  # the names kind of the labels file's names (core.controls.SYNONYMS)
@@ -253,15 +253,12 @@ def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbon
         mask &= df["names"].astype(object).fillna(SYNONYMS).astype(str) == names
     df = df[mask]
     index = {c: i for i, c in enumerate(classes)}
-    m = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    if "predicted_classes" in df and (pd.to_numeric(df.get("n_owners", 1), errors="coerce").fillna(1) > 1).any():
+    tied = "predicted_classes" in df and (pd.to_numeric(df.get("n_owners", 1), errors="coerce").fillna(1) > 1).any()
+    if tied:
         owners = df["predicted_classes"].astype(str).str.split("|")
         df = df.assign(predicted_class=owners, weight=1.0 / owners.map(len)).explode("predicted_class")
-        m = m.astype(float)
-    else:
-        df = df.assign(weight=1)
     t = df["true_class"].astype(str).map(index)
     p = df["predicted_class"].astype(str).map(index)
     ok = t.notna() & p.notna()
-    np.add.at(m, (t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy()), df["weight"][ok].to_numpy())
-    return m
+    return confusion_matrix(t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy(), len(classes),
+                            df["weight"][ok].to_numpy(dtype=float) if tied else None)

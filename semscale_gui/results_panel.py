@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication
-from PySide6.QtWidgets import QFileDialog, QLabel, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QFileDialog, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from . import settings
 from .dialogs import show_error
 from .gallery import GalleryPanel
-from .icons import icon
+from .widgets import make_action, text_toolbar, single_shot_timer
 from .kshot_plot import KShotPlot
 from .plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
                     RecallHeatmap, RunComparison, export_graphics)
@@ -106,23 +107,13 @@ class ResultsPanel(QWidget):
         self.refresh_count = 0
         self._last_draw = 0.0
         self._predictions_levels = -1
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(REFRESH_MS)
-        self._timer.timeout.connect(self.refresh)
+        self._timer = single_shot_timer(self, REFRESH_MS, self.refresh)
         self._build()
         self.refresh()
 
     def _build(self) -> None:
-        tb = QToolBar()
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-
-        def act(text: str, ico: str, slot, tip: str) -> QAction:
-            a = QAction(icon(ico), text, self)
-            a.setToolTip(tip)
-            a.triggered.connect(slot)
-            tb.addAction(a)
-            return a
+        tb = text_toolbar()
+        act = partial(make_action, self, add_to=tb)  # act(text, icon, slot, tip)
 
         self.open_action = act("Open run…", "open", self.open_run_dialog, "Open a run directory (run.json)")
         self.export_csv_action = act("Export CSVs…", "export", self.export_csv_dialog,

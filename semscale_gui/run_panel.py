@@ -13,7 +13,7 @@ from typing import Any, Optional
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from core import config as defaults
@@ -24,6 +24,7 @@ from core.names import slug
 from . import settings
 from .backbone_picker import BackbonePicker
 from .icons import icon
+from .widgets import tool_button
 
 UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s"}
 SPEC_FIELDS = ("model", "pretrained", "checkpoint", "label")
@@ -38,14 +39,10 @@ def format_eta(seconds: float) -> str:
 
 def _path_row(edit: QLineEdit, browse, tip: str) -> QHBoxLayout:
     """A path field with its "open" button, as one form row."""
-    button = QToolButton()
-    button.setIcon(icon("open"))
-    button.setToolTip(tip)
-    button.clicked.connect(browse)
     row = QHBoxLayout()
     row.setContentsMargins(0, 0, 0, 0)
     row.addWidget(edit, 1)
-    row.addWidget(button)
+    row.addWidget(tool_button("open", tip, browse))
     return row
 
 class RunPanel(QWidget):

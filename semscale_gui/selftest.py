@@ -8,6 +8,7 @@ exercised on any machine. Settings, data and caches go to a temporary folder.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import time
@@ -232,56 +233,20 @@ def gallery_screenshots(res, d: Path) -> list[Path]:
     return saved
 
 
-def screenshots(file: Optional[str], panels_dir: Optional[str], timeout_s: float = 600.0) -> int:
-    """Run a demo sweep and save the main window (and each panel) as PNG."""
-    tmp = Path(tempfile.mkdtemp(prefix="semscale-screens-"))
-    _isolate(tmp)
-    try:
-        sc = Scenario(tmp, n_per_class=30, n_backbones=2, timeout_s=timeout_s)
-        w = sc.window
-        if not sc.run() or sc.status != "completed":
-            print(f"screenshot FAILED: the sweep ended as {sc.status}")
-            return 1
-        res = w.results
-        wait_until(lambda: not res.predictions.empty, 60)
-        w.browser.select_class(w.browser.dataset.classes[1])
-        wait_until(lambda: w.browser.thumbs.n_pending == 0 and w.browser.thumbs.n_loaded() > 0, 30)
-        wait_until(lambda: w.browser.image_check_done, 60)
-        w.log_dock.raise_()
-        saved = []
-        w.tabs.setCurrentWidget(res)
-        res.tabs.setCurrentWidget(res.accuracy)
-        wait_until(lambda: False, 0.5)
-        if file:
-            saved.append(_grab(w, Path(file)))
-        if panels_dir:
-            d = Path(panels_dir)
-            for tab, name in ((w.browser, "dataset-browser"), (w.editor, "synonym-editor")):
-                w.tabs.setCurrentWidget(tab)
-                wait_until(lambda: False, 0.4)
-                saved.append(_grab(tab, d / f"{name}.png"))
-            w.tabs.setCurrentWidget(res)
-            for view, name in ((res.accuracy, "results-accuracy"), (res.heatmap, "results-per-class-recall"),
-                               (res.confusion, "results-confusion"), (res.comparison, "results-backbones"),
-                               (res.ensembles, "results-synergy"), (res.kshot, "results-kshot"),
-                               (res.frequency, "results-frequency"), (res.table, "results-table")):
-                res.tabs.setCurrentWidget(view)
-                wait_until(lambda: False, 0.4)
-                saved.append(_grab(res, d / f"{name}.png"))
-            saved.append(_grab(w.run_panel, d / "run-panel.png"))
-            saved.append(_grab(w.log, d / "log.png"))
-            saved += gallery_screenshots(res, d)
-            saved += suggestion_screenshots(w, d)
-        for p in saved:
-            print(p)
-        w.close()
-        return 0
-    except Exception as e:
-        import traceback
+def _reported(make: Callable[..., int]) -> Callable[..., int]:
+    """A screenshot command that prints its traceback and returns 1 on any error."""
+    @functools.wraps(make)
+    def run(*args, **kwargs) -> int:
+        try:
+            return make(*args, **kwargs)
+        except Exception as e:
+            import traceback
 
-        traceback.print_exc()
-        print(f"screenshot FAILED: {type(e).__name__}: {e}")
-        return 1
+            traceback.print_exc()
+            print(f"screenshot FAILED: {type(e).__name__}: {e}")
+            return 1
+
+    return run
 
 
 RESULT_PANELS = (("accuracy", "results-accuracy"), ("heatmap", "results-per-class-recall"),
@@ -290,6 +255,70 @@ RESULT_PANELS = (("accuracy", "results-accuracy"), ("heatmap", "results-per-clas
                  ("table", "results-table"), ("compare", "results-compare"))
 
 
+def tab_screenshots(w, d: Path) -> list[Path]:
+    """The dataset browser and the synonym editor."""
+    saved = []
+    for tab, name in ((w.browser, "dataset-browser"), (w.editor, "synonym-editor")):
+        w.tabs.setCurrentWidget(tab)
+        wait_until(lambda: False, 0.4)
+        saved.append(_grab(tab, d / f"{name}.png"))
+    return saved
+
+
+def result_screenshots(w, d: Path, panels=RESULT_PANELS) -> list[Path]:
+    """Each Results panel once its data has arrived, with the time it took from the tab switch."""
+    res = w.results
+    w.tabs.setCurrentWidget(res)
+    saved = []
+    for attr, name in panels:
+        view = getattr(res, attr)
+        t1 = time.monotonic()
+        res.tabs.setCurrentWidget(view)
+        wait_until(lambda: _panel_ready(res, view), 60)
+        ms = (time.monotonic() - t1) * 1000
+        wait_until(lambda: False, 0.3)
+        saved.append(_grab(res, d / f"{name}.png"))
+        print(f"{name}: drawn {ms:.0f} ms after the tab switch")
+    return saved
+
+
+@_reported
+def screenshots(file: Optional[str], panels_dir: Optional[str], timeout_s: float = 600.0) -> int:
+    """Run a demo sweep and save the main window (and each panel) as PNG."""
+    tmp = Path(tempfile.mkdtemp(prefix="semscale-screens-"))
+    _isolate(tmp)
+    sc = Scenario(tmp, n_per_class=30, n_backbones=2, timeout_s=timeout_s)
+    w = sc.window
+    if not sc.run() or sc.status != "completed":
+        print(f"screenshot FAILED: the sweep ended as {sc.status}")
+        return 1
+    res = w.results
+    wait_until(lambda: not res.predictions.empty, 60)
+    w.browser.select_class(w.browser.dataset.classes[1])
+    wait_until(lambda: w.browser.thumbs.n_pending == 0 and w.browser.thumbs.n_loaded() > 0, 30)
+    wait_until(lambda: w.browser.image_check_done, 60)
+    w.log_dock.raise_()
+    saved = []
+    w.tabs.setCurrentWidget(res)
+    res.tabs.setCurrentWidget(res.accuracy)
+    wait_until(lambda: False, 0.5)
+    if file:
+        saved.append(_grab(w, Path(file)))
+    if panels_dir:
+        d = Path(panels_dir)
+        saved += tab_screenshots(w, d)
+        saved += result_screenshots(w, d, [p for p in RESULT_PANELS if p[0] != "compare"])  # one run: nothing to compare
+        saved.append(_grab(w.run_panel, d / "run-panel.png"))
+        saved.append(_grab(w.log, d / "log.png"))
+        saved += gallery_screenshots(res, d)
+        saved += suggestion_screenshots(w, d)
+    for p in saved:
+        print(p)
+    w.close()
+    return 0
+
+
+@_reported
 def path_screenshots(paths: list[str], file: Optional[str], panels_dir: Optional[str], timeout_s: float = 600.0,
                      size: tuple[int, int] = (1600, 1000)) -> int:
     """Open ``paths`` as ``semscale-gui PATH…`` would and save the window and every Results panel.
@@ -303,59 +332,40 @@ def path_screenshots(paths: list[str], file: Optional[str], panels_dir: Optional
     tmp = Path(tempfile.mkdtemp(prefix="semscale-screens-"))
     _isolate(tmp)
     t0 = time.monotonic()
-    try:
-        w = MainWindow(load_demo=False, restore_state=False)
-        w.resize(*size)
-        w.show()
-        targets = open_paths(w, paths)
-        res = w.results
-        runs = [t for t in targets if t.kind == RUN]
-        if runs:
-            want = str(runs[-1].path)
-            if not wait_until(lambda: res.results.run_dir is not None and Path(res.results.run_dir) == Path(want)
-                              and (res.results.predictions_path is None or not res.predictions.empty), timeout_s):
-                print(f"screenshot FAILED: the run {want} did not open within {timeout_s:.0f} s")
-                return 1
+    w = MainWindow(load_demo=False, restore_state=False)
+    w.resize(*size)
+    w.show()
+    targets = open_paths(w, paths)
+    res = w.results
+    runs = [t for t in targets if t.kind == RUN]
+    if runs:
+        want = str(runs[-1].path)
+        if not wait_until(lambda: res.results.run_dir is not None and Path(res.results.run_dir) == Path(want)
+                          and (res.results.predictions_path is None or not res.predictions.empty), timeout_s):
+            print(f"screenshot FAILED: the run {want} did not open within {timeout_s:.0f} s")
+            return 1
+        wait_until(lambda: not res.compare.loading, timeout_s)
+        if len(runs) == 1:
+            res.compare.add_runs([want])
             wait_until(lambda: not res.compare.loading, timeout_s)
-            if len(runs) == 1:
-                res.compare.add_runs([want])
-                wait_until(lambda: not res.compare.loading, timeout_s)
-        else:
-            wait_until(lambda: w.browser.dataset is not None and not w.browser.loading, timeout_s)
-        print(f"opened in {time.monotonic() - t0:.1f} s")
-        saved = []
-        if file:
-            w.tabs.setCurrentWidget(res if runs else w.browser)
-            wait_until(lambda: False, 0.5)
-            saved.append(_grab(w, Path(file)))
-        if panels_dir:
-            d = Path(panels_dir)
-            w.tabs.setCurrentWidget(res)
-            for attr, name in RESULT_PANELS:
-                view = getattr(res, attr)
-                t1 = time.monotonic()
-                res.tabs.setCurrentWidget(view)
-                wait_until(lambda: _panel_ready(res, view), 60)
-                ms = (time.monotonic() - t1) * 1000
-                wait_until(lambda: False, 0.3)
-                saved.append(_grab(res, d / f"{name}.png"))
-                print(f"{name}: drawn {ms:.0f} ms after the tab switch")
-            if not runs:
-                for tab, name in ((w.browser, "dataset-browser"), (w.editor, "synonym-editor")):
-                    w.tabs.setCurrentWidget(tab)
-                    wait_until(lambda: False, 0.4)
-                    saved.append(_grab(tab, d / f"{name}.png"))
-        for p in saved:
-            print(p)
-        print(f"screenshots done in {time.monotonic() - t0:.1f} s")
-        w.close()
-        return 0
-    except Exception as e:
-        import traceback
-
-        traceback.print_exc()
-        print(f"screenshot FAILED: {type(e).__name__}: {e}")
-        return 1
+    else:
+        wait_until(lambda: w.browser.dataset is not None and not w.browser.loading, timeout_s)
+    print(f"opened in {time.monotonic() - t0:.1f} s")
+    saved = []
+    if file:
+        w.tabs.setCurrentWidget(res if runs else w.browser)
+        wait_until(lambda: False, 0.5)
+        saved.append(_grab(w, Path(file)))
+    if panels_dir:
+        d = Path(panels_dir)
+        saved += result_screenshots(w, d)
+        if not runs:
+            saved += tab_screenshots(w, d)
+    for p in saved:
+        print(p)
+    print(f"screenshots done in {time.monotonic() - t0:.1f} s")
+    w.close()
+    return 0
 
 
 def _panel_ready(res, view) -> bool:

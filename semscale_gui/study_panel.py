@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import copy
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView, QComboBox, QDialog, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
     QLineEdit, QListWidget, QProgressBar, QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem,
-    QTabWidget, QToolBar, QVBoxLayout, QWidget,
+    QTabWidget, QVBoxLayout, QWidget,
 )
 
 from . import settings
 from .backbone_picker import _ok_cancel_layout
 from .dialogs import show_error
-from .icons import icon
+from .widgets import make_action, text_toolbar
 from .study_plot import StudyPlot
 from .study_worker import StudyController
 from .tasks import run_task
@@ -243,15 +243,8 @@ class StudyPanel(QWidget):
     # ---------------------------------------------------------------- layout
 
     def _build(self) -> None:
-        tb = QToolBar()
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-
-        def act(text: str, ico: str, slot, tip: str) -> QAction:
-            a = QAction(icon(ico) if ico else icon("none"), text, self)
-            a.setToolTip(tip)
-            a.triggered.connect(slot)
-            tb.addAction(a)
-            return a
+        tb = text_toolbar()
+        act = partial(make_action, self, add_to=tb)  # act(text, icon, slot, tip)
 
         self.new_action = act("New", "", self.new_study, "Start an empty study")
         self.open_action = act("Open…", "open", self.open_dialog, "Open a study file (TOML)")
@@ -537,24 +530,26 @@ class StudyPanel(QWidget):
     # ---------------------------------------------------------------- entries
 
     def add_dataset_dialog(self) -> None:
-        dlg = DatasetDialog(self)
-        dlg.accepted.connect(lambda: self.add_dataset(dlg.value()))
+        self._ask(DatasetDialog, self.add_dataset)
+
+    def _ask(self, dialog_class, add) -> None:
+        """Open an entry dialog; ``add`` gets its value once accepted."""
+        dlg = dialog_class(self)
+        dlg.accepted.connect(lambda: add(dlg.value()))
         dlg.open()
 
     def add_dataset(self, ds: Any) -> bool:
-        from core.study import NAME_RE
+        return self._add(self.study.add_dataset, ds, "Cannot add the dataset")
 
-        if not ds.name or not NAME_RE.match(ds.name):
-            show_error(self, "Invalid dataset name", f"'{ds.name}' cannot be a folder name: use letters, digits, "
-                                                     "'.', '_' and '-'.")
+    def _add(self, add, item: Any, title: str) -> bool:
+        """``add(item)`` to the study, or the engine's reason in an error box."""
+        from core.errors import InputError
+
+        try:
+            add(item)
+        except InputError as e:
+            show_error(self, title, e.message[:1].upper() + e.message[1:] + ".")
             return False
-        if any(d.name.lower() == ds.name.lower() for d in self.study.datasets):
-            show_error(self, "Duplicate dataset name", f"The study already has a dataset called '{ds.name}'.")
-            return False
-        if not ds.path:
-            show_error(self, "No source", "Give the dataset's folder, file or tv:/hf: id.")
-            return False
-        self.study.datasets.append(ds)
         self._refresh_setup()
         return True
 
@@ -565,19 +560,12 @@ class StudyPanel(QWidget):
         self._refresh_setup()
 
     def add_backbone_dialog(self) -> None:
-        dlg = BackboneDialog(self)
-        dlg.accepted.connect(lambda: self.add_backbone(dlg.value()))
-        dlg.open()
+        self._ask(BackboneDialog, self.add_backbone)
 
     def add_backbone(self, spec: Any) -> bool:
-        if not spec.model:
+        if not spec.model:  # the dialog left empty
             return False
-        if any(b.display == spec.display for b in self.study.backbones):
-            show_error(self, "Duplicate backbone", f"'{spec.display}' is already in the study; give it a label.")
-            return False
-        self.study.backbones.append(spec)
-        self._refresh_setup()
-        return True
+        return self._add(self.study.add_backbone, spec, "Cannot add the backbone")
 
     def remove_backbone(self) -> None:
         for i in sorted((self.backbone_list.row(it) for it in self.backbone_list.selectedItems()), reverse=True):

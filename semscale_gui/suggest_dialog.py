@@ -14,13 +14,13 @@ from typing import Any, Optional, Sequence
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-    QGroupBox, QHBoxLayout, QLabel, QLineEdit, QRadioButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
+    QGroupBox, QHBoxLayout, QLabel, QLineEdit, QRadioButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from . import settings
-from .icons import icon
 from .suggest_job import SuggestRequest
 from .tasks import run_task
+from .widgets import tool_button
 
 DEFAULT_VOCABULARY = 3000
 
@@ -64,10 +64,7 @@ class SuggestDialog(QDialog):
         self.wordnet_where.addItem("this folder:", "folder")
         self.wordnet_path = QLineEdit()
         self.wordnet_path.setPlaceholderText("a folder with data.noun and index.noun, nltk_data, or wordnet.zip")
-        self.wordnet_browse = QToolButton()
-        self.wordnet_browse.setIcon(icon("open"))
-        self.wordnet_browse.setToolTip("Choose the WordNet folder")
-        self.wordnet_browse.clicked.connect(self._browse_wordnet)
+        self.wordnet_browse = tool_button("open", "Choose the WordNet folder", self._browse_wordnet)
         self.wordnet_where.currentIndexChanged.connect(self._wordnet_changed)
         self.wordnet_path.editingFinished.connect(self._find_wordnet)
         self.wordnet_status = QLabel("looking for WordNet …")
@@ -102,10 +99,7 @@ class SuggestDialog(QDialog):
         self.vocab_file.setPlaceholderText("one word or phrase per line")
         self.vocab_file.textChanged.connect(self._update)
         self.vocab_file.textEdited.connect(lambda _t: self.vocab_file_radio.setChecked(True))
-        vocab_browse = QToolButton()
-        vocab_browse.setIcon(icon("open"))
-        vocab_browse.setToolTip("Choose a word-list file")
-        vocab_browse.clicked.connect(self._browse_vocabulary)
+        vocab_browse = tool_button("open", "Choose a word-list file", self._browse_vocabulary)
         self.templates = QComboBox()
         self.templates.addItem("plain: one template (fastest)", "plain")
         self.templates.addItem("the sweep's templates", "sweep")

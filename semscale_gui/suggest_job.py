@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
@@ -74,21 +74,12 @@ def similarity_of(source: str) -> Optional[float]:
         return None
 
 
-def _subset(labels: Any, classes: Sequence[str]) -> Any:
-    from core.labels import LabelSet
-
-    return LabelSet(names={c: list(labels.names[c]) for c in classes},
-                    sources={c: list(labels.sources.get(c, [])) for c in classes}, warnings=[], path=None)
-
-
 def compute_suggestions(labels: Any, req: SuggestRequest, emit: Callable[[Any], None] = lambda ev: None,
                         cancel: Any = None) -> SuggestOutcome:
     """Ask the engine for names for ``req.classes`` and return only what it would add.
 
-    All classes: one :func:`core.synonyms.suggest_for_labels` call, so its collision rule
-    (a name chosen for two classes is dropped from both) sees every class. One class:
-    candidates for that class (a few spare), then merged against every other class's
-    names, so a suggestion that is already another class's name is left out.
+    :func:`core.synonyms.suggest_for_classes` applies the collision rules against every
+    class's names, so a suggestion that is already another class's name is left out.
     """
     from core import synonyms as syn
     from core.errors import InputError
@@ -110,8 +101,8 @@ def compute_suggestions(labels: Any, req: SuggestRequest, emit: Callable[[Any], 
         except InputError as e:
             if req.source == "wordnet":
                 raise
-            raise InputError("embedding neighbours need a vocabulary: choose a word-list file (one word per line) "
-                             f"or make WordNet available. {e}", field="vocabulary") from None
+            raise syn.WordNetUnavailable("embedding neighbours need a vocabulary: choose a word-list file (one word "
+                                         f"per line) or make WordNet available. {e}", field="vocabulary") from None
         out.notes.append(reader.semscale_location.describe())
     backbone = templates = cache = None
     if req.source == "neighbours":
@@ -132,11 +123,9 @@ def compute_suggestions(labels: Any, req: SuggestRequest, emit: Callable[[Any], 
         spec = BackboneSpec(**req.backbone) if isinstance(req.backbone, dict) else dataclasses.replace(req.backbone)
         backbone = load_backbone(spec, lazy=cache is not None)
         out.notes.append(f"{req.backbone_title or backbone.name}, {len(templates)} template(s)")
-    everything = len(classes) == len(labels.names)
-    ask = labels if everything else _subset(labels, classes)
     try:
-        report = syn.suggest_for_labels(
-            ask, req.per_class if everything else req.per_class + 5, sources=(req.source,), wordnet_reader=reader,
+        report = syn.suggest_for_classes(
+            labels, classes, req.per_class, sources=(req.source,), wordnet_reader=reader,
             include_related=req.include_related, backbone=backbone, templates=templates, vocabulary=vocabulary,
             max_vocabulary=req.max_vocabulary, min_similarity=req.min_similarity, cache=cache, emit=emit,
             cancel=cancel)
@@ -146,13 +135,7 @@ def compute_suggestions(labels: Any, req: SuggestRequest, emit: Callable[[Any], 
     if report.vocabulary_size:
         out.notes.append(f"vocabulary of {report.vocabulary_size} names")
     merged = report.labels
-    if not everything:
-        candidates = {c: [syn.Suggestion(n, s) for n, s in zip(merged.names[c][len(labels.names[c]):],
-                                                                 merged.sources[c][len(labels.names[c]):])]
-                      for c in classes}
-        merged = syn.merge_suggestions(labels, candidates, req.per_class)
-    before = set(labels.warnings) | set(ask.warnings)
-    out.dropped = [w for w in merged.warnings if w not in before and "dropped" in w]
+    out.dropped = [d.message for d in report.collisions]
     for c in classes:
         n = len(labels.names[c])
         for name, source in zip(merged.names[c][n:], merged.sources[c][n:]):
@@ -167,7 +150,7 @@ class SuggestionRunner(QObject):
     started = Signal(object)  # SuggestRequest
     progress = Signal(str)  # a short status line
     finished = Signal(object)  # SuggestOutcome
-    failed = Signal(str, str)  # message, details ("" for bad input: the message says it all)
+    failed = Signal(object, str, str)  # the exception, message, details ("" for bad input: the message says it all)
     cancelled = Signal()
     busy_changed = Signal(bool)
 
@@ -232,6 +215,6 @@ class SuggestionRunner(QObject):
         if isinstance(exc, Cancelled):
             self.cancelled.emit()
         elif isinstance(exc, (InputError, WeightsUnavailable)):
-            self.failed.emit(str(exc), "")
+            self.failed.emit(exc, str(exc), "")
         else:
-            self.failed.emit(f"{type(exc).__name__}: {exc}", tb)
+            self.failed.emit(exc, f"{type(exc).__name__}: {exc}", tb)

@@ -15,12 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget,
     QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTableView, QTableWidget,
-    QTableWidgetItem, QToolBar, QVBoxLayout, QWidget, QGroupBox, QMenu, QToolButton,
+    QTableWidgetItem, QVBoxLayout, QWidget, QGroupBox, QMenu, QToolButton,
 )
 
 from core.names import name_key
@@ -33,6 +33,7 @@ from .suggest_dialog import SuggestDialog
 from .suggest_job import SuggestedName, SuggestOutcome, SuggestRequest, SuggestionRunner
 from .suggest_review import SuggestionReview
 from .template_editor import TemplateEditor
+from .widgets import make_action, single_shot_timer, text_toolbar
 
 DUP_BRUSH = QBrush(QColor("#f8d0cc"))
 LEVEL_BRUSH = QBrush(QColor("#e4eef8"))
@@ -261,23 +262,16 @@ class SynonymEditor(QWidget):
         self._cache_dir: Optional[str] = None
         self._use_cache = True
         self._build()
-        self._debounce = QTimer(self)
-        self._debounce.setSingleShot(True)
-        self._debounce.setInterval(250)
-        self._debounce.timeout.connect(self.labels_changed)
+        self._debounce = single_shot_timer(self, 250, self.labels_changed)
         self._preview_dirty = True
-        self._preview_timer = QTimer(self)
-        self._preview_timer.setSingleShot(True)
-        self._preview_timer.setInterval(150)
-        self._preview_timer.timeout.connect(self.fill_level_preview)
+        self._preview_timer = single_shot_timer(self, 150, self.fill_level_preview)
         self.doc.changed.connect(self._on_doc_changed)
         self._on_doc_changed()
 
     # ---------------------------------------------------------------- layout
 
     def _build(self) -> None:
-        tb = QToolBar()
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb = text_toolbar()
         self.undo_action = self.doc.undo_stack.createUndoAction(self, "Undo")
         self.undo_action.setIcon(icon("undo"))
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
@@ -286,14 +280,8 @@ class SynonymEditor(QWidget):
         self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
 
         def act(text: str, ico: str, slot, shortcut=None, tip: str = "") -> QAction:
-            a = QAction(icon(ico), text, self)
-            if shortcut:
-                a.setShortcut(QKeySequence(shortcut))
-                a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            a.setToolTip(tip or text)
-            a.triggered.connect(slot)
-            self.addAction(a)
-            return a
+            return make_action(self, text, ico, slot, tip or text, shortcut, add_to=self,
+                               context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
 
         self.add_name_action = act("Add name", "add", self.add_name, "Ctrl+Return", "Insert a name after the selected one")
         self.remove_name_action = act("Remove", "remove", self.remove_selected, QKeySequence.StandardKey.Delete,
@@ -683,9 +671,11 @@ class SynonymEditor(QWidget):
         self.review = review
         review.open()
 
-    def _suggestions_failed(self, message: str, details: str) -> None:
-        wordnet = "WordNet" in message  # the engine's message says where it looked and how to get one
-        show_error(self, "WordNet is not available" if wordnet else "Cannot suggest names", message, details)
+    def _suggestions_failed(self, exc: Exception, message: str, details: str) -> None:
+        from core.synonyms import WordNetUnavailable  # its message says where it looked and how to get one
+
+        title = "WordNet is not available" if isinstance(exc, WordNetUnavailable) else "Cannot suggest names"
+        show_error(self, title, message, details)
 
     def apply_suggestions(self, items: Sequence[SuggestedName]) -> int:
         """Append the accepted names (with their sources) as one undoable edit."""

@@ -40,7 +40,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..images import BadImage, open_image
-from .base import Dataset, ImageRecord, register_source, sha256_file
+from .base import Dataset, ImageRecord, choose_name, class_list, register_source, sha256_file
 
 IMAGE_NAMES = ("image", "img")
 LABEL_NAMES = ("label", "labels", "fine_label")
@@ -235,22 +235,12 @@ def choose_columns(schema, features: dict, image_column: Optional[str], label_co
                    where: str) -> tuple[str, str]:
     """(image column, label column), or InputError naming the file and what was found."""
     names = list(schema.names)
-    found = ", ".join(names) or "none"
-    lower = {n.lower(): n for n in names}
 
     def pick(given, flag, wanted, by_type):
-        if given:
-            if given not in names:
-                raise InputError(f"no column '{given}' (found: {found})", file=where, field=flag)
-            return given
-        for w in wanted:
-            if w in lower:
-                return lower[w]
-        for n in names:
-            if by_type(n):
-                return n
         what = "image" if flag == "image-column" else "label"
-        raise InputError(f"no {what} column (found: {found}); name it with --{flag}", file=where, field=flag)
+        return choose_name(names, given, wanted, noun="column", listed_as="found", where=where, field=flag,
+                           missing=lambda found: f"no {what} column (found: {found}); name it with --{flag}",
+                           fallback=lambda available: next((n for n in available if by_type(n)), None))
 
     image = pick(image_column, "image-column", IMAGE_NAMES,
                  lambda n: _ftype(features.get(n)) == "Image" or _is_image_type(schema.field(n).type))
@@ -362,17 +352,8 @@ def list_rows(files: Sequence[str], root: Path, kind: str, features: dict, image
     if not records and problems:
         raise InputError(f"no labelled rows in column '{label}' (an unlabelled split? choose another with --split)",
                          file=first, field=label)
-    seen = {r.label for r in records}
-    if names is not None:
-        classes = list(names)
-    elif seen and all(c.lstrip("-").isdigit() for c in seen):
-        classes = sorted(seen, key=int)
-    else:
-        classes = sorted(seen)
-    counts = {c: 0 for c in classes}
-    for r in records:
-        counts[r.label] += 1
+    classes, empty = class_list((r.label for r in records), names)
     ds = ArrowRowsDataset(root=root, kind=kind, records=records, classes=classes, problems=problems,
-                          empty_classes=[c for c, k in counts.items() if k == 0], image_column=image,
+                          empty_classes=empty, image_column=image,
                           files=list(files), source_name=describe_as)
     return ds

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 from PIL import Image
@@ -132,18 +134,44 @@ def open_source(src: dict) -> Image.Image:
 DEFAULT_SPLITS = ("test", "validation", "valid", "val")
 
 
-def choose_split(available: list[str], wanted: str | None, where, field: str = "split") -> str:
-    """``wanted`` if available; else test, then validation, then the only split (InputError otherwise)."""
+def choose_name(available: Sequence[str], wanted: Optional[str], preferred: Iterable[str], *, noun: str,
+                listed_as: str, where, field: str, missing: Callable[[str], str],
+                fallback: Callable[[list[str]], Optional[str]] = lambda available: None) -> str:
+    """A split or a column: ``wanted`` if available, else the first of ``preferred`` (any case),
+    else ``fallback(available)``; an InputError naming ``where`` and what was found otherwise."""
     from ..errors import InputError
 
+    available = list(available)
     listed = ", ".join(available) or "none"
     if wanted:
         if wanted not in available:
-            raise InputError(f"no split '{wanted}' (splits: {listed})", file=where, field=field)
+            raise InputError(f"no {noun} '{wanted}' ({listed_as}: {listed})", file=where, field=field)
         return wanted
-    for s in DEFAULT_SPLITS:
-        if s in available:
-            return s
-    if len(available) == 1:
-        return available[0]
-    raise InputError(f"no test or validation split; choose one with --split ({listed})", file=where, field=field)
+    lower = {a.lower(): a for a in available}
+    for p in preferred:
+        if p.lower() in lower:
+            return lower[p.lower()]
+    got = fallback(available)
+    if got is None:
+        raise InputError(missing(listed), file=where, field=field)
+    return got
+
+
+def choose_split(available: list[str], wanted: str | None, where, field: str = "split") -> str:
+    """``wanted`` if available; else test, then validation, then the only split (InputError otherwise)."""
+    return choose_name(available, wanted, DEFAULT_SPLITS, noun="split", listed_as="splits", where=where, field=field,
+                       missing=lambda listed: f"no test or validation split; choose one with --split ({listed})",
+                       fallback=lambda available: available[0] if len(available) == 1 else None)
+
+
+def class_list(labels: Iterable[str], names: Optional[Sequence[str]] = None) -> tuple[list[str], list[str]]:
+    """(classes, classes without images) of a reader's labels: ``names`` in their order (then any
+    other label seen), else the labels seen, sorted as numbers when every one is an integer."""
+    counts = Counter(labels)
+    if names is not None:
+        classes = list(names) + sorted(set(counts) - set(names))
+    elif counts and all(re.fullmatch(r"-?\d+", c) for c in counts):
+        classes = sorted(counts, key=int)
+    else:
+        classes = sorted(counts)
+    return classes, [c for c in classes if not counts[c]]

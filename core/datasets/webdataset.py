@@ -44,7 +44,7 @@ from PIL import Image
 
 from ..errors import InputError
 from ..images import BadImage, open_image
-from .base import Dataset, ImageRecord, printable, register_source
+from .base import Dataset, ImageRecord, class_list, printable, register_source
 from .registry import Reader, register
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff", "ppm", "pgm", "jfif")
@@ -311,18 +311,9 @@ def load_shards(spec: ShardSpec) -> TarDataset:
             records.append(TarRecord(id=rid, label=label, tar=str(path), offset=off, size=sz))
     if not records and not problems:
         raise InputError("the shards hold no samples", file=str(paths[0]))
-    seen = set(r.label for r in records)
-    if names is not None:
-        classes = list(names) + sorted(seen - set(names))
-    elif seen and all(re.fullmatch(r"-?\d+", c) for c in seen):
-        classes = sorted(seen, key=int)
-    else:
-        classes = sorted(seen)
-    counts = {c: 0 for c in classes}
-    for r in records:
-        counts[r.label] += 1
+    classes, empty = class_list((r.label for r in records), names)
     return TarDataset(root=common, kind="webdataset", records=records, classes=classes, problems=problems,
-                      empty_classes=[c for c, n in counts.items() if n == 0])
+                      empty_classes=empty)
 
 
 register(Reader("webdataset", is_shard_source, lambda s, o: load_shards(s), priority=10,

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Union
+from typing import Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -547,6 +547,22 @@ Classes: {classes}
 """
 
 
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence]) -> Path:
+    """A UTF-8 CSV file with ``\\n`` line ends, as every demo file is written."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def write_class_frequency(path: Path) -> dict[str, int]:
+    """``class,frequency`` of every demo class in the caption corpus (the frequencies are returned)."""
+    freqs = canonical_frequencies()
+    write_csv(path, ["class", "frequency"], ([cls, freqs[cls]] for cls in DEMO_CLASSES))
+    return freqs
+
+
 def write_demo_dataset(out: Union[str, Path], seed: int = 0, n_per_class: int = 30,
                        image_size: int = 64) -> Path:
     """Write the demo ImageFolder, labels.csv, class_frequency.csv and README.txt.
@@ -565,19 +581,10 @@ def write_demo_dataset(out: Union[str, Path], seed: int = 0, n_per_class: int = 
     for item, img in iter_demo_images(seed, n_per_class, image_size):
         img.save(images / item.cls / item.filename(n_per_class), format="PNG", optimize=False)
 
-    with open(root / "labels.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["class", "synonym", "source"])
-        for spec in DEMO_CLASS_SPECS:
-            for rank, name in enumerate(spec.names):
-                w.writerow([spec.name, name, _name_source(spec, rank)])
-
-    freqs = canonical_frequencies()
-    with open(root / "class_frequency.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["class", "frequency"])
-        for cls in DEMO_CLASSES:
-            w.writerow([cls, freqs[cls]])
+    write_csv(root / "labels.csv", ["class", "synonym", "source"],
+              ([spec.name, name, _name_source(spec, rank)] for spec in DEMO_CLASS_SPECS
+               for rank, name in enumerate(spec.names)))
+    freqs = write_class_frequency(root / "class_frequency.csv")
 
     (root / "README.txt").write_text(_README.format(
         version=GENERATOR_VERSION, seed=seed, n_classes=len(DEMO_CLASSES), n_per_class=n_per_class,

@@ -17,7 +17,6 @@ Like the demo dataset, everything is generated from seeds (numpy + PIL only; no 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import pickle
@@ -26,7 +25,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from .data import DEMO_CLASS_SPECS, DEMO_CLASSES, canonical_frequencies, demo_items, render_image
+from .data import DEMO_CLASS_SPECS, DEMO_CLASSES, demo_items, render_image, write_class_frequency, write_csv
 
 DEMO_STUDY_DATASETS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("shapes-folder", 11, DEMO_CLASSES[:8]),
@@ -105,23 +104,13 @@ def write_manifest(root: Path, seed: int, classes: Sequence[str], n_per_class: i
         img.save(root / rel, format="PNG")
         rows.append((rel.as_posix(), item.cls))
     files.mkdir(parents=True, exist_ok=True)
-    with open(root / "manifest.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["path", "label"])
-        w.writerows(rows)
-    return root / "manifest.csv"
+    return write_csv(root / "manifest.csv", ["path", "label"], rows)
 
 
 def _write_labels(path: Path, classes: Sequence[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["class", "synonym"])
-        for spec in DEMO_CLASS_SPECS:
-            if spec.name in classes:
-                for name in spec.names:
-                    w.writerow([spec.name, name])
-    return path
+    return write_csv(path, ["class", "synonym"], ([spec.name, name] for spec in DEMO_CLASS_SPECS
+                                                  if spec.name in classes for name in spec.names))
 
 
 def write_demo_study(out: Union[str, Path], n_per_class: int = 8, levels: Sequence[int] = (1, 2, 4, 8),
@@ -138,12 +127,7 @@ def write_demo_study(out: Union[str, Path], n_per_class: int = 8, levels: Sequen
     root = Path(out)
     data = root / "datasets"
     data.mkdir(parents=True, exist_ok=True)
-    freqs = canonical_frequencies()
-    with open(root / "class_frequency.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["class", "frequency"])
-        for cls in DEMO_CLASSES:
-            w.writerow([cls, freqs[cls]])
+    write_class_frequency(root / "class_frequency.csv")
     paths: dict[str, tuple[Path, Path]] = {}
     (name_a, seed_a, cls_a), (name_b, seed_b, cls_b), (name_c, seed_c, cls_c) = DEMO_STUDY_DATASETS
     paths[name_a] = (write_image_folder(data / name_a, seed_a, cls_a, n_per_class),

@@ -31,12 +31,13 @@ from __future__ import annotations
 
 from .suggestion import SUGGESTION_SOURCES, Suggestion, dedupe_suggestions
 from .wordnet_files import (BUNDLED, LEXNAMES_TEXT, NO_WORDNET_HELP, SYSTEM_WORDNET_DIRS, WORDNET_ENV, WORDNET_FILES,
-                            WORDNET_REQUIRED, WordNetLocation, bundled_wordnet, find_wordnet)
+                            WORDNET_REQUIRED, WordNetLocation, WordNetUnavailable, bundled_wordnet,
+                            find_wordnet)
 from .wordnet import (DEFAULT_MAX_VOCABULARY, lookup_synsets, open_wordnet, wordnet_form, wordnet_suggestions,
                       wordnet_vocabulary)
 from .neighbours import NeighbourIndex, build_neighbour_index, neighbour_suggestions
-from .merge import merge_suggestions
-from .suggest import SuggestReport, suggest_for_labels
+from .merge import DroppedName, merge_suggestions
+from .suggest import SuggestReport, suggest_for_classes, suggest_for_labels
 from .class_lists import (CIFAR100_CLASSES, CIFAR10_CLASSES, CLASS_LIST_PRESETS, imagenet_classes, load_class_list,
                           load_vocabulary)
 from ..names import display_name as clean_name, name_key as normalise_name  # noqa: F401  (one definition, in core.names)

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from ..errors import InputError
 from ..labels import LabelSet
 from ..names import display_name as clean_name, name_key as normalise_name
 from .suggestion import Suggestion
+
+
+@dataclass(frozen=True)
+class DroppedName:
+    """A suggestion left out: it is another class's name, or it was suggested for two classes."""
+
+    cls: str
+    name: str
+    source: str
+    why: str  # "already a name of 'x'" or "also suggested for 'x'"
+
+    @property
+    def message(self) -> str:
+        return f"class '{self.cls}': dropped '{self.name}' ({self.source}): {self.why}"
+
+
+def dropped_counts(dropped: Sequence[DroppedName]) -> dict[str, int]:
+    """How many suggestions were dropped per class."""
+    return dict(Counter(d.cls for d in dropped))
 
 
 def _class_keys(labels: LabelSet) -> dict[str, set[str]]:
@@ -31,8 +52,8 @@ def merge_suggestions(labels: LabelSet, suggestions: Mapping[str, Sequence[Sugge
 
 
 def _merge(labels: LabelSet, suggestions: Mapping[str, Sequence[Suggestion]], per_class: int,
-           keep_collisions: bool) -> tuple[LabelSet, dict[str, int]]:
-    """:func:`merge_suggestions` plus the number of dropped collisions per class."""
+           keep_collisions: bool) -> tuple[LabelSet, list[DroppedName]]:
+    """:func:`merge_suggestions` plus the suggestions it dropped as collisions."""
     if per_class < 1:
         raise InputError(f"names per class must be at least 1, got {per_class}", field="per-class")
     owners: dict[str, set[str]] = {}
@@ -88,7 +109,7 @@ def _merge(labels: LabelSet, suggestions: Mapping[str, Sequence[Suggestion]], pe
     names: dict[str, list[str]] = {}
     sources: dict[str, list[str]] = {}
     warns = list(labels.warnings)
-    dropped: dict[str, int] = {}
+    dropped: list[DroppedName] = []
     for c, existing in labels.names.items():
         src = list(labels.sources.get(c, []))
         names[c] = list(existing)
@@ -103,6 +124,6 @@ def _merge(labels: LabelSet, suggestions: Mapping[str, Sequence[Suggestion]], pe
             names[c].append(s.name)
             sources[c].append(source)
         for s, why in clashes.get(c, []):
-            warns.append(f"class '{c}': dropped '{s.name}' ({s.source}): {why}")
-            dropped[c] = dropped.get(c, 0) + 1
+            dropped.append(DroppedName(c, s.name, s.source, why))
+            warns.append(dropped[-1].message)
     return LabelSet(names=names, sources=sources, warnings=warns, path=None), dropped

@@ -9,9 +9,10 @@ from ..errors import InputError
 from ..events import CancelToken, EventCallback, Log, ignore_events
 from ..labels import LabelSet
 from ..names import display_name as clean_name, name_key as normalise_name
-from .merge import _class_keys, _merge
+from .merge import DroppedName, _class_keys, _merge, dropped_counts
 from .neighbours import build_neighbour_index
 from .suggestion import SUGGESTION_SOURCES, Suggestion, dedupe_suggestions
+from .wordnet_files import WordNetUnavailable
 from .wordnet import DEFAULT_MAX_VOCABULARY, wordnet_suggestions, wordnet_vocabulary
 
 
@@ -24,6 +25,7 @@ class SuggestReport:
     dropped: dict[str, int] = field(default_factory=dict)
     vocabulary_size: int = 0
     wordnet: Optional[str] = None
+    collisions: list[DroppedName] = field(default_factory=list)  # what ``dropped`` counts
 
 
 def suggest_for_labels(
@@ -66,7 +68,8 @@ def suggest_for_labels(
         cancel.raise_if_cancelled()
         if source == "wordnet":
             if wordnet_reader is None:
-                raise InputError("the wordnet source needs a WordNet database (see --wordnet)", field="wordnet")
+                raise WordNetUnavailable("the wordnet source needs a WordNet database (see --wordnet)",
+                                         field="wordnet")
             for c, q in queries.items():
                 if not need[c]:
                     continue
@@ -79,8 +82,9 @@ def suggest_for_labels(
                 raise InputError("the neighbours source needs a model (--model) and templates", field="model")
             if vocabulary is None:
                 if wordnet_reader is None:
-                    raise InputError("the neighbours source needs a vocabulary: pass --vocabulary FILE (one word per "
-                                     "line) or make a WordNet database available (see --wordnet)", field="vocabulary")
+                    raise WordNetUnavailable("the neighbours source needs a vocabulary: pass --vocabulary FILE (one "
+                                             "word per line) or make a WordNet database available (see --wordnet)",
+                                             field="vocabulary")
                 words = wordnet_vocabulary(wordnet_reader, [q for c, q in queries.items() if need[c]], max_vocabulary)
             else:
                 words = list(vocabulary)
@@ -104,4 +108,31 @@ def suggest_for_labels(
                              keep_collisions)
     added = {c: len(merged.names[c]) - len(labels.names[c]) for c in labels.names}
     loc = getattr(wordnet_reader, "semscale_location", None)
-    return SuggestReport(merged, added, dropped, vocab_size, loc.describe() if loc else None)
+    return SuggestReport(merged, added, dropped_counts(dropped), vocab_size, loc.describe() if loc else None, dropped)
+
+
+SPARE_CANDIDATES = 5  # extra candidates per class when only some classes are asked for
+
+
+def suggest_for_classes(labels: LabelSet, classes: Sequence[str], per_class: int, *,
+                        keep_collisions: bool = False, **options) -> SuggestReport:
+    """:func:`suggest_for_labels` for some of the classes, with every other class's names in view.
+
+    The chosen classes get candidates (a few spare), which are then merged against the whole
+    label set, so a suggestion that is already another class's name is dropped as a
+    collision. The report's labels hold every class; ``added`` counts the chosen ones.
+    """
+    chosen = [c for c in dict.fromkeys(classes) if c in labels.names]
+    if len(chosen) == len(labels.names):
+        return suggest_for_labels(labels, per_class, keep_collisions=keep_collisions, **options)
+    if not chosen:
+        return SuggestReport(labels)
+    subset = LabelSet(names={c: list(labels.names[c]) for c in chosen},
+                      sources={c: list(labels.sources.get(c, [])) for c in chosen}, warnings=[], path=None)
+    report = suggest_for_labels(subset, per_class + SPARE_CANDIDATES, keep_collisions=keep_collisions, **options)
+    candidates = {c: [Suggestion(n, s) for n, s in zip(report.labels.names[c][len(labels.names[c]):],
+                                                       report.labels.sources[c][len(labels.names[c]):])]
+                  for c in chosen}
+    merged, dropped = _merge(labels, candidates, per_class, keep_collisions)
+    added = {c: len(merged.names[c]) - len(labels.names[c]) for c in chosen}
+    return SuggestReport(merged, added, dropped_counts(dropped), report.vocabulary_size, report.wordnet, dropped)

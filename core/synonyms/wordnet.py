@@ -9,10 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from ..errors import InputError
 from ..names import display_name as clean_name, name_key as normalise_name
 from .suggestion import Suggestion, dedupe_suggestions
-from .wordnet_files import LEXNAMES_TEXT, WordNetLocation, find_wordnet
+from .wordnet_files import LEXNAMES_TEXT, WordNetLocation, WordNetUnavailable, find_wordnet
 
 
 DEFAULT_MAX_VOCABULARY = 3000
@@ -63,7 +62,7 @@ def _open_location(loc: WordNetLocation):
     try:
         import nltk.data  # noqa: F401
     except ImportError:
-        raise InputError("reading WordNet needs the nltk package: pip install nltk", field="wordnet") from None
+        raise WordNetUnavailable("reading WordNet needs the nltk package: pip install nltk", field="wordnet") from None
     from nltk.corpus.reader.wordnet import WordNetError
 
     cls = _reader_class()
@@ -79,7 +78,7 @@ def _open_location(loc: WordNetLocation):
             warnings.simplefilter("ignore")  # "multilingual functions are not available"
             reader = cls(root, loc.missing)
     except (WordNetError, OSError, ValueError, AssertionError, IndexError, StopIteration, PermissionError) as e:
-        raise InputError(f"cannot read this WordNet database ({type(e).__name__}: {e})", file=loc.root,
+        raise WordNetUnavailable(f"cannot read this WordNet database ({type(e).__name__}: {e})", file=loc.root,
                          field="wordnet") from None
     reader.semscale_location = loc
     return reader

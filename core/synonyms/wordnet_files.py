@@ -15,6 +15,11 @@ from typing import Optional, Union
 from ..errors import InputError
 
 
+class WordNetUnavailable(InputError):
+    """No WordNet database could be found or read; the message says where and how to get one."""
+
+
+
 WORDNET_ENV = "SEMSCALE_WORDNET"
 BUNDLED = "bundled"  # --wordnet bundled / $SEMSCALE_WORDNET=bundled: the lexicon in resources/
 
@@ -125,7 +130,7 @@ def bundled_wordnet() -> WordNetLocation:
     except FileNotFoundError:
         loc = None
     if loc is None:
-        raise InputError("the bundled WordNet lexicon is missing or damaged; reinstall semscale",
+        raise WordNetUnavailable("the bundled WordNet lexicon is missing or damaged; reinstall semscale",
                          file=str(Path(__file__).resolve().parents[2] / "resources"), field="wordnet")
     return loc
 
@@ -153,7 +158,7 @@ def find_wordnet(path: Union[str, Path, None] = None) -> WordNetLocation:
             return bundled_wordnet()
         loc = _as_location(Path(path), "argument")
         if loc is None:
-            raise InputError(
+            raise WordNetUnavailable(
                 "not a WordNet database (expected a folder with data.noun and index.noun, an nltk data "
                 "folder with corpora/wordnet, or wordnet.zip)",
                 file=str(path),
@@ -166,7 +171,7 @@ def find_wordnet(path: Union[str, Path, None] = None) -> WordNetLocation:
     if env:
         loc = _as_location(Path(env), "env")
         if loc is None:
-            raise InputError(
+            raise WordNetUnavailable(
                 f"${WORDNET_ENV} does not point at a WordNet database (expected data.noun and index.noun)",
                 file=env,
                 field="wordnet",
@@ -190,9 +195,9 @@ def find_wordnet(path: Union[str, Path, None] = None) -> WordNetLocation:
             return loc
     try:
         return bundled_wordnet()
-    except InputError:
+    except WordNetUnavailable:
         pass
-    raise InputError(
+    raise WordNetUnavailable(
         NO_WORDNET_HELP.replace("{env}", WORDNET_ENV).replace("{system}", ", ".join(SYSTEM_WORDNET_DIRS[:1])),
         field="wordnet",
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
 from ..class_order import DEFAULT_TOP_N, FREQUENCY_SORTS, SORTS, ClassSelection
+from ..widgets import single_shot_timer
 
 
 class ClassFilter(QWidget):
@@ -43,10 +44,7 @@ class ClassFilter(QWidget):
         lay.addWidget(self.top_n)
         lay.addWidget(self.show_all)
         lay.addWidget(self.count)
-        self._debounce = QTimer(self)
-        self._debounce.setSingleShot(True)
-        self._debounce.setInterval(200)
-        self._debounce.timeout.connect(self.changed)
+        self._debounce = single_shot_timer(self, 200, self.changed)
         # bound methods, not lambdas: a lambda holding self on a line edit's signal crashed PySide at exit
         self.search.textChanged.connect(self._later)
         self.sort.currentIndexChanged.connect(self._now)

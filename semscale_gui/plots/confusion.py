@@ -20,9 +20,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from ..class_order import ClassSelection, select_classes
 from ..results_data import confusion
-from ..tasks import AnalysisCache, analysis_cache
+from ..tasks import AnalysisCache
 from .base import _controls, _labelled, refill_combo
 from .class_filter import ClassFilter
 from .heatmap import _Heatmap
@@ -78,8 +77,7 @@ class ConfusionPlot(_Heatmap):
     images_requested = Signal(object)  # core.drilldown.ConfusionCell of a clicked cell
 
     def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
-        super().__init__(parent)
-        self.cache = cache or analysis_cache()
+        super().__init__(parent, cache)
         self.backbone = QComboBox()
         self.level = QComboBox()
         self.normalise = QCheckBox("row-normalised")
@@ -130,8 +128,6 @@ class ConfusionPlot(_Heatmap):
         self.counts = np.zeros((0, 0), dtype=np.int64)  # all classes at the level shown
         self.shown_counts = np.zeros((0, 0), dtype=np.int64)  # the rows and columns on screen
         self.data: Optional[ConfusionCounts] = None
-        self._rows: np.ndarray = np.zeros(0, dtype=np.int64)
-        self._wanted: tuple = ()
         self._token = 0  # bumped with each new predictions table (part of the cache key)
         self.empty_text.setText("the confusion matrix appears when predictions.csv is written")
         self.cell_clicked.connect(self._select)
@@ -164,15 +160,12 @@ class ConfusionPlot(_Heatmap):
             self._draw_counts()
             return
         df, classes, backbone, level = self.predictions, self.classes, self.backbone.currentText(), int(self.level.currentText())
-        key = ("confusion", self._token, backbone, level)
-        self._wanted = key
+        self._compute(("confusion", self._token, backbone, level),
+                      lambda: confusion_counts(df, classes, backbone, level), self._counts_arrived)
 
-        def done(c: ConfusionCounts) -> None:
-            if self._wanted == key:
-                self.data = c
-                self._draw_counts()
-
-        self.cache.request(key, lambda: confusion_counts(df, classes, backbone, level), done, context=self)
+    def _counts_arrived(self, c: ConfusionCounts) -> None:
+        self.data = c
+        self._draw_counts()
 
     def _draw_counts(self) -> None:
         c = self.data
@@ -186,12 +179,7 @@ class ConfusionPlot(_Heatmap):
         m = c.counts
         self.counts = m
         recall = _recall(m)
-        sel = self.filter.selection()
-        self.filter.set_frequency_available(self.frequency is not None)
-        rows = select_classes(self.classes, sel, recall=recall, change=recall - c.first_recall, frequency=self.frequency)
-        matching = len(select_classes(self.classes, ClassSelection(sel.text, "label", 0)))
-        self.filter.set_count(len(rows), matching, len(self.classes))
-        self._rows = rows
+        rows = self._filter_rows(self.classes, recall, recall - c.first_recall, self.frequency)
         sub = m[np.ix_(rows, rows)]
         names = [self.classes[i] for i in rows]
         xnames = list(names)

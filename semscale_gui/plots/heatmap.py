@@ -9,7 +9,7 @@ in the readout line and the tooltip. Mouse wheel zooms, dragging pans, "Fit" res
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import pyqtgraph as pg
@@ -17,6 +17,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QToolButton, QWidget
 
+from ..class_order import ClassSelection, select_classes
+from ..tasks import AnalysisCache, analysis_cache
 from .base import _style_plot, tick_font
 
 MAX_LABEL_CHARS = 28
@@ -109,8 +111,11 @@ class _Heatmap(QWidget):
     drawn = Signal()  # after each redraw (a view's data may arrive from a background task)
     cell_clicked = Signal(int, int)  # row, column of the matrix shown
 
-    def __init__(self, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
         super().__init__(parent)
+        self.cache = cache or analysis_cache()
+        self._wanted: tuple = ()  # the cache key of the data to draw next
+        self._rows: np.ndarray = np.zeros(0, dtype=np.int64)  # the classes shown, as the filter chose them
         self.view = pg.GraphicsLayoutWidget()
         self.left_axis = CategoryAxis("left")
         self.bottom_axis = CategoryAxis("bottom", max_chars=16)
@@ -169,6 +174,28 @@ class _Heatmap(QWidget):
                             minXRange=min(1, m.shape[1]), minYRange=min(1, m.shape[0]))
         self.fit()
         self.drawn.emit()
+
+    def _compute(self, key: tuple, fn: Callable[[], Any], on_done: Callable[[Any], None]) -> None:
+        """``fn()`` from the analysis cache (a background task), handed to ``on_done`` unless another
+        key was asked for meanwhile (a newer backbone, level or run)."""
+        self._wanted = key
+
+        def done(value: Any) -> None:
+            if self._wanted == key:
+                on_done(value)
+
+        self.cache.request(key, fn, done, context=self)
+
+    def _filter_rows(self, classes: Sequence[str], recall: np.ndarray, change: np.ndarray,
+                     frequency: Optional[np.ndarray]) -> np.ndarray:
+        """The class rows the filter asks for (search, sort, top N); it shows how many match."""
+        sel = self.filter.selection()
+        self.filter.set_frequency_available(frequency is not None)
+        rows = select_classes(classes, sel, recall=recall, change=change, frequency=frequency)
+        matching = len(select_classes(classes, ClassSelection(sel.text, "label", 0)))
+        self.filter.set_count(len(rows), matching, len(classes))
+        self._rows = rows
+        return rows
 
     def fit(self) -> None:
         if self.matrix.size:

@@ -14,9 +14,9 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
-from ..class_order import ClassSelection, frequency_of, select_classes
+from ..class_order import frequency_of
 from ..results_data import ResultsData, recall_matrix
-from ..tasks import AnalysisCache, analysis_cache
+from ..tasks import AnalysisCache
 from .base import _controls, _labelled, refill_combo
 from .class_filter import ClassFilter
 from .heatmap import _Heatmap
@@ -46,8 +46,7 @@ class RecallHeatmap(_Heatmap):
     images_requested = Signal(object)  # core.drilldown.ClassAtLevel of a clicked cell
 
     def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
-        super().__init__(parent)
-        self.cache = cache or analysis_cache()
+        super().__init__(parent, cache)
         self.backbone = QComboBox()
         self.metric = QComboBox()
         self.metric.addItem("top-1 recall", False)
@@ -66,7 +65,6 @@ class RecallHeatmap(_Heatmap):
         self.pivot: Optional[RecallPivot] = None
         self._classes: list[str] = []
         self._levels: list[int] = []
-        self._wanted: tuple = ()
         self.cell_clicked.connect(self._select)
         self._redraw()
 
@@ -84,15 +82,12 @@ class RecallHeatmap(_Heatmap):
         res, backbone, top5 = self.results, self.backbone.currentText(), bool(self.metric.currentData())
         freq_rows = res.tables.get("frequency", [])
         key = ("recall", res.token, len(res.per_class), len(freq_rows), backbone, top5)
-        self._wanted = key
         rows, frows = list(res.per_class), list(freq_rows)  # snapshots: a live run appends on this thread
+        self._compute(key, lambda: recall_pivot(rows, frows, backbone, top5), self._pivot_arrived)
 
-        def done(p: RecallPivot) -> None:
-            if self._wanted == key:
-                self.pivot = p
-                self._draw_pivot()
-
-        self.cache.request(key, lambda: recall_pivot(rows, frows, backbone, top5), done, context=self)
+    def _pivot_arrived(self, p: RecallPivot) -> None:
+        self.pivot = p
+        self._draw_pivot()
 
     def _draw_pivot(self) -> None:
         p = self.pivot
@@ -104,14 +99,9 @@ class RecallHeatmap(_Heatmap):
             return
         m = p.matrix
         last, first = m[:, -1], m[:, 0]
-        sel = self.filter.selection()
-        self.filter.set_frequency_available(p.frequency is not None)
-        order = select_classes(p.classes, sel, recall=last, change=last - first, frequency=p.frequency)
-        matching = len(select_classes(p.classes, ClassSelection(sel.text, "label", 0)))
-        self.filter.set_count(len(order), matching, len(p.classes))
+        order = self._filter_rows(p.classes, last, last - first, p.frequency)
         self._classes = [p.classes[i] for i in order]
         self._levels = list(p.levels)
-        self._rows = order
         self._show_matrix(m[order], [str(v) for v in p.levels], self._classes, (0, 1), "names per class", "class")
 
     def describe_cell(self, row: int, col: int) -> str:

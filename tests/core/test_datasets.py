@@ -102,3 +102,33 @@ def test_cifar_refuses_arbitrary_pickles(tmp_path):
     with pytest.raises(InputError) as e:
         load_dataset(folder)
     assert "not allowed" in str(e.value)
+
+
+def test_class_list_orders_names_then_numbers_then_text():
+    from core.datasets.base import class_list
+
+    # ClassLabel names keep their order and report the ones no image has; an unknown label goes last
+    assert class_list(["b", "a", "b", "zz"], names=["b", "c", "a"]) == (["b", "c", "a", "zz"], ["c"])
+    # integer labels sort as numbers, not as text ("10" after "9")
+    assert class_list(["10", "9", "-1", "9"]) == (["-1", "9", "10"], [])
+    assert class_list(["dog", "10", "cat"]) == (["10", "cat", "dog"], [])
+    assert class_list([]) == ([], [])
+
+
+def test_choose_name_prefers_given_then_listed_then_fallback():
+    from core.datasets.base import choose_name, choose_split
+
+    kw = dict(noun="column", listed_as="found", where="f.parquet", field="image-column",
+              missing=lambda found: f"no image column (found: {found})")
+    assert choose_name(["Img", "label"], None, ("image", "img"), **kw) == "Img"  # any case
+    assert choose_name(["pic", "label"], None, ("image",), fallback=lambda a: a[0], **kw) == "pic"
+    with pytest.raises(InputError) as e:
+        choose_name(["pic", "label"], "photo", ("image",), **kw)
+    assert str(e.value) == "f.parquet: field 'image-column': no column 'photo' (found: pic, label)"
+    with pytest.raises(InputError) as e:
+        choose_name([], None, ("image",), **kw)
+    assert e.value.message == "no image column (found: none)"
+    assert choose_split(["train", "validation"], None, "d") == "validation"
+    assert choose_split(["train"], None, "d") == "train"
+    with pytest.raises(InputError, match=r"no test or validation split; choose one with --split \(a, b\)"):
+        choose_split(["a", "b"], None, "d")

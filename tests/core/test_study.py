@@ -355,3 +355,28 @@ def test_sigterm_keeps_finished_datasets_and_exits_143(demo, tmp_path, monkeypat
     assert main(["study", str(study), "--out", str(out), "--cache-dir", str(cache), "--workers", "0", "-q"]) == 0
     meta = json.loads((out / "study.json").read_text())
     assert [d["plan"] for d in meta["datasets"]] == ["skip", "run", "run"]
+
+
+def test_entries_added_to_a_study_follow_the_study_file_rules():
+    from core.backbones import BackboneSpec
+    from core.errors import InputError
+    from core.study import Study, StudyDataset
+
+    study = Study()
+    study.add_dataset(StudyDataset("cifar-10", "/data/cifar"))
+    for ds, field, text in ((StudyDataset("a b", "/x"), "name", "cannot be a folder name"),
+                            (StudyDataset("..", "/x"), "name", "cannot be a folder name"),
+                            (StudyDataset("CIFAR-10", "/x"), "name", "already has a dataset called 'CIFAR-10'"),
+                            (StudyDataset("other", ""), "path", "folder, file or tv:/hf: id")):
+        with pytest.raises(InputError, match=text) as e:
+            study.add_dataset(ds)
+        assert e.value.field == field
+    assert [d.name for d in study.datasets] == ["cifar-10"]
+    study.add_backbone(BackboneSpec("demo-vit"))
+    study.add_backbone(BackboneSpec("demo-vit", label="vit again"))
+    with pytest.raises(InputError, match="'demo-vit' is already in the study; give it a label"):
+        study.add_backbone(BackboneSpec("demo-vit"))
+    assert [b.display for b in study.backbones] == ["demo-vit", "vit again"]
+    # the parser holds a file to the same name rule
+    with pytest.raises(InputError, match="'a b' cannot be a folder name"):
+        parse_study('[[backbones]]\nmodel = "demo-vit"\n[[datasets]]\nname = "a b"\npath = "/x"\n')

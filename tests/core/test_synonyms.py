@@ -309,6 +309,32 @@ def test_suggest_for_labels_wordnet_and_save_roundtrip(tiny_wordnet, tmp_path):
     assert back.names == out.names and back.sources == out.sources
 
 
+@needs_nltk
+def test_suggest_for_some_classes_sees_every_other_class(tiny_wordnet):
+    reader = syn.open_wordnet(tiny_wordnet)
+    labels = _labels({"dog": ["dog"], "puppy": ["puppy"], "car": ["car"]})
+    rep = syn.suggest_for_classes(labels, ["dog"], 6, wordnet_reader=reader, include_related=True)
+    # the report holds every class; only dog was asked for, and puppy (another class's name) is dropped
+    assert rep.labels.names["puppy"] == ["puppy"] and rep.labels.names["car"] == ["car"]
+    assert rep.added == {"dog": len(rep.labels.names["dog"]) - 1}
+    assert rep.labels.names["dog"] == ["dog", "domestic dog", "Canis familiaris", "canine", "canid", "pooch"]
+    assert [(d.cls, d.name, d.why) for d in rep.collisions] == [("dog", "puppy", "already a name of 'puppy'")]
+    assert rep.dropped == {"dog": 1}
+    assert rep.collisions[0].message in rep.labels.warnings
+    # all classes asked for: the same as one suggest_for_labels call
+    every = syn.suggest_for_classes(labels, ["car", "dog", "puppy"], 3, wordnet_reader=reader)
+    assert every.labels.names == syn.suggest_for_labels(labels, 3, wordnet_reader=reader).labels.names
+    assert syn.suggest_for_classes(labels, ["nope"], 3, wordnet_reader=reader).labels.names == labels.names
+
+
+def test_missing_wordnet_is_a_typed_input_error(tmp_path):
+    with pytest.raises(syn.WordNetUnavailable) as e:
+        syn.find_wordnet(tmp_path)  # an empty folder named by the user
+    assert isinstance(e.value, InputError) and e.value.field == "wordnet" and e.value.file == str(tmp_path)
+    with pytest.raises(syn.WordNetUnavailable):
+        syn.suggest_for_labels(labels_from_classes(["dog"]), 2, wordnet_reader=None)
+
+
 # ---------------------------------------------------------------- embedding neighbours
 
 

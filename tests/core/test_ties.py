@@ -224,3 +224,17 @@ def test_reversed_class_order_gives_identical_ensembles(tmp_path):
     ensembles = pd.read_csv(fwd / "ensembles.csv")
     assert {"global", "nlc", "majority_vote", "oracle"} <= set(ensembles["method"])
     assert pd.read_csv(fwd / "levels.csv")["n_tied"].sum() > 0
+
+
+def test_confusion_matrix_counts_and_split_ties_like_pandas():
+    from core.metrics import confusion_matrix
+
+    rng = np.random.default_rng(3)
+    y, p = rng.integers(0, 4, 200), rng.integers(0, 4, 200)
+    want = pd.crosstab(pd.Categorical(y, categories=range(4)), pd.Categorical(p, categories=range(4)),
+                       dropna=False).to_numpy()
+    m = confusion_matrix(y, p, 4)
+    assert m.dtype == np.int64 and (m == want).all()
+    # a tie between classes 1 and 2 for an image of class 0 counts half in each cell
+    w = confusion_matrix([0, 0, 0, 3], [1, 2, 0, 3], 4, weights=np.array([0.5, 0.5, 1.0, 1.0]))
+    assert w.tolist() == [[1.0, 0.5, 0.5, 0.0], [0.0] * 4, [0.0] * 4, [0.0, 0.0, 0.0, 1.0]]

@@ -58,3 +58,11 @@ def loaded_window(main_window, qtbot, image_folder, labels_csv, tiny_spec):
     w.run_panel.workers.setValue(0)
     w.editor.templates.set_value("plain")
     return w
+
+
+def shown(qtbot, widget, width: int, height: int):
+    """``widget`` at ``width`` x ``height``, shown, and closed by qtbot when the test ends."""
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    return widget

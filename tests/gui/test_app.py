@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.gui.conftest import shown
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,10 +40,7 @@ def test_window_state_and_last_folders_persist(qtbot, gui_env, image_folder):
     from semscale_gui import settings
     from semscale_gui.main_window import MainWindow
 
-    w = MainWindow(load_demo=False, restore_state=False)
-    qtbot.addWidget(w)
-    w.resize(1234, 777)
-    w.show()
+    w = shown(qtbot, MainWindow(load_demo=False, restore_state=False), 1234, 777)
     with qtbot.waitSignal(w.browser.dataset_loaded, timeout=20000):
         w.browser.open_path(image_folder)
     w.run_panel.device.setCurrentText("cpu")

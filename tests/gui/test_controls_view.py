@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
+from tests.gui.conftest import shown
+
 
 def _rows(kind: str, top1: list[float], holm: list[float], share: list[float]) -> list[dict]:
     return [{"backbone": "bb", "ordering": 0, "level": lv, "n_categories": 4 * lv, "n_images": 100, "top1": t,
@@ -22,10 +24,7 @@ def test_markers_follow_the_holm_p_values_and_hover_shows_the_peak_distribution(
     for r in _rows("synonyms", [0.6, 0.7, 0.65], [1.0, 0.01, 0.2], [0.0, 0.8, 0.2]) + \
             _rows("random-words", [0.6, 0.5, 0.4], [1.0, 0.04, 0.001], [1.0, 0.0, 0.0]):
         res.add_level(r)
-    w = AccuracyPlot()
-    qtbot.addWidget(w)
-    w.resize(800, 500)
-    w.show()
+    w = shown(qtbot, AccuracyPlot(), 800, 500)
     w.set_results(res)
     syn, ctrl = res.curve("bb"), res.curve("bb", "random-words")
     assert list(w.significant(syn)) == [False, True, False]
@@ -68,10 +67,7 @@ def test_a_run_with_controls_in_the_results_panel(qtbot, gui_env, control_run, t
     from semscale_gui.results_data import ResultsData
     from semscale_gui.results_panel import ResultsPanel
 
-    p = ResultsPanel()
-    qtbot.addWidget(p)
-    p.resize(1200, 800)
-    p.show()
+    p = shown(qtbot, ResultsPanel(), 1200, 800)
     p.results = ResultsData.from_run(load_run(control_run))
     p.refresh()
     levels = pd.read_csv(control_run / "levels.csv")

@@ -7,15 +7,14 @@ import threading
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from tests.gui.conftest import shown
+
 
 def test_open_folder_lists_classes_and_loads_thumbnails_off_thread(qtbot, gui_env, image_folder):
     from semscale_gui import settings
     from semscale_gui.dataset_browser import RECENT_KEY, DatasetBrowser
 
-    w = DatasetBrowser()
-    qtbot.addWidget(w)
-    w.resize(1000, 600)
-    w.show()
+    w = shown(qtbot, DatasetBrowser(), 1000, 600)
     with qtbot.waitSignal(w.dataset_loaded, timeout=20000):
         w.open_path(image_folder)
     rows = {w.class_table.item(r, 0).text(): int(w.class_table.item(r, 1).text()) for r in range(w.class_table.rowCount())}

@@ -14,6 +14,7 @@ from PySide6.QtGui import QDropEvent
 datasets = pytest.importorskip("datasets")
 
 from tests.core.test_hf_datasets import NAMES, hf_from_folder  # noqa: E402
+from tests.gui.conftest import shown
 
 has_clip_benchmark = importlib.util.find_spec("clip_benchmark") is not None
 
@@ -21,10 +22,7 @@ has_clip_benchmark = importlib.util.find_spec("clip_benchmark") is not None
 def _browser(qtbot):
     from semscale_gui.dataset_browser import DatasetBrowser
 
-    w = DatasetBrowser()
-    qtbot.addWidget(w)
-    w.resize(1000, 600)
-    w.show()
+    w = shown(qtbot, DatasetBrowser(), 1000, 600)
     return w
 
 

@@ -12,15 +12,14 @@ import pandas as pd
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
+from tests.gui.conftest import shown
+
 
 @pytest.fixture
 def panel(qtbot, gui_env, two_backbone_run):
     from semscale_gui.results_panel import ResultsPanel
 
-    p = ResultsPanel()
-    qtbot.addWidget(p)
-    p.resize(1500, 850)
-    p.show()
+    p = shown(qtbot, ResultsPanel(), 1500, 850)
     qtbot.waitExposed(p)
     with qtbot.waitSignal(p.predictions_loaded, timeout=30000):
         p.open_run(two_backbone_run)
@@ -212,10 +211,7 @@ def test_gallery_pages_lazily_and_decodes_only_what_is_painted(qtbot, gui_env, i
     monkeypatch.setattr(GalleryModel, "data", recording)
 
     ds = load_dataset(image_folder)
-    g = GalleryPanel()
-    qtbot.addWidget(g)
-    g.resize(900, 600)
-    g.show()
+    g = shown(qtbot, GalleryPanel(), 900, 600)
     qtbot.waitExposed(g)
     g.dataset, g.record_of = ds, {r.id: i for i, r in enumerate(ds.records)}
     g.model.set_dataset(ds)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tests.gui.conftest import shown
+
 
 def _frequency_rows(backbones=("demo-vit", "demo-resnet"), levels=(1, 2, 4, 8)) -> tuple[list[dict], list[dict]]:
     rows, summary = [], []
@@ -89,10 +91,7 @@ def test_every_plot_exports_png_and_svg(qtbot, gui_env, tmp_path):
     res.add_table_rows("ensembles", sample_kshot_rows(splits=2))
     res.add_table_rows("backbones", [{"level": k, "backbone": b, "top1": 0.5} for k in (1, 2, 4, 8)
                                      for b in ("demo-vit", "demo-resnet")])
-    p = ResultsPanel()
-    qtbot.addWidget(p)
-    p.resize(1000, 650)
-    p.show()
+    p = shown(qtbot, ResultsPanel(), 1000, 650)
     p.results = res
     p.refresh()
     for tab in ("kshot", "frequency", "comparison", "ensembles", "accuracy"):

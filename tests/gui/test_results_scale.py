@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.synthetic_run import write_synthetic_run
+from tests.gui.conftest import shown
 
 
 @pytest.fixture
@@ -22,10 +23,7 @@ def small_run(tmp_path):
 def _panel(qtbot, run_dir):
     from semscale_gui.results_panel import ResultsPanel
 
-    p = ResultsPanel()
-    qtbot.addWidget(p)
-    p.resize(1300, 850)
-    p.show()
+    p = shown(qtbot, ResultsPanel(), 1300, 850)
     with qtbot.waitSignal(p.run_opened, timeout=60000):
         p.open_run(run_dir)
     return p
@@ -154,10 +152,7 @@ def test_accuracy_axis_plain_percent_and_power_of_two_ticks(qtbot, gui_env):
     from semscale_gui.plots import AccuracyPlot
     from semscale_gui.results_data import ResultsData
 
-    w = AccuracyPlot()
-    qtbot.addWidget(w)
-    w.resize(800, 500)
-    w.show()
+    w = shown(qtbot, AccuracyPlot(), 800, 500)
     ticks = w.plot.getAxis("bottom")._tickLevels[0]
     assert [(round(x, 6), t) for x, t in ticks] == [(0.0, "1"), (1.0, "2"), (2.0, "4"), (3.0, "8")]
     res = ResultsData()

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QMessageBox
 from tests.core.test_synonyms import _isolated_wordnet, write_tiny_wordnet  # noqa: F401
 
 from core.lexicon import lexicon_path as _BUNDLED_LEXICON  # noqa: E402 - before the fixture hides it
+from tests.gui.conftest import shown
 
 needs_nltk = pytest.mark.skipif(importlib.util.find_spec("nltk") is None, reason="nltk is not installed")
 
@@ -33,10 +34,7 @@ def _editor(qtbot, names):
     from core.labels import LabelSet
     from semscale_gui.synonym_editor import SynonymEditor
 
-    w = SynonymEditor()
-    qtbot.addWidget(w)
-    w.resize(1100, 600)
-    w.show()
+    w = shown(qtbot, SynonymEditor(), 1100, 600)
     w.doc.load_labelset(LabelSet(names=names, sources={c: ["class"] + ["user"] * (len(v) - 1) for c, v in names.items()}))
     return w
 

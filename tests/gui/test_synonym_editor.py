@@ -6,15 +6,14 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from tests.gui.conftest import shown
+
 
 def _editor(qtbot, names=None):
     from core.labels import LabelSet
     from semscale_gui.synonym_editor import SynonymEditor
 
-    w = SynonymEditor()
-    qtbot.addWidget(w)
-    w.resize(1100, 600)
-    w.show()
+    w = shown(qtbot, SynonymEditor(), 1100, 600)
     w.doc.load_labelset(LabelSet(names=names or {"cat": ["cat", "kitty"], "dog": ["dog", "puppy", "hound"]}))
     return w
 

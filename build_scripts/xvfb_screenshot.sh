@@ -5,18 +5,19 @@
 #   build_scripts/xvfb_screenshot.sh OUT.png COMMAND [ARGS...]
 #
 # Exits 0 when the window appeared, was drawn (not one flat colour) and the app was still
-# running when the screenshot was taken; 1 otherwise (with the app's output). Needs Xvfb,
+# running when the screenshot was taken (once the window stopped changing, or after
+# SEMSCALE_STABLE_TIMEOUT s); 1 otherwise (with the app's output). Needs Xvfb,
 # xdotool and ImageMagick (Debian/Ubuntu: apt-get install xvfb xdotool imagemagick).
 # Next to OUT.png it writes OUT-window.png (the main window alone), OUT.log (the app's
 # output) and OUT.libs (the shared libraries the app's process had loaded, from /proc).
 set -euo pipefail
 if [ $# -lt 2 ]; then
-  sed -n '2,11p' "$0"
+  sed -n '2,12p' "$0"
   exit 2
 fi
 OUT="$1"
 shift
-for tool in Xvfb xdotool import convert; do
+for tool in Xvfb xdotool import convert compare; do
   command -v "$tool" >/dev/null || { echo "$tool is not installed (apt-get install xvfb xdotool imagemagick)" >&2; exit 1; }
 done
 WAIT="${SEMSCALE_WINDOW_TIMEOUT:-120}"
@@ -63,6 +64,22 @@ until WID="$(xdotool search --onlyvisible --name semscale 2>/dev/null | head -n1
 done
 shown=$(( $(date +%s) - start ))
 sleep "$SETTLE"
+# Then wait (up to SEMSCALE_STABLE_TIMEOUT s) until the window has not changed for 6 s: on first launch
+# the app renders its demo dataset and loads the demo backbones in the background.
+prev="$BASE.prev.png"
+cur="$BASE.cur.png"
+import -window "$WID" "$prev" 2>/dev/null || true
+same=0
+since=$(date +%s)
+while [ "$same" -lt 3 ] && [ $(( $(date +%s) - since )) -lt "${SEMSCALE_STABLE_TIMEOUT:-60}" ]; do
+  sleep 2
+  kill -0 "$APP" 2>/dev/null || break
+  import -window "$WID" "$cur" 2>/dev/null || break
+  changed="$(compare -metric AE "$prev" "$cur" null: 2>&1 || true)"
+  mv -f "$cur" "$prev"
+  if awk -v c="${changed%% *}" 'BEGIN { exit !(c ~ /^[0-9.e+]+$/ && c + 0 < 50) }'; then same=$((same + 1)); else same=0; fi
+done
+rm -f "$prev" "$cur"
 if ! kill -0 "$APP" 2>/dev/null; then
   echo "the app exited after showing its window:" >&2
   tail -n 30 "$LOG" >&2
@@ -83,4 +100,4 @@ if awk -v s="$spread" 'BEGIN { exit !(s < 0.02) }'; then
   echo "the window '$title' looks blank (grey-level spread $spread, $colours colours): see $OUT" >&2
   exit 1
 fi
-echo "window '$title' (${WIDTH}x${HEIGHT}, $colours colours) shown after ${shown} s on $DISPLAY (xcb); screenshot $OUT"
+echo "window '$title' (${WIDTH}x${HEIGHT}, $colours colours) shown after ${shown} s, settled after $(( $(date +%s) - start )) s on $DISPLAY (xcb); screenshot $OUT"

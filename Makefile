@@ -53,11 +53,13 @@ clean:
 
 ## The installer for this OS (PyInstaller one-folder + archive), see README "Packaging".
 package: install
-	$(PY) -m pip install -q -e ".[package]"
-	build_scripts/build.sh
+	$(PY) -c "import PyInstaller" 2>/dev/null || $(PY) -m pip install -q -e ".[package]"
+	PY="$(abspath $(PY))" build_scripts/build.sh
 
-## Build (no archive) and run the frozen app's self-test off-screen.
+## Build (no archive), then check the frozen app: its self-test off-screen, what the bundle
+## carries, Suggest and wordfreq offline, and its window under Xvfb with Qt's xcb platform
+## (screenshot: dist/smoke/xcb-window.png). Fails if any check does.
 package-test: install
-	$(PY) -m pip install -q -e ".[package]"
-	build_scripts/build.sh --no-archive
+	$(PY) -c "import PyInstaller" 2>/dev/null || $(PY) -m pip install -q -e ".[package]"
+	PY="$(abspath $(PY))" build_scripts/build.sh --no-archive
 	build_scripts/smoke_test.sh

@@ -258,11 +258,24 @@ def embed_names(
     emit: EventCallback = ignore_events,
     cancel: Optional[CancelToken] = None,
 ) -> np.ndarray:
-    """Category embedding per name: normalised mean over templates of normalised prompts."""
+    """Category embedding per name: normalised mean over templates of normalised prompts.
+
+    Prompts live in one [names x templates, dim] matrix: cached rows come from one batched
+    cache lookup, only the missing (template, name) pairs are encoded (each once), and the
+    means are taken for all names at once, so a cached re-run of millions of prompts is
+    bounded by reading the cache, not by Python loops.
+    """
     cancel = cancel or CancelToken()
     pairs = [(t, n) for n in names for t in templates]
-    known = cache.get_texts(backbone.identity, pairs) if cache is not None else {}
-    missing = [p for p in pairs if p not in known]
+    dim = backbone.embed_dim
+    if cache is not None:
+        prompts, found = cache.get_text_matrix(backbone.identity, pairs, dim)
+    else:
+        prompts, found = np.zeros((len(pairs), dim), dtype=np.float32), np.zeros(len(pairs), dtype=bool)
+    rows_of: dict[tuple[str, str], list[int]] = {}
+    for i in np.flatnonzero(~found):
+        rows_of.setdefault(pairs[i], []).append(int(i))
+    missing = list(rows_of)  # in name-major order, each pair once
     total, t0 = len(missing), time.perf_counter()
     if missing:
         ensure_loaded(backbone, emit)
@@ -271,15 +284,12 @@ def embed_names(
         cancel.raise_if_cancelled()
         chunk = missing[start : start + batch_size]
         feats = backbone.encode_texts([t.format(n) for t, n in chunk]).numpy()
-        new = list(zip(chunk, feats))
-        known.update(new)
+        for p, v in zip(chunk, feats):
+            prompts[rows_of[p]] = v
         if cache is not None:
-            cache.put_texts(backbone.identity, new, backbone.identity_info)
+            cache.put_texts(backbone.identity, list(zip(chunk, feats)), backbone.identity_info)
         done = start + len(chunk)
         emit(Progress(Stage.ENCODE_TEXT, done, total, done / max(time.perf_counter() - t0, 1e-9), backbone.name))
-    dim = backbone.embed_dim
-    out = np.zeros((len(names), dim), dtype=np.float32)
-    for j, n in enumerate(names):
-        m = np.mean([known[(t, n)] for t in templates], axis=0)
-        out[j] = m / max(np.linalg.norm(m), 1e-12)
-    return out
+    out = prompts.reshape(len(names), len(templates), dim).mean(axis=1)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out.astype(np.float32, copy=False)

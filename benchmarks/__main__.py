@@ -110,16 +110,22 @@ def fmt_results(m: dict, r: dict, seconds: float) -> str:
                 f"| images only one backbone gets right | {dd['only_one_right_seconds']:.3f} | {dd['only_one_right_rows']:,} |",
                 f"| GUI thread: {dd['gui_set_rows_n']:,} rows into the gallery | {dd['gui_set_rows_seconds']:.3f} | "
                 f"{dd['gui_rows_handed_to_view']} handed to the view at first |"]
+    for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text")):
+        if r.get(key):
+            import importlib
+
+            out += importlib.import_module(f"benchmarks.{module}").markdown(r[key])
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="amortisation text throughput gui gui_tabs ray scaling drilldown")
+                    help="amortisation text throughput gui gui_tabs ray scaling drilldown clipbench text21k")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
-    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown"])
+    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown",
+                             "clipbench", "text21k"])
     from . import bench_engine
 
     results: dict = {}
@@ -178,6 +184,19 @@ def main() -> None:
                 print("drill-down …", flush=True)
                 results["drilldown"] = bench_drilldown.drilldown(tmp, n_images=2_000 if args.quick else 20_000)
                 print(json.dumps(results["drilldown"], indent=1), flush=True)
+        if "clipbench" in only:
+            from . import bench_clipbench
+
+            print("semscale vs CLIP_benchmark …", flush=True)
+            results["clipbench"] = bench_clipbench.clipbench_comparison(
+                tmp / "clipbench", n_images=240, repeats=1 if args.quick else 2)
+            print(json.dumps(results["clipbench"], indent=1), flush=True)
+        if "text21k" in only:
+            from . import bench_text
+
+            print("text side at ImageNet-21k shape …", flush=True)
+            results["text21k"] = bench_text.text_21k(tmp / "text21k", n_classes=2_100 if args.quick else 21_000)
+            print(json.dumps(results["text21k"], indent=1), flush=True)
     text = fmt_results(machine(), results, time.perf_counter() - t0)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     out.write_text(text)

@@ -146,6 +146,7 @@ def startup_figures(repeats: int = 3) -> dict:
 
 def clipbench_comparison(tmp: Path, n_images: int = 240, repeats: int = 2, workers: int = 1) -> dict:
     """The 6-level comparison (alternating runs, medians), or {"skipped": reason}."""
+    tmp.mkdir(parents=True, exist_ok=True)
     try:
         env = ensure_env()
     except EnvUnavailable as e:
@@ -184,6 +185,38 @@ def clipbench_comparison(tmp: Path, n_images: int = 240, repeats: int = 2, worke
         "top1_max_abs_diff": diff,
         "startup": startup_figures(),
     }
+
+
+def markdown(c: dict) -> list[str]:
+    """The results.md section."""
+    out = ["", "## semscale vs CLIP_benchmark (6-level sweep)"]
+    if c.get("skipped"):
+        return out + ["", f"Skipped: {c['skipped']}"]
+    st = c["startup"]
+    env = c["environment"]
+    out += [f"{c['n_images']} JPEG images (8 classes), {c['n_names']} names (8 x 32), levels {c['levels']} in flat mode, "
+            f"{c['model']} with random weights, template `{c['template']}`, fp32 on the CPU, batches of 64, "
+            f"{c['workers']} DataLoader worker(s). semscale: one `semscale sweep` process with an empty cache. "
+            f"CLIP_benchmark 1.6.2 (its own environment: numpy {env['numpy']}, scikit-learn {env['sklearn']}, torch "
+            f"{env['torch']}, open_clip {env['open_clip']}): one `evaluate()` per level whose class names are all of "
+            "that level's names, predictions mapped back to classes (`benchmarks/clipbench_levels.py`). Median of "
+            f"{c['repeats']} alternating repetitions.", "",
+            "| measurement | seconds | ratio | goal |", "|---|---|---|---|",
+            f"| semscale, 6 levels in one sweep | {c['semscale_seconds']:.1f} | | |",
+            f"| CLIP_benchmark, one process per level (as its command line runs) | {c['clipbench_per_level_seconds']:.1f} | "
+            f"**{c['ratio']:.2f}** | ≤ {c['goal']} ({'met' if c['meets_goal'] else 'NOT met'}) |",
+            f"| CLIP_benchmark, one process for all levels (Python API in a loop) | "
+            f"{c['clipbench_one_process_seconds']:.1f} | {c['ratio_one_process']:.2f} | (reported) |",
+            "", f"Same top-1 on both sides: largest difference per level {c['top1_max_abs_diff']:.4f} "
+            f"(semscale {', '.join(f'{v:.3f}' for v in c['top1_semscale'].values())}). CLIP_benchmark's process "
+            f"spends {c['clipbench_imports_seconds']:.1f} s importing and {c['clipbench_model_seconds']:.1f} s building "
+            "the model before each level.", "",
+            "Start-up (fresh interpreter, median of 3):", "", "| step | seconds |", "|---|---|"]
+    names = {"python_bare": "python (nothing imported)", "import_core_cli": "`import core.cli`",
+             "semscale_help": "`semscale --help`", "import_core_sweep": "`import core.sweep`",
+             "import_torch": "`import torch`", "import_open_clip": "`import open_clip`"}
+    out += [f"| {names[k]} | {v:.2f} |" for k, v in st.items()]
+    return out
 
 
 if __name__ == "__main__":

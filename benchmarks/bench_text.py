@@ -122,6 +122,29 @@ def text_21k(tmp: Path, model: str = "demo-vit", n_classes: int = N_CLASSES, enc
     }
 
 
+def markdown(t: dict) -> list[str]:
+    """The results.md section."""
+    legacy = (f"{t['legacy_rerun_seconds']:.1f} s with the lookup of earlier versions (**{t['speedup_vs_legacy']:.1f}x**)"
+              if t.get("legacy_rerun_seconds") else "")
+    return ["", "## Text side at ImageNet-21k shape",
+            f"{t['n_classes']:,} classes x {t['names_per_class']} names x {t['n_templates']} templates = "
+            f"{t['n_prompts']:,} prompts, backbone {t['model']} (embedding width {t['dim']}).", "",
+            "| measurement | value |", "|---|---|",
+            f"| `embed_names` encode rate (measured on {t['encode_subset_prompts']:,} prompts) | "
+            f"{t['prompts_per_s']:.0f} prompts/s |",
+            f"| encoding all {t['n_prompts']:,} prompts once (*extrapolated* from that rate) | "
+            f"{t['extrapolated_encode_hours']:.1f} h |",
+            f"| cache on disk, {t['n_prompts']:,} prompts (filled through `put_texts` with random unit vectors) | "
+            f"{t['cache_bytes'] / 2**30:.2f} GiB ({t['cache_bytes_per_prompt']:.0f} bytes per prompt); written at "
+            f"{t['fill_prompts_per_s']:,.0f} prompts/s |",
+            f"| re-run, every prompt cached: `embed_names` over all {t['n_names']:,} names | "
+            f"{t['rerun_embed_names_seconds']:.1f} s ({t['rerun_prompts_per_s']:,.0f} prompts/s; "
+            f"{100 * t['rerun_vs_encode']:.2f}% of encoding them){'; ' + legacy if legacy else ''} |",
+            f"| of which the cache lookup (`get_text_matrix`) | {t['lookup_matrix_seconds']:.1f} s |",
+            f"| a synonym list over 1% of the names ({t['one_percent_prompts']:,} prompts, all cached) | "
+            f"{t['one_percent_names_seconds']:.2f} s |"]
+
+
 if __name__ == "__main__":
     import argparse
     import tempfile

@@ -63,14 +63,10 @@ def demo_index() -> dict:
     return json.loads(p.read_text(encoding="utf-8"))
 
 
-_REGISTERED: set[str] = set()  # config files added to open_clip's registry in this process
-
-
 def _register_config(path: Path) -> str:
     import open_clip
 
     open_clip.add_model_config(path)
-    _REGISTERED.add(str(Path(path).resolve()))
     return path.stem
 
 
@@ -197,7 +193,8 @@ class Backbone:
     def _open_clip(self):
         """open_clip, with this backbone's own config registered (demo models, config files)."""
         open_clip = _open_clip()
-        if self.config_path is not None and str(Path(self.config_path).resolve()) not in _REGISTERED:
+        # (re-)register when the registry lacks this config or another file of the same name replaced it
+        if self.config_path is not None and open_clip.get_model_config(self.open_clip_name) != self.config:
             _register_config(self.config_path)
         return open_clip
 

@@ -110,3 +110,19 @@ def test_template_presets_match_open_clip(preset):
 
     src = open_clip.SIMPLE_IMAGENET_TEMPLATES if preset == "simple" else open_clip.OPENAI_IMAGENET_TEMPLATES
     assert preset_templates(preset) == [f("{}") for f in src]
+
+
+def test_config_file_backbone_builds_its_own_config(tmp_path):
+    """A config file is registered with open_clip only when the network is built, and again if another
+    file of the same name was registered in between: each backbone gets the architecture of its file."""
+    from core.backbones import BackboneSpec, load_backbone
+    from core.demo.tiny import write_tiny_model
+
+    cfg_a, ck_a = write_tiny_model(tmp_path / "a", embed_dim=16)
+    cfg_b, ck_b = write_tiny_model(tmp_path / "b", embed_dim=24)  # same name "tiny-clip", registered last
+    a = load_backbone(BackboneSpec(str(cfg_a), checkpoint=str(ck_a), device="cpu"), lazy=True)
+    b = load_backbone(BackboneSpec(str(cfg_b), checkpoint=str(ck_b), device="cpu"), lazy=True)
+    assert (a.embed_dim, b.embed_dim) == (16, 24)
+    assert a.encode_texts(["a red square"]).shape == (1, 16)
+    assert b.encode_texts(["a red square"]).shape == (1, 24)
+    assert a.encode_texts(["a red square"]).shape == (1, 16)  # a's model is built: the registry no longer matters

@@ -96,3 +96,21 @@ def test_embed_names_cold_warm_and_open_clip(tmp_path, tiny_model):
         assert len(c.get_texts(lazy.identity, [(t, "azure pyramid") for t in templates])) == 3
     assert lazy.loaded
     np.testing.assert_array_equal(more[1], cold[1])
+
+
+def test_prompt_encoder_cuts_padding_without_changing_features(tiny_model):
+    """The causal text tower run only up to the batch's last end-of-text token gives open_clip's own features,
+    also with a prompt longer than the context (nothing to cut) in the batch."""
+    from core.backbones import BackboneSpec, load_backbone
+    from core.embed import PromptEncoder
+
+    cfg, ck = tiny_model
+    bb = load_backbone(BackboneSpec(cfg, checkpoint=ck, device="cpu"))
+    enc = PromptEncoder(bb)
+    short = ["a red square.", "itap of a lime disc.", "navy wedge"]
+    long = short + [" ".join(["a very long prompt"] * 10)]
+    for texts in (short, long):
+        np.testing.assert_allclose(enc(texts).numpy(), bb.encode_texts(texts).numpy(), atol=1e-5)
+    assert enc.checked is True
+    tokens = bb.tokenizer(short)
+    assert int(tokens.argmax(dim=-1).max()) + 1 < tokens.shape[1]  # the short batch really was cut

@@ -197,8 +197,10 @@ def main() -> None:
             print("text side at ImageNet-21k shape …", flush=True)
             results["text21k"] = bench_text.text_21k(tmp / "text21k", n_classes=2_100 if args.quick else 21_000)
             print(json.dumps(results["text21k"], indent=1), flush=True)
-    text = fmt_results(machine(), results, time.perf_counter() - t0)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
+    if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
+        results = {**json.loads(out.with_suffix(".json").read_text()), **results}
+    text = fmt_results(machine(), results, time.perf_counter() - t0)
     out.write_text(text)
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1))
     print(text)

@@ -199,8 +199,8 @@ def markdown(c: dict) -> list[str]:
             f"{c['workers']} DataLoader worker(s). semscale: one `semscale sweep` process with an empty cache. "
             f"CLIP_benchmark 1.6.2 (its own environment: numpy {env['numpy']}, scikit-learn {env['sklearn']}, torch "
             f"{env['torch']}, open_clip {env['open_clip']}): one `evaluate()` per level whose class names are all of "
-            "that level's names, predictions mapped back to classes (`benchmarks/clipbench_levels.py`). Median of "
-            f"{c['repeats']} alternating repetitions.", "",
+            "that level's names, predictions mapped back to classes (`benchmarks/clipbench_levels.py`). "
+            + (f"Median of {c['repeats']} alternating repetitions." if c["repeats"] > 1 else "One repetition."), "",
             "| measurement | seconds | ratio | goal |", "|---|---|---|---|",
             f"| semscale, 6 levels in one sweep | {c['semscale_seconds']:.1f} | | |",
             f"| CLIP_benchmark, one process per level (as its command line runs) | {c['clipbench_per_level_seconds']:.1f} | "
@@ -210,7 +210,7 @@ def markdown(c: dict) -> list[str]:
             "", f"Same top-1 on both sides: largest difference per level {c['top1_max_abs_diff']:.4f} "
             f"(semscale {', '.join(f'{v:.3f}' for v in c['top1_semscale'].values())}). CLIP_benchmark's process "
             f"spends {c['clipbench_imports_seconds']:.1f} s importing and {c['clipbench_model_seconds']:.1f} s building "
-            "the model before each level.", "",
+            "the model before each level." + (f" Note: {c['note']}." if c.get("note") else ""), "",
             "Start-up (fresh interpreter, median of 3):", "", "| step | seconds |", "|---|---|"]
     names = {"python_bare": "python (nothing imported)", "import_core_cli": "`import core.cli`",
              "semscale_help": "`semscale --help`", "import_core_sweep": "`import core.sweep`",

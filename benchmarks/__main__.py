@@ -114,17 +114,22 @@ def fmt_results(m: dict, r: dict, seconds: float) -> str:
         from .bench_pipeline import markdown as pipeline_markdown
 
         out += pipeline_markdown(r["pipeline"])
+    for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text")):
+        if r.get(key):
+            import importlib
+
+            out += importlib.import_module(f"benchmarks.{module}").markdown(r[key])
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="amortisation text throughput gui gui_tabs ray scaling drilldown pipeline")
+                    help="amortisation text throughput gui gui_tabs ray scaling drilldown pipeline clipbench text21k")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown",
-                             "pipeline"])
+                             "pipeline", "clipbench", "text21k"])
     from . import bench_engine
 
     results: dict = {}
@@ -188,8 +193,23 @@ def main() -> None:
 
             results["pipeline"] = bench_pipeline.pipeline(tmp, quick=args.quick)
             print("\n".join(bench_pipeline.markdown(results["pipeline"])), flush=True)
-    text = fmt_results(machine(), results, time.perf_counter() - t0)
+        if "clipbench" in only:
+            from . import bench_clipbench
+
+            print("semscale vs CLIP_benchmark …", flush=True)
+            results["clipbench"] = bench_clipbench.clipbench_comparison(
+                tmp / "clipbench", n_images=240, repeats=1 if args.quick else 2)
+            print(json.dumps(results["clipbench"], indent=1), flush=True)
+        if "text21k" in only:
+            from . import bench_text
+
+            print("text side at ImageNet-21k shape …", flush=True)
+            results["text21k"] = bench_text.text_21k(tmp / "text21k", n_classes=2_100 if args.quick else 21_000)
+            print(json.dumps(results["text21k"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
+    if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
+        results = {**json.loads(out.with_suffix(".json").read_text()), **results}
+    text = fmt_results(machine(), results, time.perf_counter() - t0)
     out.write_text(text)
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1))
     print(text)

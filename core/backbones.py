@@ -19,6 +19,7 @@ from typing import Optional
 import torch
 
 from .config import DECODERS, DEVICES, PRECISIONS, BackboneSpec, file_sha256, file_sha256_uncached  # noqa: F401  (re-exported)
+from . import open_clip_files
 from .errors import InputError, WeightsUnavailable
 from .tables import read_user_json
 
@@ -69,16 +70,27 @@ def _register_config(path: Path) -> str:
     return path.stem
 
 
+def config_file(spec: BackboneSpec) -> Optional[Path]:
+    """The JSON config a demo backbone or a ``model.json`` spec brings (registered with open_clip
+    only when the network is built, so resolving a backbone never imports open_clip)."""
+    import resources
+
+    demos = demo_index()
+    if spec.model in demos:
+        return resources.ROOT / "models" / demos[spec.model]["config"]
+    if spec.model.endswith(".json"):
+        return Path(spec.model).expanduser()
+    return None
+
+
 def resolve_model(spec: BackboneSpec) -> tuple[str, Optional[str], Optional[str]]:
     """(open_clip model name, checkpoint path or None, expected sha256 or None)."""
-    import open_clip
     import resources
 
     model, checkpoint, expected = spec.model, spec.checkpoint, None
     demos = demo_index()
     if model in demos:
         entry = demos[model]
-        _register_config(resources.ROOT / "models" / entry["config"])
         if checkpoint is None:
             checkpoint = str(resources.ROOT / "models" / entry["weights"])
             expected = entry.get("sha256")
@@ -90,10 +102,10 @@ def resolve_model(spec: BackboneSpec) -> tuple[str, Optional[str], Optional[str]
         cfg = read_user_json(p, field="model")
         if not {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg):
             raise InputError("not an open_clip model config (needs embed_dim, vision_cfg, text_cfg)", file=model)
-        return _register_config(p), checkpoint, None
+        return p.stem, checkpoint, None
     if model.startswith("hf-hub:"):
         return model, checkpoint, None
-    if model not in open_clip.list_models():
+    if model not in open_clip_files.known_models():
         raise InputError(
             f"unknown model '{model}'; run 'semscale models' for the list, or pass a config .json",
             field="model",
@@ -172,9 +184,7 @@ class Backbone:
     """
 
     def __init__(self, spec: BackboneSpec, name: str, checkpoint: Optional[str], weights_id: str, device: str,
-                 config: Optional[dict], precision: Optional[str] = None):
-        import open_clip
-
+                 config: Optional[dict], precision: Optional[str] = None, config_path: Optional[Path] = None):
         self.spec = spec  # what the user asked for, never changed
         self.precision = precision or spec.precision  # what runs (fp16 on a CPU runs as bf16)
         self.open_clip_name = name
@@ -187,26 +197,35 @@ class Backbone:
         self._preprocess = None
         self._channels_last = False
         self._tokenizer = None
-        pcfg = open_clip.get_pretrained_cfg(name, spec.pretrained) if spec.pretrained else {}
+        self.config_path = config_path  # registered with open_clip before the network or tokenizer is built
+        pcfg = _open_clip().get_pretrained_cfg(name, spec.pretrained) if spec.pretrained else {}
         ident = {
             "model": spec.model,
             "weights": weights_id,
             "config": config,
             "preprocess": {k: pcfg.get(k) for k in ("mean", "std", "interpolation", "resize_mode")},
             "precision": self.precision,
-            "open_clip": open_clip.__version__,
+            "open_clip": open_clip_files.version(),
         }
         if spec.decode != "exact":  # reduced-scale or GPU decoding gives other pixels, hence other embeddings;
             ident["decode"] = spec.decode  # full-size decoding keeps the identity it had before the option existed
         self.identity = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
         self.identity_info = ident
 
+    def _open_clip(self):
+        """open_clip, with this backbone's own config registered (demo models, config files)."""
+        open_clip = _open_clip()
+        # (re-)register when the registry lacks this config or another file of the same name replaced it
+        if self.config_path is not None and open_clip.get_model_config(self.open_clip_name) != self.config:
+            _register_config(self.config_path)
+        return open_clip
+
     def ensure_weights(self) -> None:
         """Fetch (or find in the local cache) pretrained weights without building the model,
         so a missing download is reported before a run starts."""
         if self._model is not None or self.checkpoint or not self.spec.pretrained:
             return
-        import open_clip
+        open_clip = self._open_clip()
 
         pcfg = open_clip.get_pretrained_cfg(self.open_clip_name, self.spec.pretrained)
         if pcfg:
@@ -220,7 +239,7 @@ class Backbone:
     def load(self) -> "Backbone":
         if self._model is not None:
             return self
-        import open_clip
+        open_clip = self._open_clip()
 
         name, spec = self.open_clip_name, self.spec
         if self.checkpoint:
@@ -275,9 +294,7 @@ class Backbone:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            import open_clip
-
-            self._tokenizer = open_clip.get_tokenizer(self.open_clip_name)
+            self._tokenizer = self._open_clip().get_tokenizer(self.open_clip_name)
         return self._tokenizer
 
     @property
@@ -326,9 +343,12 @@ class Backbone:
 
 
 def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True, lazy: bool = False) -> Backbone:
-    """Resolve the model and its weights, check them, and (unless ``lazy``) build it."""
-    import open_clip
+    """Resolve the model and its weights, check them, and (unless ``lazy``) build it.
 
+    With ``lazy`` nothing imports open_clip unless a pretrained tag must be looked up (its
+    preprocessing is part of the identity): demo models, config files and checkpoints of
+    bundled architectures resolve from files alone.
+    """
     if spec.precision not in PRECISIONS:
         raise InputError(f"unknown precision '{spec.precision}' (choose from {', '.join(PRECISIONS)})", field="precision")
     if spec.decode not in DECODERS:
@@ -354,8 +374,8 @@ def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True, lazy: bool = 
             )
         checkpoint = str(ck)
     elif spec.pretrained or name.startswith("hf-hub:"):
-        if spec.pretrained and not name.startswith("hf-hub:") and not open_clip.get_pretrained_cfg(name, spec.pretrained):
-            tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
+        if spec.pretrained and not name.startswith("hf-hub:") and not _open_clip().get_pretrained_cfg(name, spec.pretrained):
+            tags = ", ".join(_open_clip().list_pretrained_tags_by_model(name)) or "none"
             raise InputError(f"'{spec.pretrained}' is not a pretrained tag of {name} (known tags: {tags})",
                              field="pretrained")
         weights_id = f"pretrained:{name}:{spec.pretrained or ''}"
@@ -367,9 +387,21 @@ def load_backbone(spec: BackboneSpec, *, verify_hash: bool = True, lazy: bool = 
             "or use a demo backbone (--model demo-vit)",
             field="pretrained",
         )
-    config = None if name.startswith("hf-hub:") else open_clip.get_model_config(name)
-    bb = Backbone(spec, name, checkpoint, weights_id, device, config, precision)
+    cfg_path = config_file(spec)
+    if name.startswith("hf-hub:"):
+        config = None
+    elif cfg_path is not None:
+        config = read_user_json(cfg_path, field="model")  # what open_clip registers under this name
+    else:
+        config = open_clip_files.model_config(name)
+    bb = Backbone(spec, name, checkpoint, weights_id, device, config, precision, config_path=cfg_path)
     return bb if lazy else bb.load()
+
+
+def _open_clip():
+    import open_clip
+
+    return open_clip
 
 
 def list_models() -> list[tuple[str, list[str]]]:

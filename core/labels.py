@@ -225,12 +225,12 @@ def preset_templates(name: str) -> list[str]:
     """Template strings of a preset, taken from open_clip where it defines them."""
     if name == "plain":
         return ["a photo of a {}."]
-    import open_clip
+    from . import open_clip_files  # open_clip's own lists, read without importing open_clip
 
     if name == "openai":
-        fns = open_clip.OPENAI_IMAGENET_TEMPLATES
+        fns = open_clip_files.templates("OPENAI_IMAGENET_TEMPLATES")
     elif name == "simple":
-        fns = open_clip.SIMPLE_IMAGENET_TEMPLATES
+        fns = open_clip_files.templates("SIMPLE_IMAGENET_TEMPLATES")
     else:
         raise InputError(f"unknown template preset '{name}' (choose from {', '.join(TEMPLATE_PRESETS)})")
     return [f("{}") if callable(f) else str(f) for f in fns]

@@ -49,19 +49,25 @@ def now() -> str:
 
 def versions() -> dict[str, str]:
     import numpy
-    import torch
 
     import core
 
-    out = {"semscale": core.__version__, "python": sys.version.split()[0], "torch": torch.__version__,
+    from . import open_clip_files
+
+    out = {"semscale": core.__version__, "python": sys.version.split()[0], "torch": _torch_version(),
            "numpy": numpy.__version__, "pandas": pd.__version__, "platform": platform.platform()}
     try:
-        import open_clip
-
-        out["open_clip"] = open_clip.__version__
+        out["open_clip"] = open_clip_files.version()
     except Exception:  # pragma: no cover - open_clip is a hard dependency
         pass
     return out
+
+
+def _torch_version() -> str:
+    """``torch.__version__``, without importing torch when a cached run never needed it."""
+    from .open_clip_files import package_version
+
+    return package_version("torch")
 
 
 def _run_outputs(d: Path) -> list[Path]:

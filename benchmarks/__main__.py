@@ -116,10 +116,11 @@ def fmt_results(m: dict, r: dict, seconds: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="amortisation text throughput gui gui_tabs ray scaling drilldown")
+                    help="amortisation text throughput gui gui_tabs ray scaling drilldown memory")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
-    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown"])
+    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown",
+                             "memory"])
     from . import bench_engine
 
     results: dict = {}
@@ -178,7 +179,17 @@ def main() -> None:
                 print("drill-down …", flush=True)
                 results["drilldown"] = bench_drilldown.drilldown(tmp, n_images=2_000 if args.quick else 20_000)
                 print(json.dumps(results["drilldown"], indent=1), flush=True)
+        if "memory" in only:
+            from . import bench_memory
+
+            print("memory at ImageNet shape …", flush=True)
+            results["memory"] = bench_memory.run(tmp, n_images=4_000 if args.quick else 20_000)
+            print(json.dumps(results["memory"], indent=1), flush=True)
     text = fmt_results(machine(), results, time.perf_counter() - t0)
+    if "memory" in results:
+        from .bench_memory import markdown
+
+        text += "\n" + markdown(results["memory"])
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     out.write_text(text)
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1))

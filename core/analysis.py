@@ -127,25 +127,67 @@ def run_analysis(ctx: "SweepContext", outcomes: list[BackboneOutcome]) -> None:
         ctx.summary["frequency"] = corr.to_dict("records")
 
 
+ANALYSIS_ROWS = 2048  # images per step of the per-image statistics (bounds the [B, n, C] temporaries)
+
+
+def _fixed_stats(scores: list[np.ndarray], scales: list[float], y: np.ndarray, ext_choices: Optional[np.ndarray],
+                 names: list[str], n_clip: int) -> tuple[list[dict], list[dict], dict]:
+    """(backbones rows, pairs rows, fixed ensembles) of one level, streamed over images.
+
+    Every number is a mean over images of a per-image value, so the images are taken
+    ANALYSIS_ROWS at a time (with the very functions of :mod:`core.ensemble`) and the
+    means recombined: no [systems, N, C] array of the whole level is ever built.
+    """
+    n = len(y)
+    n_sys = len(names)
+    credit = np.zeros(n_sys)
+    agree = np.zeros((n_sys, n_sys))  # sum over images of the chance two systems choose alike
+    pair_keys = ("disagreement", "only_a_right", "only_b_right", "both_wrong")
+    pairs: dict[tuple[str, str], dict[str, float]] = {}
+    fixed_sum: dict[str, float] = {}
+    for a in range(0, n, ANALYSIS_ROWS):
+        sl = slice(a, min(a + ANALYSIS_ROWS, n))
+        m = sl.stop - sl.start
+        part = [s[sl] for s in scores]
+        yc = y[sl]
+        choice = ens.choices(part) if part else None
+        ext = ext_choices[:, sl] if ext_choices is not None else None
+        if ext is not None:
+            choice = np.concatenate([choice, ext]) if choice is not None else ext
+        for j in range(n_sys):
+            credit[j] += ens.credit(choice[j], yc).sum()
+        if ext is not None and n_clip:
+            for j in range(n_clip):
+                for e in range(n_clip, n_sys):
+                    agree[e, j] += float((choice[e] * choice[j]).sum(axis=1).sum())
+        for r in ens.pairwise_disagreement(choice, yc, names):
+            acc = pairs.setdefault((r["a"], r["b"]), dict.fromkeys(pair_keys, 0.0))
+            for key in pair_keys:
+                acc[key] += r[key] * m
+        del choice
+        for key, v in ens.fixed_ensembles(part, scales, yc, ext).items():
+            fixed_sum[key] = fixed_sum.get(key, 0.0) + v * m
+    top1 = credit / n
+    bb_rows = [{"backbone": nm, "kind": "clip" if j < n_clip else "external", "top1": float(top1[j]), "n_images": n}
+               for j, nm in enumerate(names)]
+    if ext_choices is not None and n_clip:
+        best_clip = int(np.argmax(top1[:n_clip]))
+        for e in range(n_clip, n_sys):
+            bb_rows[e]["agreement_with_best_clip"] = float(agree[e, best_clip] / n)
+    pair_rows = [{"a": a, "b": b, **{key: float(v / n) for key, v in acc.items()}} for (a, b), acc in pairs.items()]
+    fixed = {key: float(v / n) for key, v in fixed_sum.items()}
+    fixed["best_single"] = float(top1.max())  # the best system over all images, not per step
+    fixed["oracle_gain"] = fixed["oracle"] - fixed["best_single"]
+    return bb_rows, pair_rows, fixed
+
+
 def _level(ctx: "SweepContext", k: int, scores: list[np.ndarray], scales: list[float], y: np.ndarray,
            feats: Optional[np.ndarray], ext_choices: Optional[np.ndarray], names: list[str], n_clip: int) -> dict:
     """One level's backbones/pairs/ensembles rows; returns its summary entry."""
     config, writer, emit = ctx.config, ctx.writer, ctx.emit
-    parts = [ens.choices(scores)] if scores else []
-    if ext_choices is not None:
-        parts.append(ext_choices)
-    all_choices = np.concatenate(parts) if len(parts) > 1 else parts[0]  # [systems, N, C] under the tie policy
-    del parts
-    bb_rows = [{"level": k, "backbone": n, "kind": "clip" if j < n_clip else "external",
-                "top1": float(ens.credit(all_choices[j], y).mean()), "n_images": len(y)} for j, n in enumerate(names)]
-    if ext_choices is not None and n_clip:
-        best_clip = int(np.argmax([r["top1"] for r in bb_rows[:n_clip]]))
-        for r, ec in zip(bb_rows[n_clip:], all_choices[n_clip:]):
-            r["agreement_with_best_clip"] = float((ec * all_choices[best_clip]).sum(axis=1).mean())
-    write_table(writer, emit, "backbones", bb_rows)
-    write_table(writer, emit, "pairs", [{"level": k, **r} for r in ens.pairwise_disagreement(all_choices, y, names)])
-    del all_choices
-    fixed = ens.fixed_ensembles(scores, scales, y, ext_choices)
+    bb_rows, pair_rows, fixed = _fixed_stats(scores, scales, y, ext_choices, names, n_clip)
+    write_table(writer, emit, "backbones", [{"level": k, **r} for r in bb_rows])
+    write_table(writer, emit, "pairs", [{"level": k, **r} for r in pair_rows])
     write_table(writer, emit, "ensembles", [{"level": k, "method": m, "k": 0, "split": 0, "n_fit": 0,
                                              "n_eval": len(y), "top1": v} for m, v in fixed.items() if m != "oracle_gain"])
     lvl_sum = {"oracle_gain": fixed["oracle_gain"], "oracle": fixed["oracle"], "best_single": fixed["best_single"]}

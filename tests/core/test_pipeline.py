@@ -79,13 +79,13 @@ def test_dump_written_in_chunks_matches_float32(monkeypatch):
 
 
 def test_logits_plan_rule():
-    cfg = SweepConfig(dataset="d", out="o", logits_limit_mb=1.0)
+    cfg = SweepConfig(dataset="d", out="o", backbones=[], logits_limit_mb=1.0)
     assert logits_plan(cfg, 1000, 100, 2, 2)[:2] == (True, pytest.approx(0.8))  # 1000*100*2 B*2*2 = 0.8 MB
     saved, mb, why = logits_plan(cfg, 1000, 100, 4, 2)
     assert not saved and mb == pytest.approx(1.6) and "over the 1 MB limit" in why and "--logits always" in why
-    assert logits_plan(SweepConfig(dataset="d", out="o", logits_limit_mb=1.0, save_logits=True), 10**6, 1000, 16, 4)[0]
-    assert not logits_plan(SweepConfig(dataset="d", out="o", save_logits=False), 1, 1, 1, 1)[0]
-    assert logits_plan(SweepConfig(dataset="d", out="o", logits_limit_mb=None), 10**6, 1000, 16, 4)[0]
+    assert logits_plan(SweepConfig(dataset="d", out="o", backbones=[], logits_limit_mb=1.0, save_logits=True), 10**6, 1000, 16, 4)[0]
+    assert not logits_plan(SweepConfig(dataset="d", out="o", backbones=[], save_logits=False), 1, 1, 1, 1)[0]
+    assert logits_plan(SweepConfig(dataset="d", out="o", backbones=[], logits_limit_mb=None), 10**6, 1000, 16, 4)[0]
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ def test_logits_skipped_above_the_limit_and_forced(tiny_model, second_checkpoint
 
 
 def test_image_sources(tiny_model, image_folder, tmp_path):
-    cfg = SweepConfig(dataset=str(image_folder), out=str(tmp_path / "o"), batch_size=5, num_workers=0)
+    cfg = SweepConfig(dataset=str(image_folder), out=str(tmp_path / "o"), backbones=[], batch_size=5, num_workers=0)
     src = image_source(cfg)
     assert isinstance(src, EncodedImages) and src.listing.classes == sorted(CLASSES)
     spec = BackboneSpec(tiny_model[0], checkpoint=tiny_model[1], device="cpu")

@@ -200,3 +200,17 @@ def test_image_sources(tiny_model, image_folder, tmp_path):
     got = src.embeddings(load_backbone(spec), 0)
     direct = embed_images(load_backbone(spec), load_dataset(str(image_folder)), batch_size=5, num_workers=0)
     assert np.array_equal(got.indices, direct.indices) and np.allclose(got.matrix, direct.matrix, atol=1e-6)
+
+
+def test_cli_logits_option(tiny_model, image_folder, labels_csv, tmp_path):
+    from core.cli import main
+    from tests.core.test_cli import sweep_args
+
+    common = ("--levels", "1,2", "--cache-dir", tmp_path / "cache", "--quiet", "--bootstrap", "10")
+    assert main(sweep_args(tiny_model, image_folder, labels_csv, tmp_path / "never", "--logits", "never", *common)) == 0
+    assert not (tmp_path / "never" / "logits").exists()
+    assert main(sweep_args(tiny_model, image_folder, labels_csv, tmp_path / "auto", *common)) == 0  # 16 x 4: tiny
+    saved = sorted(p.name for p in next((tmp_path / "auto" / "logits").iterdir()).iterdir())
+    assert saved == ["images.csv", "level_1.npy", "level_2.npy"]
+    meta = json.loads((tmp_path / "auto" / "run.json").read_text())
+    assert meta["config"]["save_logits"] is None and meta["summary"]["logits"]["saved"] is True

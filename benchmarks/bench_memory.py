@@ -96,7 +96,7 @@ def run(tmp: Path, n_images: int = 20_000, code: Path = ROOT, data_root: Path | 
     if rc != 0:
         result["error"] = err
     else:
-        log = [ln for ln in err.splitlines() if "logits" in ln.lower()]
+        log = [ln for ln in err.splitlines() if "logits/" in ln]
         if log:
             result["logits_log"] = log[-1]
     shutil.rmtree(cache, ignore_errors=True)

@@ -119,17 +119,21 @@ def fmt_results(m: dict, r: dict, seconds: float) -> str:
             import importlib
 
             out += importlib.import_module(f"benchmarks.{module}").markdown(r[key])
+    if r.get("memory"):
+        from .bench_memory import markdown as memory_markdown
+
+        out += ["", memory_markdown(r["memory"])]
     return "\n".join(out) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="amortisation text throughput gui gui_tabs ray scaling drilldown pipeline clipbench text21k")
+                    help="amortisation text throughput gui gui_tabs ray scaling drilldown pipeline clipbench text21k memory")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown",
-                             "pipeline", "clipbench", "text21k"])
+                             "pipeline", "clipbench", "text21k", "memory"])
     from . import bench_engine
 
     results: dict = {}
@@ -206,6 +210,12 @@ def main() -> None:
             print("text side at ImageNet-21k shape …", flush=True)
             results["text21k"] = bench_text.text_21k(tmp / "text21k", n_classes=2_100 if args.quick else 21_000)
             print(json.dumps(results["text21k"], indent=1), flush=True)
+        if "memory" in only:
+            from . import bench_memory
+
+            print("memory at ImageNet shape …", flush=True)
+            results["memory"] = bench_memory.run(tmp, n_images=4_000 if args.quick else 20_000)
+            print(json.dumps(results["memory"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

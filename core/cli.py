@@ -207,7 +207,7 @@ def cmd_sweep(args) -> int:
         templates=args.templates, levels=args.levels, mode=args.mode, orderings=args.orderings, seed=args.seed,
         batch_size=args.batch_size, num_workers=args.workers, cache_dir=args.cache_dir, use_cache=not args.no_cache,
         bootstrap=args.bootstrap, allow_absolute_paths=args.allow_absolute_paths, **dataset_options(args),
-        save_predictions=not args.no_predictions,
+        save_predictions=not args.no_predictions, save_logits={"auto": None, "always": True, "never": False}[args.logits],
         ensemble_shots=int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
@@ -637,6 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bootstrap", type=int, default=defaults.DEFAULT_BOOTSTRAP,
                    help="bootstrap resamples for the 95%% CI")
     s.add_argument("--no-predictions", action="store_true", help="do not write predictions.csv")
+    s.add_argument("--logits", choices=("auto", "always", "never"), default="auto",
+                   help="logits/ (float16 class scores per backbone and level): auto = unless it would take more "
+                        f"than {defaults.DEFAULT_LOGITS_LIMIT_MB:g} MB")
     s.add_argument("--backbones", help="CSV (model,pretrained,checkpoint,label) or JSON list of backbones")
     s.add_argument("--ensemble-shots", default=",".join(map(str, defaults.DEFAULT_ENSEMBLE_SHOTS)),
                    help="labelled images per class for adaptive ensembles ('' = none)")

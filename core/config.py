@@ -48,6 +48,8 @@ DEFAULT_TOLERANCE = 0.01
 DEFAULT_ENSEMBLE_SHOTS = (1, 2, 4)
 DEFAULT_ENSEMBLE_SPLITS = 5
 DEFAULT_ENSEMBLE_METHODS = ("global", "nlc")
+# logits/ (float16 class scores per backbone and level) is skipped by default above this many MB
+DEFAULT_LOGITS_LIMIT_MB = 256.0
 
 
 @dataclass
@@ -146,7 +148,9 @@ class SweepConfig:
     label_column: Optional[str] = None
     data_root: Optional[str] = None
     save_predictions: bool = True
-    save_logits: bool = True
+    # logits/: None = when the dump takes at most logits_limit_mb, True = always, False = never
+    save_logits: Optional[bool] = None
+    logits_limit_mb: Optional[float] = DEFAULT_LOGITS_LIMIT_MB
     ensemble_shots: list[int] = field(default_factory=lambda: list(DEFAULT_ENSEMBLE_SHOTS))
     ensemble_splits: int = DEFAULT_ENSEMBLE_SPLITS
     ensemble_methods: list[str] = field(default_factory=lambda: list(DEFAULT_ENSEMBLE_METHODS))

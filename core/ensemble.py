@@ -245,6 +245,19 @@ def top1(scores: np.ndarray, y: np.ndarray) -> float:
     return float(credit(top_choice(scores), y).mean())
 
 
+EVAL_ROWS = 2048  # evaluation images scored at once (bounds the [n, B, C] temporaries of big label sets)
+
+
+def _eval_top1(logits_of, idx: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 over the images ``idx``, EVAL_ROWS at a time: ``logits_of(rows)`` gives their [n, C] scores.
+    Every method scores each image on its own, so this is the top-1 of the whole set at once."""
+    total = 0.0
+    for a in range(0, len(idx), EVAL_ROWS):
+        rows = idx[a : a + EVAL_ROWS]
+        total += float(credit(top_choice(logits_of(rows)), y[rows]).sum())
+    return total / len(idx)
+
+
 def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.ndarray, feats: Optional[np.ndarray],
                   shots: Sequence[int], n_splits: int, seed: int = 0, methods: Sequence[str] = ("global", "nlc"),
                   settings: Optional[FitSettings] = None) -> list[dict]:
@@ -255,21 +268,21 @@ def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.n
             tr, ev = k_shot_split(y, k, seed=seed * 1000 + 17 * k + split)
             if len(ev) == 0 or len(tr) == 0:
                 continue
-            s_tr = [s[tr] for s in scores]
-            s_ev = [s[ev] for s in scores]
+            s_tr = [s[tr] for s in scores]  # k per class: small; the evaluation images are scored in steps
             base = {"k": k, "split": split, "n_fit": len(tr), "n_eval": len(ev)}
-            singles = [top1(s, y[ev]) for s in s_ev]
+            singles = [_eval_top1(lambda r, s=s: s[r], ev, y) for s in scores]
             # the best single backbone is chosen on the fitting images, like a user would
             chosen = int(np.argmax([top1(s, y[tr]) for s in s_tr]))
             rows.append({**base, "method": "best_single", "top1": singles[chosen]})
             rows.append({**base, "method": "best_single_oracle", "top1": max(singles)})
-            rows.append({**base, "method": "mean_logits", "top1": top1(mean_logits(s_ev, scales), y[ev])})
+            rows.append({**base, "method": "mean_logits",
+                         "top1": _eval_top1(lambda r: mean_logits([s[r] for s in scores], scales), ev, y)})
             for m in methods:
                 if m == "nlc" and feats is None:
                     continue
                 st = settings or FitSettings()
                 st = FitSettings(**{**st.__dict__, "seed": seed + split})
                 ens = AdaptiveEnsemble(m, st).fit(s_tr, y[tr], scales, feats[tr] if feats is not None else None)
-                logits = ens.logits(s_ev, feats[ev] if feats is not None else None)
-                rows.append({**base, "method": m, "top1": top1(logits, y[ev])})
+                rows.append({**base, "method": m, "top1": _eval_top1(
+                    lambda r: ens.logits([s[r] for s in scores], feats[r] if feats is not None else None), ev, y)})
     return rows

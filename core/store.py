@@ -519,21 +519,31 @@ def open_store(path: str | Path, *, verify: bool = False) -> Store:
 
 
 @dataclass
-class StoreDataset(Dataset):
-    """The images behind one or more stores, as a :class:`Dataset` no image of which is opened.
+class StoreListing:
+    """The images behind one or more stores: ids, labels and classes, and no image to open.
 
-    ``records`` is the union of the stores' rows (the first store's order first); sweeps
-    take each backbone's embeddings from its store with :meth:`image_embeddings`.
+    ``records`` is the union of the stores' rows (the first store's order first); a sweep
+    reads it like a dataset's listing (:class:`core.image_source.Listing`) and takes each
+    backbone's embeddings from its store with :meth:`image_embeddings`
+    (:class:`core.image_source.StoredImages`).
     """
 
+    root: Path
+    records: list[ImageRecord]
+    classes: list[str]
+    problems: list[tuple[str, str]] = field(default_factory=list)
     stores: list[Store] = field(default_factory=list)
     _row_of: dict = field(default_factory=dict, repr=False)
+    kind: str = "embeddings"
 
-    def open(self, i: int):
-        raise InputError("a dataset read from an embedding store has no images to open", file=self.root)
+    def __len__(self) -> int:
+        return len(self.records)
 
-    def content_hash(self, i: int) -> str:
-        return hashlib.sha256(self.records[i].id.encode("utf-8", "surrogateescape")).hexdigest()
+    def class_counts(self) -> dict[str, int]:
+        counts = {c: 0 for c in self.classes}
+        for r in self.records:
+            counts[r.label] = counts.get(r.label, 0) + 1
+        return counts
 
     def describe(self) -> str:
         return "; ".join(s.describe() for s in self.stores)
@@ -559,14 +569,16 @@ class StoreDataset(Dataset):
                              f"{backbone.embed_dim}-d", file=store.root, field="embeddings")
         idx = np.array([self._row_of[i] for i in store.ids], dtype=np.int64)
         X = np.asarray(store.embeddings)
-        order = np.argsort(idx, kind="stable")
+        if len(idx) > 1 and not (idx[1:] > idx[:-1]).all():  # rows in listing order (usually already)
+            order = np.argsort(idx, kind="stable")
+            idx, X = idx[order], X[order]
         if cache is not None and store.logit_scale is not None and cache.get_meta(backbone.identity, "logit_scale") is None:
             cache.put_meta(backbone.identity, "logit_scale", repr(store.logit_scale))
-        return ImageEmbeddings(idx[order], X[order], store.skipped(), 0, len(idx), time.perf_counter() - t0)
+        return ImageEmbeddings(idx, X, store.skipped(), 0, len(idx), time.perf_counter() - t0)
 
 
-def stores_dataset(paths: Sequence[str | Path]) -> StoreDataset:
-    """One :class:`StoreDataset` over the given stores (one per backbone)."""
+def stores_dataset(paths: Sequence[str | Path]) -> StoreListing:
+    """One :class:`StoreListing` over the given stores (one per backbone)."""
     stores = [open_store(p) for p in paths]
     for s in stores:
         if not s.complete:
@@ -594,8 +606,11 @@ def stores_dataset(paths: Sequence[str | Path]) -> StoreDataset:
     classes = list(dict.fromkeys(c for s in stores for c in s.classes))
     classes += sorted(set(label_of.values()) - set(classes))
     problems = list(dict.fromkeys(p for s in stores for p in _read_skipped(s.root / "problems.csv")))
-    return StoreDataset(root=stores[0].root, kind="embeddings", records=records, classes=classes, problems=problems,
-                        stores=stores, _row_of=row_of)
+    return StoreListing(root=stores[0].root, records=records, classes=classes, problems=problems, stores=stores,
+                        _row_of=row_of)
+
+
+StoreDataset = StoreListing  # the earlier name
 
 
 def store_specs(paths: Sequence[str | Path], device: str = "auto") -> list[BackboneSpec]:

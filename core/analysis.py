@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
+from .memory import release_free_memory
 from . import ensemble as ens
 from .events import EventCallback, Log, Progress, Stage, TableRows
 from .frequency import frequency_table
@@ -112,6 +113,7 @@ def run_analysis(ctx: "SweepContext", outcomes: list[BackboneOutcome]) -> None:
             scores = [o.class_scores(k, rows=s, class_order=by_name) for o, s in zip(outcomes, sel)]
             ens_summary[int(k)] = _level(ctx, k, scores, scales, y, feats, ext_choices, names, len(outcomes))
             del scores  # one level's matrices at a time
+            release_free_memory()
         emit(Progress(Stage.ENSEMBLES, len(levels), len(levels), None, "ensemble"))
         ctx.summary["ensembles"] = ens_summary
     if ctx.freq is not None:

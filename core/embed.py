@@ -26,6 +26,7 @@ from .datasets import Dataset
 from .events import CancelToken, EventCallback, ImageSkipped, Log, Progress, Stage, ignore_events
 from .gpu_decode import RawJpeg, decode_batch, read_jpeg, tensor_preprocess
 from .images import MAX_PIXELS, BadImage, decode_at_least
+from .memory import release_free_memory
 
 
 @dataclass
@@ -212,6 +213,9 @@ def _content_keys(dataset: Dataset, cache: Optional[EmbeddingCache], emit, cance
     return keys, reasons
 
 
+TRIM_EVERY = 16  # batches between returns of freed memory to the OS (core.memory)
+
+
 def embed_images(
     backbone: Backbone,
     dataset: Dataset,
@@ -282,6 +286,7 @@ def embed_images(
         prefetch_factor=prefetch_factor if workers else None,
     ) if todo else []
     it = iter(loader)
+    batches = 0
     bad_content: dict[str, tuple[str, str]] = {}  # content key -> (id, reason) of a copy that failed
     try:
         with _encoder_threads(backbone.device, workers):
@@ -304,10 +309,14 @@ def embed_images(
                     if cache is not None:
                         cache.put_images(backbone.identity, [(keys[i], v) for i, v in zip(idx, feats)], backbone.identity_info)
                 done += len(idx) + len(bad)
+                batches += 1
+                if batches % TRIM_EVERY == 0:  # freed batches stay in the allocator's arenas otherwise
+                    release_free_memory()
                 rate = encoded / max(time.perf_counter() - t0, 1e-9)
                 emit(Progress(Stage.ENCODE_IMAGES, done, len(todo), rate, name))
     finally:
         del it  # shuts DataLoader workers down promptly on cancel
+        release_free_memory()
     cancel.raise_if_cancelled()
 
     # duplicates of an encoded image share its embedding

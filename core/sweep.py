@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from .memory import release_free_memory
 from .analysis import TABLE_COLUMNS, BackboneOutcome, run_analysis, write_table  # noqa: F401  (re-exported)
 from .cache import EmbeddingCache
 from .config import MODES, BackboneSpec, SweepConfig  # noqa: F401  (re-exported)
@@ -204,6 +205,7 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
         previous: Optional[pd.DataFrame] = None  # the last level's predictions of this curve, for flips.csv
         for li, k in enumerate(levels):
             cancel.raise_if_cancelled()
+            release_free_memory()  # the previous level's buffers (core.memory)
             ts = time.perf_counter()
             dump = None
             if ctx.save_logits and kind == SYNONYMS and o == 0:  # float16, written chunk by chunk

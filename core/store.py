@@ -45,6 +45,7 @@ import numpy as np
 
 from .config import BackboneSpec, file_sha256_uncached
 from .datasets import Dataset, ImageRecord
+from .datasets.base import class_counts
 from .errors import InputError
 from .shards import fingerprint
 from .files import atomic_path, atomic_write_bytes
@@ -540,10 +541,7 @@ class StoreListing:
         return len(self.records)
 
     def class_counts(self) -> dict[str, int]:
-        counts = {c: 0 for c in self.classes}
-        for r in self.records:
-            counts[r.label] = counts.get(r.label, 0) + 1
-        return counts
+        return class_counts(self.records, self.classes)
 
     def describe(self) -> str:
         return "; ".join(s.describe() for s in self.stores)

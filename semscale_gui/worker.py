@@ -10,7 +10,6 @@ cannot flood the GUI's event queue.
 
 from __future__ import annotations
 
-import sys
 import time
 import traceback
 from typing import Any, Optional
@@ -25,7 +24,6 @@ except ImportError:  # pragma: no cover
     TableRows = None  # type: ignore[assignment,misc]
 
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress updates a second per stage
-SWITCH_INTERVAL_S = 0.001
 
 
 class SweepWorker(QObject):
@@ -130,11 +128,6 @@ class SweepController(QObject):
     def start(self, config: Any) -> None:
         if self.running:
             raise RuntimeError("a sweep is already running")
-        # The engine's Python code and the GUI share one interpreter lock; a short switch
-        # interval hands it back to the GUI thread within ~1 ms instead of 5 ms per request,
-        # which is what keeps painting smooth while the worker is busy.
-        if sys.getswitchinterval() > SWITCH_INTERVAL_S:
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
         thread = QThread()
         thread.setObjectName("sweep-worker")
         worker = self._make_worker(config)

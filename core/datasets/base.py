@@ -93,10 +93,7 @@ class Dataset:
                 "raw": np.ascontiguousarray(arr).tobytes() + bytes(str(arr.shape), "ascii").rjust(32)}
 
     def class_counts(self) -> dict[str, int]:
-        counts = {c: 0 for c in self.classes}
-        for r in self.records:
-            counts[r.label] = counts.get(r.label, 0) + 1
-        return counts
+        return class_counts(self.records, self.classes)
 
     def describe(self) -> str:
         return f"{self.kind} dataset at {self.root}: {len(self.records)} images in {len(self.classes)} classes"
@@ -175,3 +172,11 @@ def class_list(labels: Iterable[str], names: Optional[Sequence[str]] = None) -> 
     else:
         classes = sorted(counts)
     return classes, [c for c in classes if not counts[c]]
+
+
+def class_counts(records, classes) -> dict[str, int]:
+    """Images per class, every listed class present (0 when it has none), in the listed order."""
+    counts = dict.fromkeys(classes, 0)
+    for r in records:
+        counts[r.label] = counts.get(r.label, 0) + 1
+    return counts

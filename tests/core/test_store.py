@@ -302,7 +302,11 @@ def test_sweep_from_store_matches_sweep_from_images(tiny_model, image_folder, la
                                         backbones=[], embeddings=[str(tmp_path / "store")], cache_dir=cache))
     assert from_images.status == from_store.status == "completed"
     a, b = load_run(tmp_path / "run-images"), load_run(tmp_path / "run-store")
-    pd.testing.assert_frame_equal(a.predictions, b.predictions)
+    # the store is encoded by another process layout (shards, the local engine), so the encoder may
+    # run with another intra-op thread count: embeddings agree to float rounding, and a score
+    # rounded to 5 decimals may land on the other side of a rounding boundary
+    pd.testing.assert_frame_equal(a.predictions.drop(columns="score"), b.predictions.drop(columns="score"))
+    np.testing.assert_allclose(a.predictions["score"], b.predictions["score"], atol=1.01e-5, rtol=0)
     cols = ["backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high", "n_correct"]
     pd.testing.assert_frame_equal(a.levels[cols], b.levels[cols])
     pd.testing.assert_frame_equal(a.per_class, b.per_class)

@@ -188,6 +188,7 @@ def _level(ctx: "SweepContext", k: int, scores: list[np.ndarray], scales: list[f
     """One level's backbones/pairs/ensembles rows; returns its summary entry."""
     config, writer, emit = ctx.config, ctx.writer, ctx.emit
     bb_rows, pair_rows, fixed = _fixed_stats(scores, scales, y, ext_choices, names, n_clip)
+    release_free_memory()  # its per-step temporaries, before the ensembles are fitted
     write_table(writer, emit, "backbones", [{"level": k, **r} for r in bb_rows])
     write_table(writer, emit, "pairs", [{"level": k, **r} for r in pair_rows])
     write_table(writer, emit, "ensembles", [{"level": k, "method": m, "k": 0, "split": 0, "n_fit": 0,

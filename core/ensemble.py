@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from .memory import release_free_memory
 from .metrics import top_choice
 
 
@@ -268,6 +269,7 @@ def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.n
             tr, ev = k_shot_split(y, k, seed=seed * 1000 + 17 * k + split)
             if len(ev) == 0 or len(tr) == 0:
                 continue
+            release_free_memory()  # the previous split's fit and evaluation buffers (core.memory)
             s_tr = [s[tr] for s in scores]  # k per class: small; the evaluation images are scored in steps
             base = {"k": k, "split": split, "n_fit": len(tr), "n_eval": len(ev)}
             singles = [_eval_top1(lambda r, s=s: s[r], ev, y) for s in scores]

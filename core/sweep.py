@@ -124,6 +124,7 @@ def run_sweep(
         outcomes = [_sweep_backbone(ctx, position, backbone) for position, backbone in enumerate(backbones)]
         if config.orderings > 1:
             _write_ordering_summary(writer, ctx.all_levels)
+        release_free_memory()  # the last level's scoring buffers, before the analysis allocates its own
         run_analysis(ctx, outcomes)
         writer.finish(Status.COMPLETED, summary)
         status = Status.COMPLETED

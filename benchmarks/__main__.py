@@ -8,15 +8,18 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
 from .common import machine
 
 HERE = Path(__file__).resolve().parent
 
 
-def fmt_results(m: dict, r: dict, seconds: float) -> str:
+def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] = None) -> str:
     out = [f"# Benchmark results", "",
-           f"Measured {dt.date.today().isoformat()} by `make bench` in {seconds / 60:.1f} minutes.", "",
+           (f"Measured {dt.date.today().isoformat()} by `make bench` in {seconds / 60:.1f} minutes." if not only else
+            f"Last updated {dt.date.today().isoformat()} by `python -m benchmarks --only {' '.join(only)}` "
+            f"({seconds / 60:.1f} minutes); the other sections keep the figures of earlier runs."), "",
            "| machine | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in m.items()]
     load = float(str(m.get("load average at the end (1/5/15 min)", "0")).split("/")[1])
@@ -219,7 +222,7 @@ def main() -> None:
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}
-    text = fmt_results(machine(), results, time.perf_counter() - t0)
+    text = fmt_results(machine(), results, time.perf_counter() - t0, args.only)
     out.write_text(text)
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1))
     print(text)

@@ -53,27 +53,26 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _items_per_s(step, batch: int, steps: int, device: str) -> float:
+    """Items/s of ``steps`` calls of ``step`` on ``batch`` items, after one warm-up call (kernel selection)."""
+    step()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return batch * steps / (time.perf_counter() - t0)
+
+
 def encoder_only(bb, batch: int, steps: int) -> float:
     side = bb.input_side or 224
     x = torch.randn(batch, 3, side, side, device=bb.device)
-    bb.encode_images(x)  # warm-up (kernel selection)
-    _sync(bb.device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        bb.encode_images(x)
-    _sync(bb.device)
-    return batch * steps / (time.perf_counter() - t0)
+    return _items_per_s(lambda: bb.encode_images(x), batch, steps, bb.device)
 
 
 def text_only(bb, batch: int, steps: int) -> float:
     prompts = [f"a photo of a thing number {i}." for i in range(batch)]
-    bb.encode_texts(prompts)
-    _sync(bb.device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        bb.encode_texts(prompts)
-    _sync(bb.device)
-    return batch * steps / (time.perf_counter() - t0)
+    return _items_per_s(lambda: bb.encode_texts(prompts), batch, steps, bb.device)
 
 
 def decode_only(bb, dataset, batch: int, workers: int) -> float:

@@ -90,3 +90,17 @@ def two_backbone_run(tiny_model, tmp_path_factory) -> Path:
     )
     assert run_sweep(config).status == "completed"
     return root / "run"
+
+
+@pytest.fixture(scope="module")
+def second_checkpoint(tiny_model, tmp_path_factory) -> str:
+    """The tiny model with other random weights: a second backbone of the same architecture."""
+    import open_clip
+    import torch
+
+    cfg, _ = tiny_model
+    open_clip.add_model_config(cfg)
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("tiny-b") / "seed1.pt"
+    torch.save(open_clip.create_model("tiny-clip").state_dict(), path)
+    return str(path)

@@ -1,25 +1,13 @@
 """A run with two backbones, an external system and class frequencies, end to end."""
 
 import numpy as np
-import open_clip
 import pandas as pd
 import pytest
-import torch
 
 from core.backbones import BackboneSpec
 from core.runs import load_run
 from core.sweep import SweepConfig, run_sweep
 from tests.conftest import CLASSES
-
-
-@pytest.fixture(scope="module")
-def second_checkpoint(tiny_model, tmp_path_factory):
-    cfg, _ = tiny_model
-    open_clip.add_model_config(cfg)
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("tiny-b") / "seed1.pt"
-    torch.save(open_clip.create_model("tiny-clip").state_dict(), path)
-    return str(path)
 
 
 def test_two_backbones_external_and_frequency(tiny_model, second_checkpoint, image_folder, labels_csv, tmp_path):

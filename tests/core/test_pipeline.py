@@ -3,10 +3,8 @@
 import json
 
 import numpy as np
-import open_clip
 import pandas as pd
 import pytest
-import torch
 
 import core.scoring as scoring
 from core import ensemble as ens
@@ -86,16 +84,6 @@ def test_logits_plan_rule():
     assert logits_plan(SweepConfig(dataset="d", out="o", backbones=[], logits_limit_mb=1.0, save_logits=True), 10**6, 1000, 16, 4)[0]
     assert not logits_plan(SweepConfig(dataset="d", out="o", backbones=[], save_logits=False), 1, 1, 1, 1)[0]
     assert logits_plan(SweepConfig(dataset="d", out="o", backbones=[], logits_limit_mb=None), 10**6, 1000, 16, 4)[0]
-
-
-@pytest.fixture(scope="module")
-def second_checkpoint(tiny_model, tmp_path_factory):
-    cfg, _ = tiny_model
-    open_clip.add_model_config(cfg)
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("tiny-b") / "seed1.pt"
-    torch.save(open_clip.create_model("tiny-clip").state_dict(), path)
-    return str(path)
 
 
 def _config(tiny_model, second_checkpoint, image_folder, labels_csv, out, cache, **kw):

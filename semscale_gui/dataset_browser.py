@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 from . import settings
 from .icons import icon
 from .tasks import run_task
-from .thumbnails import THUMB_SIZE, DecodeJob, DecodeSignals, ThumbnailModel, decode_pool
+from .thumbnails import THUMB_SIZE, DecodeJob, ThumbnailModel, decode_pool, next_decoder_id
 from .widgets import single_shot_timer
 
 RECENT_KEY = "recent/datasets"
@@ -71,9 +71,10 @@ class ImagePreview(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.image, 1)
         lay.addWidget(self.info)
-        self._signals = DecodeSignals(self)
+        self._pool, self._signals = decode_pool()
         self._signals.loaded.connect(self._on_loaded)
         self._signals.failed.connect(self._on_failed)
+        self._id = next_decoder_id()
         self._generation = 0
         self._record: Any = None
 
@@ -84,7 +85,7 @@ class ImagePreview(QWidget):
         self.image.setText("loading…")
         self.image.setPixmap(QPixmap())
         self.info.setText(f"<b>{rec.id}</b><br>class: {rec.label}")
-        decode_pool().start(DecodeJob(dataset, index, PREVIEW_SIZE, self._generation, self._signals))
+        self._pool.start(DecodeJob(dataset, index, PREVIEW_SIZE, (self._id, self._generation), self._signals))
 
     def clear(self) -> None:
         self._generation += 1
@@ -92,8 +93,8 @@ class ImagePreview(QWidget):
         self.image.setText("Select a thumbnail")
         self.info.setText("")
 
-    def _on_loaded(self, generation: int, _index: int, img, size: object) -> None:
-        if generation != self._generation:
+    def _on_loaded(self, stamp: tuple[int, int], _index: int, img, size: object) -> None:
+        if stamp != (self._id, self._generation):
             return
         pm = QPixmap.fromImage(img)
         if pm.width() < 200:  # tiny images (CIFAR, demo) are shown enlarged, pixel-exact
@@ -104,8 +105,8 @@ class ImagePreview(QWidget):
         w, h = size  # type: ignore[misc]
         self.info.setText(f"<b>{self._record.id}</b><br>class: {self._record.label} · {w}×{h} px")
 
-    def _on_failed(self, generation: int, _index: int, reason: str) -> None:
-        if generation != self._generation:
+    def _on_failed(self, stamp: tuple[int, int], _index: int, reason: str) -> None:
+        if stamp != (self._id, self._generation):
             return
         self.image.setText("cannot show this image")
         self.info.setText(f"<b>{self._record.id}</b><br><span style='color:#b00'>unreadable: {reason}</span>")

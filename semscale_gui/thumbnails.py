@@ -9,6 +9,7 @@ are cached as QPixmap in a bounded LRU.
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from typing import Any, Optional
 
@@ -30,16 +31,20 @@ def pil_to_qimage(im) -> QImage:
 
 
 class DecodeSignals(QObject):
-    loaded = Signal(int, int, QImage, object)  # generation, record index, image, (width, height)
-    failed = Signal(int, int, str)
+    """One for the whole app, never deleted: a job still decoding when its browser closes
+    must emit on an object that exists (emitting on a deleted one can crash the process).
+    Every model hears every result and keeps those stamped with its own generation."""
+
+    loaded = Signal(object, int, QImage, object)  # (model id, generation), record index, image, (width, height)
+    failed = Signal(object, int, str)
 
 
 class DecodeJob(QRunnable):
     """Open record ``index`` of ``dataset`` and shrink it to ``size`` px (pool thread)."""
 
-    def __init__(self, dataset: Any, index: int, size: int, generation: int, signals: DecodeSignals) -> None:
+    def __init__(self, dataset: Any, index: int, size: int, stamp: tuple[int, int], signals: DecodeSignals) -> None:
         super().__init__()
-        self.dataset, self.index, self.size, self.generation, self.signals = dataset, index, size, generation, signals
+        self.dataset, self.index, self.size, self.stamp, self.signals = dataset, index, size, stamp, signals
         self.setAutoDelete(True)
 
     def run(self) -> None:
@@ -55,23 +60,32 @@ class DecodeJob(QRunnable):
                 s = self.size / max(im.size)
                 method = Image.Resampling.NEAREST if s >= 2 else Image.Resampling.BICUBIC
                 im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), method)
-            self.signals.loaded.emit(self.generation, self.index, pil_to_qimage(im), full)
+            self.signals.loaded.emit(self.stamp, self.index, pil_to_qimage(im), full)
         except BadImage as e:
-            self.signals.failed.emit(self.generation, self.index, str(e))
+            self.signals.failed.emit(self.stamp, self.index, str(e))
         except Exception as e:  # one odd file must not kill the browser
-            self.signals.failed.emit(self.generation, self.index, f"{type(e).__name__}: {e}")
+            self.signals.failed.emit(self.stamp, self.index, f"{type(e).__name__}: {e}")
 
 
-def decode_pool() -> QThreadPool:
-    """Two decoding threads: enough to keep up with scrolling, cheap on a laptop."""
-    global _POOL
-    if _POOL is None:
+def decode_pool() -> tuple[QThreadPool, DecodeSignals]:
+    """Two decoding threads (enough to keep up with scrolling, cheap on a laptop) and the
+    signals their results come back on; both live as long as the application."""
+    global _POOL, _SIGNALS
+    if _POOL is None or _SIGNALS is None:
         _POOL = QThreadPool()
         _POOL.setMaxThreadCount(2)
-    return _POOL
+        _SIGNALS = DecodeSignals()
+    return _POOL, _SIGNALS
 
 
 _POOL: Optional[QThreadPool] = None
+_SIGNALS: Optional[DecodeSignals] = None
+_ids = itertools.count()
+
+
+def next_decoder_id() -> int:
+    """A number that tells one receiver's results from another's on the shared signals."""
+    return next(_ids)
 
 
 class ThumbnailModel(QAbstractListModel):
@@ -87,13 +101,13 @@ class ThumbnailModel(QAbstractListModel):
         self._cache: "OrderedDict[int, QPixmap]" = OrderedDict()
         self._bad: dict[int, str] = {}
         self._pending: set[int] = set()
+        self._id = next_decoder_id()
         self._generation = 0
-        self._signals = DecodeSignals(self)
+        self.pool, self._signals = decode_pool()
         self._signals.loaded.connect(self._on_loaded)
         self._signals.failed.connect(self._on_failed)
         self._placeholder = icon("image").pixmap(QSize(48, 48))
         self._bad_icon = icon("warning").pixmap(QSize(40, 40))
-        self.pool = decode_pool()
 
     # ---------------------------------------------------------------- contents
 
@@ -157,10 +171,10 @@ class ThumbnailModel(QAbstractListModel):
         if rec_idx in self._pending or self.dataset is None:
             return
         self._pending.add(rec_idx)
-        self.pool.start(DecodeJob(self.dataset, rec_idx, THUMB_SIZE, self._generation, self._signals))
+        self.pool.start(DecodeJob(self.dataset, rec_idx, THUMB_SIZE, (self._id, self._generation), self._signals))
 
-    def _on_loaded(self, generation: int, rec_idx: int, image: QImage, _size: object) -> None:
-        if generation != self._generation:
+    def _on_loaded(self, stamp: tuple[int, int], rec_idx: int, image: QImage, _size: object) -> None:
+        if stamp != (self._id, self._generation):
             return
         self._pending.discard(rec_idx)
         self._cache[rec_idx] = QPixmap.fromImage(image)
@@ -168,8 +182,8 @@ class ThumbnailModel(QAbstractListModel):
             self._cache.popitem(last=False)
         self._changed(rec_idx)
 
-    def _on_failed(self, generation: int, rec_idx: int, reason: str) -> None:
-        if generation != self._generation:
+    def _on_failed(self, stamp: tuple[int, int], rec_idx: int, reason: str) -> None:
+        if stamp != (self._id, self._generation):
             return
         self._pending.discard(rec_idx)
         self._bad[rec_idx] = reason

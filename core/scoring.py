@@ -24,7 +24,7 @@ from .errors import InputError
 from .metrics import tie_ranks, topk_correct
 
 SCORE_CHUNK = 8192  # images scored at once, at most
-SCORE_CELLS = 1 << 24  # image x category similarities per chunk (64 MB of float32, twice with the gather)
+SCORE_CELLS = 1 << 22  # image x category similarities per chunk (16 MB of float32, twice with the gather)
 
 
 def chunk_rows(n_categories: int) -> int:

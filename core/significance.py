@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.stats import binomtest
+from scipy.special import bdtr
 
 from .config import DEFAULT_ALPHA as ALPHA  # one default, shared with SweepConfig
 
@@ -51,7 +51,10 @@ def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> float:
     dis = discordant_pairs(a, b)
     if dis.n == 0:
         return 1.0
-    return float(binomtest(dis.a_only, dis.n, 0.5, alternative="two-sided").pvalue)
+    # With p = 1/2 the binomial is symmetric, so the two-sided p-value is twice the lower
+    # tail (what scipy.stats.binomtest returns, to ~1e-12). scipy.special's CDF spares every
+    # sweep the import of scipy.stats (about 50 MB resident and 0.7 s).
+    return float(min(1.0, 2.0 * bdtr(min(dis.a_only, dis.b_only), dis.n, 0.5)))
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:

@@ -23,6 +23,14 @@ def test_mcnemar_matches_binomtest_on_discordant_pairs():
     assert mcnemar_exact(a, a) == 1.0  # no discordant pairs
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 40, 333, 2001])
+def test_mcnemar_equals_scipy_binomtest_for_every_split_of_n_pairs(n):
+    for a_only in range(n + 1):
+        a = vec(a_only, n - a_only)
+        expected = binomtest(a_only, n, 0.5, alternative="two-sided").pvalue
+        assert mcnemar_exact(a, 1.0 - a) == pytest.approx(expected, rel=1e-9, abs=1e-300), (a_only, n)
+
+
 def test_fractional_credit_enters_as_expected_credit():
     # an image tied between 2 classes at both levels is concordant; going 1 -> 1/2 is half a pair
     a = np.array([0.5, 1.0, 1.0, 0.0, 1.0, 0.25])

@@ -144,6 +144,28 @@ def compute_suggestions(labels: Any, req: SuggestRequest, emit: Callable[[Any], 
     return out
 
 
+class _ProgressRelay(QObject):
+    """Turns one job's engine events into status lines (worker thread; queued to the GUI thread)."""
+
+    text = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = 0.0
+
+    def report(self, ev: Any) -> None:
+        from core.events import Log, Progress
+
+        if isinstance(ev, Progress):
+            now = time.monotonic()
+            if ev.done < ev.total and ev.done and now - self._last < PROGRESS_INTERVAL_S:
+                return
+            self._last = now
+            self.text.emit(f"{STAGE_TITLES.get(ev.stage, ev.stage)} {ev.done:,}/{ev.total:,}")
+        elif isinstance(ev, Log):
+            self.text.emit(ev.message)
+
+
 class SuggestionRunner(QObject):
     """Runs one suggestion job at a time and reports it as signals on the GUI thread."""
 
@@ -159,7 +181,6 @@ class SuggestionRunner(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # the WordNet reader must never be used by two threads
         self._token: Any = None
-        self._last_progress = 0.0
 
     @property
     def busy(self) -> bool:
@@ -174,7 +195,11 @@ class SuggestionRunner(QObject):
         token = self._token = CancelToken()
         self.started.emit(request)
         self.busy_changed.emit(True)
-        run_task(lambda: compute_suggestions(labels, request, self._emit, token), self._done, self._error,
+        # The job reports through its own relay, held by the job alone: if the editor (and this
+        # runner) is closed mid-job, the worker thread still emits on an object that exists.
+        relay = _ProgressRelay()
+        relay.text.connect(self.progress)
+        run_task(lambda: compute_suggestions(labels, request, relay.report, token), self._done, self._error,
                  pool=self._pool, context=self)
         return True
 
@@ -186,18 +211,6 @@ class SuggestionRunner(QObject):
     def wait(self, timeout_ms: int = 30000) -> bool:
         """Block until the job's thread is idle (on quit)."""
         return self._pool.waitForDone(timeout_ms)
-
-    def _emit(self, ev: Any) -> None:  # worker thread: signals are queued to the GUI thread
-        from core.events import Log, Progress
-
-        if isinstance(ev, Progress):
-            now = time.monotonic()
-            if ev.done < ev.total and ev.done and now - self._last_progress < PROGRESS_INTERVAL_S:
-                return
-            self._last_progress = now
-            self.progress.emit(f"{STAGE_TITLES.get(ev.stage, ev.stage)} {ev.done:,}/{ev.total:,}")
-        elif isinstance(ev, Log):
-            self.progress.emit(ev.message)
 
     def _finish(self) -> None:
         self._token = None

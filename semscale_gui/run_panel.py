@@ -81,7 +81,7 @@ class RunPanel(QWidget):
                                  "gpu": "gpu (nvJPEG, CUDA only)"}[d], d)
         self.decode.setToolTip(
             "How JPEGs become pixels. draft: libjpeg decodes at the smallest 1/2–1/8 scale still at least\n"
-            "the model's input, then the exact resize runs (up to 8x faster on phone photos; 0.7% of\n"
+            "the model's input, then the exact resize runs (up to 8x faster on phone photos; 0.3% of\n"
             "predictions changed on the benchmark set). exact: full-size decoding. gpu: batched nvJPEG\n"
             "on the GPU (CUDA only). Part of the embedding cache's identity.")
         self.batch_size = QSpinBox()

@@ -126,10 +126,17 @@ def test_by_level_against_pandas_and_a_numpy_bootstrap(demo):
             assert r["delta_ci_low"] == pytest.approx(lo, abs=0.02)
             assert r["delta_ci_high"] == pytest.approx(hi, abs=0.02)
             assert d.min() - 1e-12 <= r["delta_ci_low"] <= r["mean_delta_top1"] <= r["delta_ci_high"] <= d.max() + 1e-12
-        # without p-values, a dataset changed when level 1's top-1 lies outside the level's CI
-        base = g["top1"] - g["delta_top1_vs_level1"]
-        improved = int(((base < g["ci_low"]) & (g["level"] > 1)).sum())
-        hurt = int(((base > g["ci_high"]) & (g["level"] > 1)).sum())
+        # with p-values a dataset changed when p < 0.05 (direction from the sign of the change);
+        # without them, when level 1's top-1 lies outside the level's CI
+        later = g["level"] > 1
+        if "p_vs_level1" in summary.columns:
+            changed = later & (g["p_vs_level1"] < 0.05)
+            improved = int((changed & (g["delta_top1_vs_level1"] > 0)).sum())
+            hurt = int((changed & (g["delta_top1_vs_level1"] < 0)).sum())
+        else:
+            base = g["top1"] - g["delta_top1_vs_level1"]
+            improved = int(((base < g["ci_low"]) & later).sum())
+            hurt = int(((base > g["ci_high"]) & later).sum())
         assert (r["n_improved"], r["n_hurt"], r["n_no_change"]) == (improved, hurt, 3 - improved - hurt)
         assert r["significance"] == ("p_vs_level1" if "p_vs_level1" in summary.columns else "ci")
 

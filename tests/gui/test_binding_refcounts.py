@@ -59,5 +59,7 @@ def test_empty_qvariants_and_validity_checks_keep_reference_counts(qapp, setting
     }
     assert ix.data(Qt.ItemDataRole.DecorationRole) is None and settings.value("missing/key") is None
     assert len(received) == CALLS
-    bad = {k: v for k, v in drifts.items() if v < 0}
+    # a binding with the bug loses one reference per call; other threads of the process may
+    # take or drop a few references to None meanwhile, so only a loss near CALLS counts
+    bad = {k: v for k, v in drifts.items() if v <= -CALLS // 2}
     assert not bad, f"the Qt binding drops references (per {CALLS} calls): {bad}"

@@ -50,6 +50,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if headless and "QT_QPA_PLATFORM" not in os.environ:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     app = make_app([sys.argv[0]])
+    try:
+        return _run(app, args)
+    finally:
+        from .tasks import drain_background_work
+
+        drain_background_work()  # no pool thread may still run Python while the interpreter exits
+
+
+def _run(app: QApplication, args: argparse.Namespace) -> int:
     if args.self_test:
         from .selftest import self_test
 

@@ -158,3 +158,23 @@ def analysis_cache() -> AnalysisCache:
     if _shared is None or not shiboken6.isValid(_shared):
         _shared = AnalysisCache()
     return _shared
+
+
+def drain_background_work(timeout_ms: int = 30000) -> bool:
+    """Drop queued background tasks and wait for the running ones; True when all finished.
+
+    Called once the app is done, before the interpreter shuts down: a pool thread still
+    running Python (a thumbnail decode, a pivot, the engine warm-up) while modules and Qt
+    objects are being torn down can crash the process on its way out.
+    """
+    from .thumbnails import started_decode_pool
+
+    pools = [QThreadPool.globalInstance()]
+    if _shared is not None and shiboken6.isValid(_shared):
+        pools.append(_shared.pool)
+    decode = started_decode_pool()
+    if decode is not None:
+        pools.append(decode)
+    for pool in pools:
+        pool.clear()
+    return all(pool.waitForDone(timeout_ms) for pool in pools)

@@ -80,6 +80,11 @@ def decode_pool() -> tuple[QThreadPool, DecodeSignals]:
 
 _POOL: Optional[QThreadPool] = None
 _SIGNALS: Optional[DecodeSignals] = None
+
+
+def started_decode_pool() -> Optional[QThreadPool]:
+    """The decoding pool if anything has used it (to wait for it on exit), else None."""
+    return _POOL
 _ids = itertools.count()
 
 

@@ -1,9 +1,9 @@
 """The Qt binding must not drop references to None, True or False.
 
 PySide6 6.12.0 decrements None's reference count each time an empty QVariant comes back to
-Python (``QModelIndex.data()`` of a role a model does not answer, ``QSettings.value`` of a
-missing key) and True's on each ``shiboken6.isValid`` call. On Python 3.11, where these
-objects are not immortal, the count reaches zero after a few thousand calls and the process
+Python (``QModelIndex.data()`` of a role a model does not answer: one reference per call,
+measured). The test also watches ``QSettings.value`` of a missing key, ``shiboken6.isValid``
+(True) and ``emit(None)``. On Python 3.11, where these objects are not immortal, the count reaches zero after a few thousand calls and the process
 dies with "deallocating None" -- which is how the test suite once crashed half-way. The
 project pins the binding below 6.12; this test fails if a binding with the bug comes back.
 """

@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -e ".[gui,test,scale]"
+	$(PY) -m pip install -e ".[gui,test,scale,vlm]"
 	$(PY) -m pip install --no-deps clip_benchmark  # semscale[benchmarks] without its evaluation-only dependencies
 	touch $(STAMP)
 

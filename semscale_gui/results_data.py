@@ -14,10 +14,10 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from core.metrics import confusion_matrix, threshold_analysis
+from core.stats.metrics import confusion_matrix, threshold_analysis
 
 ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary", "threshold", "controls")
-SYNONYMS = "synonyms"  # the names kind of the labels file's names (core.controls.SYNONYMS)
+SYNONYMS = "synonyms"  # the names kind of the labels file's names (core.labels.controls.SYNONYMS)
 CONTROL_LABELS = {"random-words": "random words", "random-chars": "random letters"}
 _tokens = itertools.count(1)
 
@@ -89,7 +89,7 @@ class ResultsData:
 
     @classmethod
     def from_run(cls, run: Any) -> "ResultsData":
-        """From :class:`core.runs.Run` (finished, cancelled or still being written)."""
+        """From :class:`core.results.runs.Run` (finished, cancelled or still being written)."""
         cfg = run.meta.get("config", {})
         out = cls(
             levels=run.levels.to_dict("records") if len(run.levels) else [],

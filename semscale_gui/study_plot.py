@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
-from .plots import _controls, _labelled, _style_plot, colour, export_graphics, refill_combo
+from semscale_gui.plots import _controls, _labelled, _style_plot, colour, export_graphics, refill_combo
 
 
 class StudyPlot(QWidget):
@@ -128,6 +128,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

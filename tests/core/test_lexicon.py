@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core import lexicon
+from core.labels.labelset import lexicon
 from core import synonyms as syn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -181,7 +181,7 @@ def _fresh_machine_cli(tmp_path: Path, args: list[str]) -> subprocess.CompletedP
            if k not in (syn.WORDNET_ENV, "WNSEARCHDIR", "WNHOME", "NLTK_DATA", "XDG_CACHE_HOME", "XDG_DATA_HOME",
                         "SEMSCALE_CACHE_DIR")}
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
-    code = ("import sys, core.synonyms.wordnet_files as s; s.SYSTEM_WORDNET_DIRS = (); "
+    code = ("import sys, core.labels.wordnet_files as s; s.SYSTEM_WORDNET_DIRS = (); "
             "from core.cli import main; sys.exit(main(sys.argv[1:]))")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)

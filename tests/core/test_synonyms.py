@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import lexicon
+from core.labels.labelset import lexicon
 from core import synonyms as syn
-from core.backbones import BackboneSpec, load_backbone
-from core.cache import EmbeddingCache
+from core.models.openclip import BackboneSpec, load_backbone
+from core.embedding.cache import EmbeddingCache
 from core.cli import main
-from core.errors import InputError
-from core.labels import LabelSet, load_labels, labels_from_classes
+from core.util.errors import InputError
+from core.labels.labelset import LabelSet, load_labels, labels_from_classes
 from core.synonyms import Suggestion, merge_suggestions, normalise_name
 
 # WordNet is read through nltk (an optional dependency); everything else runs without it.

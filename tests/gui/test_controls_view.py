@@ -51,8 +51,8 @@ def test_markers_follow_the_holm_p_values_and_hover_shows_the_peak_distribution(
 
 @pytest.fixture
 def control_run(tiny_model, image_folder, labels_csv, tmp_path):
-    from core.backbones import BackboneSpec
-    from core.sweep import SweepConfig, run_sweep
+    from core.models.openclip import BackboneSpec
+    from core.pipeline.runner import SweepConfig, run_sweep
 
     cfg, ck = tiny_model
     out = tmp_path / "run"
@@ -63,7 +63,7 @@ def control_run(tiny_model, image_folder, labels_csv, tmp_path):
 
 
 def test_a_run_with_controls_in_the_results_panel(qtbot, gui_env, control_run, tmp_path):
-    from core.runs import load_run
+    from core.results.runs import load_run
     from semscale_gui.results_data import ResultsData
     from semscale_gui.results_panel import ResultsPanel
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence
 
+from core.labels.controls import SYNONYMS
 from core.util import config as defaults
 from core.models.registry import parse_backbone
 from core.util.config import PRECISIONS, BackboneSpec, int_list
@@ -23,19 +24,10 @@ from core.util.events import CancelToken, ImageSkipped, LevelFinished, Log, Prog
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-STAGE_NAMES = {
-    "hash": "hashing images",
-    "encode-images": "encoding images",
-    "encode-text": "encoding prompts",
-    "score": "scoring levels",
-    "load-model": "loading model",
-}
-
-
 def _kind(row: dict) -> str:
     """" random-words" for a control curve's row, "" for the synonyms."""
-    kind = row.get("names", "synonyms")
-    return "" if kind == "synonyms" else f" {kind}"
+    kind = row.get("names", SYNONYMS)
+    return "" if kind == SYNONYMS else f" {kind}"
 
 
 class TqdmReporter:

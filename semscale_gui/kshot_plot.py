@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
 from semscale_gui.plots import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
-from semscale_gui.results_data import ResultsData
+from core.results.views import ResultsData
 
 ADAPTIVE = (("global", "global weights"), ("nlc", "logit controller (NLC)"))
 DODGE = 0.035  # log2 units: the methods' error bars side by side instead of on top of each other

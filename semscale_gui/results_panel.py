@@ -27,7 +27,7 @@ from semscale_gui.widgets import make_action, text_toolbar, single_shot_timer
 from semscale_gui.kshot_plot import KShotPlot
 from semscale_gui.plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
                     RecallHeatmap, RunComparison, export_graphics)
-from semscale_gui.results_data import CONTROL_LABELS, ResultsData, names_of
+from core.results.views import CONTROL_LABELS, ResultsData, names_of
 from semscale_gui.tasks import AnalysisCache, run_task
 
 REFRESH_MS = 150
@@ -69,7 +69,7 @@ def effect_note(r: ResultsData, backbone: str) -> str:
 
 def class_frequency(results: ResultsData, classes: list[str]):
     """Per-class frequency for the confusion view's sorts (None without a frequency table)."""
-    from semscale_gui.class_order import frequency_of
+    from core.results.class_order import frequency_of
 
     return frequency_of(classes, results.table("frequency")) if results.tables.get("frequency") else None
 

@@ -608,7 +608,6 @@ def stores_dataset(paths: Sequence[str | Path]) -> StoreListing:
                         _row_of=row_of)
 
 
-StoreDataset = StoreListing  # the earlier name
 
 
 def store_specs(paths: Sequence[str | Path], device: str = "auto") -> list[BackboneSpec]:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import random
 import re
 import string
-import unicodedata
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from core.util.names import compact_key
 from core.util.errors import InputError
 from core.labels.labelset import LabelSet
 from core.util.tables import read_user_text
@@ -30,13 +30,7 @@ CONTROLS = ("random-words", "random-chars")
 FALLBACK_VOCABULARY = 50_000  # wordfreq's most frequent English words considered
 
 
-def normalise(name: str) -> str:
-    """Lower case, no accents, letters and digits only ("T-Shirt" -> "tshirt")."""
-    if name.isascii():  # the common case, and the hot loop over a whole vocabulary
-        s = name.lower()
-        return s if s.isalnum() else "".join(ch for ch in s if ch.isalnum())
-    s = unicodedata.normalize("NFKD", name.casefold())
-    return "".join(ch for ch in s if ch.isalnum() and not unicodedata.combining(ch))
+normalise = compact_key  # lower case, no accents, letters and digits only ("T-Shirt" -> "tshirt")
 
 
 def parse_controls(spec: str | Sequence[str] | None) -> list[str]:

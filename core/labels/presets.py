@@ -27,6 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Sequence
 
+from core.util.names import compact_key
 from core.util.errors import InputError
 from core.labels.base import LabelSet
 
@@ -121,10 +122,6 @@ def benchmark_templates(spec: str) -> list[str]:
     return [t.replace("{c}", "{}") for t in raw]
 
 
-def _norm(name: str) -> str:
-    return "".join(name.casefold().replace("_", " ").split())
-
-
 def _torchvision_names(key: str, data_root: Optional[str]) -> list[str]:
     tv_name, replace = FROM_TORCHVISION[key]
     if key in ("cifar10", "cifar100"):
@@ -170,12 +167,12 @@ def preset_labels(spec: str, dataset_classes: Optional[Sequence[str]] = None,
     warnings: list[str] = []
     keys = list(names)
     if dataset_classes:
-        by_norm = {_norm(n): n for n in names}
+        by_norm = {compact_key(n): n for n in names}
         dc = list(dataset_classes)
-        if all(_norm(c) in by_norm for c in dc):
+        if all(compact_key(c) in by_norm for c in dc):
             pos = {n: i for i, n in enumerate(names)}
-            order = sorted(range(len(dc)), key=lambda j: pos[by_norm[_norm(dc[j])]])
-            keys, names = [dc[j] for j in order], [by_norm[_norm(dc[j])] for j in order]
+            order = sorted(range(len(dc)), key=lambda j: pos[by_norm[compact_key(dc[j])]])
+            keys, names = [dc[j] for j in order], [by_norm[compact_key(dc[j])] for j in order]
         elif len(dc) == len(names):
             keys = dc
             warnings.append(f"{spec}: classes matched to CLIP_benchmark's names by position "

@@ -61,10 +61,6 @@ class LevelScores:
         return self.credit == 1.0
 
     @property
-    def correct_topk(self) -> np.ndarray:
-        return self.credit_topk
-
-    @property
     def n_tied(self) -> int:
         return int((self.n_owners > 1).sum())
 

@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from core.labels.controls import SYNONYMS
 from core.util.errors import InputError
 from core.stats.flips import compute_flips, credit_column, gained
 
@@ -88,7 +89,7 @@ class RunImages:
         if "ordering" in p:
             mask &= p["ordering"] == ordering
         if "names" in p:  # control curves: the synonym curve is the one the plots show
-            mask &= p["names"].astype(str) == "synonyms"
+            mask &= p["names"].astype(str) == SYNONYMS
         return p[mask]
 
     def logits(self, backbone: str, level: int) -> Optional[tuple[list[str], np.ndarray]]:
@@ -212,7 +213,7 @@ class LevelFlips:
     def rows(self, run: RunImages) -> pd.DataFrame:
         p = run.predictions
         if "names" in p:
-            p = p[p["names"].astype(str) == "synonyms"]
+            p = p[p["names"].astype(str) == SYNONYMS]
         f = compute_flips(p, self.backbone, self.from_level, self.to_level, ordering=self.ordering)
         to = run.at_level(self.to_level, self.backbone, self.ordering).set_index("image")
         fr = run.at_level(self.from_level, self.backbone, self.ordering).set_index("image")

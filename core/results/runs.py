@@ -21,7 +21,7 @@ import pandas as pd
 
 from core.util.errors import InputError
 from core.util.events import Status
-from core.util.files import atomic_write_json
+from core.util.files import atomic_write_csv, atomic_write_json
 from core.util.versions import now, versions  # noqa: F401  (re-exported)
 
 RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
@@ -158,10 +158,7 @@ class RunWriter:
             pd.DataFrame(columns=columns).to_csv(path, index=False)
     def rewrite(self, name: str, rows: Iterable[dict], columns: list[str]) -> None:
         """Replace a CSV atomically (columns filled in once a whole curve is known, e.g. Holm)."""
-        path = self.dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        pd.DataFrame(list(rows), columns=columns).to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        atomic_write_csv(self.dir / name, pd.DataFrame(list(rows), columns=columns))
 
     def add_skipped(self, items: Iterable[tuple[str, str]]) -> None:
         new = [(p, r) for p, r in items if p not in self._skipped]

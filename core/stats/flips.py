@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from core.labels.controls import SYNONYMS
 from core.util.errors import InputError
 
 FLIP_COLUMNS = ["image", "backbone", "from_level", "to_level", "correct_from", "correct_to", "label_from", "label_to"]
@@ -100,7 +101,7 @@ def compute_flips(
     if ordering is not None and "ordering" in df.columns:
         df = df[df["ordering"] == ordering]
     if names is not None:
-        kinds = sorted(map(str, df["names"].unique())) if "names" in df.columns else ["synonyms"]
+        kinds = sorted(map(str, df["names"].unique())) if "names" in df.columns else [SYNONYMS]
         if names not in kinds:
             raise InputError(f"no '{names}' curve in this run (it has {', '.join(kinds)})", field="names")
         if "names" in df.columns:

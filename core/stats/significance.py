@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.special import bdtr
 
+from core.labels.controls import SYNONYMS
 from core.util.config import DEFAULT_ALPHA as ALPHA  # one default, shared with SweepConfig
 
 
@@ -289,11 +290,11 @@ class CurveBook:
 
     def control_rows(self, backbone: str) -> list[dict]:
         """controls.csv rows: synonyms minus each control per level, paired bootstrap CI, McNemar p."""
-        syn = self.headline(backbone, "synonyms")
+        syn = self.headline(backbone, SYNONYMS)
         if syn is None:
             return []
         rows = []
-        kinds = [k for k in dict.fromkeys(k[1] for k in self.credit if k[0] == backbone) if k != "synonyms"]
+        kinds = [k for k in dict.fromkeys(k[1] for k in self.credit if k[0] == backbone) if k != SYNONYMS]
         for kind in kinds:
             ctrl = self.headline(backbone, kind)
             if ctrl is None:

@@ -37,7 +37,7 @@ DATASET_KEYS = ("name", "path", "labels", "templates", "class_frequency", "exter
 READER_KEYS = ("split", "image_column", "label_column", "data_root")  # how a dataset's source is read
 # SweepConfig fields that decide a run's numbers; the rest (output folder, cache, workers) do not
 RUN_PROTOCOL_FIELDS = (
-    "dataset", "labels", "templates", "levels", "mode", "orderings", "seed", "bootstrap", "top_k", "tolerance",
+    "dataset", "labels", "templates", "levels", "mode", "orderings", "seed", "bootstrap", "top_k",
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "external_predictions", "embeddings",
     "controls", "vocabulary", "alpha", "split", "image_column", "label_column", "templates_resolved", "levels_resolved", "labels_resolved",
 )

@@ -22,13 +22,14 @@ those of a finished one, and rebuilding them never touches an image or a model.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Mapping, Optional
 
 import numpy as np
 import pandas as pd
 
+from core.util.files import atomic_write_csv
+from core.labels.controls import SYNONYMS
 from core.results.runs import read_csv
 
 ALPHA = 0.05  # significance level of "improved" / "hurt"
@@ -78,7 +79,7 @@ def summary_table(runs: Mapping[str, Path]) -> pd.DataFrame:
         keys = _keys(lv)
         first = lv[lv["level"] == 1]
         if "names" in first.columns:  # level 1 uses canonical names only: the same for every kind
-            first = first.sort_values("names", key=lambda s: s != "synonyms")
+            first = first.sort_values("names", key=lambda s: s != SYNONYMS)
         base = first.groupby("backbone", sort=False)["top1"].first()
         lv["delta_top1_vs_level1"] = lv["top1"] - lv["backbone"].map(base)
         lv.insert(0, "dataset", name)
@@ -259,9 +260,7 @@ def controls_summary(runs: Mapping[str, Path]) -> pd.DataFrame:
 
 
 def _write(df: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)  # a reader (the app) never sees half a file
+    atomic_write_csv(path, df)
     return path
 
 

@@ -44,7 +44,6 @@ DEFAULT_BATCH_SIZE = 64
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_TOP_K = 5
 DEFAULT_ALPHA = 0.05  # significance level of the paired tests (core.stats.significance)
-DEFAULT_TOLERANCE = 0.01
 DEFAULT_ENSEMBLE_SHOTS = (1, 2, 4)
 DEFAULT_ENSEMBLE_SPLITS = 5
 DEFAULT_ENSEMBLE_METHODS = ("global", "nlc")
@@ -110,7 +109,6 @@ class SweepConfig:
     use_cache: bool = True
     bootstrap: int = DEFAULT_BOOTSTRAP
     top_k: int = DEFAULT_TOP_K
-    tolerance: float = DEFAULT_TOLERANCE
     allow_absolute_paths: bool = False
     # how to read the dataset (core.data.DatasetOptions): Hugging Face / torchvision sources
     split: Optional[str] = None

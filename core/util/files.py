@@ -49,5 +49,11 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_csv(path: str | Path, frame) -> None:
+    """A pandas DataFrame as CSV, atomically: a reader (the app, a script) never sees half a file."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
 def atomic_write_json(path: str | Path, data: Any, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(data, indent=indent, default=str) + "\n")

@@ -31,16 +31,29 @@ def _singular(word: str) -> str:
     return word
 
 
+def name_words(s: str) -> list[str]:
+    """The words of a name with case, accents, punctuation and underscores ignored."""
+    s = unicodedata.normalize("NFKD", str(s))
+    s = "".join(ch for ch in s if not unicodedata.combining(ch)).casefold()
+    return "".join(ch if ch.isalnum() else " " for ch in s).split()
+
+
+def compact_key(s: str) -> str:
+    """:func:`name_words` run together ("T-Shirt" -> "tshirt"): matching class lists to other
+    lists, and keeping real names out of random control vocabularies."""
+    if s.isascii():  # the common case, and the hot loop over a whole vocabulary
+        low = s.lower()
+        return low if low.isalnum() else "".join(ch for ch in low if ch.isalnum())
+    return "".join(name_words(s))
+
+
 def name_key(s: str) -> str:
     """Comparison key of a name: two names with the same key are duplicates.
 
     Case, accents, punctuation, underscores and whitespace are ignored, and the last
     word is reduced to a simple English singular ("Hot_Dogs!" and "hot dog" collide).
     """
-    s = unicodedata.normalize("NFKD", str(s))
-    s = "".join(ch for ch in s if not unicodedata.combining(ch)).casefold()
-    s = "".join(ch if ch.isalnum() else " " for ch in s)
-    words = s.split()
+    words = name_words(s)
     if words:
         words[-1] = _singular(words[-1])
     return " ".join(words)

@@ -11,7 +11,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
-from semscale_gui.results_data import CONTROL_LABELS, SYNONYMS, Curve, ResultsData
+from core.results.views import CONTROL_LABELS, SYNONYMS, Curve, ResultsData
 from semscale_gui.plots.base import _controls, _labelled, _style_plot, colour, tick_font
 
 # control curves: dashed in their backbone's colour, one dash pattern and symbol per control

@@ -7,7 +7,7 @@ from typing import Optional
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
-from semscale_gui.class_order import DEFAULT_TOP_N, FREQUENCY_SORTS, SORTS, ClassSelection
+from core.results.class_order import DEFAULT_TOP_N, FREQUENCY_SORTS, SORTS, ClassSelection
 from semscale_gui.widgets import single_shot_timer
 
 

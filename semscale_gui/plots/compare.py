@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from semscale_gui import settings
-from semscale_gui.results_data import ResultsData
+from core.results.views import ResultsData
 from semscale_gui.tasks import run_task
 from semscale_gui.plots.base import _style_plot, colour, tick_font
 

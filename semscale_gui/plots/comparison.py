@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from semscale_gui.results_data import ResultsData
+from core.results.views import ResultsData
 from semscale_gui.plots.base import _style_plot, colour
 
 

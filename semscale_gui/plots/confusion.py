@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from semscale_gui.results_data import confusion
+from core.results.views import confusion
 from semscale_gui.tasks import AnalysisCache
 from semscale_gui.plots.base import _controls, _labelled, refill_combo
 from semscale_gui.plots.class_filter import ClassFilter

@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from semscale_gui.results_data import ResultsData
+from core.results.views import ResultsData
 from semscale_gui.plots.base import _controls, _labelled, _style_plot, refill_combo, tick_font
 
 FIXED_METHODS = [("best_single", "best single"), ("oracle", "oracle (any right)"), ("mean_logits", "mean of logits"),

@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-from semscale_gui.results_data import ResultsData
+from core.results.views import ResultsData
 from semscale_gui.plots.base import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
 
 MAX_LABELS = 30

@@ -17,7 +17,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QToolButton, QWidget
 
-from semscale_gui.class_order import ClassSelection, select_classes
+from core.results.class_order import ClassSelection, select_classes
 from semscale_gui.tasks import AnalysisCache, analysis_cache
 from semscale_gui.plots.base import _style_plot, tick_font
 

@@ -14,8 +14,8 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
-from semscale_gui.class_order import frequency_of
-from semscale_gui.results_data import ResultsData, recall_matrix
+from core.results.class_order import frequency_of
+from core.results.views import ResultsData, recall_matrix
 from semscale_gui.tasks import AnalysisCache
 from semscale_gui.plots.base import _controls, _labelled, refill_combo
 from semscale_gui.plots.class_filter import ClassFilter

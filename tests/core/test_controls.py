@@ -99,7 +99,7 @@ def test_vocabulary_file(tmp_path):
 
 
 def test_default_vocabulary_is_the_bundled_lexicon_with_a_wordfreq_fallback(monkeypatch):
-    from core.labels.labelset import lexicon
+    from core.labels import lexicon
 
     words = load_vocabulary()
     nouns = set(lexicon.noun_vocabulary())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core.labels.labelset import lexicon
+from core.labels import lexicon
 from core import synonyms as syn
 
 ROOT = Path(__file__).resolve().parents[2]

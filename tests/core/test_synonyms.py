@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.labels.labelset import lexicon
+from core.labels import lexicon
 from core import synonyms as syn
 from core.models.openclip import BackboneSpec, load_backbone
 from core.embedding.cache import EmbeddingCache

@@ -117,7 +117,7 @@ def test_one_class_leaves_out_other_classes_names_and_runs_one_job_at_a_time(qtb
 @needs_nltk
 def test_bundled_lexicon_works_with_no_wordnet_on_the_machine(qtbot, gui_env, monkeypatch):
     # _isolated_wordnet hides this machine's WordNet; give back only the lexicon semscale ships
-    from core.labels.labelset import lexicon
+    from core.labels import lexicon
 
     monkeypatch.setattr(lexicon, "lexicon_path", _BUNDLED_LEXICON)
     w = _editor(qtbot, {"dog": ["dog"], "car": ["car"]})

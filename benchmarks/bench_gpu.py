@@ -79,7 +79,7 @@ def decode_only(bb, dataset, batch: int, workers: int) -> float:
     """The image pipeline without the encoder: every batch decoded, preprocessed and on the device."""
     from torch.utils.data import DataLoader
 
-    from core.embedding.embed import _collate, _decode_on_device, _DecodeSet
+    from core.models.local_images import _collate, _decode_on_device, _DecodeSet
     from core.data.gpu_decode import tensor_preprocess
 
     gpu = bb.spec.decode == "gpu"

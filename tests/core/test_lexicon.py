@@ -20,6 +20,7 @@ import pytest
 
 from core.labels import lexicon
 from core import synonyms as syn
+from core.labels import wordnet_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM = Path("/usr/share/wordnet")
@@ -34,7 +35,7 @@ def _no_machine_wordnet(monkeypatch, tmp_path):
     import nltk.data
 
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "no-nltk-data")])
-    monkeypatch.setattr(syn.wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tmp_path / "no-system-wordnet"),))
+    monkeypatch.setattr(wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tmp_path / "no-system-wordnet"),))
     for var in (syn.WORDNET_ENV, "WNSEARCHDIR", "WNHOME"):
         monkeypatch.delenv(var, raising=False)
 
@@ -124,7 +125,7 @@ def test_system_wordnet_and_env_still_win(tmp_path, monkeypatch):
     from tests.core.test_synonyms import write_tiny_wordnet
 
     tiny = write_tiny_wordnet(tmp_path / "system")
-    monkeypatch.setattr(syn.wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tiny),))
+    monkeypatch.setattr(wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tiny),))
     assert syn.find_wordnet().kind == "system"
     monkeypatch.setenv(syn.WORDNET_ENV, "bundled")
     assert syn.find_wordnet().kind == "bundled"

@@ -31,6 +31,7 @@ from semscale_gui.widgets import make_action, text_toolbar
 from semscale_gui.study_plot import StudyPlot
 from semscale_gui.study_worker import StudyController
 from semscale_gui.tasks import run_task
+from core.study.summary import run_path
 
 SUMMARY_TABS = (("summary_by_level", "By level"), ("summary", "All rows"), ("thresholds", "Thresholds"),
                 ("ensembles_summary", "Ensembles"), ("frequency_summary", "Frequency"), ("controls_summary", "Controls"))
@@ -685,7 +686,7 @@ class StudyPanel(QWidget):
 
         done = 0
         for d in self.study.datasets:
-            meta = self.out_dir / "runs" / d.name / "run.json" if self.out_dir else None
+            meta = run_path(self.out_dir, d.name) / "run.json" if self.out_dir else None
             if meta is None or not meta.exists():
                 continue
             try:
@@ -700,7 +701,7 @@ class StudyPanel(QWidget):
     def _open_row(self, row: int, _col: int) -> None:
         if self.out_dir is None or row >= len(self.study.datasets):
             return
-        run = self.out_dir / "runs" / self.study.datasets[row].name
+        run = run_path(self.out_dir, self.study.datasets[row].name)
         if (run / "run.json").exists():
             self.open_run_requested.emit(str(run))
         else:

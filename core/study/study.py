@@ -25,6 +25,7 @@ from typing import Any, Optional, Sequence
 from core.models.openclip import PRECISIONS, BackboneSpec
 from core.util.errors import InputError
 from core.util.events import CancelToken, Cancelled, EventCallback, Log, ignore_events
+from core.study.summary import RUNS_FOLDER, run_path
 
 STUDY_ENGINES = ("local", "ray")
 PROTOCOL_KEYS = (
@@ -438,7 +439,7 @@ def sweep_config(study: Study, ds: StudyDataset, out: str | Path, options: Optio
         extra["controls"] = list(p["controls"])
     freq = ds.class_frequency or p.get("class_frequency")
     cfg = dict(
-        dataset=ds.path, out=str(Path(out) / "runs" / ds.name), backbones=[replace(b) for b in study.backbones],
+        dataset=ds.path, out=str(run_path(out, ds.name)), backbones=[replace(b) for b in study.backbones],
         labels=ds.labels, templates=ds.templates if ds.templates is not None else p.get("templates", "simple"),
         levels=p.get("levels"), mode=p.get("mode", "flat"), orderings=p.get("orderings", 1), seed=p.get("seed", 0),
         batch_size=p.get("batch_size", 64), num_workers=opts.num_workers, cache_dir=opts.cache_dir,
@@ -642,7 +643,7 @@ def plan_study(study: Study, options: StudyOptions, resolved: dict[str, Resolved
         more = f" (and {len(refused) - 1} more datasets)" if len(refused) > 1 else ""
         raise InputError(f"dataset '{name}' already has a run with another protocol ({', '.join(changed)} changed)"
                          f"{more}; use --overwrite to re-run every changed dataset or --rerun {name}",
-                         file=out / "runs" / name / "run.json")
+                         file=run_path(out, name) / "run.json")
     return plans
 
 
@@ -730,18 +731,18 @@ def run_study(study: Study, options: StudyOptions, emit: EventCallback = ignore_
     plans = plan_study(study, options, resolved)
     out = Path(options.out)
     try:
-        (out / "runs").mkdir(parents=True, exist_ok=True)
+        (out / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot create the study folder ({e.strerror or e})", file=out, field="out") from None
     datasets: dict[str, dict] = {}
     for plan in plans:
-        info = {"run_dir": str(Path("runs") / plan.name), "status": "pending", "plan": plan.action,
+        info = {"run_dir": str(run_path("", plan.name)), "status": "pending", "plan": plan.action,
                 "reason": plan.reason}
         if plan.action == "skip":
             info["status"] = "completed"
         datasets[plan.name] = info
     _write_study_json(out, study, options, "running", datasets)
-    runs = {d.name: out / "runs" / d.name for d in study.datasets}
+    runs = {d.name: run_path(out, d.name) for d in study.datasets}
     status = "completed"
     total = len(plans)
     try:

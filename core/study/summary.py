@@ -295,6 +295,14 @@ def load_summaries(out: str | Path) -> dict[str, pd.DataFrame]:
     return {Path(n).stem: read_csv(out / n) for n in SUMMARY_FILES if (out / n).exists()}
 
 
+RUNS_FOLDER = "runs"
+
+
+def run_path(out: str | Path, name: str) -> Path:
+    """The run folder of dataset ``name`` in study folder ``out`` (``OUT/runs/<name>``)."""
+    return Path(out) / RUNS_FOLDER / name
+
+
 def study_runs(out: str | Path, names: Optional[list[str]] = None) -> dict[str, Path]:
     """The run folders of a study folder, in the order of study.json (or ``names``)."""
     out = Path(out)
@@ -302,5 +310,6 @@ def study_runs(out: str | Path, names: Optional[list[str]] = None) -> dict[str, 
         try:
             names = [d["name"] for d in json.loads((out / "study.json").read_text(encoding="utf-8"))["datasets"]]
         except (OSError, ValueError, KeyError, TypeError):
-            names = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir()) if (out / "runs").is_dir() else []
-    return {n: out / "runs" / n for n in names}
+            folder = out / RUNS_FOLDER
+            names = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return {n: run_path(out, n) for n in names}

@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from core.embedding.cache import EmbeddingCache
+from core.models.base import ModelKind
+from core.results.runs import RunWriter
+from core.stats.significance import CurveBook
 from core.util.config import MODES, SweepConfig
 from core.labels.controls import names_kinds
 from core.util.errors import InputError
@@ -34,12 +38,12 @@ class SweepContext:
     levels: list[int]
     freq: Optional[dict]
     externals: list[ExternalPredictions]
-    backbones: list  # core.models.openclip.Backbone, resolved lazily (networks built on first use)
+    backbones: list[ModelKind]  # resolved lazily: networks are built, servers asked, on first use
     emit: EventCallback = ignore_events
     cancel: CancelToken = field(default_factory=CancelToken)
-    writer: Any = None  # core.results.runs.RunWriter, once the run directory exists
-    cache: Any = None  # core.embedding.cache.EmbeddingCache, or None with --no-cache
-    book: Any = None  # core.stats.significance.CurveBook
+    writer: Optional[RunWriter] = None  # once the run directory exists
+    cache: Optional[EmbeddingCache] = None  # None with --no-cache
+    book: Optional[CurveBook] = None  # paired tests along every curve
     save_logits: bool = False  # decided once per run (core.pipeline.runner.logits_plan)
     summary: dict[str, Any] = field(default_factory=lambda: {"backbones": {}})
     all_levels: list[dict] = field(default_factory=list)  # every levels.csv row so far

@@ -126,6 +126,10 @@ class EmbeddingCache:
             self._dbs[identity] = con
         return con
 
+    def knows(self, identity: str) -> bool:
+        """Whether anything was ever cached for this identity (its database exists)."""
+        return identity in self._dbs or (self.root / f"{identity[:24]}.sqlite").is_file()
+
     def close(self) -> None:
         for con in self._dbs.values():
             con.close()

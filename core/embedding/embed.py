@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from core.data import Dataset
 from core.embedding.cache import EmbeddingCache
 from core.models.base import EmbeddingModel
-from core.models.local_images import BatchBackoff
 from core.util.events import CancelToken, EventCallback, ImageSkipped, Log, Progress, Stage, ignore_events
 from core.util.memory import release_free_memory
+
+if TYPE_CHECKING:
+    from core.models.local_images import BatchBackoff
 
 
 @dataclass
@@ -96,7 +98,7 @@ def embed_images(
     num_workers: Optional[int] = None,
     emit: EventCallback = ignore_events,
     cancel: Optional[CancelToken] = None,
-    backoff: Optional[BatchBackoff] = None,
+    backoff: Optional["BatchBackoff"] = None,
     prefetch_factor: int = 4,
 ) -> ImageEmbeddings:
     """Embed every usable image once; cached images are not decoded or encoded at all.

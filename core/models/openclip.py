@@ -196,6 +196,7 @@ class Backbone(EmbeddingModel):
         self.name = spec.display
         self.config = config
         self._model = None
+        self._load_lock = threading.Lock()  # a load started ahead (prefetch) and the pipeline's own never overlap
         self._preprocess = None
         self._channels_last = False
         self._tokenizer = None
@@ -261,9 +262,31 @@ class Backbone(EmbeddingModel):
                 raise WeightsUnavailable(_offline_help(self.spec, e)) from None
 
     # -- lazily built parts
+    def prefetch(self) -> threading.Thread:
+        """Build the network on a background thread while the pipeline lists and hashes images.
+
+        The pipeline's own :meth:`load` waits for it; an error is left for that call to raise
+        again, where it is reported as usual.
+        """
+        def build() -> None:
+            try:
+                self.load()
+            except Exception:  # noqa: BLE001 - re-raised by the pipeline's own load()
+                pass
+
+        t = threading.Thread(target=build, name=f"load {self.name}", daemon=True)
+        t.start()
+        return t
+
     def load(self) -> "Backbone":
         if self._model is not None:
             return self
+        with self._load_lock:
+            if self._model is None:
+                self._build()
+        return self
+
+    def _build(self) -> None:
         open_clip = self._open_clip()
 
         name, spec = self.open_clip_name, self.spec
@@ -291,8 +314,8 @@ class Backbone(EmbeddingModel):
         self._channels_last = self.device.startswith("cuda") and _is_conv_tower(model)
         if self._channels_last:  # cuDNN's fast convolution kernels want NHWC
             model.to(memory_format=torch.channels_last)
-        self._model, self._preprocess = model, preprocess
-        return self
+        self._preprocess = preprocess
+        self._model = model  # last: another thread reads a built model only once it is complete
 
     @property
     def loaded(self) -> bool:

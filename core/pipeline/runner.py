@@ -118,6 +118,7 @@ def run_sweep(
         emit(Log(why))
     try:
         ctx.cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
+        _load_ahead(ctx)
         ctx.book = CurveBook(ctx.levels, config.bootstrap, config.seed, config.alpha)
         outcomes = [_sweep_backbone(ctx, position, backbone) for position, backbone in enumerate(backbones)]
         if config.orderings > 1:
@@ -147,6 +148,16 @@ def run_sweep(
             ctx.cache.close()
     emit(RunFinished(status, str(writer.dir), summary))
     return SweepResult(str(writer.dir), status, summary, pd.DataFrame(ctx.all_levels))
+
+
+def _load_ahead(ctx: SweepContext) -> None:
+    """Start building the first backbone's network while its images are hashed and looked up,
+    when the cache has never seen it (a re-run from the cache never builds a model)."""
+    first = ctx.backbones[0] if ctx.backbones and not ctx.config.embeddings else None
+    if first is None or first.output != EMBEDDINGS or first.loaded or not hasattr(first, "prefetch"):
+        return
+    if ctx.cache is None or not ctx.cache.knows(first.identity):
+        first.prefetch()
 
 
 def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutcome:

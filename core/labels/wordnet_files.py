@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from core.labels.lexicon import LEXNAMES_TEXT, lexicon_path  # noqa: F401  (re-exported)
+from core.labels import lexicon
+from core.labels.lexicon import LEXNAMES_TEXT  # noqa: F401  (re-exported)
 from core.util.errors import InputError
 
 
@@ -115,7 +116,7 @@ def _as_location(path: Path, kind: str) -> Optional[WordNetLocation]:
 def bundled_wordnet() -> WordNetLocation:
     """The WordNet 3.0 noun lexicon shipped in ``resources/`` (see :mod:`core.labels.lexicon`)."""
     try:
-        loc = _as_location(lexicon_path(), "bundled")
+        loc = _as_location(lexicon.lexicon_path(), "bundled")
     except FileNotFoundError:
         loc = None
     if loc is None:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from core.stats.metrics import confusion_matrix, threshold_analysis
+from core.stats.metrics import confusion_matrix, peak_so_far
 
 ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary", "threshold", "controls")
 from core.labels.controls import SYNONYMS  # noqa: E402  (the names kind of the labels file's names)
@@ -194,7 +194,7 @@ class ResultsData:
         c = self.curve(backbone)
         if c is None:
             return {}
-        return threshold_analysis(list(c.levels.astype(int)), list(c.top1))
+        return peak_so_far(list(c.levels.astype(int)), list(c.top1))
 
     def recall_matrix(self, backbone: str, top5: bool = False) -> tuple[list[str], list[int], np.ndarray]:
         """(classes, levels, matrix[class, level]) of per-class recall, mean over orderings."""

@@ -87,31 +87,13 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int,
     return m
 
 
-def threshold_analysis(levels: Sequence[int], accuracy: Sequence[float], tolerance: float = 0.01) -> dict:
-    """Where accuracy peaks and what happens after it.
-
-    trend: ``rising`` (the peak is the last level: no threshold reached yet),
-    ``declining`` (the last level is more than ``tolerance`` below the peak) or
-    ``plateau`` (it stays within ``tolerance`` of the peak).
-    """
+def peak_so_far(levels: Sequence[int], accuracy: Sequence[float]) -> dict:
+    """Where a curve peaks so far, without a verdict: the verdict (rising, plateau, declining)
+    is decided once, by the paired tests of :func:`core.stats.significance.threshold_verdict`."""
     levels = list(levels)
     acc = np.asarray(accuracy, dtype=float)
     if len(acc) == 0 or np.all(np.isnan(acc)):
-        return {"peak_level": None, "peak_top1": None, "trend": "unknown", "drop_after_peak": None}
+        return {"peak_level": None, "peak_top1": None, "final_top1": None, "drop_after_peak": None, "trend": "unknown"}
     j = int(np.nanargmax(acc))
-    last = float(acc[-1])
-    drop = float(acc[j] - last)
-    if j == len(acc) - 1:
-        trend = "rising" if len(acc) > 1 and acc[-1] - acc[0] > tolerance else "plateau"
-    elif drop > tolerance:
-        trend = "declining"
-    else:
-        trend = "plateau"
-    return {
-        "peak_level": levels[j],
-        "peak_top1": float(acc[j]),
-        "final_top1": last,
-        "drop_after_peak": drop,
-        "trend": trend,
-        "tolerance": tolerance,
-    }
+    return {"peak_level": levels[j], "peak_top1": float(acc[j]), "final_top1": float(acc[-1]),
+            "drop_after_peak": float(acc[j] - acc[-1]), "trend": "unknown"}

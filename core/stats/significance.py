@@ -16,13 +16,16 @@ and their difference is exactly the difference in summed credit of the two level
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 from scipy.special import bdtr
 
 from core.labels.controls import SYNONYMS
 from core.util.config import DEFAULT_ALPHA as ALPHA  # one default, shared with SweepConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -137,6 +140,29 @@ def paired_difference_ci(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, level
     means = _resampled_sums(d[:, None], n_boot, seed)[:, 0] / n
     lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
+
+
+def verdicts_from_predictions(predictions: "pd.DataFrame", alpha: float = ALPHA, n_boot: int = 1000,
+                              seed: int = 0) -> dict[tuple[str, str], "Verdict"]:
+    """Threshold verdicts per (backbone, names kind) from a run's predictions.csv (ordering 0), for runs
+    written before threshold.csv existed. Credits are the file's ``credit`` column (tie credit), else
+    ``correct``; only images scored at every level of the curve are used, so the tests stay paired."""
+    if predictions is None or predictions.empty or "level" not in predictions:
+        return {}
+    p = predictions
+    if "ordering" in p:
+        p = p[p["ordering"] == 0]
+    col = "credit" if "credit" in p else "correct"
+    names = p["names"].astype(str) if "names" in p else SYNONYMS
+    p = p.assign(_names=names, _backbone=p["backbone"].astype(str) if "backbone" in p else "")
+    out = {}
+    for (bb, kind), g in p.groupby(["_backbone", "_names"], sort=False):
+        wide = g.pivot_table(index="level", columns="image", values=col, aggfunc="first").dropna(axis=1)
+        if wide.shape[1] == 0:
+            continue
+        out[(bb, kind)] = threshold_verdict([int(k) for k in wide.index], wide.to_numpy(dtype=float), alpha, n_boot,
+                                            seed)
+    return out
 
 
 @dataclass

@@ -147,8 +147,11 @@ def by_level(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def thresholds(runs: Mapping[str, Path]) -> pd.DataFrame:
-    """The run's own threshold.csv where it wrote one, else the run's threshold rule on levels.csv."""
-    from core.stats.metrics import threshold_analysis
+    """The run's own threshold.csv where it wrote one; for a run written before it existed, the same
+    paired tests on its predictions.csv (:func:`core.stats.significance.verdicts_from_predictions`),
+    and without predictions only the peak ("unknown" trend): one threshold rule everywhere."""
+    from core.stats.metrics import peak_so_far
+    from core.stats.significance import verdicts_from_predictions
 
     frames = []
     for name, run_dir in runs.items():
@@ -161,14 +164,20 @@ def thresholds(runs: Mapping[str, Path]) -> pd.DataFrame:
         lv = read_csv(run_dir / "levels.csv")
         if lv.empty:
             continue
-        tolerance = _run_meta(run_dir).get("config", {}).get("tolerance", 0.01)
+        alpha = _run_meta(run_dir).get("config", {}).get("alpha", ALPHA)
+        tested = verdicts_from_predictions(read_csv(run_dir / "predictions.csv"), alpha=alpha)
         keys = _keys(lv)
         rows = []
         for key, g in lv.groupby(keys, sort=False):
-            mean = g.groupby("level")["top1"].mean()  # over orderings, as the run's summary does
-            t = threshold_analysis(list(mean.index), list(mean.values), tolerance)
-            rows.append({"dataset": name, **dict(zip(keys, key if isinstance(key, tuple) else (key,))),
-                         **{k: t.get(k) for k in THRESHOLD_COLUMNS[2:]}})
+            key = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+            v = tested.get((key["backbone"], key.get("names", SYNONYMS)))
+            if v is None:
+                mean = g.groupby("level")["top1"].mean()  # over orderings, as the run's summary does
+                t = peak_so_far(list(mean.index), list(mean.values))
+            else:
+                t = {"peak_level": v.peak_level, "peak_top1": v.peak_top1, "final_top1": v.final_top1,
+                     "drop_after_peak": v.drop_after_peak, "trend": v.trend, "p_value": v.p_value}
+            rows.append({"dataset": name, **key, **{k: t.get(k) for k in THRESHOLD_COLUMNS[2:] + ["p_value"]}})
         frames.append(pd.DataFrame(rows))
     if not frames:
         return pd.DataFrame(columns=THRESHOLD_COLUMNS)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 import pytest
 
 from core.study.summary import (ALPHA, by_level, change_kind, controls_summary, read_csv, summary_table, thresholds,
@@ -107,8 +108,27 @@ def test_thresholds_use_a_runs_own_threshold_file(study, tmp_path):
     th = thresholds(runs)
     a = th[th["dataset"] == "a"]
     assert a["trend"].tolist() == ["plateau"] and a["p_value"].tolist() == [0.2]  # the paired verdict, as written
-    b = th[th["dataset"] == "b"].set_index("names")
-    assert b.loc["synonyms", "peak_level"] == 1 and b.loc["synonyms", "trend"] == "declining"
+    b = th[th["dataset"] == "b"].set_index("names")  # no threshold.csv and no predictions: the peak, no verdict
+    assert b.loc["synonyms", "peak_level"] == 1 and b.loc["synonyms", "trend"] == "unknown"
+
+
+def test_thresholds_of_runs_without_threshold_file_come_from_the_paired_tests(study):
+    """An older run without threshold.csv: the same McNemar rule, on its predictions.csv."""
+    root, runs = study
+    # 100 images; level 1: 70 right; level 2: 69 (one lost); level 4: 60 (10 lost, none gained)
+    rows = []
+    for i in range(100):
+        for k, right in ((1, i < 70), (2, i < 69), (4, i < 60)):
+            rows.append({"image": f"{i}.png", "level": k, "backbone": "vit", "names": "synonyms", "ordering": 0,
+                         "correct": int(right), "credit": float(right)})
+    pd.DataFrame(rows).to_csv(runs["b"] / "predictions.csv", index=False)
+    th = thresholds(runs)
+    b = th[(th["dataset"] == "b") & (th["names"] == "synonyms")].iloc[0]
+    # peak at level 1; last level vs peak: 10 discordant pairs, all one way -> exact McNemar 2 * 0.5**10
+    assert b["peak_level"] == 1 and b["trend"] == "declining"
+    assert b["final_top1"] == pytest.approx(0.60) and b["drop_after_peak"] == pytest.approx(0.10)
+    p2, p4 = binomtest(0, 1, 0.5).pvalue, binomtest(0, 10, 0.5).pvalue  # levels 2 and 4 against the peak
+    assert p2 == 1.0 and b["p_value"] == pytest.approx(2 * p4)  # Holm over the two: the smaller one doubled
 
 
 def test_partial_study_and_stale_files(study):

@@ -15,7 +15,7 @@ which is what makes the demo's research effects real rather than staged:
   (``class_frequency.csv``), so rarely seen classes are learned less well;
 * the bundled demo VLM is taught from instruction examples (``vlm_examples``) in which
   the classes occur at designed frequencies falling geometrically over more than two orders
-  of magnitude (216-fold) (``vlm_training_frequency.csv``), so its per-class accuracy follows them.
+  of magnitude (217-fold) (``vlm_training_frequency.csv``), so its per-class accuracy follows them.
 
 Pure Python + numpy + PIL: importing it must stay cheap (no torch) and never pulls Qt.
 """

@@ -10,7 +10,7 @@ with ``tokenizers``, a LLaVA-1.5-style chat template, a ``CLIPImageProcessor`` a
 ``LlavaProcessor``. It learns from instruction examples rendered by ``core.demo.data``
 (``vlm_examples``): the published prompt "What type of object is in this photo?" answered
 with a class name or a synonym, plus caption requests. The ten classes occur at designed
-frequencies falling geometrically (216-fold from the first to the last), so the
+frequencies falling geometrically (217-fold from the first to the last), so the
 model's per-class accuracy follows its training frequency - by construction, as in the
 finding it demonstrates - while demo-vit, the same encoder with a contrastive head,
 does not show that link. The loss covers only the answer tokens. Every step, image and

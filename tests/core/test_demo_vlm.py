@@ -21,9 +21,9 @@ MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "demo-vlm
 # the floors sit a few points under (docs/demo.md has the 30-per-class figures).
 SLICE_PER_CLASS = 10
 FLOORS = {
-    "open_top1": 0.0,
-    "likelihood_top1": 0.0,
-    "spearman_open_vs_frequency": 0.0,
+    "open_top1": 0.85,  # measured 0.900 on 10 per class, 0.903 on 30
+    "likelihood_top1": 0.85,  # measured 0.900 on 10, 0.907 on 30
+    "spearman_open_vs_frequency": 0.70,  # measured +0.80 on 10, +0.73 on 30 (demo-vit: +0.26, +0.30)
 }
 
 

@@ -171,3 +171,22 @@ def test_training_entry_point_is_deterministic(tmp_path: Path) -> None:
 
     LlavaForConditionalGeneration.from_pretrained(tmp_path / "a")
     assert AutoProcessor.from_pretrained(tmp_path / "a").tokenizer.chat_template == train_vlm.CHAT_TEMPLATE
+
+
+def test_vision_tower_is_demo_vits_encoder(shipped, slice_set) -> None:
+    """The shipped tower reproduces demo-vit's open_clip encoder layer outputs on the same pixels."""
+    from resources import path
+
+    from core.demo.train import load_demo_model
+
+    model, _ = shipped
+    clip, preprocess, _ = load_demo_model("demo-vit", Path(path("models")))
+    v = clip.visual
+    images, _, _ = slice_set
+    x = torch.stack([preprocess(im) for im in images[::25]])
+    with torch.no_grad():
+        z = v.conv1(x).flatten(2).transpose(1, 2)
+        z = torch.cat([v.class_embedding.expand(len(x), 1, -1), z], dim=1) + v.positional_embedding
+        z = v.transformer(v.ln_pre(z))
+        hf = model.model.vision_tower(pixel_values=x, output_hidden_states=True).hidden_states[-1]
+    assert torch.allclose(hf, z, atol=1e-4)

@@ -12,7 +12,10 @@ which is what makes the demo's research effects real rather than staged:
   that captions use for balls). High levels thus add poorly learned and misleading
   categories, and accuracy stops rising or falls;
 * classes differ about 16-fold in how often they occur in captions
-  (``class_frequency.csv``), so rarely seen classes are learned less well.
+  (``class_frequency.csv``), so rarely seen classes are learned less well;
+* the bundled demo VLM is taught from instruction examples (``vlm_examples``) in which
+  the classes occur at designed frequencies falling geometrically over more than two orders
+  of magnitude (217-fold) (``vlm_training_frequency.csv``), so its per-class accuracy follows them.
 
 Pure Python + numpy + PIL: importing it must stay cheap (no torch) and never pulls Qt.
 """
@@ -31,9 +34,10 @@ from PIL import Image, ImageDraw
 
 GENERATOR_VERSION = 1
 
-# Seed-stream tags: the held-out set and the training stream never share random draws.
+# Seed-stream tags: the held-out set and the training streams never share random draws.
 _TEST_STREAM = 7_001
 _TRAIN_STREAM = 9_001
+_VLM_STREAM = 11_001
 
 # Nominal corpus size in which class_frequency.csv counts canonical-name occurrences.
 CORPUS_CAPTIONS = 100_000
@@ -468,6 +472,72 @@ def training_stream(seed: int, image_size: int = 64) -> Iterator[tuple[Rendered,
         yield r, make_caption(r.cls, r, rng)
 
 
+# ----------------------------------------------------------------------------- VLM instructions
+
+# The published classification prompt (Zhang et al. 2024) and caption-style requests.
+VLM_PROMPT = "What type of object is in this photo?"
+VLM_CAPTION_PROMPTS: tuple[str, ...] = ("Describe this photo.", "Write a short caption for this image.")
+# Share of instruction examples that ask for a caption instead of the object type.
+VLM_P_CAPTION = 0.25
+# Class frequencies in the VLM's instructions: a geometric series in DEMO_CLASS_SPECS order
+# (the captions' order too), each class this fraction as frequent as the one before.
+VLM_FREQUENCY_RATIO = 0.55
+# Nominal instruction count in which vlm_training_frequency.csv counts class examples.
+VLM_CORPUS = 100_000
+# Answer-name distributions over ranks 1..8 per visual variant: the canonical name is the
+# usual answer for both looks (an assistant names the category), synonyms fill the rest.
+VLM_ANSWER_WEIGHTS_A: tuple[float, ...] = (0.72, 0.06, 0.07, 0.05, 0.04, 0.03, 0.02, 0.01)
+VLM_ANSWER_WEIGHTS_B: tuple[float, ...] = (0.55, 0.25, 0.06, 0.05, 0.03, 0.03, 0.02, 0.01)
+
+
+@dataclass(frozen=True)
+class VlmExample:
+    """One instruction example: a rendered image, the user's request and the answer."""
+
+    rendered: Rendered
+    prompt: str
+    answer: str
+
+
+def vlm_class_weights(ratio: Optional[float] = None) -> np.ndarray:
+    """Probability of each class among the VLM's instruction examples (geometric series)."""
+    w = (VLM_FREQUENCY_RATIO if ratio is None else ratio) ** np.arange(len(DEMO_CLASS_SPECS), dtype=np.float64)
+    return w / w.sum()
+
+
+def vlm_training_frequencies(corpus: int = VLM_CORPUS) -> dict[str, int]:
+    """Designed number of instruction examples of each class per ``corpus`` examples."""
+    return {cls: int(round(corpus * w)) for cls, w in zip(DEMO_CLASSES, vlm_class_weights())}
+
+
+def vlm_answer(cls: str, r: Rendered, rng: np.random.Generator) -> str:
+    """The answer to VLM_PROMPT: one of the class's names, mostly the canonical one."""
+    spec = DEMO_CLASS_SPECS[DEMO_CLASSES.index(cls)]
+    w = np.asarray(VLM_ANSWER_WEIGHTS_B if r.variant == "B" else VLM_ANSWER_WEIGHTS_A)
+    return spec.names[int(rng.choice(len(w), p=w / w.sum()))]
+
+
+def vlm_examples(seed: int, image_size: int = 64, ratio: Optional[float] = None) -> Iterator[VlmExample]:
+    """Endless instruction examples; classes follow ``vlm_class_weights()``.
+
+    A share ``VLM_P_CAPTION`` asks for a caption (answered like the demo backbones'
+    training captions), the rest asks ``VLM_PROMPT`` (answered with a class name). Uses
+    its own seed stream, so no example ever repeats a held-out image.
+    """
+    rng = np.random.default_rng([_VLM_STREAM, seed])
+    cw = vlm_class_weights(ratio)
+    while True:
+        ci = int(rng.choice(len(cw), p=cw))
+        variant = "B" if rng.random() < P_VARIANT_B else "A"
+        r = render_image(DEMO_CLASSES[ci], variant, rng, image_size)
+        if rng.random() < VLM_P_CAPTION:
+            prompt = VLM_CAPTION_PROMPTS[int(rng.integers(len(VLM_CAPTION_PROMPTS)))]
+            answer = make_caption(r.cls, r, rng)
+        else:
+            prompt, answer = VLM_PROMPT, vlm_answer(r.cls, r, rng)
+        yield VlmExample(r, prompt, answer)
+
+
 # ----------------------------------------------------------------------------- held-out set
 
 @dataclass(frozen=True)
@@ -537,6 +607,9 @@ labels.csv                class,synonym,source - {n_names} ranked names per clas
                           class: "disc" for balls, "shrub" for flowers, "bolt" for stars).
 class_frequency.csv       class,frequency - expected occurrences of the canonical name per
                           {corpus:,} training captions; classes differ about {ratio:.0f}-fold.
+vlm_training_frequency.csv class,frequency - designed number of examples of each class per
+                          {vlm_corpus:,} instruction examples of the demo VLM (demo-vlm); a
+                          geometric series, classes differ {vlm_ratio:.0f}-fold.
 
 Each class has two looks: variant A (captioned mostly with the canonical name) and variant B
 (captioned mostly with name #2, e.g. a pine for "tree", a crescent for "moon"); about
@@ -563,9 +636,17 @@ def write_class_frequency(path: Path) -> dict[str, int]:
     return freqs
 
 
+def write_vlm_training_frequency(path: Path) -> dict[str, int]:
+    """``class,frequency`` of every demo class in the demo VLM's instructions (returned too)."""
+    freqs = vlm_training_frequencies()
+    write_csv(path, ["class", "frequency"], ([cls, freqs[cls]] for cls in DEMO_CLASSES))
+    return freqs
+
+
 def write_demo_dataset(out: Union[str, Path], seed: int = 0, n_per_class: int = 30,
                        image_size: int = 64) -> Path:
-    """Write the demo ImageFolder, labels.csv, class_frequency.csv and README.txt.
+    """Write the demo ImageFolder, labels.csv, class_frequency.csv,
+    vlm_training_frequency.csv and README.txt.
 
     Returns the dataset root. Existing files with the same names are overwritten; other
     files are left alone.
@@ -585,11 +666,13 @@ def write_demo_dataset(out: Union[str, Path], seed: int = 0, n_per_class: int = 
               ([spec.name, name, _name_source(spec, rank)] for spec in DEMO_CLASS_SPECS
                for rank, name in enumerate(spec.names)))
     freqs = write_class_frequency(root / "class_frequency.csv")
+    vlm_freqs = write_vlm_training_frequency(root / "vlm_training_frequency.csv")
 
     (root / "README.txt").write_text(_README.format(
         version=GENERATOR_VERSION, seed=seed, n_classes=len(DEMO_CLASSES), n_per_class=n_per_class,
         n_images=len(DEMO_CLASSES) * n_per_class, size=image_size,
         n_names=len(DEMO_CLASS_SPECS[0].names), corpus=CORPUS_CAPTIONS,
-        ratio=max(freqs.values()) / min(freqs.values()), pb=P_VARIANT_B,
+        ratio=max(freqs.values()) / min(freqs.values()), pb=P_VARIANT_B, vlm_corpus=VLM_CORPUS,
+        vlm_ratio=max(vlm_freqs.values()) / min(vlm_freqs.values()),
         classes=", ".join(DEMO_CLASSES)), encoding="utf-8")
     return root

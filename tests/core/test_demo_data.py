@@ -95,9 +95,46 @@ def test_class_frequency_csv(demo: Path) -> None:
     assert max(freq.values()) / min(freq.values()) >= 5
 
 
+def test_vlm_training_frequency_csv(demo: Path) -> None:
+    """The demo VLM's designed class frequencies: a geometric series over two orders of magnitude."""
+    with open(demo / "vlm_training_frequency.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["class", "frequency"]
+    freq = {c: int(v) for c, v in rows[1:]}
+    assert list(freq) == list(DEMO_CLASSES)
+    counts = np.asarray(list(freq.values()), dtype=float)
+    assert counts.sum() == pytest.approx(data.VLM_CORPUS, abs=len(counts))
+    ratio = data.VLM_FREQUENCY_RATIO
+    expected = data.VLM_CORPUS * ratio ** np.arange(10) * (1 - ratio) / (1 - ratio ** 10)
+    assert np.abs(counts - expected).max() <= 0.5
+    assert counts.max() / counts.min() >= 100
+
+
+def test_vlm_examples_follow_the_designed_mix() -> None:
+    import itertools
+
+    examples = list(itertools.islice(data.vlm_examples(seed=5, image_size=16), 800))
+    classes = [e.rendered.cls for e in examples]
+    share = np.asarray([classes.count(c) for c in DEMO_CLASSES]) / len(classes)
+    w = data.vlm_class_weights()
+    # Binomial standard errors: every class within 4 of them.
+    assert np.all(np.abs(share - w) <= 4 * np.sqrt(w * (1 - w) / len(classes)) + 1e-9)
+    asks = [e for e in examples if e.prompt == data.VLM_PROMPT]
+    assert 0.65 < len(asks) / len(examples) < 0.85
+    labels = data.demo_labels()
+    assert all(e.answer in labels[e.rendered.cls] for e in asks)
+    first = np.mean([e.answer == e.rendered.cls for e in asks])
+    assert 0.55 < first < 0.8
+    captions = [e for e in examples if e.prompt != data.VLM_PROMPT]
+    assert all(e.prompt in data.VLM_CAPTION_PROMPTS and e.answer.endswith(".") for e in captions)
+    again = [(e.rendered.cls, e.prompt, e.answer) for e in itertools.islice(data.vlm_examples(5, 16), 50)]
+    assert again == [(e.rendered.cls, e.prompt, e.answer) for e in examples[:50]]
+
+
 def test_readme_written(demo: Path) -> None:
     text = (demo / "README.txt").read_text(encoding="utf-8")
     assert "labels.csv" in text and "class_frequency.csv" in text
+    assert "vlm_training_frequency.csv" in text
 
 
 def test_variants_and_captions() -> None:

@@ -9,7 +9,7 @@ multi-backbone analysis), which append their rows to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from core.embedding.cache import EmbeddingCache
@@ -74,9 +74,7 @@ def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
     images = image_source(config) if config.embeddings else None  # stores are checked first
     if config.embeddings:
         if not specs:  # the config keeps what was asked for; run.json records these as backbones_resolved
-            from core.embedding.store import store_specs
-
-            specs = store_specs(config.embeddings)
+            specs = [replace(s.spec, device="auto") for s in images.listing.stores]  # the stores opened above
         elif len(specs) != len(config.embeddings):
             raise InputError(f"{len(config.embeddings)} embedding stores but {len(specs)} backbones; give "
                              "one backbone per store, in the same order (or none)", field="embeddings")

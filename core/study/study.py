@@ -32,7 +32,7 @@ PROTOCOL_KEYS = (
     "levels", "mode", "templates", "orderings", "seed", "device", "precision", "batch_size", "controls",
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "bootstrap", "vocabulary", "alpha",
 )
-BACKBONE_KEYS = ("model", "pretrained", "checkpoint", "label")
+BACKBONE_KEYS = ("model", "pretrained", "checkpoint", "label", "options")  # options: the model kind's own table
 DATASET_KEYS = ("name", "path", "labels", "templates", "class_frequency", "external_predictions", "embeddings",
                 "split", "image_column", "label_column", "data_root")
 READER_KEYS = ("split", "image_column", "label_column", "data_root")  # how a dataset's source is read
@@ -42,7 +42,7 @@ RUN_PROTOCOL_FIELDS = (
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "external_predictions", "embeddings",
     "controls", "vocabulary", "alpha", "split", "image_column", "label_column", "templates_resolved", "levels_resolved", "labels_resolved",
 )
-BACKBONE_PROTOCOL_FIELDS = ("model", "pretrained", "checkpoint", "label", "precision")
+BACKBONE_PROTOCOL_FIELDS = ("model", "pretrained", "checkpoint", "label", "precision", "options")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 BAD_NAME = "'{name}' cannot be a folder name: use letters, digits, '.', '_' and '-'"
 _URI_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]+:(?![\\/])")  # tv:CIFAR10, hf:org/name, clip_benchmark:x
@@ -281,8 +281,11 @@ def _parse_backbone(study: Study, where: str, item: dict) -> BackboneSpec:
     if "model" not in item:
         raise study.error("missing 'model'", where, "model")
     for key in BACKBONE_KEYS:
-        if key in item:
+        if key in item and key != "options":
             _check_type(study, where, key, item[key], "str")
+    options = item.get("options", {})
+    if not isinstance(options, dict):
+        raise study.error(f"expected a table of the model kind's options, got {options!r}", where, "options")
     if item.get("pretrained") and item.get("checkpoint"):
         raise study.error("give either 'pretrained' or 'checkpoint', not both", where, "checkpoint")
     model = item["model"]
@@ -291,7 +294,7 @@ def _parse_backbone(study: Study, where: str, item: dict) -> BackboneSpec:
     ck = _resolve(item["checkpoint"], study.base) if item.get("checkpoint") else None
     p = study.protocol
     return BackboneSpec(model=model, pretrained=item.get("pretrained"), checkpoint=ck, label=item.get("label"),
-                        device=p.get("device", "auto"), precision=p.get("precision", "fp32"))
+                        device=p.get("device", "auto"), precision=p.get("precision", "fp32"), options=dict(options))
 
 
 def _parse_dataset(study: Study, where: str, item: dict) -> StudyDataset:
@@ -571,7 +574,9 @@ def run_protocol(config: dict, study_out: Optional[Path] = None) -> dict:
     out = {k: config.get(k, defaults.get(k)) for k in RUN_PROTOCOL_FIELDS}
     own = str((study_out / "embeddings").resolve()) if study_out is not None else None
     out["embeddings"] = [e for e in (out["embeddings"] or []) if not (own and str(Path(e).resolve()).startswith(own))]
-    out["backbones"] = [{k: b.get(k) for k in BACKBONE_PROTOCOL_FIELDS} for b in config.get("backbones", [])]
+    # a run written before specs had options has none
+    out["backbones"] = [{k: (b.get(k) or {}) if k == "options" else b.get(k) for k in BACKBONE_PROTOCOL_FIELDS}
+                        for b in config.get("backbones", [])]
     return _json_norm(out)
 
 

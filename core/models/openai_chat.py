@@ -193,10 +193,10 @@ class OpenAIChat:
         try:
             client.chat.completions.create(model=self.model, messages=[{"role": "user", "content": "Say yes."}],
                                            max_tokens=1, temperature=0)
-        except openai.NotFoundError:
+        except (openai.NotFoundError, openai.BadRequestError) as e:
             ids = ", ".join(sorted(m.id for m in listed)[:20]) or "none listed"
-            raise InputError(f"the endpoint {self.url} does not serve model '{self.model}' (models: {ids})",
-                             field="model") from None
+            raise InputError(f"the endpoint {self.url} does not serve model '{self.model}' (models: {ids}; "
+                             f"{e.status_code}: {_brief(e)})", field="model") from None
         except openai.APIConnectionError as e:
             raise InputError(f"cannot reach the endpoint {self.url} ({e.__cause__ or e})", field="model") from None
         except openai.AuthenticationError:

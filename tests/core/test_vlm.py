@@ -182,7 +182,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def served(vlm_dir, tmp_path_factory):
     """``transformers serve`` with the tiny model preloaded, on a free 127.0.0.1 port."""
-    import httpx
+    import urllib.error
+    import urllib.request
 
     exe = Path(sys.executable).with_name("transformers")
     if not exe.is_file():
@@ -199,9 +200,10 @@ def served(vlm_dir, tmp_path_factory):
             if proc.poll() is not None:
                 pytest.fail(f"transformers serve exited with {proc.returncode}")
             try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
                 pytest.fail("transformers serve did not start within 180 s")

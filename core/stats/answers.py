@@ -84,3 +84,65 @@ def match_answers(answers: Iterable[str | None], true_classes: Iterable[str | No
     """:meth:`AnswerMatcher.match` for many answers against one level's names."""
     m = AnswerMatcher(names_by_class, rule)
     return [m.match(a, t) for a, t in zip(answers, true_classes)]
+
+
+# ---------------------------------------------------------------- answers.csv
+
+ANSWER_COLUMNS = ["backbone", "image", "level", "answer", "matched_names", "matched_classes", "credit", "true_class"]
+
+
+def answer_rows(backbone: str, images: Sequence[str], true_classes: Sequence[str], answers: Sequence[str | None],
+                level: int, names_by_class: Mapping[str, Sequence[str]], rule: str = "word") -> list[dict]:
+    """``answers.csv`` rows of one backbone at one level (an image without an answer gets none).
+
+    The raw answer is kept exactly; matched names and classes are joined by ``|``.
+    """
+    matcher = AnswerMatcher(names_by_class, rule)
+    rows = []
+    for img, true, ans in zip(images, true_classes, answers):
+        if ans is None:
+            continue
+        m = matcher.match(ans, true)
+        rows.append({"backbone": backbone, "image": img, "level": level, "answer": ans,
+                     "matched_names": "|".join(m.names), "matched_classes": "|".join(m.classes),
+                     "credit": m.credit, "true_class": true})
+    return rows
+
+
+def unmatched_share(rows: Sequence[Mapping]) -> float | None:
+    """Share of answers that matched no class (None without answers)."""
+    if not rows:
+        return None
+    return sum(1 for r in rows if not r["matched_classes"]) / len(rows)
+
+
+def frequent_unmatched(answers, top: int = 5):
+    """The most frequent answers that matched no class, per backbone and true class.
+
+    ``answers`` is ``answers.csv`` as a DataFrame. Each image counts once per backbone, at its
+    highest level (levels are nested, so an answer unmatched there is unmatched at every
+    level); answers are grouped by their normalised words and shown in their most common form.
+    Columns: ``backbone, true_class, answer, count, share`` (share of the class's answers).
+    """
+    import pandas as pd
+
+    cols = ["backbone", "true_class", "answer", "count", "share"]
+    if answers is None or answers.empty:
+        return pd.DataFrame(columns=cols)
+    df = answers.copy()
+    df["matched_classes"] = df["matched_classes"].fillna("").astype(str)
+    df["answer"] = df["answer"].fillna("").astype(str)
+    top_level = df.groupby(["backbone", "image"])["level"].transform("max")
+    df = df[df["level"] == top_level]
+    per_class = df.groupby(["backbone", "true_class"]).size().rename("n_answers")
+    un = df[df["matched_classes"] == ""].copy()
+    if un.empty:
+        return pd.DataFrame(columns=cols)
+    un["key"] = [" ".join(words(a)) for a in un["answer"]]
+    shown = (un.groupby(["backbone", "true_class", "key"])["answer"]
+             .agg(lambda s: s.value_counts().index[0]).rename("answer"))
+    counts = un.groupby(["backbone", "true_class", "key"]).size().rename("count")
+    out = pd.concat([shown, counts], axis=1).reset_index().join(per_class, on=["backbone", "true_class"])
+    out["share"] = out["count"] / out["n_answers"]
+    out = out.sort_values(["backbone", "true_class", "count", "answer"], ascending=[True, True, False, True])
+    return out.groupby(["backbone", "true_class"], sort=False).head(top)[cols].reset_index(drop=True)

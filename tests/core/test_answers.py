@@ -80,3 +80,36 @@ def test_closed_prompt_lists_each_name_once_in_a_seeded_order():
     assert sorted(listed) == ["cat", "dog", "lion", "sea lion"]
     orders = {closed_prompt("q", names, seed=0, image_key=f"img{i}") for i in range(20)}
     assert len(orders) > 1  # shuffled per image
+
+
+def test_answer_rows_and_unmatched_answers_per_class(tmp_path):
+    import pandas as pd
+
+    from core.stats.answers import answer_rows, frequent_unmatched, unmatched_share
+
+    level1 = {"cat": ["cat"], "dog": ["dog"]}
+    level2 = {"cat": ["cat", "kitty"], "dog": ["dog", "puppy"]}
+    images = ["c1.png", "c2.png", "c3.png", "d1.png", "d2.png"]
+    true = ["cat", "cat", "cat", "dog", "dog"]
+    answers = ["A kitty, \"maybe\",\nsleeping", "Kitties!", "kitties", "a puppy", None]
+    rows = answer_rows("vlm", images, true, answers, 1, level1) + answer_rows("vlm", images, true, answers, 2, level2)
+    assert len(rows) == 8  # the image without an answer has no row
+    by = {(r["image"], r["level"]): r for r in rows}
+    assert by[("c1.png", 1)]["matched_classes"] == "" and by[("c1.png", 2)]["credit"] == 1.0
+    assert by[("c1.png", 2)]["matched_names"] == "kitty" and by[("d1.png", 2)]["matched_classes"] == "dog"
+    assert unmatched_share(rows[:4]) == 1.0 and unmatched_share(rows[4:]) == 0.0 and unmatched_share([]) is None
+
+    # raw text survives a CSV round trip exactly (quotes, commas, newline)
+    p = tmp_path / "answers.csv"
+    pd.DataFrame(rows).to_csv(p, index=False)
+    back = pd.read_csv(p, keep_default_na=False)
+    assert back["answer"].tolist() == [r["answer"] for r in rows]
+
+    # only answers unmatched at an image's highest level count; "Kitties!"/"kitties" group together
+    level1_only = pd.DataFrame(answer_rows("vlm", images, true, answers, 1, level1))
+    top = frequent_unmatched(level1_only)
+    assert top.to_dict("records")[:2] == [
+        {"backbone": "vlm", "true_class": "cat", "answer": "Kitties!", "count": 2, "share": 2 / 3},
+        {"backbone": "vlm", "true_class": "cat", "answer": "A kitty, \"maybe\",\nsleeping", "count": 1, "share": 1 / 3}]
+    assert top[top["true_class"] == "dog"]["answer"].tolist() == ["a puppy"]
+    assert frequent_unmatched(back).empty  # at level 2 every answer matched

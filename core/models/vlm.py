@@ -339,8 +339,8 @@ class LocalVLM:
     def _context(self, image) -> tuple[Any, Any, int]:
         """(key-value cache, log-probs of the next token, context length) of one image's context."""
         torch = self._torch
-        if image is None:
-            inputs = self.tokenizer([self.context_text(image=False)], return_tensors="pt", add_special_tokens=False)
+        if image is None:  # through the processor too, so special tokens are added the same way
+            inputs = self.processor(text=[self.context_text(image=False)], return_tensors="pt")
         else:
             inputs = self.processor(images=[image], text=[self.context_text()], return_tensors="pt")
         inputs = inputs.to(self.device)

@@ -98,3 +98,52 @@ def write_tiny_vlm(folder: Path, seed: int = 0) -> Path:
     processor.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+QWEN_TEMPLATE = (
+    "{% for message in messages %}USER: "
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'image' or part['type'] == 'image_url' %}"
+    "<|vision_start|><image><|vision_end|>{% endif %}{% endfor %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}"
+    "{% endif %} {% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+def write_tiny_qwen2_vl(folder: Path, seed: int = 0) -> Path:
+    """A random tiny Qwen2-VL (multi-axis rotary positions, dynamic resolution), loaded through
+    ``AutoModelForImageTextToText``: the second architecture family the VLM kind is tested on."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+        return folder
+    import torch
+    from transformers import (Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor,
+                              Qwen2VLProcessor)
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    tok = build_tokenizer()
+    extra = ["<|vision_start|>", "<|vision_end|>", "<|video_pad|>"]
+    tok.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN, *extra]})
+    ids = {t: tok.convert_tokens_to_ids(t) for t in [IMAGE_TOKEN, *extra]}
+    config = Qwen2VLConfig(
+        text_config=dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
+        vision_config=dict(depth=2, embed_dim=32, hidden_size=64, num_heads=2, patch_size=8, spatial_merge_size=2,
+                           temporal_patch_size=2, in_channels=3),
+        image_token_id=ids[IMAGE_TOKEN], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    torch.manual_seed(seed)
+    model = Qwen2VLForConditionalGeneration(config).eval()
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        setattr(model.generation_config, key, getattr(tok, key))
+    sizes = dict(min_pixels=32 * 32, max_pixels=64 * 64, patch_size=8, merge_size=2, temporal_patch_size=2)
+    tok.chat_template = QWEN_TEMPLATE
+    processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(**sizes), tokenizer=tok,
+                                 video_processor=Qwen2VLVideoProcessor(**sizes), chat_template=QWEN_TEMPLATE)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

@@ -371,12 +371,57 @@ class LocalVLM:
             kv.batch_repeat_interleave(rows)
             return kv
 
+    @property
+    def reuses_cache(self) -> bool:
+        """Whether names continue the context's key-value cache. Models with multi-axis rotary
+        positions (Qwen2-VL and kin: ``mrope``) compute the positions of new tokens from state
+        of their own; for them each batch of names is one full forward of context + name."""
+        text = self.config.get("text_config") or {}
+        rope = {**(self.config.get("rope_scaling") or {}), **(text.get("rope_scaling") or {}),
+                **(text.get("rope_parameters") or {})}
+        return "mrope_section" not in rope and not str(self.config.get("model_type", "")).startswith(("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "glm4v"))
+
     def _score_with_context(self, image, names: Sequence[str]) -> np.ndarray:
         """Sum and count of token log-probs of each name after one context (one context forward,
         then the names in batches over a copy of the key-value cache)."""
         torch = self._torch
         with torch.inference_mode():
+            if not self.reuses_cache:
+                return self._score_full(image, names)
             return self._score_with_context_(image, names)
+
+    def _score_full(self, image, names: Sequence[str]) -> np.ndarray:
+        """(sum, count) of each name's token log-probs from full forwards of context + name, a
+        batch of names at a time (right padding: every real token keeps its position)."""
+        torch = self._torch
+        tok = self.tokenizer
+        ctx = self.context_text(image is not None)
+        sep = "" if ctx[-1:].isspace() else " "
+        out = np.zeros((2, len(names)), dtype=np.float64)
+        batch = max(1, min(self.name_batch, 16))
+        side = tok.padding_side
+        tok.padding_side = "right"
+        try:
+            for s in range(0, len(names), batch):
+                chunk = list(names[s : s + batch])
+                texts = [ctx + sep + n for n in chunk]
+                if image is None:
+                    inputs = self.processor(text=texts, padding=True, return_tensors="pt")
+                else:
+                    inputs = self.processor(images=[image] * len(chunk), text=texts, padding=True, return_tensors="pt")
+                inputs = inputs.to(self.device)
+                if "pixel_values" in inputs:
+                    inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+                logp = torch.log_softmax(self.model(**inputs).logits.float(), dim=-1)
+                lengths = inputs["attention_mask"].sum(dim=1).tolist()
+                for r, n in enumerate(chunk):
+                    k, L = len(self.name_token_ids(n)), int(lengths[r])
+                    ids = inputs["input_ids"][r, L - k : L]
+                    lp = logp[r, L - k - 1 : L - 1].gather(-1, ids[:, None]).squeeze(-1).double()
+                    out[0, s + r], out[1, s + r] = lp.sum().item(), k
+        finally:
+            tok.padding_side = side
+        return out
 
     def _score_with_context_(self, image, names: Sequence[str]) -> np.ndarray:
         torch = self._torch

@@ -144,6 +144,32 @@ def test_likelihood_equals_a_full_forward_per_name(vlm_dir, dataset, reference, 
     assert (np.diff(got[:, 0]) != 0).any()  # the image matters
 
 
+def test_another_architecture_through_auto_model(dataset, tmp_path_factory):
+    """A tiny Qwen2-VL (AutoModelForImageTextToText, multi-axis rotary positions): batched answers
+    equal generate called directly, and likelihood equals the full forward per name."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from core.demo.tiny_vlm import write_tiny_qwen2_vl
+
+    folder = write_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny-qwen") / "qwen2-vl")
+    processor, model = AutoProcessor.from_pretrained(folder), AutoModelForImageTextToText.from_pretrained(folder).eval()
+    idx = [0, 2, 4, 6]
+    prompts = ["What is it?", "What type of object is in this photo?", "Name it.", "What is it?"]
+    vlm = LocalVLM(str(folder), max_new_tokens=5, batch_size=4)
+    assert type(vlm.model).__name__ == "Qwen2VLForConditionalGeneration" and not vlm.reuses_cache
+    got = vlm.answer(dataset, idx, prompts)
+    for i, p, a in zip(idx, prompts, got):
+        inputs = processor(images=[dataset.open(i)], text=[chat(processor, p)], return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
+        assert a == processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    lik = LocalVLM(str(folder), mode="likelihood", name_batch=3)
+    scores = lik.score_names(dataset, idx[:2], NAMES)
+    for r, i in enumerate(idx[:2]):
+        s, k = reference_scores(processor, model, dataset.open(i), lik.prompt, NAMES)
+        np.testing.assert_allclose(scores[r], s / k, atol=1e-4, rtol=0)
+
+
 def test_likelihood_scores_only_new_names(vlm_dir, dataset, tmp_path):
     events = []
     vlm = LocalVLM(str(vlm_dir), mode="likelihood")

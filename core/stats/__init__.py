@@ -1,1 +1,1 @@
-"""Statistics computed from scores and answers."""
+"""Numbers from scores: metrics and intervals, paired tests, ensembles, class frequency, flips, external predictions, answer matching."""

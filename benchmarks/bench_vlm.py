@@ -35,7 +35,7 @@ def _names(n: int) -> list[str]:
 
 
 def _dataset(root: Path, n_images: int):
-    from core.datasets.imagefolder import load_image_folder
+    from core.data.imagefolder import load_image_folder
 
     from .common import write_images
 
@@ -71,17 +71,17 @@ def likelihood(tmp: Path, n_images: int = 50, n_names: int = 100) -> dict:
     ds = _dataset(tmp / "lik", n_images)
     idx, names = list(range(n_images)), _names(n_names)
     vlm = LocalVLM(str(folder), mode="likelihood").load()
-    vlm.score_names(ds, idx[:1], names[:4])  # warm-up (lazy imports, first-call allocations)
+    vlm.score_matrix(ds, idx[:1], names[:4])  # warm-up (lazy imports, first-call allocations)
     t0 = time.perf_counter()
-    ours = vlm.score_names(ds, idx, names)
+    ours = vlm.score_matrix(ds, idx, names)
     t_ours = time.perf_counter() - t0
     t0 = time.perf_counter()
     loop = straightforward_scores(vlm, ds, idx, names)
     t_loop = time.perf_counter() - t0
     cache = tmp / "lik-cache"
-    vlm.score_names(ds, idx, names, cache=cache)
+    vlm.score_matrix(ds, idx, names, cache=cache)
     t0 = time.perf_counter()
-    again = LocalVLM(str(folder), mode="likelihood").score_names(ds, idx, names, cache=cache)
+    again = LocalVLM(str(folder), mode="likelihood").score_matrix(ds, idx, names, cache=cache)
     t_cached = time.perf_counter() - t0
     return {"model": "tiny random LLaVA (150k parameters)", "n_images": n_images, "n_names": n_names,
             "t_kv_reuse": t_ours, "t_loop": t_loop, "ratio": t_ours / t_loop,
@@ -123,13 +123,13 @@ def endpoint(tmp: Path, n_images: int = 32, max_new_tokens: int = 16) -> dict:
                "max_new_tokens": max_new_tokens, "t_server_ready": t_ready}
         warm = OpenAIChat(f"{folder}@{url}", max_new_tokens=max_new_tokens)
         warm.check()
-        warm.answer(ds, idx[:2], ["warm-up"] * 2)
+        warm.answer_texts(ds, idx[:2], ["warm-up"] * 2)
         answers = {}
         for conc in (1, 4):
             ep = OpenAIChat(f"{folder}@{url}", max_new_tokens=max_new_tokens, max_concurrency=conc)
             ep.check()
             t0 = time.perf_counter()
-            answers[conc] = ep.answer(ds, idx, [ep.prompt] * n_images, cache=tmp / f"ep-cache-{conc}")
+            answers[conc] = ep.answer_texts(ds, idx, [ep.prompt] * n_images, cache=tmp / f"ep-cache-{conc}")
             out[f"t_conc{conc}"] = time.perf_counter() - t0
             out[f"requests_per_s_conc{conc}"] = n_images / out[f"t_conc{conc}"]
         out["ratio_conc4_vs_1"] = out["t_conc4"] / out["t_conc1"]
@@ -137,7 +137,7 @@ def endpoint(tmp: Path, n_images: int = 32, max_new_tokens: int = 16) -> dict:
         ep = OpenAIChat(f"{folder}@{url}", max_new_tokens=max_new_tokens, max_concurrency=4)
         ep.check()
         t0 = time.perf_counter()
-        cached = ep.answer(ds, idx, [ep.prompt] * n_images, cache=tmp / "ep-cache-4")
+        cached = ep.answer_texts(ds, idx, [ep.prompt] * n_images, cache=tmp / "ep-cache-4")
         out["t_cached_rerun"] = time.perf_counter() - t0
         out["cached_requests"] = ep.requests
         out["cached_identical"] = cached == answers[4]

@@ -25,10 +25,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import InputError
-from ..events import CancelToken, Log, Progress, Stage, ignore_events
-from .answer_cache import AnswerCache
-from .prompts import DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT
+from core.util.errors import InputError
+from core.util.events import CancelToken, Log, Progress, Stage, ignore_events
+from core.models.answer_cache import AnswerCache
+from core.models.base import AnsweringModel, ImageAnswers
+from core.models.prompts import DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 NO_KEY = "no-key"  # what the client sends when no key is set (local servers accept anything)
@@ -92,7 +93,7 @@ def image_data_uri(dataset, i: int) -> str:
     return f"data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')}"
 
 
-class OpenAIChat:
+class OpenAIChat(AnsweringModel):
     """A model behind an OpenAI-compatible ``/chat/completions`` endpoint (answers only)."""
 
     kind = "openai"
@@ -213,7 +214,19 @@ class OpenAIChat:
         return (resp.choices[0].message.content or "").strip()
 
     def answer(self, dataset, indices: Sequence[int], prompts: Sequence[str], *, cache=None, emit=ignore_events,
-               cancel: Optional[CancelToken] = None, keys: Optional[Sequence[str]] = None) -> list[Optional[str]]:
+               cancel: Optional[CancelToken] = None, keys: Optional[Sequence[str]] = None) -> ImageAnswers:
+        """One raw answer per readable image; see :meth:`answer_texts`."""
+        import numpy as np
+
+        skipped_before, requests_before = len(self.skipped), self.requests
+        texts = self.answer_texts(dataset, indices, prompts, cache=cache, emit=emit, cancel=cancel, keys=keys)
+        keep = [j for j, t in enumerate(texts) if t is not None]
+        return ImageAnswers(np.asarray([indices[j] for j in keep], dtype=np.int64), [texts[j] for j in keep],
+                            self.skipped[skipped_before:], self.requests - requests_before)
+
+    def answer_texts(self, dataset, indices: Sequence[int], prompts: Sequence[str], *, cache=None,
+                     emit=ignore_events, cancel: Optional[CancelToken] = None,
+                     keys: Optional[Sequence[str]] = None) -> list[Optional[str]]:
         """One raw answer per image (None for an image that could not be sent or was refused).
 
         Requests run ``max_concurrency`` at a time; each answer is cached when it arrives, so a
@@ -221,7 +234,7 @@ class OpenAIChat:
         """
         import openai
 
-        from ..images import BadImage
+        from core.data.images import BadImage
 
         if len(prompts) != len(indices):
             raise ValueError("one prompt per image")
@@ -297,3 +310,15 @@ class OpenAIChat:
 def _brief(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__
+
+
+OPTIONS = ("mode", "prompt", "max_new_tokens", "max_concurrency", "request_timeout", "retries", "api_key_env",
+           "allow_insecure")
+
+
+def from_spec(spec, *, lazy: bool = True) -> OpenAIChat:
+    """The kind an ``openai:MODEL@URL`` spec names (its options in ``spec.options``); nothing is
+    contacted until :meth:`OpenAIChat.check`."""
+    target = spec.model.split(":", 1)[1] if spec.model.startswith("openai:") else spec.model
+    opts = {k: v for k, v in (spec.options or {}).items() if k in OPTIONS and v is not None}
+    return OpenAIChat(target, label=spec.label, spec=spec, **opts)

@@ -23,10 +23,11 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ..errors import InputError, WeightsUnavailable
-from ..events import CancelToken, Log, Progress, Stage, ignore_events
-from .answer_cache import AnswerCache
-from .prompts import DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT, VLM_MODES, VLM_NORMS
+from core.util.errors import InputError, WeightsUnavailable
+from core.util.events import CancelToken, Log, Progress, Stage, ignore_events
+from core.models.answer_cache import AnswerCache
+from core.models.base import ANSWERS, SCORES, AnsweringModel, ImageAnswers, ImageScores, ModelKind, ScoringModel
+from core.models.prompts import DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT, VLM_MODES, VLM_NORMS
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 NO_IMAGE = "-"  # the image key of the prompt-only prior (calibration)
@@ -68,7 +69,7 @@ def resolve_source(source: str) -> Path:
 
 def weights_sha256(folder: Path) -> str:
     """sha256 over the weight files of a model folder (names and contents, in name order)."""
-    from ..config import file_sha256
+    from core.util.config import file_sha256
 
     files = sorted(f for f in folder.iterdir() if f.is_file() and f.name.endswith(WEIGHT_SUFFIXES))
     if not files:
@@ -91,8 +92,9 @@ def _dtype(precision: str, device: str):
     raise InputError(f"unknown precision '{precision}' (choose from fp32, fp16, bf16)", field="precision")
 
 
-class LocalVLM:
-    """A transformers VLM on this machine; ``load()`` happens on first use."""
+class LocalVLM(ModelKind):
+    """A transformers VLM on this machine; ``load()`` happens on first use. :func:`from_spec`
+    gives the answering (open, closed) or the scoring (likelihood) form."""
 
     kind = "vlm"
 
@@ -112,8 +114,8 @@ class LocalVLM:
         self.norm, self.calibrate, self.answer_prefix = norm, bool(calibrate), answer_prefix
         self.device_asked, self.precision, self.batch_size, self.name_batch = device, precision, batch_size, name_batch
         self.spec = spec
-        self.name = label or f"vlm:{source}" + ("" if mode == "open" else f"[{mode}]")
-        self.output = "scores" if mode == "likelihood" else "answers"
+        self.name = label or default_name(source, mode)
+        self.n_computed = 0  # images the last call computed (the rest came from the cache)
         self.skipped: list[tuple[int, str]] = []  # (dataset index, reason) of images that could not be used
         self._folder: Optional[Path] = None
         self._weights: Optional[str] = None
@@ -195,7 +197,7 @@ class LocalVLM:
             from transformers import AutoModelForImageTextToText, AutoProcessor, LlavaForConditionalGeneration
         except ImportError:
             raise InputError("VLMs need the 'vlm' extra (pip install 'semscale[vlm]')", field="model") from None
-        from ..backbones import resolve_device
+        from core.models.openclip import resolve_device
 
         self.check()
         self.device = resolve_device(self.device_asked)
@@ -263,10 +265,10 @@ class LocalVLM:
                              field="vlm-mode")
 
     # -- answers (open / closed)
-    def answer(self, dataset, indices: Sequence[int], prompts: Sequence[str], *, cache=None, emit=ignore_events,
-               cancel: Optional[CancelToken] = None, keys: Optional[Sequence[str]] = None) -> list[Optional[str]]:
+    def answer_texts(self, dataset, indices: Sequence[int], prompts: Sequence[str], *, cache=None, emit=ignore_events,
+                     cancel: Optional[CancelToken] = None, keys: Optional[Sequence[str]] = None) -> list[Optional[str]]:
         """One raw answer per image (``prompts[j]`` is image j's prompt); None for an unusable image."""
-        from ..images import BadImage
+        from core.data.images import BadImage
 
         if len(prompts) != len(indices):
             raise ValueError("one prompt per image")
@@ -276,6 +278,7 @@ class LocalVLM:
         known = store.get_answers(ident, list(zip(keys, prompts))) if store else {}
         out: list[Optional[str]] = [known.get((k, p)) for k, p in zip(keys, prompts)]
         todo = [j for j, a in enumerate(out) if a is None]
+        self.n_computed = len(todo)
         total, done, t0 = len(todo), 0, time.perf_counter()
         emit(Progress(Stage.ANSWER, 0, total, None, self.name))
         for s in range(0, len(todo), self.batch_size):
@@ -461,11 +464,11 @@ class LocalVLM:
     def _normed(self, sc: np.ndarray) -> np.ndarray:
         return sc[0] / sc[1] if self.norm == "mean" else sc[0]
 
-    def score_names(self, dataset, indices: Sequence[int], names: Sequence[str], *, cache=None, emit=ignore_events,
-                    cancel: Optional[CancelToken] = None, keys: Optional[Sequence[str]] = None) -> np.ndarray:
+    def score_matrix(self, dataset, indices: Sequence[int], names: Sequence[str], *, cache=None, emit=ignore_events,
+                     cancel: Optional[CancelToken] = None, keys: Optional[Sequence[str]] = None) -> np.ndarray:
         """[images, names] float32 scores (higher = better; NaN for an unusable image): mean (or
         sum) token log-prob of each name as the answer, minus the prompt-only prior when calibrated."""
-        from ..images import BadImage
+        from core.data.images import BadImage
 
         if self.mode != "likelihood":
             raise ValueError("score_names needs the likelihood mode")
@@ -480,6 +483,7 @@ class LocalVLM:
         if self.calibrate:
             prior = self._cached_scores(store, ident, NO_IMAGE, prompt, names, lambda todo: self._score_with_context(None, todo))
         total, t0 = len(indices), time.perf_counter()
+        self.n_computed = 0
         emit(Progress(Stage.SCORE_NAMES, 0, total, None, self.name))
         with torch.inference_mode():
             for j, i in enumerate(indices):
@@ -487,6 +491,7 @@ class LocalVLM:
                     cancel.raise_if_cancelled()
 
                 def compute(todo, i=i):
+                    self.n_computed += 1
                     return self._score_with_context(dataset.open(i), todo)
 
                 try:
@@ -516,3 +521,53 @@ class LocalVLM:
             if store:
                 store.put_scores(ident, image, prompt, zip(todo, new.tolist()))
         return got
+
+
+def default_name(source: str, mode: str) -> str:
+    """``vlm:<folder name or Hub id>``, with the mode unless it is ``open``."""
+    p = Path(source)
+    shown = p.name if (p.is_absolute() or source.startswith((".", "~")) or p.is_dir()) and p.name else source
+    return f"vlm:{shown}" + ("" if mode == "open" else f"[{mode}]")
+
+
+class VLMAnswers(LocalVLM, AnsweringModel):
+    """A local VLM in the open or closed mode: one answer text per image."""
+
+    output = ANSWERS
+
+    def answer(self, dataset, indices: Sequence[int], prompts: Sequence[str], *, cache=None, emit=ignore_events,
+               cancel: Optional[CancelToken] = None, keys: Optional[Sequence[str]] = None) -> ImageAnswers:
+        skipped_before = len(self.skipped)
+        texts = self.answer_texts(dataset, indices, prompts, cache=cache, emit=emit, cancel=cancel, keys=keys)
+        keep = [j for j, t in enumerate(texts) if t is not None]
+        return ImageAnswers(np.asarray([indices[j] for j in keep], dtype=np.int64), [texts[j] for j in keep],
+                            self.skipped[skipped_before:], self.n_computed)
+
+
+class VLMScores(LocalVLM, ScoringModel):
+    """A local VLM in the likelihood mode: a score per (image, name)."""
+
+    output = SCORES
+
+    def score_names(self, dataset, indices: Sequence[int], names: Sequence[str], *, cache=None, emit=ignore_events,
+                    cancel: Optional[CancelToken] = None, keys: Optional[Sequence[str]] = None) -> ImageScores:
+        skipped_before = len(self.skipped)
+        m = self.score_matrix(dataset, indices, names, cache=cache, emit=emit, cancel=cancel, keys=keys)
+        ok = ~np.isnan(m).any(axis=1) if m.size else np.ones(len(indices), dtype=bool)
+        return ImageScores(np.asarray(indices, dtype=np.int64)[ok], m[ok], self.skipped[skipped_before:], self.n_computed)
+
+
+OPTIONS = ("mode", "prompt", "max_new_tokens", "norm", "calibrate", "answer_prefix", "batch_size", "name_batch")
+
+
+def from_spec(spec, *, lazy: bool = True) -> LocalVLM:
+    """The kind a ``vlm:PATH_OR_HF_ID`` spec names (its options in ``spec.options``)."""
+    source = spec.model.split(":", 1)[1].strip() if spec.model.startswith("vlm:") else spec.model
+    if not source:
+        raise InputError(f"no model folder or Hub id in '{spec.model}' (vlm:PATH_OR_HF_ID)", field="model")
+    opts = {k: v for k, v in (spec.options or {}).items() if k in OPTIONS and v is not None}
+    cls = VLMScores if opts.get("mode", "open") == "likelihood" else VLMAnswers
+    kind = cls(source, device=spec.device, precision=spec.precision, label=spec.label, spec=spec, **opts)
+    if not lazy:
+        kind.load()
+    return kind

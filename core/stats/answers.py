@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from ..names import display_name, name_key
+from core.util.names import display_name, name_key
 
 MATCH_RULES = ("word", "substring")
 

@@ -22,10 +22,10 @@ pytest.importorskip("openai")
 
 import torch  # noqa: E402
 
-from core.datasets.imagefolder import load_image_folder  # noqa: E402
+from core.data.imagefolder import load_image_folder  # noqa: E402
 from core.demo.tiny_vlm import write_tiny_vlm  # noqa: E402
-from core.errors import InputError  # noqa: E402
-from core.events import Log, Progress  # noqa: E402
+from core.util.errors import InputError  # noqa: E402
+from core.util.events import Log, Progress  # noqa: E402
 from core.models.answer_cache import AnswerCache  # noqa: E402
 from core.models.openai_chat import OpenAIChat, parse_target  # noqa: E402
 from core.models.prompts import closed_prompt  # noqa: E402
@@ -66,7 +66,7 @@ def test_local_answers_equal_generate_called_directly(vlm_dir, dataset, referenc
     idx = list(range(len(dataset)))
     prompts = [closed_prompt("What is it?", NAMES[: 2 + i % 5], image_key=str(i)) for i in idx]  # unequal lengths
     vlm = LocalVLM(str(vlm_dir), max_new_tokens=6, batch_size=3)
-    got = vlm.answer(dataset, idx, prompts, cache=tmp_path)
+    got = vlm.answer_texts(dataset, idx, prompts, cache=tmp_path)
 
     single = []
     for i in idx:  # one image at a time, no padding at all
@@ -79,7 +79,7 @@ def test_local_answers_equal_generate_called_directly(vlm_dir, dataset, referenc
 
     # a re-run reads every answer from the cache: no model is loaded
     again = LocalVLM(str(vlm_dir), max_new_tokens=6)
-    assert again.answer(dataset, idx, prompts, cache=tmp_path) == got and not again.loaded
+    assert again.answer_texts(dataset, idx, prompts, cache=tmp_path) == got and not again.loaded
     # another prompt or answer length is another identity
     assert LocalVLM(str(vlm_dir), max_new_tokens=5).identity != again.identity
     assert LocalVLM(str(vlm_dir), prompt="What is this?").identity != LocalVLM(str(vlm_dir)).identity
@@ -132,7 +132,7 @@ def test_likelihood_equals_a_full_forward_per_name(vlm_dir, dataset, reference, 
     processor, model = reference
     idx = [0, 3, 5]
     vlm = LocalVLM(str(vlm_dir), mode="likelihood", norm=norm, calibrate=calibrate, name_batch=4)
-    got = vlm.score_names(dataset, idx, NAMES, cache=tmp_path)
+    got = vlm.score_matrix(dataset, idx, NAMES, cache=tmp_path)
     assert got.shape == (3, len(NAMES)) and got.dtype == np.float32
     prior = reference_scores(processor, model, None, vlm.prompt, NAMES, with_image=False)
     for r, i in enumerate(idx):
@@ -157,14 +157,14 @@ def test_another_architecture_through_auto_model(dataset, tmp_path_factory):
     prompts = ["What is it?", "What type of object is in this photo?", "Name it.", "What is it?"]
     vlm = LocalVLM(str(folder), max_new_tokens=5, batch_size=4)
     assert type(vlm.model).__name__ == "Qwen2VLForConditionalGeneration" and not vlm.reuses_cache
-    got = vlm.answer(dataset, idx, prompts)
+    got = vlm.answer_texts(dataset, idx, prompts)
     for i, p, a in zip(idx, prompts, got):
         inputs = processor(images=[dataset.open(i)], text=[chat(processor, p)], return_tensors="pt")
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=5, do_sample=False)
         assert a == processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
     lik = LocalVLM(str(folder), mode="likelihood", name_batch=3)
-    scores = lik.score_names(dataset, idx[:2], NAMES)
+    scores = lik.score_matrix(dataset, idx[:2], NAMES)
     for r, i in enumerate(idx[:2]):
         s, k = reference_scores(processor, model, dataset.open(i), lik.prompt, NAMES)
         np.testing.assert_allclose(scores[r], s / k, atol=1e-4, rtol=0)
@@ -173,7 +173,7 @@ def test_another_architecture_through_auto_model(dataset, tmp_path_factory):
 def test_likelihood_scores_only_new_names(vlm_dir, dataset, tmp_path):
     events = []
     vlm = LocalVLM(str(vlm_dir), mode="likelihood")
-    first = vlm.score_names(dataset, [1, 2], NAMES[:4], cache=tmp_path, emit=events.append)
+    first = vlm.score_matrix(dataset, [1, 2], NAMES[:4], cache=tmp_path, emit=events.append)
     assert any(isinstance(e, Progress) and e.done == 2 for e in events)
     store = AnswerCache(tmp_path)
     rows = store._con.execute("SELECT COUNT(*) FROM scores").fetchone()[0]
@@ -187,10 +187,10 @@ def test_likelihood_scores_only_new_names(vlm_dir, dataset, tmp_path):
         return real(image, names)
 
     vlm._score_with_context = counting
-    both = vlm.score_names(dataset, [1, 2], NAMES[:4] + ["cat", "x"], cache=tmp_path)
+    both = vlm.score_matrix(dataset, [1, 2], NAMES[:4] + ["cat", "x"], cache=tmp_path)
     assert computed == [["cat", "x"], ["cat", "x"]]  # per image, only the two new names
     np.testing.assert_array_equal(both[:, :4], first)
-    fresh = LocalVLM(str(vlm_dir), mode="likelihood").score_names(dataset, [1, 2], ["cat", "x"])  # no cache
+    fresh = LocalVLM(str(vlm_dir), mode="likelihood").score_matrix(dataset, [1, 2], ["cat", "x"])  # no cache
     np.testing.assert_allclose(both[:, 4:], fresh, atol=1e-5)
     # calibration shares the raw scores; the norm does not
     assert LocalVLM(str(vlm_dir), mode="likelihood", norm="sum").identity != vlm.identity
@@ -248,18 +248,18 @@ def served(vlm_dir, tmp_path_factory):
 def test_endpoint_answers_equal_the_local_kind(vlm_dir, dataset, served, tmp_path):
     idx = list(range(len(dataset)))
     prompts = [closed_prompt("What is it?", NAMES[:3], image_key=str(i)) for i in idx]
-    local = LocalVLM(str(vlm_dir), max_new_tokens=6).answer(dataset, idx, prompts)
+    local = LocalVLM(str(vlm_dir), max_new_tokens=6).answer_texts(dataset, idx, prompts)
     remote = OpenAIChat(f"{vlm_dir}@{served}", max_new_tokens=6, max_concurrency=3)
     remote.check()
     events = []
-    got = remote.answer(dataset, idx, prompts, cache=tmp_path, emit=events.append)
+    got = remote.answer_texts(dataset, idx, prompts, cache=tmp_path, emit=events.append)
     assert got == local
     assert remote.requests == len(idx)
     assert [e.done for e in events if isinstance(e, Progress)][-1] == len(idx)
     assert "requests/s, ETA" in events[-1].message
     again = OpenAIChat(f"{vlm_dir}@{served}", max_new_tokens=6, max_concurrency=3)
     again.check()
-    assert again.answer(dataset, idx, prompts, cache=tmp_path) == got and again.requests == 0  # nothing paid twice
+    assert again.answer_texts(dataset, idx, prompts, cache=tmp_path) == got and again.requests == 0  # nothing paid twice
 
 
 def test_endpoint_missing_model_or_server_is_refused_before_any_work(served, tmp_path):
@@ -330,7 +330,7 @@ def test_throttled_request_is_retried_after_retry_after(fake_endpoint, dataset, 
     ep.check()
     assert ep.served == {"id": "fake-vlm", "created": 7, "owned_by": "test"}
     events = []
-    got = ep.answer(dataset, [0, 1], ["p0", "p1"], cache=tmp_path / "cache", emit=events.append)
+    got = ep.answer_texts(dataset, [0, 1], ["p0", "p1"], cache=tmp_path / "cache", emit=events.append)
     calls = FakeEndpoint.calls
     assert len(calls) == 3  # the throttled one, its retry, the second image
     assert calls[1][0] - calls[0][0] >= 0.95  # waited for Retry-After

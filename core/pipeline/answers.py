@@ -36,10 +36,9 @@ def check_closed_prompts(backbone, labels, levels: Sequence[int]) -> None:
     fits = getattr(backbone, "check_prompt_fits", None)
     if fits is None or getattr(backbone, "mode", "open") != "closed":
         return
-    for k in sorted(set(levels), reverse=True):  # the longest list first: one check usually decides
-        names = list(dict.fromkeys(n for c in labels.classes for n in labels.names[c][:k]))
-        fits(closed_prompt(backbone.prompt, names), f"the closed-world prompt of level {k} ({len(names)} names)")
-        return
+    k = max(levels)  # levels only add names: the highest level's prompt is the longest
+    names = list(dict.fromkeys(n for c in labels.classes for n in labels.names[c][:k]))
+    fits(closed_prompt(backbone.prompt, names), f"the closed-world prompt of level {k} ({len(names)} names)")
 
 
 class AnswerScores:

@@ -177,3 +177,22 @@ def test_likelihood_sweep_predicts_the_best_scored_name(sweep_inputs, tmp_path_f
         for i, r in enumerate(ds.records):
             row = pred[(pred["level"] == k) & (pred["image"] == r.id)].iloc[0]
             assert row["predicted_label"] == level_names[int(np.argmax(m[i, cols]))]
+
+
+def test_closed_world_prompt_over_the_context_is_refused_before_the_run(sweep_inputs, tmp_path_factory, tmp_path,
+                                                                      capsys):
+    from core.demo.tiny_vlm import write_tiny_vlm
+
+    images, _, _ = sweep_inputs
+    folder = write_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm") / "llava")
+    labels = tmp_path / "many.csv"
+    labels.write_text("class,synonym\n" + "".join(f"{c},{c} variant {i}\n" for c in CLASSES for i in range(40)))
+    out = tmp_path / "refused"
+    rc = cli_main(["sweep", "--dataset", str(images), "--labels", str(labels), "--model", f"vlm:{folder}",
+                   "--vlm-mode", "closed", "--levels", "1,40", "--out", str(out), "--cache-dir", str(tmp_path / "c"),
+                   "--quiet"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert re.search(r"level 40 \(160 names\) takes \d+ tokens \(\+64 for the answer\), more than the model's context "
+                     r"of 512 tokens", err), err
+    assert not (out / "run.json").exists()

@@ -126,6 +126,10 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_memory import markdown as memory_markdown
 
         out += ["", memory_markdown(r["memory"])]
+    if r.get("vlm"):
+        from benchmarks.bench_vlm import markdown as vlm_markdown
+
+        out += vlm_markdown(r["vlm"])
     return "\n".join(out) + "\n"
 
 
@@ -136,7 +140,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown",
-                             "pipeline", "clipbench", "text21k", "memory"])
+                             "pipeline", "clipbench", "text21k", "memory", "vlm"])
     from benchmarks import bench_engine
 
     results: dict = {}
@@ -219,6 +223,13 @@ def main() -> None:
             print("memory at ImageNet shape …", flush=True)
             results["memory"] = bench_memory.run(tmp, n_images=4_000 if args.quick else 20_000)
             print(json.dumps(results["memory"], indent=1), flush=True)
+        if "vlm" in only:
+            from benchmarks import bench_vlm
+
+            print("VLM likelihood and endpoint …", flush=True)
+            results["vlm"] = {"likelihood": bench_vlm.likelihood(tmp / "vlm", *((10, 20) if args.quick else (50, 100))),
+                              "endpoint": bench_vlm.endpoint(tmp / "vlm", 8 if args.quick else 32)}
+            print(json.dumps(results["vlm"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

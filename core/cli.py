@@ -161,7 +161,32 @@ def _backbones_file(path: str) -> list:
     return specs
 
 
+VLM_OPTIONS = {  # command-line option -> the spec option of the vlm: and openai: kinds
+    "vlm_mode": "mode", "vlm_prompt": "prompt", "max_new_tokens": "max_new_tokens", "vlm_norm": "norm",
+    "vlm_calibrate": "calibrate", "max_concurrency": "max_concurrency", "request_timeout": "request_timeout",
+    "api_key_env": "api_key_env", "allow_insecure": "allow_insecure",
+}
+
+
+def _vlm_options(args, spec) -> None:
+    """Put the VLM options given on the command line into a vlm:/openai: spec's options."""
+    from core.models.registry import kind_of
+
+    entry = kind_of(spec.model)
+    for arg, opt in VLM_OPTIONS.items():
+        value = getattr(args, arg, None)
+        if value not in (None, False) and opt in entry.options:
+            spec.options.setdefault(opt, value)
+
+
 def _backbone_specs(args) -> list:
+    specs = _backbone_specs_(args)
+    for spec in specs:
+        _vlm_options(args, spec)
+    return specs
+
+
+def _backbone_specs_(args) -> list:
     models = args.model or []
     if args.backbones:
         specs = _backbones_file(args.backbones)
@@ -204,7 +229,7 @@ def cmd_sweep(args) -> int:
         ensemble_shots=int_list(args.ensemble_shots, "ensemble-shots"), ensemble_splits=args.ensemble_splits,
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
-        alpha=args.alpha, overwrite=args.overwrite,
+        alpha=args.alpha, overwrite=args.overwrite, vlm_match=args.vlm_match,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -315,6 +340,62 @@ def cmd_embed(args) -> int:
           f"{result.images_per_second:.1f} images/s with the {result.engine} engine", file=sys.stderr)
     print(result.store)
     return EXIT_OK
+
+
+def _vlm_arguments(s: argparse.ArgumentParser) -> None:
+    """Options of the vision-language kinds (--model vlm:PATH_OR_HF_ID, --model openai:MODEL@URL)."""
+    from core.models.prompts import DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT, VLM_MODES, VLM_NORMS
+    from core.stats.answers import MATCH_RULES
+
+    g = s.add_argument_group("vision-language models (--model vlm:PATH_OR_HF_ID or openai:MODEL@URL)")
+    g.add_argument("--vlm-mode", choices=VLM_MODES, default=None,
+                   help="open: one answer per image, matched at every level (default); closed: the prompt lists "
+                        "the level's categories; likelihood: each name's log-probability as the answer (local only)")
+    g.add_argument("--vlm-prompt", default=None, help=f"the question (default \"{DEFAULT_PROMPT}\")")
+    g.add_argument("--max-new-tokens", type=int, default=None, help=f"answer length (default {DEFAULT_MAX_NEW_TOKENS})")
+    g.add_argument("--vlm-match", choices=MATCH_RULES, default="word",
+                   help="word: a name's words as whole words of the answer (default); substring: the published "
+                        "label.lower() in answer.lower()")
+    g.add_argument("--vlm-norm", choices=VLM_NORMS, default=None,
+                   help="likelihood: mean (default) or sum of the name's token log-probs")
+    g.add_argument("--vlm-calibrate", action="store_true",
+                   help="likelihood: subtract each name's score without the image (prompt-only prior)")
+    g.add_argument("--max-concurrency", type=int, default=None, help="endpoints: requests at a time (default 4)")
+    g.add_argument("--request-timeout", type=float, default=None, help="endpoints: seconds per request (default 120)")
+    g.add_argument("--api-key-env", default=None,
+                   help="endpoints: environment variable holding the key (default OPENAI_API_KEY); the key itself "
+                        "is never written anywhere")
+    g.add_argument("--allow-insecure", action="store_true",
+                   help="endpoints: allow sending the key over plain http to another machine")
+
+
+def cmd_answers(args) -> int:
+    """The most frequent unmatched answers per class, as CSV (synonym candidates)."""
+    import pandas as pd
+
+    from core.stats.answers import frequent_unmatched
+
+    path = Path(args.run) / "answers.csv"
+    if not path.is_file():
+        raise InputError("this run has no answers.csv (it had no answering VLM backbone)", file=path)
+    df = pd.read_csv(path, keep_default_na=False, dtype={"answer": str, "matched_classes": str, "image": str})
+    if args.backbone:
+        if args.backbone not in set(df["backbone"]):
+            raise InputError(f"no backbone '{args.backbone}' in answers.csv ({', '.join(sorted(set(df['backbone'])))})",
+                             file=path, field="backbone")
+        df = df[df["backbone"] == args.backbone]
+    if args.cls:
+        if args.cls not in set(df["true_class"]):
+            raise InputError(f"no class '{args.cls}' in answers.csv", file=path, field="class")
+        df = df[df["true_class"] == args.cls]
+    top = frequent_unmatched(df, top=args.top)
+    n = int((df.groupby(["backbone", "image"])["level"].transform("max") == df["level"]).sum())
+    if args.out:
+        top.to_csv(args.out, index=False)
+    else:
+        top.to_csv(sys.stdout, index=False)
+    print(f"{int(top['count'].sum()) if len(top) else 0} of {n} answers shown matched no class", file=sys.stderr)
+    return 0
 
 
 def cmd_flips(args) -> int:
@@ -652,7 +733,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory to write (refused when it already holds a run)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (every file of the old run is removed first)")
+    _vlm_arguments(s)
     s.set_defaults(func=cmd_sweep)
+
+    a = sub.add_parser("answers", help="a VLM run's most frequent answers that matched no class, per class")
+    a.add_argument("run", help="run directory (with answers.csv)")
+    a.add_argument("--backbone", help="only this backbone")
+    a.add_argument("--class", dest="cls", help="only this true class")
+    a.add_argument("--top", type=int, default=5, help="answers per class (default 5)")
+    a.add_argument("--out", help="write CSV here instead of printing it")
+    a.set_defaults(func=cmd_answers)
 
     e = sub.add_parser("embed", help="encode a dataset's images once into an embedding store (local or Ray); resumable",
                        parents=[weights, hardware, cache, paths, quiet])

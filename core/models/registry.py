@@ -127,3 +127,18 @@ register(KindEntry(
             "config .json files and the bundled demo backbones",
     example="ViT-B-32@laion2b_s34b_b79k, ViT-B-32=weights.pt, demo-vit",
 ))
+register(KindEntry(
+    "vlm", "core.models.vlm:from_spec", prefix="vlm:",
+    summary="a local Hugging Face transformers vision-language model (LLaVA family; others through "
+            "AutoModelForImageTextToText): open or closed answers, or the likelihood of each name",
+    example="vlm:llava-hf/llava-1.5-7b-hf, vlm:./my-llava",
+    options=("mode", "prompt", "max_new_tokens", "norm", "calibrate", "answer_prefix", "batch_size", "name_batch"),
+))
+register(KindEntry(
+    "openai", "core.models.openai_chat:from_spec", prefix="openai:",
+    summary="an OpenAI-compatible chat-completions endpoint (vLLM, Ollama's /v1, transformers serve, OpenAI): "
+            "open or closed answers; the key from $OPENAI_API_KEY or --api-key-env",
+    example="openai:llava-1.5@http://127.0.0.1:8000/v1, openai:gpt-4o@https://api.openai.com/v1",
+    options=("mode", "prompt", "max_new_tokens", "max_concurrency", "request_timeout", "retries", "api_key_env",
+             "allow_insecure"),
+))

@@ -51,6 +51,22 @@ class BackboneOutcome:
     names: Optional[dict] = None  # class -> names, ordering 0 of the synonym curve
     classes: Optional[list[str]] = None
     mode: str = "flat"
+    kind: str = ""  # the model kind (core.models.registry), e.g. "open_clip", "vlm", "openai"
+
+    @property
+    def answers_only(self) -> bool:
+        """An answering kind: per level a choice of classes (matched answers), no scores."""
+        return hasattr(self.scores, "choices")
+
+    @property
+    def kind_label(self) -> str:
+        """backbones.csv's ``kind``: clip for CLIP kinds, else the kind's name."""
+        return "clip" if self.kind in ("", "open_clip", "clip-server") else self.kind
+
+    def choices(self, k: int, rows: Optional[np.ndarray] = None, class_order: Optional[np.ndarray] = None) -> np.ndarray:
+        """[len(rows), C] choices at level k of an answering kind (1/m on each of m matched classes)."""
+        plan = LevelPlan.build(self.names, self.classes, k, self.mode)
+        return self.scores.choices(plan, self.y, rows=rows, class_order=class_order)
 
     def class_scores(self, k: int, rows: Optional[np.ndarray] = None,
                      class_order: Optional[np.ndarray] = None) -> np.ndarray:
@@ -82,8 +98,12 @@ def run_analysis(ctx: "SweepContext", outcomes: list[BackboneOutcome]) -> None:
         rows_of = [{i: r for r, i in enumerate(o.ids)} for o in outcomes]
         sel = [np.array([ro[i] for i in ids], dtype=np.int64) for ro in rows_of]
         y = outcomes[0].y[sel[0]]
-        scales = [o.scale for o in outcomes]
-        with_features = [(o, s) for o, s in zip(outcomes, sel) if o.X is not None]
+        # systems with scores first (ensembles fit them), then answering kinds and external predictions
+        # (a choice of classes per image only)
+        answering = [(o, s) for o, s in zip(outcomes, sel) if o.answers_only]
+        scored = [(o, s) for o, s in zip(outcomes, sel) if not o.answers_only]
+        scales = [o.scale for o, _ in scored]
+        with_features = [(o, s) for o, s in scored if o.X is not None]
         feats = np.concatenate([o.X[s] for o, s in with_features], axis=1) if with_features else None
         ext_choices = np.stack([e.choices(ids, len(classes)) for e in externals]) if externals else None
         for e in externals:
@@ -106,12 +126,19 @@ def run_analysis(ctx: "SweepContext", outcomes: list[BackboneOutcome]) -> None:
         by_name = np.argsort(np.asarray(classes, dtype=object), kind="stable")
         y = np.argsort(by_name)[y]
         ext_choices = ext_choices[:, :, by_name] if ext_choices is not None else None
-        names = [o.name for o in outcomes] + [e.name for e in externals]
+        names = [o.name for o, _ in scored] + [o.name for o, _ in answering] + [e.name for e in externals]
+        kind_labels = ([o.kind_label for o, _ in scored] + [o.kind_label for o, _ in answering]
+                       + ["external"] * len(externals))
         for li, k in enumerate(levels):
             ctx.cancel.raise_if_cancelled()
             emit(Progress(Stage.ENSEMBLES, li, len(levels), None, "ensemble"))
-            scores = [o.class_scores(k, rows=s, class_order=by_name) for o, s in zip(outcomes, sel)]
-            ens_summary[int(k)] = _level(ctx, k, scores, scales, y, feats, ext_choices, names, len(outcomes))
+            scores = [o.class_scores(k, rows=s, class_order=by_name) for o, s in scored]
+            level_choices = ext_choices
+            if answering:
+                answered = np.stack([o.choices(k, rows=s, class_order=by_name) for o, s in answering])
+                level_choices = answered if ext_choices is None else np.concatenate([answered, ext_choices])
+            ens_summary[int(k)] = _level(ctx, k, scores, scales, y, feats, level_choices, names, len(scored),
+                                         kind_labels)
             del scores  # one level's matrices at a time
             release_free_memory()
         emit(Progress(Stage.ENSEMBLES, len(levels), len(levels), None, "ensemble"))
@@ -133,7 +160,8 @@ ANALYSIS_ROWS = 2048  # images per step of the per-image statistics (bounds the 
 
 
 def _fixed_stats(scores: list[np.ndarray], scales: list[float], y: np.ndarray, ext_choices: Optional[np.ndarray],
-                 names: list[str], n_clip: int) -> tuple[list[dict], list[dict], dict]:
+                 names: list[str], n_clip: int,
+                 kind_labels: Optional[list[str]] = None) -> tuple[list[dict], list[dict], dict]:
     """(backbones rows, pairs rows, fixed ensembles) of one level, streamed over images.
 
     Every number is a mean over images of a per-image value, so the images are taken
@@ -170,7 +198,8 @@ def _fixed_stats(scores: list[np.ndarray], scales: list[float], y: np.ndarray, e
         for key, v in ens.fixed_ensembles(part, scales, yc, ext).items():
             fixed_sum[key] = fixed_sum.get(key, 0.0) + v * m
     top1 = credit / n
-    bb_rows = [{"backbone": nm, "kind": "clip" if j < n_clip else "external", "top1": float(top1[j]), "n_images": n}
+    kind_labels = kind_labels or ["clip" if j < n_clip else "external" for j in range(n_sys)]
+    bb_rows = [{"backbone": nm, "kind": kind_labels[j], "top1": float(top1[j]), "n_images": n}
                for j, nm in enumerate(names)]
     if ext_choices is not None and n_clip:
         best_clip = int(np.argmax(top1[:n_clip]))
@@ -184,10 +213,11 @@ def _fixed_stats(scores: list[np.ndarray], scales: list[float], y: np.ndarray, e
 
 
 def _level(ctx: "SweepContext", k: int, scores: list[np.ndarray], scales: list[float], y: np.ndarray,
-           feats: Optional[np.ndarray], ext_choices: Optional[np.ndarray], names: list[str], n_clip: int) -> dict:
+           feats: Optional[np.ndarray], ext_choices: Optional[np.ndarray], names: list[str], n_clip: int,
+           kind_labels: Optional[list[str]] = None) -> dict:
     """One level's backbones/pairs/ensembles rows; returns its summary entry."""
     config, writer, emit = ctx.config, ctx.writer, ctx.emit
-    bb_rows, pair_rows, fixed = _fixed_stats(scores, scales, y, ext_choices, names, n_clip)
+    bb_rows, pair_rows, fixed = _fixed_stats(scores, scales, y, ext_choices, names, n_clip, kind_labels)
     release_free_memory()  # its per-step temporaries, before the ensembles are fitted
     write_table(writer, emit, "backbones", [{"level": k, **r} for r in bb_rows])
     write_table(writer, emit, "pairs", [{"level": k, **r} for r in pair_rows])

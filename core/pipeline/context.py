@@ -67,6 +67,8 @@ def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
             cancel: Optional[CancelToken] = None) -> SweepContext:
     """Check ``config`` and resolve every input; raises :class:`InputError` before anything is written."""
     from core.models.registry import load_model
+    from core.pipeline.answers import check_closed_prompts
+    from core.stats.answers import MATCH_RULES
 
     if config.mode not in MODES:
         raise InputError(f"unknown mode '{config.mode}' (choose flat or pooled)", field="mode")
@@ -99,7 +101,11 @@ def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
     # resolve every backbone now (names, checkpoint hashes, weights present) so a bad one
     # fails before the run directory exists; the networks themselves are built on first use
     backbones = [load_model(spec, lazy=True) for spec in specs]
+    if config.vlm_match not in MATCH_RULES:
+        raise InputError(f"unknown answer matching '{config.vlm_match}' (choose from {', '.join(MATCH_RULES)})",
+                         field="vlm-match")
     for b in backbones:
         b.check()
+        check_closed_prompts(b, labels, levels)  # a closed-world prompt longer than the context: refused now
     return SweepContext(config, images, labels, kinds, templates, levels, freq, externals, backbones,
                         emit=emit, cancel=cancel or CancelToken())

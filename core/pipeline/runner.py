@@ -35,7 +35,9 @@ from core.labels.labelset import LabelSet
 from core.stats.metrics import bootstrap_ci, credit_count, per_class_recall
 from core.util.names import slug
 from core.results.runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, RunWriter, check_out
-from core.models.base import EMBEDDINGS, SCORES
+from core.models.base import ANSWERS, EMBEDDINGS, SCORES
+from core.pipeline.answers import AnswerScores
+from core.stats.answers import ANSWER_COLUMNS, unmatched_share
 from core.pipeline.scoring import EmbeddingScores, LevelPlan, MatrixScores, score_level
 from core.stats.significance import CONTROL_COLUMNS, THRESHOLD_COLUMNS, CurveBook
 from core.pipeline.context import SweepContext, prepare
@@ -173,18 +175,19 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
     labels = kinds[SYNONYMS]
     classes = labels.classes
     outcome = BackboneOutcome(name, ids, y, got.X, got.scale, scores, labels.ordered(0, config.seed), classes,
-                              config.mode)
+                              config.mode, kind=getattr(backbone, "kind", ""))
     n_skipped, n_encoded, n_cached, t_images, t_text = got.n_skipped, got.n_encoded, got.n_cached, got.t_images, got.t_text
     if not backbone.loaded:
         emit(Log(f"{name}: every image and prompt came from the cache; the model was not loaded"))
     logit_dir = writer.dir / "logits" / slug(name, fallback="backbone")
-    if ctx.save_logits:
+    if ctx.save_logits and not isinstance(scores, AnswerScores):
         logit_dir.mkdir(parents=True, exist_ok=True)
         pd.DataFrame({"image": ids, "true_class": [classes[c] for c in y]}).to_csv(logit_dir / "images.csv", index=False)
     true_class = [classes[c] for c in y]
 
     curves = [(kind, o) for kind in kinds for o in range(config.orderings)]
     total = len(curves) * len(levels)
+    unmatched: dict[int, Optional[float]] = {}  # answering kinds: share of answers matching no class, per level
     for ci_, (kind, o) in enumerate(curves):
         names = kinds[kind].ordered(o, config.seed)
         key = (name, kind, o)
@@ -195,11 +198,18 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
             release_free_memory()  # the previous level's buffers (core.util.memory)
             ts = time.perf_counter()
             dump = None
-            if ctx.save_logits and kind == SYNONYMS and o == 0:  # float16, written chunk by chunk
+            plan = LevelPlan.build(names, classes, k, config.mode)
+            if isinstance(scores, AnswerScores):  # answers matched to this level's names
+                s, answer_rows = scores.level(plan, y, ids)
+                if kind == SYNONYMS and o == 0:
+                    writer.append("answers.csv", answer_rows, ANSWER_COLUMNS)
+                    share = unmatched_share(answer_rows)
+                    unmatched[int(k)] = None if share is None else round(share, 6)
+            elif ctx.save_logits and kind == SYNONYMS and o == 0:  # float16, written chunk by chunk
                 dump = np.lib.format.open_memmap(logit_dir / f"level_{k}.npy", mode="w+", dtype=np.float16,
                                                  shape=(len(y), len(classes)))
-            s = score_level(scores, y, LevelPlan.build(names, classes, k, config.mode), config.top_k,
-                            class_scores_out=dump)
+            if not isinstance(scores, AnswerScores):
+                s = score_level(scores, y, plan, config.top_k, class_scores_out=dump)
             if dump is not None:
                 dump.flush()
                 s.class_scores = None
@@ -224,7 +234,7 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
             ]
             frame = pd.DataFrame({
                 "image": ids, "true_class": true_class, "level": k,
-                "predicted_label": s.pred_label, "predicted_class": [classes[c] for c in s.pred_class],
+                "predicted_label": s.pred_label, "predicted_class": [classes[c] if c >= 0 else "" for c in s.pred_class],
                 "correct": s.correct.astype(int), "ordering": o, "backbone": name, "score": np.round(s.score, 5),
                 "credit": np.round(s.credit, 6), "n_owners": s.n_owners, "predicted_classes": s.owners,
                 "names": kind,
@@ -268,6 +278,8 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
         "logit_scale": outcome.scale,
         "model_loaded": backbone.loaded,
         "threshold": verdicts.get(SYNONYMS, {}),
+        **({"kind": backbone.kind, "mode": getattr(backbone, "mode", None), "unmatched_share": unmatched}
+           if isinstance(scores, AnswerScores) else {}),
     }
     if len(kinds) > 1:
         summary["backbones"][name]["controls"] = {kind: verdicts[kind] for kind in kinds if kind != SYNONYMS}
@@ -315,9 +327,14 @@ def _backbone_scores(ctx: SweepContext, position: int, backbone) -> _Scored:
         got = backbone.score_names(dataset, wanted, all_names, cache=cache, emit=emit, cancel=cancel)
         skipped = [(dataset.records[i].id, why) for i, why in got.skipped]
         n_encoded, n_cached = got.n_computed, len(got.indices) - got.n_computed
+    elif backbone.output == ANSWERS:
+        wanted = [i for i, r in enumerate(dataset.records) if r.label in class_index]
+        got = AnswerScores(backbone, dataset, wanted, labels.classes, rule=config.vlm_match, seed=config.seed,
+                           cache=cache, emit=emit, cancel=cancel)
+        skipped = [(dataset.records[i].id, why) for i, why in got.skipped]
+        n_encoded, n_cached = got.n_computed, len(got.indices) - got.n_computed
     else:
-        raise InputError(f"backbone '{backbone.name}' answers in text ({backbone.kind}); answer-only kinds are "
-                         "scored by matching their answers, which this version does not do", field="model")
+        raise InputError(f"backbone '{backbone.name}' gives '{backbone.output}', which no stage reads", field="model")
     t_images = time.perf_counter() - t0
     writer.add_skipped(skipped)
 
@@ -327,17 +344,29 @@ def _backbone_scores(ctx: SweepContext, position: int, backbone) -> _Scored:
     if no_names:
         writer.add_skipped(no_names)
         emit(Log(f"{len(no_names)} images belong to classes missing from the labels file and are not scored", "warning"))
-    rows = got.matrix[keep] if len(keep) < len(got.matrix) else np.asarray(got.matrix)
-    idx = got.indices[keep]
+    if backbone.output == ANSWERS:  # answers are matched level by level; keep the images with a class
+        if len(keep) < len(got.indices):
+            got.indices = got.indices[keep]
+            if got.open_answers is not None:
+                got.open_answers = [got.open_answers[j] for j in keep]
+            if got.keys is not None:
+                got.keys = [got.keys[j] for j in keep]
+        rows = got.indices
+    else:
+        rows = got.matrix[keep] if len(keep) < len(got.matrix) else np.asarray(got.matrix)
+    idx = got.indices[keep] if backbone.output != ANSWERS else got.indices
     if len(rows) == 0:
         raise InputError("no usable images to score (see skipped.csv)", file=config.dataset)
     y = np.array([class_index[dataset.records[i].label] for i in idx], dtype=np.int64)
     ids = [dataset.records[i].id for i in idx]
     n_skipped = len(skipped)
+    answers = got if backbone.output == ANSWERS else None
     del got, keep
 
     t1 = time.perf_counter()
-    if backbone.output == EMBEDDINGS:
+    if answers is not None:  # matched per level (core.pipeline.answers)
+        scores, X, scale = answers, None, 1.0
+    elif backbone.output == EMBEDDINGS:
         name_emb = embed_names(backbone, all_names, ctx.templates, cache=cache, emit=emit, cancel=cancel)
         scores, X, scale = EmbeddingScores(rows, name_emb, name_row), rows, logit_scale(backbone, cache)
     else:  # the names were scored with the images

@@ -132,6 +132,9 @@ class SweepConfig:
     controls: list[str] = field(default_factory=list)
     vocabulary: Optional[str] = None  # word list for random-words (default: the bundled noun lexicon)
     alpha: float = DEFAULT_ALPHA  # significance level of the paired tests behind the threshold verdict
+    # answering kinds (VLMs): how an answer matches a name ("word": whole words through the name
+    # normaliser; "substring": the published ``label.lower() in answer.lower()``)
+    vlm_match: str = "word"
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -31,6 +31,8 @@ class Stage(_Text):
     ENCODE_IMAGES = "encode-images"
     ENCODE_TEXT = "encode-text"
     SCORE = "score"
+    SCORE_NAMES = "score-names"
+    ANSWER = "answer"
     ENSEMBLES = "ensembles"
 
     @property
@@ -49,6 +51,8 @@ _STAGE_TITLES = {
     Stage.ENCODE_IMAGES: "encoding images",
     Stage.ENCODE_TEXT: "encoding prompts",
     Stage.SCORE: "scoring levels",
+    Stage.SCORE_NAMES: "scoring names",
+    Stage.ANSWER: "asking the model",
     Stage.ENSEMBLES: "comparing backbones and ensembles",
 }
 

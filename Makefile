@@ -27,10 +27,12 @@ run: install
 	$(PY) -m semscale_gui.app
 
 ## A demo sweep from the terminal: both bundled demo backbones, their ensembles, the demo dataset.
+## `make demo-sweep VLM=1` adds the bundled vision-language model (demo-vlm, open answers) next to them.
 demo-sweep: install
 	$(VENV)/bin/semscale demo-data --out $(DEMO_DIR)
 	$(VENV)/bin/semscale sweep --dataset $(DEMO_DIR)/images --labels $(DEMO_DIR)/labels.csv \
-		--model demo-vit --model demo-resnet --templates plain --class-frequency $(DEMO_DIR)/class_frequency.csv --out $(RUN_DIR) --overwrite
+		--model demo-vit --model demo-resnet $(if $(VLM),--model demo-vlm) --templates plain \
+		--class-frequency $(DEMO_DIR)/$(if $(VLM),vlm_training_frequency.csv,class_frequency.csv) --out $(RUN_DIR) --overwrite
 
 lint: install
 	$(VENV)/bin/lint-imports

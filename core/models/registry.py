@@ -128,10 +128,10 @@ register(KindEntry(
     example="ViT-B-32@laion2b_s34b_b79k, ViT-B-32=weights.pt, demo-vit",
 ))
 register(KindEntry(
-    "vlm", "core.models.vlm:from_spec", prefix="vlm:",
+    "vlm", "core.models.vlm:from_spec", prefix="vlm:", names=("demo-vlm",),
     summary="a local Hugging Face transformers vision-language model (LLaVA family; others through "
             "AutoModelForImageTextToText): open or closed answers, or the likelihood of each name",
-    example="vlm:llava-hf/llava-1.5-7b-hf, vlm:./my-llava",
+    example="vlm:llava-hf/llava-1.5-7b-hf, vlm:./my-llava, demo-vlm (bundled)",
     options=("mode", "prompt", "max_new_tokens", "norm", "calibrate", "answer_prefix", "batch_size", "name_batch"),
 ))
 register(KindEntry(

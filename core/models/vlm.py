@@ -560,9 +560,16 @@ class VLMScores(LocalVLM, ScoringModel):
 OPTIONS = ("mode", "prompt", "max_new_tokens", "norm", "calibrate", "answer_prefix", "batch_size", "name_batch")
 
 
+DEMO_VLM = "demo-vlm"
+
+
 def from_spec(spec, *, lazy: bool = True) -> LocalVLM:
     """The kind a ``vlm:PATH_OR_HF_ID`` spec names (its options in ``spec.options``)."""
     source = spec.model.split(":", 1)[1].strip() if spec.model.startswith("vlm:") else spec.model
+    if source == DEMO_VLM:  # the bundled LLaVA (resources/models/demo-vlm)
+        import resources
+
+        source = str(resources.ROOT / "models" / DEMO_VLM)
     if not source:
         raise InputError(f"no model folder or Hub id in '{spec.model}' (vlm:PATH_OR_HF_ID)", field="model")
     opts = {k: v for k, v in (spec.options or {}).items() if k in OPTIONS and v is not None}

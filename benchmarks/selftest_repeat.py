@@ -52,10 +52,14 @@ def run_once(timeout_s: float = 300.0, platform: Optional[str] = None) -> Outcom
     try:
         p = subprocess.run([sys.executable, "-m", "semscale_gui.app", "--self-test", "--timeout", str(int(timeout_s))],
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s + 60)
-    except subprocess.TimeoutExpired as e:
+    except subprocess.TimeoutExpired:
         return Outcome(-999, False, [f"did not exit within {timeout_s + 60:.0f} s"], time.monotonic() - t0)
     out = p.stdout + p.stderr
     crash = [ln for ln in out.splitlines() if any(m in ln for m in CRASH_MARKERS)]
+    lines = out.splitlines()
+    fatal = next((i for i, ln in enumerate(lines) if ln.startswith("Fatal Python error")), None)
+    if fatal is not None:  # faulthandler's stack: where it died
+        crash += [ln.strip() for ln in lines[fatal + 1:fatal + 12] if ln.strip().startswith("File")]
     passed = any(ln.startswith("self-test passed:") for ln in p.stdout.splitlines())
     if p.returncode < 0:
         crash.append(f"killed by signal {-p.returncode}")

@@ -72,6 +72,7 @@ def shut_down(app: QApplication, timeout_s: float = 60.0) -> bool:
     """
     import gc
 
+    import shiboken6
     from PySide6.QtCore import QCoreApplication, QEvent
 
     from .tasks import jobs
@@ -84,10 +85,13 @@ def shut_down(app: QApplication, timeout_s: float = 60.0) -> bool:
         runner.close(0)
     windows = [w for w in app.topLevelWidgets() if w.parent() is None]
     for w in windows:
-        w.hide()
-        clear_scenes(w)
+        if shiboken6.isValid(w):
+            w.hide()
+            clear_scenes(w)
     for w in windows:
-        w.deleteLater()
+        if shiboken6.isValid(w):
+            w.deleteLater()
+    del windows
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()  # Python-side cycles (plot items, closures) go now, not during finalization
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
@@ -108,11 +112,13 @@ def clear_scenes(widget: QWidget) -> int:
     about one time in ten. Cleared first, while every view is whole, the items go the way
     they go when a plot is cleared in normal use.
     """
+    import shiboken6
     from PySide6.QtWidgets import QGraphicsView
 
     scenes = {id(s): s for v in widget.findChildren(QGraphicsView) if (s := v.scene()) is not None}
     for scene in scenes.values():
-        scene.clear()
+        if shiboken6.isValid(scene):  # (a scene's items may hold widgets with views of their own)
+            scene.clear()
     return len(scenes)
 
 

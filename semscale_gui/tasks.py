@@ -266,9 +266,13 @@ class JobRunner(QObject):
         while not self.idle:
             if time.monotonic() > deadline:
                 return False
+            t0 = time.monotonic()
             loop = QEventLoop()
             QTimer.singleShot(step_ms, loop.quit)
             loop.exec()
+            if time.monotonic() - t0 < step_ms / 2000:  # no loop runs while the app quits: poll instead
+                QCoreApplication.processEvents()
+                time.sleep(step_ms / 1000)
         return True
 
     def join(self, timeout_ms: int = -1) -> bool:

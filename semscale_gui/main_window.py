@@ -213,7 +213,7 @@ class MainWindow(QMainWindow):
             self.engine_label.setText("engine unavailable")
             show_error(self, "The engine could not start", f"{type(e).__name__}: {e}", tb)
 
-        run_task(warm_up_engine, done, failed, context=self)
+        run_task(warm_up_engine, done, failed, context=self, lane="engine")  # listing a dataset never waits for torch
 
     def _check_user_folders(self) -> None:
         """Say once, at startup, when preferences or the data folder cannot be written."""

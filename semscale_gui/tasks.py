@@ -35,7 +35,7 @@ LANES: dict[str, int] = {
     "analysis": 2,  # pivots and groupings for the Results views
     "decode": 2,  # thumbnails and previews: enough to keep up with scrolling, cheap on a laptop
     "suggest": 1,  # the WordNet reader must never be used by two threads
-    "engine": 2,  # a sweep and a study may run side by side
+    "engine": 3,  # the engine warm-up, a sweep and a study may run side by side
 }
 
 

@@ -27,7 +27,7 @@ from semscale_gui.results_panel import ResultsPanel
 from semscale_gui.run_panel import RunPanel
 from semscale_gui.study_panel import StudyPanel
 from semscale_gui.synonym_editor import SynonymEditor
-from semscale_gui.tasks import run_task
+from semscale_gui.tasks import jobs, run_task
 from semscale_gui.widgets import make_action
 from semscale_gui.worker import SweepController
 
@@ -49,6 +49,9 @@ def warm_up_engine() -> dict:
     return {"devices": available_devices(), "demo": demo_models(), "models": list_models()}
 
 
+CLOSE_WAIT_S = 30.0  # how long closing the window waits for background jobs in all
+
+
 class MainWindow(QMainWindow):
     engine_ready = Signal()
 
@@ -62,6 +65,7 @@ class MainWindow(QMainWindow):
         self._pending_start: Optional[Callable[[], None]] = None
         self._n_skipped = 0
         self.cache_dialog: Optional[QWidget] = None
+        self._closing = False
         self._build()
         self._menus()
         self._wire()
@@ -209,7 +213,7 @@ class MainWindow(QMainWindow):
             self.engine_label.setText("engine unavailable")
             show_error(self, "The engine could not start", f"{type(e).__name__}: {e}", tb)
 
-        run_task(warm_up_engine, done, failed, context=self)
+        run_task(warm_up_engine, done, failed, context=self, lane="engine")  # listing a dataset never waits for torch
 
     def _check_user_folders(self) -> None:
         """Say once, at startup, when preferences or the data folder cannot be written."""
@@ -439,17 +443,20 @@ class MainWindow(QMainWindow):
         settings.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.controller.running:
-            self.controller.cancel()
-            self.statusBar().showMessage("Stopping the sweep …")
-            QApplication.processEvents()
-            self.controller.wait(30000)
-        if self.study_panel.controller.running:
-            self.study_panel.controller.cancel()
-            self.study_panel.controller.wait(30000)
-        if self.editor.suggester.busy:
-            self.editor.suggester.cancel()
-            self.editor.suggester.wait(30000)
+        """Save the settings, then cancel every background job (sweep, study, suggestions, reads)
+        and wait for them with the window hidden and the event loop turning, at most
+        ``CLOSE_WAIT_S`` in all; what is still running then is joined when the app ends."""
+        if self._closing:  # closed again while waiting for the jobs
+            super().closeEvent(event)
+            return
+        self._closing = True
         self.run_panel.remember()
         self.save_window_state()
+        runner = jobs()
+        if not runner.idle:
+            if self.controller.running or self.study_panel.controller.running:
+                self.log.append_message("closing: stopping the run after the current batch …", "warning")
+            self.hide()
+            runner.cancel_all()
+            runner.wait_idle(CLOSE_WAIT_S)
         super().closeEvent(event)

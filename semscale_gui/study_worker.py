@@ -1,4 +1,4 @@
-"""Runs :func:`core.study.study.run_study` on the same worker-thread machinery as a sweep.
+"""Runs :func:`core.study.study.run_study` on the same background-job machinery as a sweep.
 
 The study's own events (a dataset started or finished) become two extra signals; every
 sweep event of the dataset being run arrives through the usual ones (progress, log,
@@ -11,7 +11,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Optional
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from core.study.study import DatasetFinished, DatasetStarted
 
@@ -32,8 +32,7 @@ class StudyWorker(SweepWorker):
         else:
             super()._emit(ev)
 
-    @Slot()
-    def run(self) -> None:
+    def run(self) -> None:  # the job's thread
         from core.util.errors import InputError, WeightsUnavailable
         from core.study.study import run_study
 
@@ -50,10 +49,6 @@ class StudyWorker(SweepWorker):
             if result.status == "cancelled":
                 self.log.emit("study cancelled; finished datasets are kept", "warning")
             self.finished.emit(result.status, result.out, {"datasets": result.datasets})
-        finally:
-            thread = self.thread()
-            if thread is not None:
-                thread.quit()
 
 
 class StudyController(SweepController):

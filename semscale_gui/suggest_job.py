@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
-from semscale_gui.tasks import run_task
+from semscale_gui.tasks import Job, jobs
 
 SOURCE_TITLES = {"wordnet": "WordNet", "neighbours": "embedding neighbours"}
 STAGE_TITLES = {"encode-text": "encoding prompts", "load-model": "loading the model"}
@@ -178,9 +178,8 @@ class SuggestionRunner(QObject):
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)  # the WordNet reader must never be used by two threads
         self._token: Any = None
+        self._job: Optional[Job] = None  # in the runner's one-thread "suggest" lane: the WordNet reader is not shared
 
     @property
     def busy(self) -> bool:
@@ -199,8 +198,8 @@ class SuggestionRunner(QObject):
         # runner) is closed mid-job, the worker thread still emits on an object that exists.
         relay = _ProgressRelay()
         relay.text.connect(self.progress)
-        run_task(lambda: compute_suggestions(labels, request, relay.report, token), self._done, self._error,
-                 pool=self._pool, context=self)
+        self._job = jobs().run(lambda: compute_suggestions(labels, request, relay.report, token), self._done,
+                               self._error, context=self, lane="suggest", on_cancel=token.cancel)
         return True
 
     def cancel(self) -> None:
@@ -209,11 +208,11 @@ class SuggestionRunner(QObject):
             self.progress.emit("cancelling …")
 
     def wait(self, timeout_ms: int = 30000) -> bool:
-        """Block until the job's thread is idle (on quit)."""
-        return self._pool.waitForDone(timeout_ms)
+        """Block until the job ended; True if it did within ``timeout_ms``."""
+        return self._job is None or self._job.wait(timeout_ms / 1000)
 
     def _finish(self) -> None:
-        self._token = None
+        self._token = self._job = None
         self.busy_changed.emit(False)
 
     def _done(self, outcome: SuggestOutcome) -> None:

@@ -1,7 +1,7 @@
 """Lazily decoded thumbnails for the dataset browser.
 
 Only items the view actually paints ask for a thumbnail (``data(DecorationRole)``), and
-decoding runs on a small dedicated QThreadPool, never on the GUI thread. Switching class
+decoding runs in the app job runner's "decode" lane, never on the GUI thread. Switching class
 or scrolling drops the queued requests, so browsing a 50,000-image class never queues
 thousands of decodes. Results come back as QImage (safe to build off the GUI thread) and
 are cached as QPixmap in a bounded LRU.
@@ -13,10 +13,12 @@ import itertools
 from collections import OrderedDict
 from typing import Any, Optional
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QRunnable, QSize, Qt, QThreadPool, Signal
+import shiboken6
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QCoreApplication, QObject, QPersistentModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 
 from semscale_gui.icons import icon
+from semscale_gui.tasks import Lane, jobs
 
 THUMB_SIZE = 96
 CACHE_ITEMS = 4000
@@ -31,21 +33,23 @@ def pil_to_qimage(im) -> QImage:
 
 
 class DecodeSignals(QObject):
-    """One for the whole app, never deleted: a job still decoding when its browser closes
-    must emit on an object that exists (emitting on a deleted one can crash the process).
+    """One for the whole app, owned by the application: a job still decoding when its browser
+    closes must emit on an object that exists (emitting on a deleted one can crash the process;
+    the app joins every job before it deletes this).
     Every model hears every result and keeps those stamped with its own generation."""
 
     loaded = Signal(object, int, QImage, object)  # (model id, generation), record index, image, (width, height)
     failed = Signal(object, int, str)
 
 
-class DecodeJob(QRunnable):
-    """Open record ``index`` of ``dataset`` and shrink it to ``size`` px (pool thread)."""
+class DecodeJob:
+    """Open record ``index`` of ``dataset`` and shrink it to ``size`` px (a job: runs on a pool thread)."""
 
     def __init__(self, dataset: Any, index: int, size: int, stamp: tuple[int, int], signals: DecodeSignals) -> None:
-        super().__init__()
         self.dataset, self.index, self.size, self.stamp, self.signals = dataset, index, size, stamp, signals
-        self.setAutoDelete(True)
+
+    def __call__(self) -> None:
+        self.run()
 
     def run(self) -> None:
         from PIL import Image
@@ -67,24 +71,16 @@ class DecodeJob(QRunnable):
             self.signals.failed.emit(self.stamp, self.index, f"{type(e).__name__}: {e}")
 
 
-def decode_pool() -> tuple[QThreadPool, DecodeSignals]:
-    """Two decoding threads (enough to keep up with scrolling, cheap on a laptop) and the
-    signals their results come back on; both live as long as the application."""
-    global _POOL, _SIGNALS
-    if _POOL is None or _SIGNALS is None:
-        _POOL = QThreadPool()
-        _POOL.setMaxThreadCount(2)
-        _SIGNALS = DecodeSignals()
-    return _POOL, _SIGNALS
+def decode_pool() -> tuple[Lane, DecodeSignals]:
+    """The job runner's decoding lane and the signals its results come back on (both live as
+    long as the application)."""
+    global _SIGNALS
+    if _SIGNALS is None or not shiboken6.isValid(_SIGNALS):
+        _SIGNALS = DecodeSignals(QCoreApplication.instance())
+    return jobs().lane("decode"), _SIGNALS
 
 
-_POOL: Optional[QThreadPool] = None
 _SIGNALS: Optional[DecodeSignals] = None
-
-
-def started_decode_pool() -> Optional[QThreadPool]:
-    """The decoding pool if anything has used it (to wait for it on exit), else None."""
-    return _POOL
 _ids = itertools.count()
 
 

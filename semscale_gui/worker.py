@@ -1,7 +1,9 @@
-"""Runs :func:`core.pipeline.runner.run_sweep` on a QThread and turns its events into Qt signals.
+"""Runs :func:`core.pipeline.runner.run_sweep` as a background job and turns its events into Qt signals.
 
-The engine calls ``emit(event)`` from the worker thread; each event becomes a queued
-signal, so the GUI thread only ever renders. Cancelling sets the engine's
+The sweep is a job in the app runner's "engine" lane (:mod:`semscale_gui.tasks`), so the
+app cancels and joins it like every other job when it closes. The engine calls
+``emit(event)`` from the job's pool thread; each event becomes a queued signal (the worker
+object lives in the GUI thread), so the GUI thread only ever renders. Cancelling sets the engine's
 :class:`~core.util.events.CancelToken` directly (it is thread-safe); the engine stops between
 batches, closes the run directory as ``cancelled`` and returns, and the worker reports
 ``finished("cancelled", …)``. Progress events are rate-limited here so a fast stage
@@ -14,9 +16,11 @@ import time
 import traceback
 from typing import Any, Optional
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 
 from core.util.events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished
+
+from semscale_gui.tasks import Job, jobs
 
 try:  # analysis tables (backbone comparison, ensembles, frequency) in newer engines
     from core.util.events import TableRows
@@ -27,7 +31,7 @@ PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress updates a second per stage
 
 
 class SweepWorker(QObject):
-    """Lives on a worker thread; ``run()`` performs one sweep."""
+    """Lives in the GUI thread; ``run()`` performs one sweep on a pool thread and reports by signals."""
 
     progress = Signal(object)  # core.util.events.Progress
     log = Signal(str, str)  # message, level (info|warning|error)
@@ -50,7 +54,7 @@ class SweepWorker(QObject):
 
     # ---------------------------------------------------------------- engine callback
 
-    def _emit(self, ev: Any) -> None:  # called by the engine, on the worker thread
+    def _emit(self, ev: Any) -> None:  # called by the engine, on the job's thread
         if isinstance(ev, Progress):
             key = (ev.backbone, ev.stage)
             now = time.monotonic()
@@ -73,8 +77,7 @@ class SweepWorker(QObject):
 
     # ---------------------------------------------------------------- thread entry
 
-    @Slot()
-    def run(self) -> None:
+    def run(self) -> None:  # the job's thread
         from core.util.errors import InputError, WeightsUnavailable
         from core.pipeline.runner import run_sweep
 
@@ -91,22 +94,16 @@ class SweepWorker(QObject):
             if result.status == "cancelled":
                 self.log.emit("run cancelled; finished levels are kept", "warning")
             self.finished.emit(result.status, result.run_dir, result.summary)
-        finally:
-            # end the thread's event loop from inside, so SweepController.wait() can return
-            # even before the GUI thread has handled ``finished``
-            thread = self.thread()
-            if thread is not None:
-                thread.quit()
 
 
 class SweepController(QObject):
-    """Owns the thread and worker of the current sweep and re-emits the worker's signals.
+    """Owns the job and worker of the current sweep and re-emits the worker's signals.
 
-    Widgets connect once to the controller; a new sweep gets a fresh thread and worker.
+    Widgets connect once to the controller; a new sweep gets a fresh job and worker.
     """
 
     started = Signal(object)  # SweepConfig (the panels switch to "running")
-    launched = Signal()  # the worker thread is now running the engine
+    launched = Signal()  # the job is now handed to the runner (it starts when its lane has a thread)
     progress = Signal(object)
     log = Signal(str, str)
     level_finished = Signal(object)
@@ -117,7 +114,7 @@ class SweepController(QObject):
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
-        self._thread: Optional[QThread] = None
+        self._job: Optional[Job] = None
         self._worker: Optional[SweepWorker] = None
         self._launched = True
 
@@ -128,10 +125,7 @@ class SweepController(QObject):
     def start(self, config: Any) -> None:
         if self.running:
             raise RuntimeError("a sweep is already running")
-        thread = QThread()
-        thread.setObjectName("sweep-worker")
         worker = self._make_worker(config)
-        worker.moveToThread(thread)
         worker.progress.connect(self.progress)
         worker.log.connect(self.log)
         worker.level_finished.connect(self.level_finished)
@@ -139,10 +133,9 @@ class SweepController(QObject):
         worker.table_rows.connect(self.table_rows)
         worker.failed.connect(self.failed)
         worker.finished.connect(self._on_finished)
-        thread.started.connect(worker.run)
-        self._thread, self._worker = thread, worker
+        self._job, self._worker = None, worker
         self.started.emit(config)
-        # Start the thread from the event loop, after the paints this start caused (the
+        # Start the job from the event loop, after the paints this start caused (the
         # results tab, the disabled buttons) are done: painting then does not have to
         # share the interpreter with the engine loading its model.
         self._launched = False
@@ -153,13 +146,17 @@ class SweepController(QObject):
         return SweepWorker(config)
 
     def _launch(self) -> None:
-        if self._launched or self._thread is None or self._worker is None:
+        if self._launched or self._worker is None:
             return
         self._launched = True
-        if self._worker.cancel_token.cancelled:  # cancelled before it began: nothing to stop
+        worker = self._worker
+        if worker.cancel_token.cancelled:  # cancelled before it began: nothing to stop
             self._on_finished("cancelled", "", {})
             return
-        self._thread.start()
+        self._job = jobs().submit(worker.run, lane="engine", on_cancel=worker.cancel)
+        if self._job.cancelled:  # the app is closing: the job was refused
+            self._on_finished("cancelled", "", {})
+            return
         self.launched.emit()
 
     def cancel(self) -> None:
@@ -168,29 +165,25 @@ class SweepController(QObject):
             self.log.emit("cancelling: stopping after the current batch…", "warning")
 
     def wait(self, timeout_ms: int = 30000) -> bool:
-        """Block until the worker thread ended (used on quit); True if it did."""
-        thread = self._thread
-        if thread is None:
+        """Block until the sweep's job ended and its ``finished`` was handled; True if it did.
+
+        For tests and scripts; the app itself waits for all its jobs with the event loop turning.
+        """
+        if self._worker is None:
             return True
         self._launch()  # a start still queued in the event loop happens (or is dropped) now
-        if self._thread is None:
-            return True
-        ok = thread.wait(timeout_ms)
+        job = self._job
+        if job is None:
+            return self._worker is None
+        ok = job.wait(timeout_ms / 1000)
         if ok:
-            from PySide6.QtCore import QCoreApplication
-
             QCoreApplication.processEvents()  # deliver the queued finished signal
         return ok
 
     @Slot(str, str, object)
     def _on_finished(self, status: str, run_dir: str, summary: object) -> None:
-        thread, worker = self._thread, self._worker
-        self._thread = self._worker = None
-        if thread is not None:
-            thread.quit()
-            thread.wait(5000)
+        worker = self._worker
+        self._job = self._worker = None
         if worker is not None:
             worker.deleteLater()
-        if thread is not None:
-            thread.deleteLater()
         self.finished.emit(status, run_dir, summary)

@@ -203,6 +203,12 @@ if __name__ == "__main__":
     import sys
     import tempfile
 
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_gui", description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", nargs="?", choices=["gaps", "tabs"], default="gaps",
+                    help="gaps: event loop during a live sweep; tabs: Results tabs of a 1000-class run")
+    what = ap.parse_args().what
     with tempfile.TemporaryDirectory(prefix="semscale-bench-") as d:
-        out = tab_switch_gaps(Path(d)) if "tabs" in sys.argv[1:] else event_loop_gaps(Path(d))
+        out = tab_switch_gaps(Path(d)) if what == "tabs" else event_loop_gaps(Path(d))
     print(json.dumps(out, indent=1))

@@ -16,8 +16,9 @@ split; evaluation images are passed separately and never touch the optimiser.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -119,6 +120,29 @@ def k_shot_split(y: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarr
     return train, np.flatnonzero(mask)
 
 
+ONE_THREAD_BELOW = 1 << 20  # tensor elements under which a fit or evaluation runs on one thread
+
+
+@contextmanager
+def _threads_for(n_elements: int):
+    """Small fits run on one intra-op thread, restored afterwards.
+
+    A k-shot fit is hundreds of optimiser steps on tensors of a few thousand values: threads
+    cannot speed those up, and every parallel region waits for a second thread to be
+    scheduled. With the cores busy (the app's GUI thread, other processes) that wait made
+    the whole ensemble stage 10-20x slower (benchmarks/results.md, "Ensemble stage").
+    """
+    before = torch.get_num_threads()
+    one = n_elements < ONE_THREAD_BELOW and before != 1
+    if one:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if one:
+            torch.set_num_threads(before)
+
+
 @dataclass
 class FitSettings:
     steps: int = 300
@@ -171,7 +195,8 @@ class AdaptiveEnsemble:
 
     def fit(self, scores: Sequence[np.ndarray], y: np.ndarray, scales: Sequence[float],
             feats: Optional[np.ndarray] = None) -> "AdaptiveEnsemble":
-        return self._fit(scores, y, scales, feats)
+        with _threads_for(sum(np.size(s) for s in scores)):
+            return self._fit(scores, y, scales, feats)
 
     def _fit(self, scores, y, scales, feats) -> "AdaptiveEnsemble":
         s = self.settings
@@ -205,8 +230,9 @@ class AdaptiveEnsemble:
     @torch.no_grad()
     def logits(self, scores: Sequence[np.ndarray], feats: Optional[np.ndarray] = None) -> np.ndarray:
         S = self._stack(scores)
-        t = torch.from_numpy(self.temperatures(S.shape[0], feats))
-        return (t.unsqueeze(-1) * S).sum(dim=1).numpy()
+        with _threads_for(S.numel()):
+            t = torch.from_numpy(self.temperatures(S.shape[0], feats))
+            return (t.unsqueeze(-1) * S).sum(dim=1).numpy()
 
 
 def fixed_ensembles(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.ndarray,
@@ -261,13 +287,19 @@ def _eval_top1(logits_of, idx: np.ndarray, y: np.ndarray) -> float:
 
 def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.ndarray, feats: Optional[np.ndarray],
                   shots: Sequence[int], n_splits: int, seed: int = 0, methods: Sequence[str] = ("global", "nlc"),
-                  settings: Optional[FitSettings] = None) -> list[dict]:
-    """k-shot evaluation over seeded splits, with best single and plain mean on the same splits."""
+                  settings: Optional[FitSettings] = None,
+                  on_split: Optional[Callable[[int, int], None]] = None) -> list[dict]:
+    """k-shot evaluation over seeded splits, with best single and plain mean on the same splits.
+
+    ``on_split(k, split)`` is called after each split (done or skipped): the stage's progress.
+    """
     rows = []
     for k in shots:
         for split in range(n_splits):
             tr, ev = k_shot_split(y, k, seed=seed * 1000 + 17 * k + split)
             if len(ev) == 0 or len(tr) == 0:
+                if on_split is not None:
+                    on_split(k, split)
                 continue
             release_free_memory()  # the previous split's fit and evaluation buffers (core.memory)
             s_tr = [s[tr] for s in scores]  # k per class: small; the evaluation images are scored in steps
@@ -287,4 +319,6 @@ def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.n
                 ens = AdaptiveEnsemble(m, st).fit(s_tr, y[tr], scales, feats[tr] if feats is not None else None)
                 rows.append({**base, "method": m, "top1": _eval_top1(
                     lambda r: ens.logits([s[r] for s in scores], feats[r] if feats is not None else None), ev, y)})
+            if on_split is not None:
+                on_split(k, split)
     return rows

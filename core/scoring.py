@@ -85,6 +85,24 @@ def _check_mode(mode: str) -> None:
         raise InputError(f"unknown mode '{mode}' (choose flat or pooled)", field="mode")
 
 
+def _category_keys(names: dict[str, list[str]], classes: Sequence[str], k: int, mode: str) -> list:
+    """The level-k categories, sorted: distinct names (flat) or distinct sets of names (pooled)."""
+    if mode == "flat":
+        return sorted({n for c in classes for n in names[c][:k]})
+    return sorted({tuple(sorted(set(names[c][:k]))) for c in classes})
+
+
+def level_category_counts(names: dict[str, list[str]], classes: Sequence[str], levels: Sequence[int],
+                          mode: str = "flat") -> list[int]:
+    """How many categories each level scores, decided exactly as the sweep decides them.
+
+    A name listed under several classes is one category (flat); classes whose first k names
+    are the same set share one (pooled). The synonym editor previews these counts.
+    """
+    _check_mode(mode)
+    return [len(_category_keys(names, classes, int(k), mode)) for k in levels]
+
+
 def _category_matrix(name_emb, name_row, names, classes, k, mode):
     """(unique category keys, their text matrix, class -> categories as gather columns, class starts).
 
@@ -94,14 +112,14 @@ def _category_matrix(name_emb, name_row, names, classes, k, mode):
     sorted, so nothing depends on the order of classes or names in the labels file.
     """
     if mode == "flat":
-        keys = sorted({n for c in classes for n in names[c][:k]})
+        keys = _category_keys(names, classes, k, mode)
         T = name_emb[[name_row[n] for n in keys]]
         col_of = {n: j for j, n in enumerate(keys)}
         cat_labels, _, starts = build_categories(names, classes, k)
         cols = np.asarray([col_of[n] for n in cat_labels], dtype=np.int64)
         return keys, T, cols, starts
     sets = {c: tuple(sorted(set(names[c][:k]))) for c in classes}
-    keys = sorted(set(sets.values()))
+    keys = _category_keys(names, classes, k, mode)
     T = np.stack([name_emb[[name_row[n] for n in key]].mean(axis=0) for key in keys])
     T /= np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
     col_of = {key: j for j, key in enumerate(keys)}

@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
         self.study_panel.status_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.study_panel.open_run_requested.connect(self._open_study_run)
         c.progress.connect(rp.on_progress)
+        c.progress.connect(self._engine_busy)
         c.log.connect(self.log.append_message)
         c.level_finished.connect(res.add_level)
         c.table_rows.connect(res.add_table_rows)
@@ -185,6 +186,12 @@ class MainWindow(QMainWindow):
         c.failed.connect(self._failed)
         c.finished.connect(self._finished)
         self._push_run_context()
+
+    def _engine_busy(self, ev) -> None:
+        """The status bar says what the engine is doing while a sweep runs, not "ready"."""
+        from core.events import stage_title
+
+        self.engine_label.setText(f"engine: {stage_title(ev.stage)} {ev.done}/{ev.total}")
 
     def _push_run_context(self) -> None:
         """The editor's neighbour suggestions use the backbone and cache the Run panel would."""
@@ -202,7 +209,8 @@ class MainWindow(QMainWindow):
             self.run_panel.set_devices(info["devices"])
             self.run_panel.backbones.set_engine_info(info["demo"], info["models"])
             dev = ", ".join(d for d in info["devices"] if d != "auto")
-            self.engine_label.setText(f"engine ready ({dev})")
+            self._engine_ready_text = f"engine ready ({dev})"
+            self.engine_label.setText(self._engine_ready_text)
             self.engine_ready.emit()
 
         def failed(e: Exception, tb: str) -> None:
@@ -371,6 +379,7 @@ class MainWindow(QMainWindow):
 
     def _finished(self, status: str, run_dir: str, summary: Any) -> None:
         self.run_panel.on_finished(status, run_dir)
+        self.engine_label.setText(getattr(self, "_engine_ready_text", "engine ready"))
         self.results.finish_live(status, run_dir, summary)
         self.start_action.setEnabled(True)
         self.cancel_action.setEnabled(False)

@@ -7,6 +7,7 @@ starts the sweep on the worker thread.
 from __future__ import annotations
 
 import datetime as _dt
+import html
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,7 +27,7 @@ from .backbone_picker import BackbonePicker
 from .icons import icon
 from .widgets import tool_button
 
-UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s"}
+UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s", "ensembles": "steps/s"}
 SPEC_FIELDS = ("model", "pretrained", "checkpoint", "label")
 
 
@@ -415,7 +416,8 @@ class RunPanel(QWidget):
 
     def on_progress(self, ev: Any) -> None:
         if ev.stage == "ensembles":  # across all backbones: not one more backbone to count
-            self.stage.setText(f"<b>ensembles</b>: {stage_title('ensembles')}")
+            where = f" ({html.escape(ev.message)})" if ev.message else ""
+            self.stage.setText(f"<b>ensembles</b>: {stage_title('ensembles')}{where}")
         else:
             if ev.backbone and ev.backbone not in self._backbones_seen:
                 self._backbones_seen.append(ev.backbone)

@@ -162,7 +162,10 @@ def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_w
     assert status == "completed"
     assert sorted(set(levels)) == [1, 2, 4] and len(levels) == 6
     assert {"backbones", "ensembles", "frequency"} <= set(tables)
-    assert any(p.stage == "ensembles" for p in progress)
+    ens = [p for p in progress if p.stage == "ensembles"]
+    assert ens and ens[-1].done == ens[-1].total == 3 * (1 + 2)  # 3 levels x (fixed + 1 shot x 2 splits)
+    assert [p.done for p in ens] == sorted(p.done for p in ens)
+    assert w.engine_label.text().startswith("engine ready")  # not "ensembles 9/9" once the run ended
     res = w.results
     res.tabs.setCurrentWidget(res.ensembles)
     titles = [t for t, _ in res.ensembles.bars]

@@ -12,6 +12,7 @@ prompt templates and a preview of what each level contains.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -414,11 +415,14 @@ class SynonymEditor(QWidget):
         tl = QVBoxLayout(tbox)
         tl.addWidget(self.templates)
 
-        self.level_table = QTableWidget(0, 4)
-        self.level_table.setHorizontalHeaderLabels(["level", "categories", "classes", "< k names"])
-        for c, tip in enumerate(["names per class (k)", "categories in flat mode: one per name",
-                                 "categories in pooled mode: one per class",
-                                 "classes with fewer than k names (they use all they have)"]):
+        self.level_table = QTableWidget(0, 5)
+        self.level_table.setHorizontalHeaderLabels(["level", "categories", "pooled", "< k names", "from"])
+        for c, tip in enumerate(["names per class (k)",
+                                 "categories in flat mode: one per distinct name (a name listed under several "
+                                 "classes is one category), as the run scores them",
+                                 "categories in pooled mode: one per distinct set of names",
+                                 "classes with fewer than k names (they use all they have)",
+                                 "where the level comes from"]):
             self.level_table.horizontalHeaderItem(c).setToolTip(tip)
         self.level_table.verticalHeader().setVisible(False)
         self.level_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -715,13 +719,16 @@ class SynonymEditor(QWidget):
         from core.labels import parse_levels
 
         max_names = max(1, self.doc.max_names)
+        auto = self._levels_text in ("", "auto")
         try:
             self.levels = parse_levels(self._levels_text, max_names)
             note = ""
         except InputError as e:
             self.levels = parse_levels("auto", max_names)
-            note = f" <span style='color:#b00'>({e.message}; showing auto)</span>"
-        infos = self.doc.level_info(self.levels)
+            auto = True
+            note = f" <span style='color:#b00'>({html.escape(e.message)}; showing auto)</span>"
+        infos = self.doc.level_info(self.levels, auto=auto)
+        self._infos = infos
         self.levels_caption.setText(
             f"{len(self.doc.classes)} classes, up to {self.doc.max_names} names each; levels "
             f"{', '.join(map(str, self.levels))}{note}")
@@ -734,6 +741,9 @@ class SynonymEditor(QWidget):
                 item.setData(Qt.ItemDataRole.DisplayRole, v)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.level_table.setItem(r, c, item)
+            origin = QTableWidgetItem(info.origin)
+            origin.setToolTip(info.origin)
+            self.level_table.setItem(r, 4, origin)
         self.level_table.blockSignals(False)
         if infos:
             self.level_table.selectRow(sel if 0 <= sel < len(infos) else 0)
@@ -764,8 +774,14 @@ class SynonymEditor(QWidget):
         lines = [f"{c}: {', '.join(v)}" for c, v in list(cats.items())[:500]]
         if len(cats) > 500:
             lines.append(f"… and {len(cats) - 500} more classes")
-        n = sum(len(v) for v in cats.values())
-        self.level_categories.setPlainText(f"Level {k}: {n} categories (highlighted in the table)\n" + "\n".join(lines))
+        infos = getattr(self, "_infos", [])
+        info = infos[row] if row < len(infos) else None
+        n = info.n_categories if info else sum(len(v) for v in cats.values())
+        listed = sum(len(v) for v in cats.values())
+        shared = f" ({listed} names listed; a name under several classes is one category)" if listed != n else ""
+        origin = f"; {info.origin}" if info and info.origin else ""
+        self.level_categories.setPlainText(f"Level {k}: {n} categories{shared}{origin} (highlighted in the table)\n"
+                                           + "\n".join(lines))
 
 
 def preview() -> QWidget:

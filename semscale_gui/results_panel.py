@@ -229,10 +229,27 @@ class ResultsPanel(QWidget):
                 self.results.meta["status"] = status
             except (OSError, ValueError):
                 pass
+        self._reload_levels(Path(self.results.run_dir or "") / "levels.csv")
         self._timer.stop()
         self._set_antialiasing(True)
         self.refresh()
         self.load_predictions()
+
+    def _reload_levels(self, path: Path) -> None:
+        """The finished levels.csv replaces the live rows: the paired tests along a curve
+        (``p_vs_level1_holm``, ``peak_share``) are only known once its last level is scored,
+        and the engine writes them into every row of the file, not into the live events."""
+        from core.runs import read_csv
+
+        if not path.is_file():
+            return
+        try:
+            rows = read_csv(path).to_dict("records")
+        except (OSError, ValueError):
+            return
+        if len(rows) >= len(self.results.levels):
+            self.results.levels = rows
+            self.results._curves.clear()
 
     # ---------------------------------------------------------------- drawing
 

@@ -47,6 +47,13 @@ def test_sweep_from_the_window_plots_every_level_and_exports(qtbot, loaded_windo
     qtbot.waitUntil(lambda: res.heatmap.matrix.shape == (4, 3), timeout=10000)
     res.tabs.setCurrentWidget(res.table)
     assert res.table.rowCount() == 3
+    # the curve's paired tests are known once its last level is scored: every row shows them, as on reopening
+    written = pd.read_csv(run / "levels.csv").sort_values("level")
+    cols = {res.table.horizontalHeaderItem(c).text(): c for c in range(res.table.columnCount())}
+    for key in ("p_vs_level1_holm", "peak_share"):
+        shown_cells = [res.table.item(r, cols[key]).text() for r in range(3)]
+        assert [t != "" for t in shown_cells] == written[key].notna().tolist(), key
+        assert written[key].notna().sum() >= 2, key
     assert "completed" in res.header.text() and "peak top-1" in res.header.text()
     assert w.run_panel.start_btn.isEnabled() and w.run_panel.bar.value() == w.run_panel.bar.maximum()
     qtbot.waitUntil(lambda: not res.predictions.empty, timeout=10000)

@@ -447,6 +447,24 @@ class MainWindow(QMainWindow):
         s.setValue("window/state", self.saveState())
         settings.sync()
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's API
+        super().showEvent(event)
+        self._fit_screen()
+        handle = self.windowHandle()
+        if handle is not None and not getattr(self, "_screen_hooked", False):
+            handle.screenChanged.connect(lambda _s: self._fit_screen())
+            self._screen_hooked = True
+
+    def _fit_screen(self) -> None:
+        """The window never grows past its screen: docks and splitters give way instead."""
+        screen = self.screen()
+        if screen is None or QApplication.platformName() in ("offscreen", "minimal"):
+            return  # no real screen: off-screen renders (tests, --screenshot) keep the size asked for
+        avail = screen.availableGeometry().size()
+        self.setMaximumSize(avail)
+        if self.width() > avail.width() or self.height() > avail.height():
+            self.resize(min(self.width(), avail.width()), min(self.height(), avail.height()))
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.controller.running:
             self.controller.cancel()

@@ -88,6 +88,10 @@ def load_results(path: str | Path) -> tuple[Any, ResultsData, pd.DataFrame, list
     return run, results, pred, classes, class_frequency(results, classes)
 
 
+TABS_MIN_WIDTH = 360
+GALLERY_MIN_WIDTH = 300
+
+
 class ResultsPanel(QWidget):
     """Plots + export of one run."""
 
@@ -159,6 +163,10 @@ class ResultsPanel(QWidget):
         for view in (self.accuracy, self.heatmap, self.confusion, self.ensembles, self.frequency):
             view.images_requested.connect(self.show_images)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        # explicit minimum widths: the pages' own minimum hints add up past a 1600 px screen once the
+        # gallery opens, and Qt would widen the main window (off-screen) rather than squeeze them
+        self.tabs.setMinimumWidth(TABS_MIN_WIDTH)
+        self.gallery.setMinimumWidth(GALLERY_MIN_WIDTH)
         self.splitter.addWidget(self.tabs)
         self.splitter.addWidget(self.gallery)
         self.splitter.setStretchFactor(0, 1)

@@ -161,3 +161,28 @@ def test_screenshot_panels_of_a_run_from_the_command_line(gui_env, tmp_path):
         img = QImage(str(out / f"{name}.png"))
         assert img.width() > 900 and img.height() > 700, name
     assert "drawn" in p.stdout and "screenshots done" in p.stdout
+
+
+def test_opening_the_gallery_never_widens_the_window(qtbot, main_window, tmp_path):
+    from benchmarks.synthetic_run import write_synthetic_run
+    from core.drilldown import ClassAtLevel
+
+    w = main_window
+    run = write_synthetic_run(tmp_path / "run", n_classes=60, n_images=300, levels=(1, 2, 4), kshot=False)
+    w.resize(1480, 940)
+    w.show()
+    res = w.results
+    res.open_run(run)
+    qtbot.waitUntil(lambda: res.gallery.source is not None, timeout=30000)
+    w.tabs.setCurrentWidget(res)
+    before = w.width()
+    long_name = next(r["class"] for r in res.results.per_class if "also called" in r["class"])
+    with qtbot.waitSignal(res.gallery.filled, timeout=15000):
+        res.show_images(ClassAtLevel("ViT-B-32", 4, long_name))
+    qtbot.wait(200)
+    assert res.gallery.isVisible()
+    assert w.width() == before  # was 1480 -> 1697 -> 1779 on a 1600 px screen
+    assert w.minimumSizeHint().width() <= 1280  # fits a 1280x800 screen with the gallery open
+    res.gallery._close()
+    qtbot.wait(100)
+    assert w.width() == before

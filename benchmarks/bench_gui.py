@@ -204,6 +204,9 @@ from core.config import SweepConfig
 from core.events import Progress
 from core.sweep import run_sweep
 cfg = SweepConfig.from_dict(json.loads(sys.argv[1]))
+if len(sys.argv) > 2:
+    import core.ensemble
+    core.ensemble.ONE_THREAD_BELOW = int(sys.argv[2])
 stamps = []
 def emit(ev):
     if isinstance(ev, Progress) and ev.stage == "ensembles":
@@ -215,7 +218,7 @@ print(json.dumps({"status": res.status, "total_s": time.perf_counter() - t0, "en
 
 
 def ensemble_stage(tmp: Path, shots: str = "1,2,4", n_per_class: int = 30, rounds: int = 1,
-                   timeout_s: float = 1800.0) -> dict:
+                   one_thread: bool = True, timeout_s: float = 1800.0) -> dict:
     """Seconds of the ensemble stage in the app vs the engine as the CLI runs it, same sweep.
 
     The app: the real main window runs the demo sweep (two demo backbones, k-shot ``shots``)
@@ -223,12 +226,22 @@ def ensemble_stage(tmp: Path, shots: str = "1,2,4", n_per_class: int = 30, round
     from its first to its last progress event as the GUI receives them. The CLI: the run's
     own ``run.json`` config, run by ``core.sweep.run_sweep`` in a fresh process's main
     thread (what ``semscale sweep`` does), timed the same way. Alternating app, CLI, app, CLI
-    (``rounds`` > 1) evens out changes in the machine's load.
+    (``rounds`` > 1) evens out changes in the machine's load. ``one_thread=False`` measures both
+    without the engine's one-thread rule for small fits (``core.ensemble.ONE_THREAD_BELOW``).
     """
+    import core.ensemble
+
+    saved = core.ensemble.ONE_THREAD_BELOW
+    if not one_thread:
+        core.ensemble.ONE_THREAD_BELOW = 0
     with _offscreen_env():
         root = Path(tmp) / "gui-ens"
         root.mkdir(parents=True, exist_ok=True)
-        return _measure_ensembles(root, shots, n_per_class, rounds, timeout_s)
+        try:
+            out = _measure_ensembles(root, shots, n_per_class, rounds, timeout_s)
+        finally:
+            core.ensemble.ONE_THREAD_BELOW = saved
+        return {**out, "one_thread_rule": one_thread}
 
 
 def _measure_ensembles(root: Path, shots: str, n_per_class: int, rounds: int, timeout_s: float) -> dict:
@@ -261,7 +274,10 @@ def _measure_ensembles(root: Path, shots: str, n_per_class: int, rounds: int, ti
             cfg = json.loads((Path(sc.run_dir) / "run.json").read_text(encoding="utf-8"))["config"]
             cfg["out"] = str(root / f"cli-run-{len(cli_s)}")
             env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-            r = subprocess.run([sys.executable, "-c", ENGINE_SCRIPT, json.dumps(cfg)], capture_output=True, text=True,
+            import core.ensemble
+
+            r = subprocess.run([sys.executable, "-c", ENGINE_SCRIPT, json.dumps(cfg), str(core.ensemble.ONE_THREAD_BELOW)],
+                               capture_output=True, text=True,
                                env=env, timeout=timeout_s)
             if r.returncode:
                 raise RuntimeError(r.stderr[-2000:])

@@ -169,6 +169,8 @@ class MainWindow(QMainWindow):
         ed.status_message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         ed.labels_changed.connect(lambda: b.set_labels(self.doc.to_labelset()))
         rp.levels_text_changed.connect(ed.set_levels_text)
+        ed.templates.changed.connect(lambda: rp.set_templates_summary(ed.templates.summary()))
+        rp.set_templates_summary(ed.templates.summary())
         rp.context_changed.connect(self._push_run_context)
         rp.start_requested.connect(self.start_sweep)
         rp.cancel_requested.connect(self.cancel_sweep)

@@ -8,8 +8,10 @@ plot as PNG or SVG.
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -86,6 +88,20 @@ def load_results(path: str | Path) -> tuple[Any, ResultsData, pd.DataFrame, list
         pred = pred[[c for c in PREDICTION_VIEW_COLUMNS if c in pred.columns]]
     classes = results.classes() or (sorted(set(pred["true_class"].astype(str))) if len(pred) else [])
     return run, results, pred, classes, class_frequency(results, classes)
+
+
+def templates_note(templates) -> str:
+    """"templates simple (3)", or the custom list's count and first line: a run's accuracy depends on them."""
+    if isinstance(templates, str):
+        try:
+            from core.labels import preset_templates
+
+            n = len(preset_templates(templates)) if templates == "plain" or "open_clip" in sys.modules else None
+        except Exception:  # noqa: BLE001 - a name that is no preset (a file) is shown as it is
+            n = None
+        return f"templates {templates}" + (f" ({n})" if n else "")
+    lines = list(templates or [])
+    return f"{len(lines)} custom templates" + (f" (“{lines[0]}” …)" if lines else "")
 
 
 TABS_MIN_WIDTH = 360
@@ -291,6 +307,8 @@ class ResultsPanel(QWidget):
                  f"<span style='color:{status_col}'><b>{r.status or 'unknown'}</b></span>"]
         if cfg.get("mode"):
             parts.append(f"{cfg['mode']} mode")
+        if cfg.get("templates") is not None:
+            parts.append(html.escape(templates_note(cfg["templates"])))
         levels = cfg.get("levels_resolved") or r.planned_levels
         if levels:
             done = len({(x['backbone'], names_of(x), x['level']) for x in r.levels})

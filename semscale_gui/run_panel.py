@@ -11,7 +11,7 @@ import html
 from pathlib import Path
 from typing import Any, Optional
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
     QPushButton, QSpinBox, QVBoxLayout, QWidget,
@@ -137,6 +137,11 @@ class RunPanel(QWidget):
         form.addRow("Device:", dev_row)
         form.addRow("Batch size:", batch_row)
         form.addRow("Decoding:", self.decode)
+        self.templates_info = QLabel("simple")
+        self.templates_info.setWordWrap(True)
+        self.templates_info.setTextFormat(Qt.TextFormat.PlainText)
+        self.templates_info.setToolTip("The prompt templates of the run: change them under Names → Templates")
+        form.addRow("Templates:", self.templates_info)
         form.addRow("Levels:", self.levels)
         form.addRow("Mode:", self.mode)
         form.addRow("Orderings:", order_row)
@@ -399,6 +404,10 @@ class RunPanel(QWidget):
             self.backbones.set_checked([{k: s.get(k) for k in SPEC_FIELDS} for s in specs])
 
     # ---------------------------------------------------------------- running
+
+    def set_templates_summary(self, text: str) -> None:
+        """Which templates the run will use (set in the Names tab), shown where the run starts."""
+        self.templates_info.setText(text)
 
     def set_running(self, running: bool, n_backbones: int = 0) -> None:
         self._running = running

@@ -186,3 +186,20 @@ def test_opening_the_gallery_never_widens_the_window(qtbot, main_window, tmp_pat
     res.gallery._close()
     qtbot.wait(100)
     assert w.width() == before
+
+
+def test_the_templates_a_run_uses_are_shown_in_the_run_panel_and_results_header(qtbot, main_window, tmp_path):
+    from benchmarks.synthetic_run import write_synthetic_run
+    from core.labels import preset_templates
+
+    w = main_window
+    ed, rp = w.editor, w.run_panel
+    ed.templates.set_value("plain")
+    plain = preset_templates("plain")
+    assert rp.templates_info.text() == f"plain: {len(plain)} template{'s' if len(plain) != 1 else ''}, " \
+                                       f"e.g. “{plain[0].format(ed.templates.example_name)}”"
+    ed.templates.set_value(["a photo of a {}.", "art of the {}."])
+    assert rp.templates_info.text().startswith("custom: 2 templates, e.g. “a photo of a ")
+    run = write_synthetic_run(tmp_path / "run", n_classes=10, n_images=40, levels=(1, 2), kshot=False)
+    w.results.open_run(run)
+    qtbot.waitUntil(lambda: "templates simple" in w.results.header.text(), timeout=10000)

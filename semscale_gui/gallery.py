@@ -383,7 +383,8 @@ class GalleryPanel(QWidget):
         return path
 
     def export_dialog(self) -> None:
-        start = Path(settings.get_str("last/export_dir", str(Path.home()))) / "images.csv"
+        run_dir = getattr(self.source, "run_dir", None) or getattr(self.source, "dir", None)
+        start = Path(settings.get_str("last/export_dir", str(run_dir or Path.home()))) / "images.csv"
         path, _ = QFileDialog.getSaveFileName(self, "Export images", str(start), "CSV (*.csv)")
         if path:
             settings.set_value("last/export_dir", str(Path(path).parent))

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QTabWidget, QWidget,
+    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QTabWidget, QWidget,
 )
 
 from . import settings
@@ -131,7 +131,7 @@ class MainWindow(QMainWindow):
         act(f, "Export run &CSVs…", self.results.export_csv_dialog, None, "export")
         act(f, "Export &plot (PNG/SVG)…", self.results.export_plot_dialog, "Ctrl+Shift+E", "export")
         f.addSeparator()
-        act(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = act(f, "&Quit", self.request_quit, QKeySequence.StandardKey.Quit)
 
         e = mb.addMenu("&Edit")
         e.addAction(self.editor.undo_action)
@@ -467,7 +467,35 @@ class MainWindow(QMainWindow):
         if self.width() > avail.width() or self.height() > avail.height():
             self.resize(min(self.width(), avail.width()), min(self.height(), avail.height()))
 
+    def request_quit(self) -> None:
+        """Quit, asking first while a sweep or study is running (a closed window cancels it)."""
+        if not (self.controller.running or self.study_panel.controller.running):
+            self._quit_confirmed = True
+            self.close()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit semscale",
+                          "A sweep is running. Quit anyway?\n\nIt is cancelled; the levels it finished are kept "
+                          "in its run folder.", parent=self)
+        quit_btn = box.addButton("Cancel the sweep and quit", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        box.setObjectName("quitDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(button) -> None:
+            if button is quit_btn:
+                self._quit_confirmed = True
+                self.close()
+
+        box.buttonClicked.connect(answered)
+        box.open()  # window-modal, the sweep keeps drawing behind it
+        self.quit_box = box
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if event.spontaneous() and not getattr(self, "_quit_confirmed", False) \
+                and (self.controller.running or self.study_panel.controller.running):
+            event.ignore()  # the window's close button: ask first, as File > Quit does
+            self.request_quit()
+            return
         if self.controller.running:
             self.controller.cancel()
             self.statusBar().showMessage("Stopping the sweep …")

@@ -423,7 +423,8 @@ class ResultsPanel(QWidget):
     def export_csv_dialog(self) -> None:
         if not self.results.run_dir:
             return
-        d = QFileDialog.getExistingDirectory(self, "Export the run's files to", settings.get_str("last/export_dir", str(Path.home())))
+        d = QFileDialog.getExistingDirectory(self, "Export the run's files to", settings.get_str("last/export_dir", str(Path(self.results.run_dir).parent) if self.results.run_dir
+                                                               else str(Path.home())))
         if d:
             settings.set_value("last/export_dir", d)
             self.export_csvs(Path(d) / Path(self.results.run_dir).name)
@@ -454,7 +455,7 @@ class ResultsPanel(QWidget):
             self.status_message.emit("The table has no plot to export; use Export CSVs")
             return
         name = self.tabs.tabText(self.tabs.currentIndex()).lower().replace(" ", "-")
-        start = Path(settings.get_str("last/export_dir", str(Path.home()))) / f"{name}.png"
+        start = Path(settings.get_str("last/export_dir", self.results.run_dir or str(Path.home()))) / f"{name}.png"
         path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(start), "PNG image (*.png);;SVG vector (*.svg)")
         if path:
             settings.set_value("last/export_dir", str(Path(path).parent))

@@ -295,6 +295,9 @@ class SynonymEditor(QWidget):
         self.remove_class_action = act("Remove class", "remove", self.remove_current_class)
         self.import_action = act("Import…", "import", self.import_dialog, None, "Import a labels CSV or JSON")
         self.export_action = act("Export…", "export", self.export_dialog, None, "Save the names as CSV or JSON")
+        self.save_action = act("Save", "export", self.save, QKeySequence.StandardKey.Save,
+                               "Save the names to the file they were opened from (Ctrl+S)")
+        self.source_path: Optional[Path] = None  # the labels file the names came from (Save writes it)
         self.suggest_class_action = act("Suggest…", "suggest", self.suggest_for_selected, "Ctrl+Shift+S",
                                         "Suggest more names for the selected class (WordNet or embedding "
                                         "neighbours), to review before adding (Ctrl+Shift+S)")
@@ -328,6 +331,7 @@ class SynonymEditor(QWidget):
         tb.addAction(self.suggest_all_action)
         tb.addSeparator()
         tb.addAction(self.import_action)
+        tb.addAction(self.save_action)
         tb.addAction(self.export_action)
         for a in (self.undo_action, self.redo_action, self.rank_up_action, self.rank_down_action,
                   self.import_action, self.export_action):
@@ -483,6 +487,8 @@ class SynonymEditor(QWidget):
             show_error(self, "Cannot read the labels file", str(e))
             return False
         self.doc.load_labelset(labels, undoable=undoable, text=f"Import {Path(path).name}")
+        self.source_path = Path(path)
+        self.save_action.setToolTip(f"Save the names to {self.source_path} (Ctrl+S)")
         for w in labels.warnings:
             if "duplicate name" in w:
                 self.status_message.emit(w)
@@ -591,9 +597,19 @@ class SynonymEditor(QWidget):
             settings.set_value("last/labels_dir", str(Path(path).parent))
             self.load_file(path, undoable=True)
 
+    def save(self) -> Optional[Path]:
+        """Write the names back to the file they were opened from (CSV or JSON, as it was)."""
+        if self.source_path is None or self.source_path.suffix.lower() not in (".csv", ".json"):
+            self.export_dialog()
+            return None
+        return self.export_to(self.source_path)
+
     def export_dialog(self) -> None:
-        start = settings.get_str("last/labels_dir", str(Path.home()))
-        path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(Path(start) / "labels.csv"),
+        if self.source_path is not None:  # beside the file the names came from, not in the home folder
+            start, name = str(self.source_path.parent), self.source_path.name
+        else:
+            start, name = settings.get_str("last/labels_dir", str(Path.home())), "labels.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(Path(start) / name),
                                               "CSV (*.csv);;JSON (*.json)")
         if path:
             settings.set_value("last/labels_dir", str(Path(path).parent))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
@@ -197,3 +198,21 @@ def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_w
     with qtbot.waitSignal(reopened.refreshed, timeout=10000):
         reopened.open_run(run_dir)
     assert len(reopened.results.tables["ensembles"]) == len(res.results.tables["ensembles"])
+
+
+def test_quit_while_a_sweep_runs_asks_first(qtbot, loaded_window):
+    w = loaded_window
+    with qtbot.waitSignal(w.controller.launched, timeout=30000):
+        assert w.start_sweep()
+    w.quit_action.trigger()
+    box = w.quit_box
+    assert box.isVisible() and "A sweep is running" in box.text()
+    assert w.isVisible() and w.controller.running  # nothing stopped yet
+    keep = next(b for b in box.buttons() if b.text() == "Keep running")
+    qtbot.mouseClick(keep, Qt.MouseButton.LeftButton)
+    assert w.isVisible()
+    w.quit_action.trigger()
+    quit_btn = next(b for b in w.quit_box.buttons() if b.text().startswith("Cancel the sweep"))
+    with qtbot.waitSignal(w.controller.finished, timeout=120000) as done:
+        qtbot.mouseClick(quit_btn, Qt.MouseButton.LeftButton)
+    assert done.args[0] in ("cancelled", "completed") and not w.isVisible()

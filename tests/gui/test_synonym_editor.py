@@ -164,3 +164,19 @@ def test_level_preview_counts_shared_names_once_and_says_where_a_level_comes_fro
     w.level_table.selectRow(3)
     qtbot.waitUntil(lambda: w.level_categories.toPlainText().startswith("Level 8: 30 categories (32 names listed"),
                     timeout=5000)
+
+
+def test_ctrl_s_saves_to_the_file_the_names_came_from(qtbot, gui_env, tmp_path):
+    from core.labels import load_labels
+
+    src = tmp_path / "my-names.json"
+    src.write_text('{"cat": ["cat", "kitty"], "dog": ["dog"]}', encoding="utf-8")
+    w = _editor(qtbot)
+    assert w.load_file(src)
+    _set(w, 1, 1, "puppy")
+    from PySide6.QtGui import QKeySequence
+
+    assert w.save_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Save)
+    w.save_action.trigger()  # Ctrl+S
+    assert load_labels(src).names == {"cat": ["cat", "kitty"], "dog": ["dog", "puppy"]}
+    assert str(src) in w.save_action.toolTip()

@@ -178,6 +178,7 @@ class MainWindow(QMainWindow):
         res.rerun_requested.connect(self.rerun)
         self.study_panel.status_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.study_panel.open_run_requested.connect(self._open_study_run)
+        self.study_panel.log_message.connect(self.log.append_message)
         c.progress.connect(rp.on_progress)
         c.progress.connect(self._engine_busy)
         c.log.connect(self.log.append_message)

@@ -106,10 +106,19 @@ def test_confusion_counts_top_n_other_column_and_list(qtbot, gui_env, small_run)
     recall = pd.Series(np.diag(ct.to_numpy()) / ct.sum(axis=1).to_numpy(), index=classes)
     rows = list(recall.sort_values(kind="stable").index[:40])  # default: lowest recall first, top 40
     assert [c.classes[i] for i in c._rows] == rows
-    assert c.shown_counts.shape == (40, 41) and c.col_labels[-1] == "(other classes)"
-    np.testing.assert_array_equal(c.shown_counts[:, :40], ct.loc[rows, rows].to_numpy())
-    np.testing.assert_array_equal(c.shown_counts[:, 40], ct.loc[rows].sum(axis=1) - ct.loc[rows, rows].sum(axis=1))
-    assert "(other classes)" in c.describe_cell(0, 40)
+    # columns: the rows' own classes, then what those rows are most often predicted as (most images first)
+    into = ct.loc[rows].sum(axis=0).drop(index=rows)
+    targets = list(into[into > 0].sort_values(ascending=False, kind="stable").index[:40])
+    cols = rows + targets
+    n = len(cols)
+    assert c.col_labels[:n] == cols and c.col_labels[-1] == "(other classes)"
+    assert c.shown_counts.shape == (40, n + 1)
+    np.testing.assert_array_equal(c.shown_counts[:, :n], ct.loc[rows, cols].to_numpy())
+    np.testing.assert_array_equal(c.shown_counts[:, n], ct.loc[rows].sum(axis=1) - ct.loc[rows, cols].sum(axis=1))
+    # most of what the shown rows got wrong is now on screen, not in "(other classes)"
+    wrong = ct.loc[rows].sum(axis=1) - np.diag(ct.loc[rows, rows])
+    assert c.shown_counts[:, n].sum() < 0.5 * wrong.sum()
+    assert "(other classes)" in c.describe_cell(0, n)
 
     listed = c.confusion_rows()
     off = ct.to_numpy().copy()

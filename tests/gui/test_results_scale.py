@@ -207,3 +207,25 @@ def test_compare_runs_overlays_curves_and_tabulates_differences(qtbot, gui_env, 
     cmp.list.item(0).setSelected(True)
     cmp.remove_selected()
     assert [r.title for r in cmp.runs] == ["run-b"] and cmp.table.rowCount() == 2
+
+
+def test_wheel_zooms_classes_never_the_levels_axis(qtbot, gui_env, small_run):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    p = _panel(qtbot, small_run)
+    p.tabs.setCurrentWidget(p.heatmap)
+    h = p.heatmap
+    qtbot.waitUntil(lambda: h.matrix.size > 0, timeout=20000)
+    n_levels = h.matrix.shape[1]
+    (x0, x1), (y0, y1) = h.plot.vb.viewRange()
+    vp = h.view.viewport()
+    centre = QPointF(vp.width() / 2, vp.height() / 2)
+    for _ in range(6):  # a user rolling the wheel hard
+        ev = QWheelEvent(centre, vp.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120), Qt.MouseButton.NoButton,
+                         Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(vp, ev)
+    (nx0, nx1), (ny0, ny1) = h.plot.vb.viewRange()
+    assert nx1 - nx0 >= n_levels - 1e-6  # every level stays in view
+    assert ny1 - ny0 < 0.9 * (y1 - y0)  # the class rows did zoom

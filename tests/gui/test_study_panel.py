@@ -85,7 +85,7 @@ def test_study_tab_runs_the_demo_study(main_window, qtbot, demo_study, tmp_path,
     for name, item in plot.dataset_curves.items():
         rows = summary[(summary["dataset"] == name) & (summary["backbone"] == bb)].sort_values("level")
         assert np.allclose(item.getData()[1], rows["delta_top1_vs_level1"] * 100)
-    assert plot.band is not None
+    assert plot.band is None and not plot.band_shown  # 3 datasets: below MIN_DATASETS_FOR_CI, no interval
 
     # exports: every summary file and the plot
     files = panel.export_summaries(tmp_path / "export")

@@ -274,6 +274,12 @@ class MainWindow(QMainWindow):
 
             self.doc.load_labelset(labels_from_classes(ds.classes))
         self.browser.set_labels(self.doc.to_labelset())
+        from .demo_setup import demo_dataset_dir
+
+        demo = demo_dataset_dir().resolve() in Path(str(self.browser.path)).resolve().parents
+        self.run_panel.set_ready_hint(
+            f"The demo dataset is open ({len(ds)} images, {len(ds.classes)} classes): <b>Start sweep</b> runs it "
+            "with the backbones ticked above, or open your own dataset first." if demo else "Ready")
         if self._pending_start is not None:
             start, self._pending_start = self._pending_start, None
             start()

@@ -405,6 +405,11 @@ class RunPanel(QWidget):
 
     # ---------------------------------------------------------------- running
 
+    def set_ready_hint(self, text: str) -> None:
+        """What Start will do, shown until a run starts (e.g. that it runs the demo)."""
+        if not getattr(self, "_running", False):
+            self.stage.setText(text or "Ready")
+
     def set_templates_summary(self, text: str) -> None:
         """Which templates the run will use (set in the Names tab), shown where the run starts."""
         self.templates_info.setText(text)

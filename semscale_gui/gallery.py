@@ -215,6 +215,12 @@ class GalleryPanel(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.title)
         lay.addWidget(self.counts)
+        self.missing = QLabel()  # why the thumbnails are placeholders, when the dataset cannot be reached
+        self.missing.setWordWrap(True)
+        self.missing.setTextFormat(Qt.TextFormat.PlainText)
+        self.missing.setStyleSheet("color: #9a6700;")
+        self.missing.hide()
+        lay.addWidget(self.missing)
         lay.addLayout(bar)
         lay.addWidget(split, 1)
         self._enable()
@@ -235,6 +241,8 @@ class GalleryPanel(QWidget):
         in the background for the thumbnails."""
         self.source = source
         path = source.dataset_path if source is not None else None
+        if not path:
+            self.missing.hide()
         if path and path != self._dataset_for:
             self._dataset_for = path
             allow = bool(source.meta.get("config", {}).get("allow_absolute_paths"))
@@ -242,6 +250,7 @@ class GalleryPanel(QWidget):
             def listed(ds: Any) -> None:
                 if self._dataset_for != path:
                     return
+                self.missing.hide()
                 self.dataset = ds
                 self.record_of = {r.id: i for i, r in enumerate(ds.records)}
                 self.model.set_dataset(ds)
@@ -249,6 +258,11 @@ class GalleryPanel(QWidget):
 
             def failed(e: Exception, _tb: str) -> None:
                 self.dataset, self.record_of = None, {}
+                self.missing.setText(f"No thumbnails: the run's dataset is not reachable where it was expected, "
+                                     f"{path} ({e}). The rows below are still the run's predictions; to see the "
+                                     "images, put the dataset back there.")
+                self.missing.setToolTip(str(path))
+                self.missing.show()
                 self.status_message.emit(f"thumbnails unavailable: cannot open the run's dataset {path}: {e}")
                 self._show_rows()
 

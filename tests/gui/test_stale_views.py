@@ -203,3 +203,20 @@ def test_the_templates_a_run_uses_are_shown_in_the_run_panel_and_results_header(
     run = write_synthetic_run(tmp_path / "run", n_classes=10, n_images=40, levels=(1, 2), kshot=False)
     w.results.open_run(run)
     qtbot.waitUntil(lambda: "templates simple" in w.results.header.text(), timeout=10000)
+
+
+def test_gallery_says_where_the_missing_dataset_was_expected(qtbot, main_window, tmp_path):
+    from benchmarks.synthetic_run import write_synthetic_run
+    from core.drilldown import ClassAtLevel
+
+    w = main_window
+    run = write_synthetic_run(tmp_path / "run", n_classes=10, n_images=40, levels=(1, 2), kshot=False)
+    res = w.results
+    res.open_run(run)
+    qtbot.waitUntil(lambda: res.gallery.source is not None, timeout=30000)
+    cls = res.results.per_class[0]["class"]
+    with qtbot.waitSignal(res.gallery.filled, timeout=15000):
+        res.show_images(ClassAtLevel("ViT-B-32", 1, cls))
+    g = res.gallery
+    qtbot.waitUntil(lambda: not g.missing.isHidden(), timeout=15000)
+    assert "not reachable" in g.missing.text() and str(run / "images") in g.missing.text()

@@ -129,3 +129,15 @@ def test_backbone_bars_zoom_to_the_data_and_draw_their_cis(qtbot, gui_env):
     assert len(bars) == 2  # one set of intervals per backbone
     heights = sorted(np.round(np.concatenate([b.opts["y"] for b in bars]), 6))
     assert heights == sorted(np.round(tops, 6))
+
+
+def test_compare_runs_says_which_names_differ_not_that_the_labels_path_does():
+    from semscale_gui.plots.compare import config_differences
+
+    ref = {"mode": "flat", "labels": "/runs/a/labels.csv",
+           "labels_resolved": {"cat": ["cat", "kitty"], "dog": ["dog", "puppy"], "owl": ["owl"]}}
+    same_names = {**ref, "labels": "/runs/b/labels.csv"}
+    assert config_differences(ref, same_names) == ""  # another folder, the same names: nothing differs
+    other = {**ref, "labels": "/runs/c/labels.csv",
+             "labels_resolved": {"cat": ["cat", "feline"], "dog": ["puppy", "dog"], "owl": ["owl"]}}
+    assert config_differences(ref, other) == "names of 2 classes: cat +feline −kitty; dog reordered"

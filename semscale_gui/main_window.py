@@ -13,7 +13,8 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QTabWidget, QWidget,
+    QApplication, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMenu, QMessageBox, QScrollArea, QTabWidget,
+    QWidget,
 )
 
 from . import settings
@@ -91,7 +92,14 @@ class MainWindow(QMainWindow):
         self.run_panel = RunPanel()
         self.run_dock = QDockWidget("Run", self)
         self.run_dock.setObjectName("runDock")
-        self.run_dock.setWidget(self.run_panel)
+        # in a scroll area: on a 1280x800 screen the panel is taller than the space beside the Log, and its
+        # minimum height would push the window (and the Log, the status bar) below the screen
+        run_scroll = QScrollArea()
+        run_scroll.setWidgetResizable(True)
+        run_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        run_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        run_scroll.setWidget(self.run_panel)
+        self.run_dock.setWidget(run_scroll)
         self.run_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                                   | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                                   | QDockWidget.DockWidgetFeature.DockWidgetClosable)

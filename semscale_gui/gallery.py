@@ -259,9 +259,9 @@ class GalleryPanel(QWidget):
             def failed(e: Exception, _tb: str) -> None:
                 self.dataset, self.record_of = None, {}
                 self.missing.setText(f"No thumbnails: the run's dataset is not reachable where it was expected, "
-                                     f"{path} ({e}). The rows below are still the run's predictions; to see the "
+                                     f"{path}. The rows below are still the run's predictions; to see the "
                                      "images, put the dataset back there.")
-                self.missing.setToolTip(str(path))
+                self.missing.setToolTip(f"{path}: {e}")
                 self.missing.show()
                 self.status_message.emit(f"thumbnails unavailable: cannot open the run's dataset {path}: {e}")
                 self._show_rows()

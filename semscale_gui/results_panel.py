@@ -197,7 +197,8 @@ class ResultsPanel(QWidget):
         if not self.gallery.isVisible():
             self.gallery.show()
             total = max(self.splitter.width(), 800)
-            self.splitter.setSizes([total * 9 // 20, total - total * 9 // 20])  # room for three columns
+            share = 9 if total >= 1100 else 11  # a narrow window keeps the view readable; the gallery scrolls
+            self.splitter.setSizes([total * share // 20, total - total * share // 20])
         self.gallery.show_selection(selection)
 
     # ---------------------------------------------------------------- live

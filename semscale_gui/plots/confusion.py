@@ -112,7 +112,7 @@ class ConfusionPlot(_Heatmap):
         self.top.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.top.setWordWrap(False)
         self.top.verticalHeader().setDefaultSectionSize(self.top.fontMetrics().height() + 6)
-        self.top.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.top.setTextElideMode(Qt.TextElideMode.ElideRight)  # a cut class name keeps its first words
         hh = self.top.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from core import config as defaults
@@ -138,7 +138,8 @@ class RunPanel(QWidget):
         form.addRow("Batch size:", batch_row)
         form.addRow("Decoding:", self.decode)
         self.templates_info = QLabel("simple")
-        self.templates_info.setWordWrap(True)
+        # one line (a wrapped label in a form row was squeezed to half a line); the whole text is in the tooltip
+        self.templates_info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.templates_info.setTextFormat(Qt.TextFormat.PlainText)
         self.templates_info.setToolTip("The prompt templates of the run: change them under Names → Templates")
         form.addRow("Templates:", self.templates_info)
@@ -413,6 +414,7 @@ class RunPanel(QWidget):
     def set_templates_summary(self, text: str) -> None:
         """Which templates the run will use (set in the Names tab), shown where the run starts."""
         self.templates_info.setText(text)
+        self.templates_info.setToolTip(f"{text}\nChange them under Names → Templates")
 
     def set_running(self, running: bool, n_backbones: int = 0) -> None:
         self._running = running

@@ -65,6 +65,23 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
                 f"updating ({g['n_images']} images, {g['model']}), sampled by a 5 ms timer.", "",
                 "| worst gap | p99 gap | median gap | target |", "|---|---|---|---|",
                 f"| {g['worst_ms']:.0f} ms | {g['p99_ms']:.0f} ms | {g['median_ms']:.0f} ms | < 50 ms |"]
+    ge = r.get("gui_ensembles")
+    if ge:
+        w = ge["with"]
+        out += ["", "## Ensemble stage: app vs CLI",
+                f"The demo sweep ({w['n_images']} images, {' + '.join(w['backbones'])}, levels {w['levels']}, k-shot "
+                f"{w['shots']} x {w['splits']} splits, `global` + `nlc`), once in the app's main window (engine on its "
+                "worker thread, the GUI thread drawing) and once as `semscale sweep` runs it (the run's own config, a "
+                "fresh process). The stage is timed from its first to its last progress event. A k-shot fit is "
+                "hundreds of optimiser steps on tensors of a few thousand values; with two intra-op threads every step "
+                "waited for a second thread to be scheduled, and with the cores busy (the GUI thread, other "
+                "processes) the stage took minutes. Small fits now run on one thread (`core.stats.ensemble.ONE_THREAD_BELOW`).",
+                "", "| engine | app (s) | CLI (s) | app / CLI | 1-min load | target |", "|---|---|---|---|---|---|"]
+        for label, key in (("small fits on one thread", "with"), ("before: torch's default threads", "without")):
+            x = ge.get(key)
+            if x:
+                out.append(f"| {label} | {min(x['app_s']):.1f} | {min(x['cli_s']):.1f} | **{x['ratio']:.2f}** | "
+                           f"{x['load_average']:.1f} on {x['cores']} cores | ≤ 1.5 |")
     gt = r.get("gui_tabs")
     if gt:
         out += ["", "## GUI at ImageNet scale: switching Results tabs",
@@ -136,11 +153,12 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="amortisation text throughput gui gui_tabs ray scaling drilldown pipeline clipbench text21k memory")
+                    help="amortisation text throughput gui gui_tabs gui_ensembles ray scaling drilldown pipeline clipbench text21k "
+                         "memory vlm")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
-    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown",
-                             "pipeline", "clipbench", "text21k", "memory", "vlm"])
+    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "gui_ensembles", "ray", "scaling",
+                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm"])
     from benchmarks import bench_engine
 
     results: dict = {}
@@ -176,6 +194,17 @@ def main() -> None:
                 print("GUI tab switching on a 1000-class run …", flush=True)
                 results["gui_tabs"] = bench_gui.tab_switch_gaps(tmp, n_images=4000 if args.quick else 20000)
                 print(json.dumps(results["gui_tabs"]), flush=True)
+        if "gui_ensembles" in only:
+            try:
+                from benchmarks import bench_gui
+            except ImportError as e:
+                print(f"GUI benchmark skipped ({e})")
+            else:
+                print("ensemble stage, app vs CLI …", flush=True)
+                results["gui_ensembles"] = {"with": bench_gui.ensemble_stage(tmp / "ens-with")}
+                if not args.quick:
+                    results["gui_ensembles"]["without"] = bench_gui.ensemble_stage(tmp / "ens-without", one_thread=False)
+                print(json.dumps(results["gui_ensembles"]), flush=True)
         if "ray" in only:
             try:
                 from benchmarks import bench_ray

@@ -83,7 +83,11 @@ def fmt(res: dict) -> str:
         f"| 0/1 | {t['seconds_binary']:.1f} |", f"| with ties (1/2) | {t['seconds_fractional']:.1f} |", ""])
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m benchmarks.bench_controls",
+                            description=__doc__.split("\n\n")[0]).parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="semscale-bench-controls-") as tmp:
         res = {"demo": demo_sweeps(Path(tmp)), "tests": tests_alone()}
     print(json.dumps(res, indent=1))

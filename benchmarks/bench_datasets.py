@@ -49,7 +49,11 @@ def bench(n: int = 2000) -> list[dict]:
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    import argparse
+
+    _ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_datasets", description=__doc__.split("(")[0])
+    _ap.add_argument("n", nargs="?", type=int, default=2000, help="images per format (default: %(default)s)")
+    n = _ap.parse_args().n
     print("| format | images | listing (s) | hashes/s | decodes/s |\n|---|---|---|---|---|")
     for r in bench(n):
         print(f"| {r['format']} | {r['images']} | {r['list_s']} | {r['hash_per_s']} | {r['decode_per_s']} |")

@@ -66,7 +66,11 @@ def drilldown(tmp: Path, n_classes: int = 1000, n_images: int = 20000) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m benchmarks.bench_drilldown",
+                            description=__doc__.split("\n\n")[0]).parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="semscale-drill-") as tmp:
         print(json.dumps(drilldown(Path(tmp)), indent=1))
 

@@ -198,11 +198,115 @@ def _measure_tabs(root: Path, n_classes: int, n_images: int, backbones: int, rou
             "slowest_first_draw_ms": max(x["drawn_ms"] for x in rows if x["round"] == 1)}
 
 
+ENGINE_SCRIPT = """
+import json, sys, time
+from core.util.config import SweepConfig
+from core.util.events import Progress
+from core.pipeline.runner import run_sweep
+cfg = SweepConfig.from_dict(json.loads(sys.argv[1]))
+if len(sys.argv) > 2:
+    import core.stats.ensemble
+    core.stats.ensemble.ONE_THREAD_BELOW = int(sys.argv[2])
+stamps = []
+def emit(ev):
+    if isinstance(ev, Progress) and ev.stage == "ensembles":
+        stamps.append(time.perf_counter())
+t0 = time.perf_counter()
+res = run_sweep(cfg, emit=emit)
+print(json.dumps({"status": res.status, "total_s": time.perf_counter() - t0, "ensemble_s": stamps[-1] - stamps[0]}))
+"""
+
+
+def ensemble_stage(tmp: Path, shots: str = "1,2,4", n_per_class: int = 30, rounds: int = 1,
+                   one_thread: bool = True, timeout_s: float = 1800.0) -> dict:
+    """Seconds of the ensemble stage in the app vs the engine as the CLI runs it, same sweep.
+
+    The app: the real main window runs the demo sweep (two demo backbones, k-shot ``shots``)
+    on its worker thread, the GUI thread drawing the live plots meanwhile; the stage is timed
+    from its first to its last progress event as the GUI receives them. The CLI: the run's
+    own ``run.json`` config, run by ``core.pipeline.runner.run_sweep`` in a fresh process's main
+    thread (what ``semscale sweep`` does), timed the same way. Alternating app, CLI, app, CLI
+    (``rounds`` > 1) evens out changes in the machine's load. ``one_thread=False`` measures both
+    without the engine's one-thread rule for small fits (``core.stats.ensemble.ONE_THREAD_BELOW``).
+    """
+    import core.stats.ensemble
+
+    saved = core.stats.ensemble.ONE_THREAD_BELOW
+    if not one_thread:
+        core.stats.ensemble.ONE_THREAD_BELOW = 0
+    with _offscreen_env():
+        root = Path(tmp) / "gui-ens"
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            out = _measure_ensembles(root, shots, n_per_class, rounds, timeout_s)
+        finally:
+            core.stats.ensemble.ONE_THREAD_BELOW = saved
+        return {**out, "one_thread_rule": one_thread}
+
+
+def _measure_ensembles(root: Path, shots: str, n_per_class: int, rounds: int, timeout_s: float) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    from semscale_gui.app import make_app
+    from semscale_gui.selftest import Scenario, _isolate, wait_until
+
+    make_app(["semscale-bench"])
+    _isolate(root)
+    sc = Scenario(root, n_per_class=n_per_class, n_backbones=2, timeout_s=timeout_s)
+    w = sc.window
+    if not wait_until(lambda: w.engine_info is not None, 300):
+        raise RuntimeError("the engine did not finish loading")
+    w.run_panel.shots.setText(shots)
+    stamps: list[float] = []
+    w.controller.progress.connect(lambda ev: stamps.append(time.perf_counter()) if ev.stage == "ensembles" else None)
+    app_s, cli_s, app_total, cli_total = [], [], [], []
+    try:
+        for _ in range(rounds):
+            stamps.clear()
+            sc.status = None
+            t0 = time.perf_counter()
+            if not sc.run() or sc.status != "completed":
+                raise RuntimeError(f"the benchmark sweep ended as {sc.status}")
+            app_total.append(time.perf_counter() - t0)
+            app_s.append(stamps[-1] - stamps[0])
+            cfg = json.loads((Path(sc.run_dir) / "run.json").read_text(encoding="utf-8"))["config"]
+            cfg["out"] = str(root / f"cli-run-{len(cli_s)}")
+            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+            import core.stats.ensemble
+
+            r = subprocess.run([sys.executable, "-c", ENGINE_SCRIPT, json.dumps(cfg), str(core.stats.ensemble.ONE_THREAD_BELOW)],
+                               capture_output=True, text=True,
+                               env=env, timeout=timeout_s)
+            if r.returncode:
+                raise RuntimeError(r.stderr[-2000:])
+            out = json.loads(r.stdout.strip().splitlines()[-1])
+            cli_s.append(out["ensemble_s"])
+            cli_total.append(out["total_s"])
+        meta = json.loads((Path(sc.run_dir) / "run.json").read_text(encoding="utf-8"))["config"]
+        return {"n_images": len(w.browser.dataset), "backbones": [s["model"] for s in sc.specs],
+                "shots": shots, "splits": meta.get("ensemble_splits"), "levels": meta.get("levels_resolved"),
+                "app_s": app_s, "cli_s": cli_s, "app_total_s": app_total, "cli_total_s": cli_total,
+                "ratio": float(np.median(app_s) / np.median(cli_s)),
+                "load_average": os.getloadavg()[0], "cores": os.cpu_count()}
+    finally:
+        w.close()
+
+
 if __name__ == "__main__":
     import json
     import sys
     import tempfile
 
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_gui", description=__doc__.split("\n\n")[0])
+    ap.add_argument("what", nargs="?", choices=["gaps", "tabs", "ensembles"], default="gaps",
+                    help="gaps: event loop during a live sweep; tabs: Results tabs of a 1000-class run; "
+                         "ensembles: the ensemble stage in the app vs the CLI")
+    what = ap.parse_args().what
+    bench = {"gaps": event_loop_gaps, "tabs": tab_switch_gaps, "ensembles": ensemble_stage}[what]
     with tempfile.TemporaryDirectory(prefix="semscale-bench-") as d:
-        out = tab_switch_gaps(Path(d)) if "tabs" in sys.argv[1:] else event_loop_gaps(Path(d))
+        out = bench(Path(d))
     print(json.dumps(out, indent=1))

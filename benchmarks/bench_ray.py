@@ -98,7 +98,11 @@ def ray_vs_local(tmp: Path, n_images: int = 512, shard_size: int = 256, batch_si
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 512
+    import argparse
+
+    _ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_ray", description=__doc__.split("\n\n")[0])
+    _ap.add_argument("n_images", nargs="?", type=int, default=512, help="images to embed (default: %(default)s)")
+    n = _ap.parse_args().n_images
     with tempfile.TemporaryDirectory() as d:
         out = ray_vs_local(Path(d), n_images=n)
     print(json.dumps({"machine": machine(), "ray_vs_local": out}, indent=2))

@@ -22,6 +22,25 @@ import time
 
 T_START = time.perf_counter()
 
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--labels", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--template", required=True)
+    ap.add_argument("--levels", required=True)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--amp", action="store_true", help="CLIP_benchmark's autocast (off: fp32, like semscale's default)")
+    ap.add_argument("--out", required=True)
+    return ap
+
+
+if __name__ == "__main__":
+    _parser().parse_args()  # answer --help before the imports, which need CLIP_benchmark's environment
+
 import torch  # noqa: E402
 import open_clip  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
@@ -41,18 +60,7 @@ def read_labels(path: str) -> dict[str, list[str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--images", required=True)
-    ap.add_argument("--labels", required=True)
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--template", required=True)
-    ap.add_argument("--levels", required=True)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--amp", action="store_true", help="CLIP_benchmark's autocast (off: fp32, like semscale's default)")
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    args = _parser().parse_args()
 
     t0 = time.perf_counter()
     model, _, preprocess = open_clip.create_model_and_transforms(args.model, pretrained=args.checkpoint)

@@ -20,8 +20,17 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
 
-def main() -> None:
-    config, checkpoint, data, labels_csv, workers = sys.argv[1:6]
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("config", help="open_clip model config (JSON)")
+    ap.add_argument("checkpoint", help="checkpoint file")
+    ap.add_argument("data", help="image folder (<root>/<class>/<images>)")
+    ap.add_argument("labels_csv", help="labels CSV (class,synonym)")
+    ap.add_argument("workers", type=int, help="DataLoader workers")
+    a = ap.parse_args(argv)
+    config, checkpoint, data, labels_csv, workers = a.config, a.checkpoint, a.data, a.labels_csv, a.workers
     open_clip.add_model_config(config)
     name = Path(config).stem
     model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None)

@@ -57,7 +57,7 @@ def write_synthetic_run(out: str | Path, n_classes: int = 1000, n_images: int = 
                         kshot: bool = True, base_accuracy: float = 0.6) -> Path:
     """Write a completed run directory at ``out`` and return it."""
     from core.stats.frequency import frequency_table
-    from core.stats.metrics import threshold_analysis
+    from core.stats.metrics import peak_so_far
     from core.results.runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, SKIPPED_COLUMNS
 
     out = Path(out)
@@ -115,7 +115,7 @@ def write_synthetic_run(out: str | Path, n_classes: int = 1000, n_images: int = 
     for b in backbones:
         d = levels_df[levels_df["backbone"] == b]
         summary["backbones"][b] = {"n_images_scored": n_images,
-                                   "threshold": threshold_analysis(list(d["level"]), list(d["top1"]))}
+                                   "threshold": peak_so_far(list(d["level"]), list(d["top1"]))}
     if len(backbones) >= 2:
         bb_rows, ens_rows = [], []
         for k in levels:
@@ -156,5 +156,20 @@ def write_synthetic_run(out: str | Path, n_classes: int = 1000, n_images: int = 
     return out
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.synthetic_run",
+                                 description="Write a completed run directory of made-up predictions "
+                                             "(ImageNet-sized by default) without encoding any image.")
+    ap.add_argument("out", nargs="?", default="synthetic-run", help="run directory to write (default: %(default)s)")
+    ap.add_argument("--classes", type=int, default=1000, help="number of classes (default: %(default)s)")
+    ap.add_argument("--images", type=int, default=20000, help="number of images (default: %(default)s)")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    args = ap.parse_args(argv)
+    print(write_synthetic_run(args.out, n_classes=args.classes, n_images=args.images, seed=args.seed))
+    return 0
+
+
 if __name__ == "__main__":
-    print(write_synthetic_run(sys.argv[1] if len(sys.argv) > 1 else "synthetic-run"))
+    sys.exit(main())

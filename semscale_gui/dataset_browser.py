@@ -10,6 +10,7 @@ decides what a run does.
 from __future__ import annotations
 
 import dataclasses
+import html
 from pathlib import Path
 from typing import Any, Optional
 
@@ -255,18 +256,30 @@ class DatasetBrowser(QWidget):
         self._loading = True
         self.summary.setText(f"Opening {p} …")
         self.status_message.emit(f"Opening dataset {p} …")
-        run_task(lambda: load_dataset(p), lambda ds: self._on_loaded(p, ds), self._on_load_error, context=self)
+        run_task(lambda: load_dataset(p), lambda ds: self._on_loaded(p, ds),
+                 lambda e, tb: self._on_load_error(e, tb, p), context=self)
 
     @property
     def loading(self) -> bool:
         return self._loading
 
-    def _on_load_error(self, exc: Exception, tb: str) -> None:
+    def _on_load_error(self, exc: Exception, tb: str, path: Optional[Path] = None) -> None:
+        """Say why, as plain text, and keep the dataset that was open until a new one has opened."""
         from core.util.errors import InputError
 
         self._loading = False
         msg = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-        self.summary.setText(f"<span style='color:#b00'>Could not open the dataset: {msg}</span>")
+        what = html.escape(str(path)) if path is not None else "the dataset"
+        kept = ""
+        if self.dataset is not None and self.path is not None:
+            kept = f"<b>{html.escape(self.path.name)}</b> — {html.escape(self.dataset.describe())}<br>"
+        self.summary.setText(f"{kept}<span style='color:#b00'>Could not open {what}: {html.escape(msg)}</span>")
+        still = f"; still showing {self.path.name}" if kept else ""
+        if not kept:  # nothing open: the Problems tab says what went wrong, not a green tick
+            self.problems.setPlainText(f"Could not open {path if path is not None else 'the dataset'}:\n{msg}")
+            self.tabs.setTabText(1, "Problems (1)")
+            self.tabs.setTabIcon(1, icon("warning"))
+        self.status_message.emit(f"Could not open {path if path is not None else 'the dataset'}{still}")
         self.load_failed.emit(msg)
 
     def _on_loaded(self, path: Path, dataset: Any) -> None:
@@ -279,7 +292,7 @@ class DatasetBrowser(QWidget):
         settings.set_value("last/dataset", str(path))
         settings.push_recent(RECENT_KEY, str(path))
         self._refresh_recent()
-        self.summary.setText(f"<b>{path.name}</b> — {dataset.describe()}")
+        self.summary.setText(f"<b>{html.escape(path.name)}</b> — {html.escape(dataset.describe())}")
         self.thumbs.set_dataset(dataset)
         self.preview.clear()
         self._fill_classes()

@@ -21,6 +21,7 @@ def show_error(parent: Optional[QWidget], title: str, message: str, details: str
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Critical)
     box.setWindowTitle(title)
+    box.setTextFormat(Qt.TextFormat.PlainText)  # paths and "<root>/<class>" are text, never markup
     box.setText(message)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     if details:
@@ -36,6 +37,7 @@ def show_warning(parent: Optional[QWidget], title: str, message: str) -> QMessag
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle(title)
+    box.setTextFormat(Qt.TextFormat.PlainText)  # paths and "<root>/<class>" are text, never markup
     box.setText(message)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

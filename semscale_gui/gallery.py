@@ -215,6 +215,12 @@ class GalleryPanel(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.title)
         lay.addWidget(self.counts)
+        self.missing = QLabel()  # why the thumbnails are placeholders, when the dataset cannot be reached
+        self.missing.setWordWrap(True)
+        self.missing.setTextFormat(Qt.TextFormat.PlainText)
+        self.missing.setStyleSheet("color: #9a6700;")
+        self.missing.hide()
+        lay.addWidget(self.missing)
         lay.addLayout(bar)
         lay.addWidget(split, 1)
         self._enable()
@@ -235,6 +241,8 @@ class GalleryPanel(QWidget):
         in the background for the thumbnails."""
         self.source = source
         path = source.dataset_path if source is not None else None
+        if not path:
+            self.missing.hide()
         if path and path != self._dataset_for:
             self._dataset_for = path
             allow = bool(source.meta.get("config", {}).get("allow_absolute_paths"))
@@ -242,6 +250,7 @@ class GalleryPanel(QWidget):
             def listed(ds: Any) -> None:
                 if self._dataset_for != path:
                     return
+                self.missing.hide()
                 self.dataset = ds
                 self.record_of = {r.id: i for i, r in enumerate(ds.records)}
                 self.model.set_dataset(ds)
@@ -249,6 +258,11 @@ class GalleryPanel(QWidget):
 
             def failed(e: Exception, _tb: str) -> None:
                 self.dataset, self.record_of = None, {}
+                self.missing.setText(f"No thumbnails: the run's dataset is not reachable where it was expected, "
+                                     f"{path}. The rows below are still the run's predictions; to see the "
+                                     "images, put the dataset back there.")
+                self.missing.setToolTip(f"{path}: {e}")
+                self.missing.show()
                 self.status_message.emit(f"thumbnails unavailable: cannot open the run's dataset {path}: {e}")
                 self._show_rows()
 
@@ -312,6 +326,8 @@ class GalleryPanel(QWidget):
         self.preview.clear()
         self.prediction.setText("")
         self.top_list.clear()
+        self.top5 = []
+        self.top_title.setText("Top-5 classes (click an image)")  # never the previous selection's backbone/level
         self._enable()
 
     def images(self) -> list[str]:
@@ -350,6 +366,12 @@ class GalleryPanel(QWidget):
         def done(top: list[tuple[str, float]]) -> None:
             if gen != self._generation:
                 return
+            exact = float(r["score"]) if pd.notna(r["score"]) else None
+            if top and exact is not None and str(r["backbone"]) == backbone and top[0][0] in str(owners).split("|") \
+                    and abs(top[0][1] - exact) < 5e-3:
+                # the saved class scores are half precision: the winner's score is the exact one of
+                # predictions.csv, so the two places show the same number
+                top = [(top[0][0], exact)] + list(top[1:])
             self.top5 = top
             self.top_list.clear()
             for i, (cls, s) in enumerate(top, 1):
@@ -375,7 +397,8 @@ class GalleryPanel(QWidget):
         return path
 
     def export_dialog(self) -> None:
-        start = Path(settings.get_str("last/export_dir", str(Path.home()))) / "images.csv"
+        run_dir = getattr(self.source, "run_dir", None) or getattr(self.source, "dir", None)
+        start = Path(settings.get_str("last/export_dir", str(run_dir or Path.home()))) / "images.csv"
         path, _ = QFileDialog.getSaveFileName(self, "Export images", str(start), "CSV (*.csv)")
         if path:
             settings.set_value("last/export_dir", str(Path(path).parent))

@@ -34,9 +34,15 @@ class Issue:
 @dataclass(frozen=True)
 class LevelInfo:
     level: int
-    n_categories: int  # flat mode: one category per name
-    n_classes: int  # pooled mode: one per class
+    n_categories: int  # flat mode: one category per distinct name (a shared name counts once)
+    n_classes: int  # pooled mode: one category per distinct set of names
     n_short: int  # classes with fewer than ``level`` names (they use all they have)
+    origin: str = ""  # where the level comes from, in words
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 class _Swap(QUndoCommand):
@@ -284,10 +290,31 @@ class LabelsDocument(QObject):
                     out.append(Issue("not-in-data", c, -1, f"class '{c}' has no images in the dataset"))
         return out
 
-    def level_info(self, levels: Sequence[int]) -> list[LevelInfo]:
-        counts = [len(v) or 1 for v in self._names.values()]
-        return [LevelInfo(k, sum(min(k, n) for n in counts), len(counts), sum(1 for n in counts if n < k))
-                for k in levels]
+    def level_info(self, levels: Sequence[int], auto: bool = True) -> list[LevelInfo]:
+        """Each level's categories, counted the way the sweep counts them (core.pipeline.scoring)."""
+        from core.pipeline.scoring import level_category_counts
+
+        names = {c: (v or [display_name(c)]) for c, v in self._names.items()}
+        classes = list(names)
+        counts = [len(v) for v in names.values()]
+        flat = level_category_counts(names, classes, levels, "flat")
+        pooled = level_category_counts(names, classes, levels, "pooled")
+        return [LevelInfo(k, f, p, sum(1 for n in counts if n < k), self._level_origin(k, names, auto))
+                for k, f, p in zip(levels, flat, pooled)]
+
+    @staticmethod
+    def _level_origin(k: int, names: dict[str, list[str]], auto: bool) -> str:
+        """"doubling", or why an odd level exists: "only 'ball' has a 9th name"."""
+        longest = max((len(v) for v in names.values()), default=0)
+        with_k = [c for c, v in names.items() if len(v) >= k]
+        if k > longest:
+            return f"no class has {k} names: same as level {longest}"
+        if auto and k & (k - 1) == 0 and k < longest:
+            return "doubling (1, 2, 4, …)"
+        if auto and k == longest:
+            what = (f"only '{with_k[0]}' has" if len(with_k) == 1 else f"{len(with_k)} classes have")
+            return f"the longest list: {what} a {_ordinal(k)} name"
+        return "typed in the Run panel"
 
     def categories(self, level: int) -> dict[str, list[str]]:
         """The names each class contributes at ``level`` (flat mode categories)."""

@@ -13,7 +13,8 @@ from typing import Any, Callable, Optional
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QTabWidget, QWidget,
+    QApplication, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow, QMenu, QMessageBox, QScrollArea, QTabWidget,
+    QWidget,
 )
 
 from semscale_gui import settings
@@ -95,7 +96,14 @@ class MainWindow(QMainWindow):
         self.run_panel = RunPanel()
         self.run_dock = QDockWidget("Run", self)
         self.run_dock.setObjectName("runDock")
-        self.run_dock.setWidget(self.run_panel)
+        # in a scroll area: on a 1280x800 screen the panel is taller than the space beside the Log, and its
+        # minimum height would push the window (and the Log, the status bar) below the screen
+        run_scroll = QScrollArea()
+        run_scroll.setWidgetResizable(True)
+        run_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        run_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        run_scroll.setWidget(self.run_panel)
+        self.run_dock.setWidget(run_scroll)
         self.run_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                                   | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                                   | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -135,7 +143,7 @@ class MainWindow(QMainWindow):
         act(f, "Export run &CSVs…", self.results.export_csv_dialog, None, "export")
         act(f, "Export &plot (PNG/SVG)…", self.results.export_plot_dialog, "Ctrl+Shift+E", "export")
         f.addSeparator()
-        act(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.quit_action = act(f, "&Quit", self.request_quit, QKeySequence.StandardKey.Quit)
 
         e = mb.addMenu("&Edit")
         e.addAction(self.editor.undo_action)
@@ -173,6 +181,8 @@ class MainWindow(QMainWindow):
         ed.status_message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         ed.labels_changed.connect(lambda: b.set_labels(self.doc.to_labelset()))
         rp.levels_text_changed.connect(ed.set_levels_text)
+        ed.templates.changed.connect(lambda: rp.set_templates_summary(ed.templates.summary()))
+        rp.set_templates_summary(ed.templates.summary())
         rp.context_changed.connect(self._push_run_context)
         rp.start_requested.connect(self.start_sweep)
         rp.cancel_requested.connect(self.cancel_sweep)
@@ -180,7 +190,9 @@ class MainWindow(QMainWindow):
         res.rerun_requested.connect(self.rerun)
         self.study_panel.status_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.study_panel.open_run_requested.connect(self._open_study_run)
+        self.study_panel.log_message.connect(self.log.append_message)
         c.progress.connect(rp.on_progress)
+        c.progress.connect(self._engine_busy)
         c.log.connect(self.log.append_message)
         c.level_finished.connect(res.add_level)
         c.table_rows.connect(res.add_table_rows)
@@ -189,6 +201,12 @@ class MainWindow(QMainWindow):
         c.failed.connect(self._failed)
         c.finished.connect(self._finished)
         self._push_run_context()
+
+    def _engine_busy(self, ev) -> None:
+        """The status bar says what the engine is doing while a sweep runs, not "ready"."""
+        from core.util.events import stage_title
+
+        self.engine_label.setText(f"engine: {stage_title(ev.stage)} {ev.done}/{ev.total}")
 
     def _push_run_context(self) -> None:
         """The editor's neighbour suggestions use the backbone and cache the Run panel would."""
@@ -206,7 +224,8 @@ class MainWindow(QMainWindow):
             self.run_panel.set_devices(info["devices"])
             self.run_panel.backbones.set_engine_info(info["demo"], info["models"])
             dev = ", ".join(d for d in info["devices"] if d != "auto")
-            self.engine_label.setText(f"engine ready ({dev})")
+            self._engine_ready_text = f"engine ready ({dev})"
+            self.engine_label.setText(self._engine_ready_text)
             self.engine_ready.emit()
 
         def failed(e: Exception, tb: str) -> None:
@@ -267,6 +286,12 @@ class MainWindow(QMainWindow):
 
             self.doc.load_labelset(labels_from_classes(ds.classes))
         self.browser.set_labels(self.doc.to_labelset())
+        from .demo_setup import demo_dataset_dir
+
+        demo = demo_dataset_dir().resolve() in Path(str(self.browser.path)).resolve().parents
+        self.run_panel.set_ready_hint(
+            f"The demo dataset is open ({len(ds)} images, {len(ds.classes)} classes): <b>Start sweep</b> runs it "
+            "with the backbones ticked above, or open your own dataset first." if demo else "Ready")
         if self._pending_start is not None:
             start, self._pending_start = self._pending_start, None
             start()
@@ -375,6 +400,7 @@ class MainWindow(QMainWindow):
 
     def _finished(self, status: str, run_dir: str, summary: Any) -> None:
         self.run_panel.on_finished(status, run_dir)
+        self.engine_label.setText(getattr(self, "_engine_ready_text", "engine ready"))
         self.results.finish_live(status, run_dir, summary)
         self.start_action.setEnabled(True)
         self.cancel_action.setEnabled(False)
@@ -442,10 +468,56 @@ class MainWindow(QMainWindow):
         s.setValue("window/state", self.saveState())
         settings.sync()
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's API
+        super().showEvent(event)
+        self._fit_screen()
+        handle = self.windowHandle()
+        if handle is not None and not getattr(self, "_screen_hooked", False):
+            handle.screenChanged.connect(lambda _s: self._fit_screen())
+            self._screen_hooked = True
+
+    def _fit_screen(self) -> None:
+        """The window never grows past its screen: docks and splitters give way instead."""
+        screen = self.screen()
+        if screen is None or QApplication.platformName() in ("offscreen", "minimal"):
+            return  # no real screen: off-screen renders (tests, --screenshot) keep the size asked for
+        avail = screen.availableGeometry().size()
+        self.setMaximumSize(avail)
+        if self.width() > avail.width() or self.height() > avail.height():
+            self.resize(min(self.width(), avail.width()), min(self.height(), avail.height()))
+
+    def request_quit(self) -> None:
+        """Quit, asking first while a sweep or study is running (a closed window cancels it)."""
+        if not (self.controller.running or self.study_panel.controller.running):
+            self._quit_confirmed = True
+            self.close()
+            return
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit semscale",
+                          "A sweep is running. Quit anyway?\n\nIt is cancelled; the levels it finished are kept "
+                          "in its run folder.", parent=self)
+        quit_btn = box.addButton("Cancel the sweep and quit", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Keep running", QMessageBox.ButtonRole.RejectRole)
+        box.setObjectName("quitDialog")
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(button) -> None:
+            if button is quit_btn:
+                self._quit_confirmed = True
+                self.close()
+
+        box.buttonClicked.connect(answered)
+        box.open()  # window-modal, the sweep keeps drawing behind it
+        self.quit_box = box
+
     def closeEvent(self, event: QCloseEvent) -> None:
         """Save the settings, then cancel every background job (sweep, study, suggestions, reads)
         and wait for them with the window hidden and the event loop turning, at most
         ``CLOSE_WAIT_S`` in all; what is still running then is joined when the app ends."""
+        if event.spontaneous() and not getattr(self, "_quit_confirmed", False) and not self._closing \
+                and (self.controller.running or self.study_panel.controller.running):
+            event.ignore()  # the window's close button: ask first, as File > Quit does
+            self.request_quit()
+            return
         if self._closing:  # closed again while waiting for the jobs
             super().closeEvent(event)
             return

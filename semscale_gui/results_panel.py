@@ -8,8 +8,10 @@ plot as PNG or SVG.
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -88,6 +90,24 @@ def load_results(path: str | Path) -> tuple[Any, ResultsData, pd.DataFrame, list
     return run, results, pred, classes, class_frequency(results, classes)
 
 
+def templates_note(templates) -> str:
+    """"templates simple (3)", or the custom list's count and first line: a run's accuracy depends on them."""
+    if isinstance(templates, str):
+        try:
+            from core.labels.labelset import preset_templates
+
+            n = len(preset_templates(templates)) if templates == "plain" or "open_clip" in sys.modules else None
+        except Exception:  # noqa: BLE001 - a name that is no preset (a file) is shown as it is
+            n = None
+        return f"templates {templates}" + (f" ({n})" if n else "")
+    lines = list(templates or [])
+    return f"{len(lines)} custom templates" + (f" (“{lines[0]}” …)" if lines else "")
+
+
+TABS_MIN_WIDTH = 360
+GALLERY_MIN_WIDTH = 300
+
+
 class ResultsPanel(QWidget):
     """Plots + export of one run."""
 
@@ -159,6 +179,10 @@ class ResultsPanel(QWidget):
         for view in (self.accuracy, self.heatmap, self.confusion, self.ensembles, self.frequency):
             view.images_requested.connect(self.show_images)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        # explicit minimum widths: the pages' own minimum hints add up past a 1600 px screen once the
+        # gallery opens, and Qt would widen the main window (off-screen) rather than squeeze them
+        self.tabs.setMinimumWidth(TABS_MIN_WIDTH)
+        self.gallery.setMinimumWidth(GALLERY_MIN_WIDTH)
         self.splitter.addWidget(self.tabs)
         self.splitter.addWidget(self.gallery)
         self.splitter.setStretchFactor(0, 1)
@@ -173,7 +197,8 @@ class ResultsPanel(QWidget):
         if not self.gallery.isVisible():
             self.gallery.show()
             total = max(self.splitter.width(), 800)
-            self.splitter.setSizes([total * 9 // 20, total - total * 9 // 20])  # room for three columns
+            share = 9 if total >= 1100 else 11  # a narrow window keeps the view readable; the gallery scrolls
+            self.splitter.setSizes([total * share // 20, total - total * share // 20])
         self.gallery.show_selection(selection)
 
     # ---------------------------------------------------------------- live
@@ -229,10 +254,27 @@ class ResultsPanel(QWidget):
                 self.results.meta["status"] = status
             except (OSError, ValueError):
                 pass
+        self._reload_levels(Path(self.results.run_dir or "") / "levels.csv")
         self._timer.stop()
         self._set_antialiasing(True)
         self.refresh()
         self.load_predictions()
+
+    def _reload_levels(self, path: Path) -> None:
+        """The finished levels.csv replaces the live rows: the paired tests along a curve
+        (``p_vs_level1_holm``, ``peak_share``) are only known once its last level is scored,
+        and the engine writes them into every row of the file, not into the live events."""
+        from core.results.runs import read_csv
+
+        if not path.is_file():
+            return
+        try:
+            rows = read_csv(path).to_dict("records")
+        except (OSError, ValueError):
+            return
+        if len(rows) >= len(self.results.levels):
+            self.results.levels = rows
+            self.results._curves.clear()
 
     # ---------------------------------------------------------------- drawing
 
@@ -266,6 +308,8 @@ class ResultsPanel(QWidget):
                  f"<span style='color:{status_col}'><b>{r.status or 'unknown'}</b></span>"]
         if cfg.get("mode"):
             parts.append(f"{cfg['mode']} mode")
+        if cfg.get("templates") is not None:
+            parts.append(html.escape(templates_note(cfg["templates"])))
         levels = cfg.get("levels_resolved") or r.planned_levels
         if levels:
             done = len({(x['backbone'], names_of(x), x['level']) for x in r.levels})
@@ -380,7 +424,8 @@ class ResultsPanel(QWidget):
     def export_csv_dialog(self) -> None:
         if not self.results.run_dir:
             return
-        d = QFileDialog.getExistingDirectory(self, "Export the run's files to", settings.get_str("last/export_dir", str(Path.home())))
+        d = QFileDialog.getExistingDirectory(self, "Export the run's files to", settings.get_str("last/export_dir", str(Path(self.results.run_dir).parent) if self.results.run_dir
+                                                               else str(Path.home())))
         if d:
             settings.set_value("last/export_dir", d)
             self.export_csvs(Path(d) / Path(self.results.run_dir).name)
@@ -411,7 +456,7 @@ class ResultsPanel(QWidget):
             self.status_message.emit("The table has no plot to export; use Export CSVs")
             return
         name = self.tabs.tabText(self.tabs.currentIndex()).lower().replace(" ", "-")
-        start = Path(settings.get_str("last/export_dir", str(Path.home()))) / f"{name}.png"
+        start = Path(settings.get_str("last/export_dir", self.results.run_dir or str(Path.home()))) / f"{name}.png"
         path, _ = QFileDialog.getSaveFileName(self, "Export plot", str(start), "PNG image (*.png);;SVG vector (*.svg)")
         if path:
             settings.set_value("last/export_dir", str(Path(path).parent))

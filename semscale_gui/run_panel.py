@@ -7,13 +7,14 @@ starts the sweep on the worker thread.
 from __future__ import annotations
 
 import datetime as _dt
+import html
 from pathlib import Path
 from typing import Any, Optional
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from core.util import config as defaults
@@ -26,7 +27,7 @@ from semscale_gui.backbone_picker import BackbonePicker
 from semscale_gui.icons import icon
 from semscale_gui.widgets import tool_button
 
-UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s"}
+UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s", "ensembles": "steps/s"}
 SPEC_FIELDS = ("model", "pretrained", "checkpoint", "label")
 
 
@@ -136,6 +137,12 @@ class RunPanel(QWidget):
         form.addRow("Device:", dev_row)
         form.addRow("Batch size:", batch_row)
         form.addRow("Decoding:", self.decode)
+        self.templates_info = QLabel("simple")
+        # one line (a wrapped label in a form row was squeezed to half a line); the whole text is in the tooltip
+        self.templates_info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.templates_info.setTextFormat(Qt.TextFormat.PlainText)
+        self.templates_info.setToolTip("The prompt templates of the run: change them under Names → Templates")
+        form.addRow("Templates:", self.templates_info)
         form.addRow("Levels:", self.levels)
         form.addRow("Mode:", self.mode)
         form.addRow("Orderings:", order_row)
@@ -399,6 +406,16 @@ class RunPanel(QWidget):
 
     # ---------------------------------------------------------------- running
 
+    def set_ready_hint(self, text: str) -> None:
+        """What Start will do, shown until a run starts (e.g. that it runs the demo)."""
+        if not getattr(self, "_running", False):
+            self.stage.setText(text or "Ready")
+
+    def set_templates_summary(self, text: str) -> None:
+        """Which templates the run will use (set in the Names tab), shown where the run starts."""
+        self.templates_info.setText(text)
+        self.templates_info.setToolTip(f"{text}\nChange them under Names → Templates")
+
     def set_running(self, running: bool, n_backbones: int = 0) -> None:
         self._running = running
         self.start_btn.setEnabled(not running)
@@ -415,7 +432,8 @@ class RunPanel(QWidget):
 
     def on_progress(self, ev: Any) -> None:
         if ev.stage == "ensembles":  # across all backbones: not one more backbone to count
-            self.stage.setText(f"<b>ensembles</b>: {stage_title('ensembles')}")
+            where = f" ({html.escape(ev.message)})" if ev.message else ""
+            self.stage.setText(f"<b>ensembles</b>: {stage_title('ensembles')}{where}")
         else:
             if ev.backbone and ev.backbone not in self._backbones_seen:
                 self._backbones_seen.append(ev.backbone)

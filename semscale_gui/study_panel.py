@@ -225,6 +225,7 @@ class StudyPanel(QWidget):
 
     open_run_requested = Signal(str)  # a run directory
     status_message = Signal(str)
+    log_message = Signal(str, str)  # message, level: what the study did, for the Log
     study_finished = Signal(str, str)  # status, study folder
     summaries_loaded = Signal()
 
@@ -296,7 +297,7 @@ class StudyPanel(QWidget):
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["Dataset", "Status", "Source", "Labels"])
         self.table.setWordWrap(False)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # paths keep their file names; full text in tooltips
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
@@ -309,7 +310,7 @@ class StudyPanel(QWidget):
         dl.addWidget(self.table, 1)
         dl.addLayout(self._buttons(add_ds, rm_ds))
         self.overall = QProgressBar()
-        self.overall.setFormat("%v of %m datasets")
+        self.overall.setFormat("no study open")
         self.overall.setValue(0)
         self.state = QLabel("No study open: open a study file, or start from the demo study.")
         self.state.setWordWrap(True)
@@ -432,6 +433,8 @@ class StudyPanel(QWidget):
         for c in (2, 3):
             self.table.setColumnWidth(c, 130)
         self.overall.setMaximum(max(1, len(self.study.datasets)))
+        self.overall.setFormat("%v of %m datasets" if self.study.datasets else
+                               "no datasets yet" if self.study.file else "no study open")
         if not self.controller.running:
             n, m = len(self.study.datasets), len(self.study.backbones)
             name = Path(self.study.file).name if self.study.file else "unsaved study"
@@ -617,6 +620,8 @@ class StudyPanel(QWidget):
         verb = "checking what is cached" if ev.action == "run" else "up to date"
         self._set_status(ev.name, f"▶ running ({ev.reason}) · {verb}" if ev.action == "run" else "✔ up to date")
         self.state.setText(f"Dataset {ev.index + 1} of {ev.total}: {ev.name}")
+        self.log_message.emit(f"study: dataset {ev.index + 1} of {ev.total}, {ev.name}: "
+                              + (f"running ({ev.reason})" if ev.action == "run" else "up to date"), "info")
 
     def _progress(self, ev: Any) -> None:
         name = getattr(self, "_current", None)
@@ -631,6 +636,7 @@ class StudyPanel(QWidget):
         if ev.error:
             text += f": {ev.error}"
         self._set_status(ev.name, text)
+        self.log_message.emit(f"study: {ev.name} {text}", "info" if ev.status == "completed" else "warning")
         self.overall.setValue(ev.index + 1)
         self.load_summaries()
 
@@ -646,6 +652,8 @@ class StudyPanel(QWidget):
         self.state.setText(f"Study {status}: {done} of {len(self.study.datasets)} dataset(s) completed; "
                            f"results in {out or self.out_dir}")
         self.status_message.emit(f"Study {status}")
+        self.log_message.emit(f"study {status}: {done} of {len(self.study.datasets)} dataset(s) completed; results in "
+                              f"{out or self.out_dir}", "info" if status == "completed" else "warning")
         self.load_summaries()
         self.study_finished.emit(status, out)
 

@@ -22,8 +22,13 @@ from semscale_gui.plots import _controls, _labelled, _style_plot, colour, export
 from core.labels.controls import SYNONYMS
 
 
+MIN_DATASETS_FOR_CI = 5  # below this a bootstrap CI over datasets is about their min-max: none is drawn
+DATASET_OFFSET = 0.04  # log2 units between neighbouring datasets' curves
+SYMBOLS = ("o", "s", "t", "d", "+", "x", "star", "h")
+
+
 class StudyPlot(QWidget):
-    """Per-dataset curves (thin) and their mean with a CI band, for one backbone."""
+    """Per-dataset curves (thin) and their mean with a CI band (from MIN_DATASETS_FOR_CI datasets), for one backbone."""
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -67,6 +72,7 @@ class StudyPlot(QWidget):
         self.plot.clear()
         self.legend.clear()
         self.dataset_curves, self.mean_curve, self.band = {}, None, None
+        self.band_shown = False
         bb = self.backbone.currentText()
         s = self._synonyms_only(self.summary)
         if s.empty or not bb:
@@ -78,13 +84,16 @@ class StudyPlot(QWidget):
         ax.setTicks([[(math.log2(k), str(k)) for k in levels]])
         zero = pg.InfiniteLine(pos=0, angle=0, pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DashLine))
         self.plot.addItem(zero)
-        for i, (name, g) in enumerate(s.groupby("dataset", sort=False)):
+        groups = list(s.groupby("dataset", sort=False))
+        for i, (name, g) in enumerate(groups):
             g = g.sort_values("level")
             c = QColor(colour(i + 1))
             c.setAlpha(170)
-            item = self.plot.plot(np.log2(g["level"].to_numpy(float)), g["delta_top1_vs_level1"].to_numpy() * 100,
-                                  pen=pg.mkPen(c, width=1.2), symbol="o", symbolSize=4, symbolBrush=c,
-                                  symbolPen=None, name=name)
+            # a small sideways offset and a symbol each: two datasets with the same curve never hide each other
+            dx = (i - (len(groups) - 1) / 2) * DATASET_OFFSET
+            item = self.plot.plot(np.log2(g["level"].to_numpy(float)) + dx, g["delta_top1_vs_level1"].to_numpy() * 100,
+                                  pen=pg.mkPen(c, width=1.2), symbol=SYMBOLS[i % len(SYMBOLS)], symbolSize=7,
+                                  symbolBrush=c, symbolPen=None, name=name)
             self.dataset_curves[name] = item
         b = self._synonyms_only(self.by_level)
         b = b[b["backbone"] == bb].sort_values("level") if not b.empty else b
@@ -92,7 +101,8 @@ class StudyPlot(QWidget):
         if not b.empty:
             x = np.log2(b["level"].to_numpy(float))
             lo, hi = b["delta_ci_low"].to_numpy(float) * 100, b["delta_ci_high"].to_numpy(float) * 100
-            if np.isfinite(lo).all() and np.isfinite(hi).all():
+            self.band_shown = n >= MIN_DATASETS_FOR_CI and np.isfinite(lo).all() and np.isfinite(hi).all()
+            if self.band_shown:
                 band_c = QColor("#222222")
                 band_c.setAlpha(40)
                 low = pg.PlotDataItem(x, lo, pen=pg.mkPen(None))
@@ -101,9 +111,13 @@ class StudyPlot(QWidget):
                 self.plot.addItem(self.band)
             self.mean_curve = self.plot.plot(x, b["mean_delta_top1"].to_numpy(float) * 100,
                                              pen=pg.mkPen("#111111", width=3), symbol="s", symbolSize=7,
-                                             symbolBrush="#111111", name=f"mean of {n} datasets (95% CI)")
-        self.note.setText(f"{bb} on {s['dataset'].nunique()} datasets: a thin line per dataset; the thick line is "
-                          "their mean, the band its 95% bootstrap CI over datasets.")
+                                             symbolBrush="#111111",
+                                             name=f"mean of {n} datasets" + (" (95% CI)" if self.band_shown else ""))
+        band = ("the band its 95% bootstrap CI over datasets." if self.band_shown else
+                f"no interval is drawn below {MIN_DATASETS_FOR_CI} datasets (a bootstrap over so few is only their "
+                "range).")
+        self.note.setText(f"{bb} on {s['dataset'].nunique()} datasets: a thin line per dataset (offset sideways so "
+                          f"equal curves stay visible); the thick line is their mean; {band}")
 
     def export(self, path: str | Path) -> Path:
         return export_graphics(self.view, path)

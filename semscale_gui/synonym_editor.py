@@ -12,6 +12,7 @@ prompt templates and a preview of what each level contains.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -294,6 +295,9 @@ class SynonymEditor(QWidget):
         self.remove_class_action = act("Remove class", "remove", self.remove_current_class)
         self.import_action = act("Import…", "import", self.import_dialog, None, "Import a labels CSV or JSON")
         self.export_action = act("Export…", "export", self.export_dialog, None, "Save the names as CSV or JSON")
+        self.save_action = act("Save", "export", self.save, QKeySequence.StandardKey.Save,
+                               "Save the names to the file they were opened from (Ctrl+S)")
+        self.source_path: Optional[Path] = None  # the labels file the names came from (Save writes it)
         self.suggest_class_action = act("Suggest…", "suggest", self.suggest_for_selected, "Ctrl+Shift+S",
                                         "Suggest more names for the selected class (WordNet or embedding "
                                         "neighbours), to review before adding (Ctrl+Shift+S)")
@@ -327,6 +331,7 @@ class SynonymEditor(QWidget):
         tb.addAction(self.suggest_all_action)
         tb.addSeparator()
         tb.addAction(self.import_action)
+        tb.addAction(self.save_action)
         tb.addAction(self.export_action)
         for a in (self.undo_action, self.redo_action, self.rank_up_action, self.rank_down_action,
                   self.import_action, self.export_action):
@@ -414,11 +419,14 @@ class SynonymEditor(QWidget):
         tl = QVBoxLayout(tbox)
         tl.addWidget(self.templates)
 
-        self.level_table = QTableWidget(0, 4)
-        self.level_table.setHorizontalHeaderLabels(["level", "categories", "classes", "< k names"])
-        for c, tip in enumerate(["names per class (k)", "categories in flat mode: one per name",
-                                 "categories in pooled mode: one per class",
-                                 "classes with fewer than k names (they use all they have)"]):
+        self.level_table = QTableWidget(0, 5)
+        self.level_table.setHorizontalHeaderLabels(["level", "categories", "pooled", "< k names", "from"])
+        for c, tip in enumerate(["names per class (k)",
+                                 "categories in flat mode: one per distinct name (a name listed under several "
+                                 "classes is one category), as the run scores them",
+                                 "categories in pooled mode: one per distinct set of names",
+                                 "classes with fewer than k names (they use all they have)",
+                                 "where the level comes from"]):
             self.level_table.horizontalHeaderItem(c).setToolTip(tip)
         self.level_table.verticalHeader().setVisible(False)
         self.level_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -479,6 +487,8 @@ class SynonymEditor(QWidget):
             show_error(self, "Cannot read the labels file", str(e))
             return False
         self.doc.load_labelset(labels, undoable=undoable, text=f"Import {Path(path).name}")
+        self.source_path = Path(path)
+        self.save_action.setToolTip(f"Save the names to {self.source_path} (Ctrl+S)")
         for w in labels.warnings:
             if "duplicate name" in w:
                 self.status_message.emit(w)
@@ -587,9 +597,19 @@ class SynonymEditor(QWidget):
             settings.set_value("last/labels_dir", str(Path(path).parent))
             self.load_file(path, undoable=True)
 
+    def save(self) -> Optional[Path]:
+        """Write the names back to the file they were opened from (CSV or JSON, as it was)."""
+        if self.source_path is None or self.source_path.suffix.lower() not in (".csv", ".json"):
+            self.export_dialog()
+            return None
+        return self.export_to(self.source_path)
+
     def export_dialog(self) -> None:
-        start = settings.get_str("last/labels_dir", str(Path.home()))
-        path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(Path(start) / "labels.csv"),
+        if self.source_path is not None:  # beside the file the names came from, not in the home folder
+            start, name = str(self.source_path.parent), self.source_path.name
+        else:
+            start, name = settings.get_str("last/labels_dir", str(Path.home())), "labels.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Export labels", str(Path(start) / name),
                                               "CSV (*.csv);;JSON (*.json)")
         if path:
             settings.set_value("last/labels_dir", str(Path(path).parent))
@@ -715,13 +735,16 @@ class SynonymEditor(QWidget):
         from core.labels.labelset import parse_levels
 
         max_names = max(1, self.doc.max_names)
+        auto = self._levels_text in ("", "auto")
         try:
             self.levels = parse_levels(self._levels_text, max_names)
             note = ""
         except InputError as e:
             self.levels = parse_levels("auto", max_names)
-            note = f" <span style='color:#b00'>({e.message}; showing auto)</span>"
-        infos = self.doc.level_info(self.levels)
+            auto = True
+            note = f" <span style='color:#b00'>({html.escape(e.message)}; showing auto)</span>"
+        infos = self.doc.level_info(self.levels, auto=auto)
+        self._infos = infos
         self.levels_caption.setText(
             f"{len(self.doc.classes)} classes, up to {self.doc.max_names} names each; levels "
             f"{', '.join(map(str, self.levels))}{note}")
@@ -734,6 +757,9 @@ class SynonymEditor(QWidget):
                 item.setData(Qt.ItemDataRole.DisplayRole, v)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.level_table.setItem(r, c, item)
+            origin = QTableWidgetItem(info.origin)
+            origin.setToolTip(info.origin)
+            self.level_table.setItem(r, 4, origin)
         self.level_table.blockSignals(False)
         if infos:
             self.level_table.selectRow(sel if 0 <= sel < len(infos) else 0)
@@ -764,8 +790,14 @@ class SynonymEditor(QWidget):
         lines = [f"{c}: {', '.join(v)}" for c, v in list(cats.items())[:500]]
         if len(cats) > 500:
             lines.append(f"… and {len(cats) - 500} more classes")
-        n = sum(len(v) for v in cats.values())
-        self.level_categories.setPlainText(f"Level {k}: {n} categories (highlighted in the table)\n" + "\n".join(lines))
+        infos = getattr(self, "_infos", [])
+        info = infos[row] if row < len(infos) else None
+        n = info.n_categories if info else sum(len(v) for v in cats.values())
+        listed = sum(len(v) for v in cats.values())
+        shared = f" ({listed} names listed; a name under several classes is one category)" if listed != n else ""
+        origin = f"; {info.origin}" if info and info.origin else ""
+        self.level_categories.setPlainText(f"Level {k}: {n} categories{shared}{origin} (highlighted in the table)\n"
+                                           + "\n".join(lines))
 
 
 def preview() -> QWidget:

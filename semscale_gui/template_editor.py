@@ -147,6 +147,7 @@ class TemplateEditor(QWidget):
         if name != self.example_name:
             self.example_name = name
             self._update_status()
+            self.changed.emit()
 
     def _text_changed(self) -> None:
         if self._setting:
@@ -162,6 +163,17 @@ class TemplateEditor(QWidget):
             self._custom = self.text.toPlainText()
         self._update_status()
         self.changed.emit()
+
+    def summary(self) -> str:
+        """One plain line for the Run panel: which templates, how many, and an example prompt."""
+        v = self.value()
+        lines = self._templates_of(v) if isinstance(v, str) else v
+        title = v if isinstance(v, str) else "custom"
+        if lines is None:
+            return f"{title} (loading …)"
+        lines = [ln for ln in lines if not ln.startswith("#")]
+        example = lines[0].format(self.example_name) if lines else ""
+        return f"{title}: {len(lines)} template{'s' if len(lines) != 1 else ''}, e.g. “{example}”"
 
     def _update_status(self) -> None:
         err = self.error()

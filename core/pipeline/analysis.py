@@ -129,19 +129,22 @@ def run_analysis(ctx: "SweepContext", outcomes: list[BackboneOutcome]) -> None:
         names = [o.name for o, _ in scored] + [o.name for o, _ in answering] + [e.name for e in externals]
         kind_labels = ([o.kind_label for o, _ in scored] + [o.kind_label for o, _ in answering]
                        + ["external"] * len(externals))
+        step = _StageSteps(ctx, len(levels) * (1 + _adaptive_splits(config, len(scored))))
         for li, k in enumerate(levels):
             ctx.cancel.raise_if_cancelled()
-            emit(Progress(Stage.ENSEMBLES, li, len(levels), None, "ensemble"))
+            step.message = f"level {k}"
+            step.report()
             scores = [o.class_scores(k, rows=s, class_order=by_name) for o, s in scored]
             level_choices = ext_choices
             if answering:
                 answered = np.stack([o.choices(k, rows=s, class_order=by_name) for o, s in answering])
                 level_choices = answered if ext_choices is None else np.concatenate([answered, ext_choices])
             ens_summary[int(k)] = _level(ctx, k, scores, scales, y, feats, level_choices, names, len(scored),
-                                         kind_labels)
+                                         kind_labels, step)
             del scores  # one level's matrices at a time
             release_free_memory()
-        emit(Progress(Stage.ENSEMBLES, len(levels), len(levels), None, "ensemble"))
+        step.message = "done"
+        step.report()
         ctx.summary["ensembles"] = ens_summary
     if ctx.freq is not None:
         per_class = pd.DataFrame(per_class_rows)
@@ -154,6 +157,37 @@ def run_analysis(ctx: "SweepContext", outcomes: list[BackboneOutcome]) -> None:
         emit(TableRows("frequency", table.to_dict("records")))
         emit(TableRows("frequency_summary", corr.to_dict("records")))
         ctx.summary["frequency"] = corr.to_dict("records")
+
+
+def _adaptive_splits(config, n_clip: int) -> int:
+    """k-shot fits (splits) per level: the ensemble stage's unit of progress besides the level itself."""
+    if n_clip >= 2 and config.ensemble_shots and config.ensemble_splits > 0:
+        return len(config.ensemble_shots) * config.ensemble_splits
+    return 0
+
+
+class _StageSteps:
+    """Progress of the ensemble stage: one step per level's fixed statistics and one per k-shot split,
+    with a rate, so the run panel and the CLI can show an ETA."""
+
+    def __init__(self, ctx: "SweepContext", total: int) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self.ctx, self.total, self.done, self.message = ctx, max(total, 1), 0, ""
+        self.t0 = self._clock()
+
+    def report(self) -> None:
+        secs = self._clock() - self.t0
+        rate = self.done / secs if self.done and secs > 0 else None
+        self.ctx.emit(Progress(Stage.ENSEMBLES, min(self.done, self.total), self.total, rate, "ensemble", self.message))
+
+    def advance(self, message: str = "") -> None:
+        self.ctx.cancel.raise_if_cancelled()
+        self.done += 1
+        if message:
+            self.message = message
+        self.report()
 
 
 ANALYSIS_ROWS = 2048  # images per step of the per-image statistics (bounds the [B, n, C] temporaries)
@@ -214,7 +248,7 @@ def _fixed_stats(scores: list[np.ndarray], scales: list[float], y: np.ndarray, e
 
 def _level(ctx: "SweepContext", k: int, scores: list[np.ndarray], scales: list[float], y: np.ndarray,
            feats: Optional[np.ndarray], ext_choices: Optional[np.ndarray], names: list[str], n_clip: int,
-           kind_labels: Optional[list[str]] = None) -> dict:
+           kind_labels: Optional[list[str]] = None, step: Optional[_StageSteps] = None) -> dict:
     """One level's backbones/pairs/ensembles rows; returns its summary entry."""
     config, writer, emit = ctx.config, ctx.writer, ctx.emit
     bb_rows, pair_rows, fixed = _fixed_stats(scores, scales, y, ext_choices, names, n_clip, kind_labels)
@@ -224,9 +258,17 @@ def _level(ctx: "SweepContext", k: int, scores: list[np.ndarray], scales: list[f
     write_table(writer, emit, "ensembles", [{"level": k, "method": m, "k": 0, "split": 0, "n_fit": 0,
                                              "n_eval": len(y), "top1": v} for m, v in fixed.items() if m != "oracle_gain"])
     lvl_sum = {"oracle_gain": fixed["oracle_gain"], "oracle": fixed["oracle"], "best_single": fixed["best_single"]}
+    if step is not None:
+        step.advance()
     if n_clip >= 2 and config.ensemble_shots and config.ensemble_splits > 0:
+        n_splits = config.ensemble_splits
+
+        def on_split(shots: int, split: int) -> None:
+            if step is not None:
+                step.advance(f"level {k}, {shots}-shot split {split + 1} of {n_splits}")
+
         rows = ens.adaptive_rows(scores, scales, y, feats, config.ensemble_shots, config.ensemble_splits,
-                                 seed=config.seed, methods=config.ensemble_methods)
+                                 seed=config.seed, methods=config.ensemble_methods, on_split=on_split)
         write_table(writer, emit, "ensembles", [{"level": k, **r} for r in rows])
         df = pd.DataFrame(rows)
         if not df.empty:

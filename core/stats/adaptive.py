@@ -8,11 +8,35 @@ Its own module so that a sweep without adaptive ensembles never imports torch fo
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
+
+
+ONE_THREAD_BELOW = 1 << 20  # tensor elements under which a fit or evaluation runs on one thread
+
+
+@contextmanager
+def _threads_for(n_elements: int):
+    """Small fits run on one intra-op thread, restored afterwards.
+
+    A k-shot fit is hundreds of optimiser steps on tensors of a few thousand values: threads
+    cannot speed those up, and every parallel region waits for a second thread to be
+    scheduled. With the cores busy (the app's GUI thread, other processes) that wait made
+    the whole ensemble stage 10-20x slower (benchmarks/results.md, "Ensemble stage").
+    """
+    before = torch.get_num_threads()
+    one = n_elements < ONE_THREAD_BELOW and before != 1
+    if one:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if one:
+            torch.set_num_threads(before)
 
 
 @dataclass
@@ -67,7 +91,8 @@ class AdaptiveEnsemble:
 
     def fit(self, scores: Sequence[np.ndarray], y: np.ndarray, scales: Sequence[float],
             feats: Optional[np.ndarray] = None) -> "AdaptiveEnsemble":
-        return self._fit(scores, y, scales, feats)
+        with _threads_for(sum(np.size(s) for s in scores)):
+            return self._fit(scores, y, scales, feats)
 
     def _fit(self, scores, y, scales, feats) -> "AdaptiveEnsemble":
         s = self.settings
@@ -101,5 +126,6 @@ class AdaptiveEnsemble:
     @torch.no_grad()
     def logits(self, scores: Sequence[np.ndarray], feats: Optional[np.ndarray] = None) -> np.ndarray:
         S = self._stack(scores)
-        t = torch.from_numpy(self.temperatures(S.shape[0], feats))
-        return (t.unsqueeze(-1) * S).sum(dim=1).numpy()
+        with _threads_for(S.numel()):
+            t = torch.from_numpy(self.temperatures(S.shape[0], feats))
+            return (t.unsqueeze(-1) * S).sum(dim=1).numpy()

@@ -1,7 +1,7 @@
 """Matching a model's free-text answer to the classes of a level, and the credit it earns.
 
 Names and answers are compared word by word through the project's one name normaliser
-(:func:`core.names.name_key`: case, accents, punctuation and simple plurals ignored), and a
+(:func:`core.util.names.name_key`: case, accents, punctuation and simple plurals ignored), and a
 name matches only as whole words: "no" is not found in "notice", "cat" not in "category",
 and "A. Tabby cats." contains "tabby cat". The published rule (Zhang et al. 2024,
 ``label.lower() in answer.lower()``) is available as ``rule="substring"``.

@@ -16,7 +16,7 @@ split; evaluation images are passed separately and never touch the optimiser.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -172,14 +172,20 @@ def _eval_top1(logits_of, idx: np.ndarray, y: np.ndarray) -> float:
 
 def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.ndarray, feats: Optional[np.ndarray],
                   shots: Sequence[int], n_splits: int, seed: int = 0, methods: Sequence[str] = ("global", "nlc"),
-                  settings: Optional["FitSettings"] = None) -> list[dict]:
-    """k-shot evaluation over seeded splits, with best single and plain mean on the same splits."""
+                  settings: Optional["FitSettings"] = None,
+                  on_split: Optional[Callable[[int, int], None]] = None) -> list[dict]:
+    """k-shot evaluation over seeded splits, with best single and plain mean on the same splits.
+
+    ``on_split(k, split)`` is called after each split (done or skipped): the stage's progress.
+    """
     from core.stats.adaptive import AdaptiveEnsemble, FitSettings  # torch: only when an adaptive method runs
     rows = []
     for k in shots:
         for split in range(n_splits):
             tr, ev = k_shot_split(y, k, seed=seed * 1000 + 17 * k + split)
             if len(ev) == 0 or len(tr) == 0:
+                if on_split is not None:
+                    on_split(k, split)
                 continue
             release_free_memory()  # the previous split's fit and evaluation buffers (core.util.memory)
             s_tr = [s[tr] for s in scores]  # k per class: small; the evaluation images are scored in steps
@@ -199,7 +205,10 @@ def adaptive_rows(scores: Sequence[np.ndarray], scales: Sequence[float], y: np.n
                 ens = AdaptiveEnsemble(m, st).fit(s_tr, y[tr], scales, feats[tr] if feats is not None else None)
                 rows.append({**base, "method": m, "top1": _eval_top1(
                     lambda r: ens.logits([s[r] for s in scores], feats[r] if feats is not None else None), ev, y)})
+            if on_split is not None:
+                on_split(k, split)
     return rows
+
 
 
 def __getattr__(name: str):

@@ -42,7 +42,7 @@ class Stage(_Text):
 
     @property
     def unit(self) -> str:
-        return {"encode-text": "prompt", "score": "level", "ensembles": "level"}.get(self.value, "img")
+        return {"encode-text": "prompt", "score": "level", "ensembles": "step"}.get(self.value, "img")
 
 
 _STAGE_TITLES = {

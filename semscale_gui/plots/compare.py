@@ -75,11 +75,39 @@ def _describe(value) -> str:
     return str(value)
 
 
+def names_differences(ref: dict, other: dict, examples: int = 3) -> str:
+    """Which names differ between two runs' resolved labels (class -> ranked names), in words:
+    "names of 2 classes: cat +kitty −feline; dog reordered" ("" when they are the same)."""
+    out = []
+    for c in sorted(set(ref) | set(other)):
+        a, b = list(ref.get(c) or []), list(other.get(c) or [])
+        if a == b:
+            continue
+        if not a or not b:
+            out.append(f"{c} {'added' if b else 'removed'}")
+            continue
+        plus = [n for n in b if n not in a]
+        minus = [n for n in a if n not in b]
+        bits = [f"+{n}" for n in plus] + [f"−{n}" for n in minus]
+        out.append(f"{c} " + (" ".join(bits) if bits else "reordered"))
+    if not out:
+        return ""
+    more = f"; … {len(out) - examples} more" if len(out) > examples else ""
+    return f"names of {len(out)} class{'es' if len(out) != 1 else ''}: " + "; ".join(out[:examples]) + more
+
+
 def config_differences(ref: dict, other: dict) -> str:
-    """What differs between two run configs, in the keys that change a curve."""
+    """What differs between two run configs, in the keys that change a curve (for the labels:
+    which names, not that the file's path differs)."""
     parts = []
     for key in COMPARED_KEYS:
         a, b = ref.get(key), other.get(key)
+        if key == "labels" and isinstance(ref.get("labels_resolved"), dict) \
+                and isinstance(other.get("labels_resolved"), dict):
+            names = names_differences(ref["labels_resolved"], other["labels_resolved"])
+            if names:
+                parts.append(names)
+            continue
         if a != b and not (a is None and b is None):
             parts.append(f"{key.replace('_resolved', '')}: {_describe(b)}")
     return "; ".join(parts)

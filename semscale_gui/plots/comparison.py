@@ -12,6 +12,23 @@ from core.results.views import ResultsData
 from semscale_gui.plots.base import _style_plot, colour
 
 
+def bar_range(curves) -> tuple[float, float]:
+    """The top-1 axis (%) of the bars: from a little below the lowest CI to a little above the highest,
+    on whole 5-point steps, so differences of a few points are visible (0-100 when nothing is drawn)."""
+    vals = []
+    for c in curves:
+        if c is None:
+            continue
+        for arr in (c.top1, c.ci_low, c.ci_high):
+            a = np.asarray(arr, dtype=float) * 100
+            vals.extend(a[np.isfinite(a)].tolist())
+    if not vals:
+        return 0.0, 100.0
+    lo, hi = min(vals), max(vals)
+    pad = max(2.0, 0.15 * (hi - lo))
+    return max(0.0, np.floor((lo - pad) / 5) * 5), min(100.0, np.ceil((hi + pad) / 5) * 5)
+
+
 class BackboneComparison(QWidget):
     """Top-1 per level, one bar per backbone, and a table of each backbone's threshold."""
 
@@ -57,17 +74,24 @@ class BackboneComparison(QWidget):
         levels = sorted({int(v) for c in curves if c is not None for v in c.levels})
         pos = {lv: i for i, lv in enumerate(levels)}
         width = 0.8 / max(1, len(names))
+        self.y_range = y0, y1 = bar_range(curves)
         for bi, (name, c) in enumerate(zip(names, curves)):
             if c is None:
                 continue
             xs = np.array([pos[int(v)] for v in c.levels]) - 0.4 + width * (bi + 0.5)
-            bars = pg.BarGraphItem(x=xs, height=c.top1 * 100, width=width * 0.92, brush=colour(bi), pen=pg.mkPen("w"))
+            top = c.top1 * 100
+            bars = pg.BarGraphItem(x=xs, y0=y0, height=top - y0, width=width * 0.92, brush=colour(bi),
+                                   pen=pg.mkPen("w"))
             plot.addItem(bars)
             self.legend.addItem(bars, name)
+            lo, hi = np.asarray(c.ci_low, dtype=float) * 100, np.asarray(c.ci_high, dtype=float) * 100
+            if len(lo) == len(top) and np.isfinite(lo).any():  # the bootstrap CI of each bar
+                plot.addItem(pg.ErrorBarItem(x=xs, y=top, top=np.nan_to_num(hi - top), bottom=np.nan_to_num(top - lo),
+                                             beam=width * 0.3, pen=pg.mkPen("#222222", width=1.2)))
         plot.getAxis("bottom").setTicks([[(i, str(lv)) for lv, i in pos.items()], []])
         if levels:
             plot.setXRange(-0.6, len(levels) - 0.4)
-            plot.setYRange(0, 100)
+            plot.setYRange(y0, y1, padding=0)  # zoomed to the bars and their CIs: a 5-point gap must show
         self.table.setRowCount(len(names))
         for r, (name, c) in enumerate(zip(names, curves)):
             t = res.threshold(name)

@@ -47,6 +47,24 @@ def image_count(n: float) -> float | int:
     return int(round(n)) if abs(n - round(n)) < 1e-9 else round(float(n), 2)
 
 
+def confusion_columns(m: np.ndarray, rows: np.ndarray, extra: Optional[int] = None) -> np.ndarray:
+    """The columns for the rows shown: their own classes (the diagonal), then the classes those rows
+    are most often predicted as, most images first (up to ``extra``, default as many as rows).
+
+    With "lowest recall first" at 1000 classes, the rows' own classes are rarely what they are
+    confused with; columns chosen this way keep the confusions on screen instead of in "other".
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if not len(rows):
+        return rows
+    into = m[rows].sum(axis=0).astype(float)
+    into[rows] = -1  # already columns
+    order = np.argsort(-into, kind="stable")
+    k = len(rows) if extra is None else extra
+    targets = [int(j) for j in order[:k] if into[j] > 0]
+    return np.concatenate([rows, np.asarray(targets, dtype=np.int64)])
+
+
 def _recall(m: np.ndarray) -> np.ndarray:
     tot = m.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -94,7 +112,7 @@ class ConfusionPlot(_Heatmap):
         self.top.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.top.setWordWrap(False)
         self.top.verticalHeader().setDefaultSectionSize(self.top.fontMetrics().height() + 6)
-        self.top.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.top.setTextElideMode(Qt.TextElideMode.ElideRight)  # a cut class name keeps its first words
         hh = self.top.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.setStretchLastSection(False)
@@ -127,6 +145,7 @@ class ConfusionPlot(_Heatmap):
         self.frequency: Optional[np.ndarray] = None
         self.counts = np.zeros((0, 0), dtype=np.int64)  # all classes at the level shown
         self.shown_counts = np.zeros((0, 0), dtype=np.int64)  # the rows and columns on screen
+        self._cols: np.ndarray = np.zeros(0, dtype=np.int64)  # the classes of the columns (confusion_columns)
         self.data: Optional[ConfusionCounts] = None
         self._token = 0  # bumped with each new predictions table (part of the cache key)
         self.empty_text.setText("the confusion matrix appears when predictions.csv is written")
@@ -137,10 +156,10 @@ class ConfusionPlot(_Heatmap):
         """A click on a cell asks for its images (not on the column of classes not shown)."""
         from core.results.drilldown import ConfusionCell
 
-        if self.data is None or col >= len(self._rows):
+        if self.data is None or col >= len(self._cols):
             return
         self.images_requested.emit(ConfusionCell(self.backbone.currentText(), int(self.data.level),
-                                         self.classes[int(self._rows[row])], self.classes[int(self._rows[col])]))
+                                         self.classes[int(self._rows[row])], self.classes[int(self._cols[col])]))
 
     def set_predictions(self, predictions: pd.DataFrame, classes: list[str],
                         frequency: Optional[np.ndarray] = None) -> None:
@@ -180,14 +199,15 @@ class ConfusionPlot(_Heatmap):
         self.counts = m
         recall = _recall(m)
         rows = self._filter_rows(self.classes, recall, recall - c.first_recall, self.frequency)
-        sub = m[np.ix_(rows, rows)]
+        self._cols = cols = confusion_columns(m, rows)
+        sub = m[np.ix_(rows, cols)]
         names = [self.classes[i] for i in rows]
-        xnames = list(names)
-        if len(rows) < len(self.classes):  # what the rows predicted outside the classes shown
+        xnames = [self.classes[j] for j in cols]
+        if len(cols) < len(self.classes):  # what the rows predicted outside the classes shown
             other = m[rows].sum(axis=1) - sub.sum(axis=1)
             sub = np.concatenate([sub, other[:, None]], axis=1)
             xnames.append(OTHER)
-        self.bottom_axis.pin_last = len(xnames) > len(names)
+        self.bottom_axis.pin_last = len(xnames) > len(cols)
         self.shown_counts = sub
         shown = sub.astype(float)
         if self.normalise.isChecked():
@@ -239,5 +259,5 @@ class ConfusionPlot(_Heatmap):
         i = int(self._rows[row])
         n, tot = image_count(self.shown_counts[row, col]), image_count(self.counts[i].sum())
         pct = f" ({100 * n / tot:.1f}% of the class)" if tot else ""
-        pred = OTHER if col >= len(self._rows) else f"'{self.classes[int(self._rows[col])]}'"
+        pred = OTHER if col >= len(self._cols) else f"'{self.classes[int(self._cols[col])]}'"
         return f"true '{self.classes[i]}' predicted as {pred}: {n} image(s){pct}"

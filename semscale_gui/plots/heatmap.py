@@ -110,6 +110,7 @@ class _Heatmap(QWidget):
 
     drawn = Signal()  # after each redraw (a view's data may arrive from a background task)
     cell_clicked = Signal(int, int)  # row, column of the matrix shown
+    zoom_columns = True  # False: the columns (a few levels) always fill the width; only rows zoom
 
     def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
         super().__init__(parent)
@@ -169,9 +170,10 @@ class _Heatmap(QWidget):
         self.bar.setLevels(levels)
         self.left_axis.set_labels(ylabels)
         self.bottom_axis.set_labels(xlabels)
-        self.plot.setMouseEnabled(x=True, y=True)
+        self.plot.setMouseEnabled(x=self.zoom_columns, y=True)
+        min_x = m.shape[1] if not self.zoom_columns else min(1, m.shape[1])
         self.plot.setLimits(xMin=0, xMax=m.shape[1], yMin=0, yMax=m.shape[0],
-                            minXRange=min(1, m.shape[1]), minYRange=min(1, m.shape[0]))
+                            minXRange=min_x, minYRange=min(1, m.shape[0]))
         self.fit()
         self.drawn.emit()
 

@@ -43,6 +43,8 @@ def recall_pivot(per_class: list[dict], frequency_rows: list[dict], backbone: st
 class RecallHeatmap(_Heatmap):
     """Per-class recall (rows) across levels (columns): which classes gain or lose names."""
 
+    zoom_columns = False  # the levels axis: a handful of columns, never zoomed down to one
+
     images_requested = Signal(object)  # core.results.drilldown.ClassAtLevel of a clicked cell
 
     def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:

@@ -31,8 +31,16 @@ def test_two_backbones_external_and_frequency(tiny_model, second_checkpoint, ima
         levels=[1, 2], num_workers=0, bootstrap=100, ensemble_shots=[1, 2], ensemble_splits=2,
         class_frequency=str(freq), external_predictions=[f"vlm={ext}"],
     )
-    res = run_sweep(config)
+    events = []
+    res = run_sweep(config, emit=events.append)
     assert res.status == "completed"
+    # the ensemble stage counts each level's fixed statistics and each k-shot split: 2 x (1 + 2 shots x 2 splits)
+    ens_progress = [e for e in events if getattr(e, "stage", None) == "ensembles"]
+    assert {e.total for e in ens_progress} == {10}
+    dones = [e.done for e in ens_progress]
+    assert dones == sorted(dones) and set(dones) == set(range(11))
+    assert ens_progress[-1].rate and ens_progress[-1].rate > 0  # the run panel's ETA
+    assert any(e.message == "level 2, 2-shot split 2 of 2" for e in ens_progress)
     out = tmp_path / "run"
     run = load_run(out)
     preds = run.predictions

@@ -235,3 +235,21 @@ def test_confusion_matrix_counts_and_split_ties_like_pandas():
     # a tie between classes 1 and 2 for an image of class 0 counts half in each cell
     w = confusion_matrix([0, 0, 0, 3], [1, 2, 0, 3], 4, weights=np.array([0.5, 0.5, 1.0, 1.0]))
     assert w.tolist() == [[1.0, 0.5, 0.5, 0.0], [0.0] * 4, [0.0] * 4, [0.0, 0.0, 0.0, 1.0]]
+
+
+@pytest.mark.parametrize("mode", ["flat", "pooled"])
+def test_level_category_counts_are_what_the_sweep_scores(tiny_model, image_folder, tmp_path, mode):
+    from core.pipeline.scoring import level_category_counts
+
+    cfg, ck = tiny_model
+    labels = _labels(tmp_path / "labels.csv", list(SHARED))
+    res = run_sweep(SweepConfig(dataset=str(image_folder), out=str(tmp_path / "run"), labels=str(labels),
+                                backbones=[BackboneSpec(model=cfg, checkpoint=ck, device="cpu")],
+                                templates=["a photo of a {}."], levels=[1, 2, 3], mode=mode, num_workers=0,
+                                bootstrap=20, orderings=1, save_logits=False))
+    written = pd.read_csv(tmp_path / "run" / "levels.csv")
+    counts = level_category_counts(SHARED, list(SHARED), [1, 2, 3], mode)
+    assert counts == written.sort_values("level")["n_categories"].tolist()
+    # against a count by hand: flat 4, 5 ("shape" once), 6; pooled 4, 3 (red/green share a set), 3
+    assert counts == ([4, 5, 6] if mode == "flat" else [4, 3, 3])
+    assert level_category_counts(SHARED, list(SHARED)[::-1], [1, 2, 3], mode) == counts

@@ -73,6 +73,7 @@ def test_first_launch_opens_the_demo_dataset(qtbot, gui_env):
     assert w.browser.path.parent.name == "demo"
     assert str(w.browser.path).startswith(str(gui_env / "gui-data"))
     qtbot.waitUntil(lambda: w.doc.max_names == 8, timeout=10000)  # the demo's ranked names were loaded
+    assert "Start sweep</b> runs it" in w.run_panel.stage.text()  # a first start says what Start does
     w.close()
 
 

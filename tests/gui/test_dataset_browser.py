@@ -108,3 +108,41 @@ def test_images_skipped_by_a_run_are_listed_in_problems(qtbot, loaded_window, im
     assert b.tabs.tabText(1) == "Problems (1)"
     assert b.run_skipped == [tuple(r) for r in __import__("csv").reader(
         open(f"{done.args[1]}/skipped.csv", encoding="utf-8"))][1:]  # the same as the run's skipped.csv
+
+
+def test_a_failed_open_keeps_the_open_dataset_and_says_why_in_plain_text(qtbot, gui_env, image_folder, tmp_path):
+    from PySide6.QtWidgets import QMessageBox
+
+    from semscale_gui.main_window import MainWindow
+
+    w = MainWindow(load_demo=False, restore_state=False)
+    qtbot.addWidget(w)
+    b = w.browser
+    with qtbot.waitSignal(b.dataset_loaded, timeout=20000):
+        b.open_path(image_folder)
+    before = b.dataset
+    not_a_dataset = tmp_path / "notes"
+    not_a_dataset.mkdir()
+    (not_a_dataset / "readme.txt").write_text("no images here")
+    with qtbot.waitSignal(b.load_failed, timeout=20000) as failed:
+        b.open_path(not_a_dataset)
+    assert not b.loading
+    assert b.dataset is before and b.class_table.rowCount() == 4  # the open dataset stays
+    assert image_folder.name in b.summary.text() and "Could not open" in b.summary.text()
+    # a message with "<root>/<class>" in it reaches the user as text, not as markup
+    boxes = [x for x in w.findChildren(QMessageBox) if x.isVisible()]
+    assert boxes and boxes[0].textFormat() == Qt.TextFormat.PlainText and boxes[0].text() == failed.args[0]
+    assert "<span" not in w.statusBar().currentMessage()
+    assert w.statusBar().currentMessage().startswith(f"Could not open {not_a_dataset}")  # not "Opening …"
+    for box in boxes:
+        box.close()
+
+
+def test_a_failed_first_open_shows_a_problem_not_a_tick(qtbot, gui_env, tmp_path):
+    from semscale_gui.dataset_browser import DatasetBrowser
+
+    w = DatasetBrowser()
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.load_failed, timeout=20000):
+        w.open_path(tmp_path / "does-not-exist")
+    assert w.tabs.tabText(1) == "Problems (1)" and "does-not-exist" in w.problems.toPlainText()

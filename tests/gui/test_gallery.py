@@ -230,3 +230,31 @@ def test_gallery_pages_lazily_and_decodes_only_what_is_painted(qtbot, gui_env, i
     g.grid.scrollToBottom()
     qtbot.waitUntil(lambda: g.model.rowCount() > PAGE, timeout=5000)
     assert g.model.rowCount() < n  # pages follow the scroll; the rest are still not handed to the view
+
+
+def test_top5_header_follows_the_selection_and_the_winner_score_matches(qtbot, panel, preds):
+    import re
+
+    from core.results.drilldown import ClassAtLevel
+
+    p, g = panel, panel.gallery
+
+    def open_first():
+        with qtbot.waitSignal(g.preview_ready, timeout=15000):
+            qtbot.mouseClick(g.grid.viewport(), Qt.MouseButton.LeftButton, pos=g.grid.visualRect(g.model.index(0)).center())
+
+    p.show_images(ClassAtLevel("B", 4, "red square"))
+    qtbot.waitUntil(lambda: len(g.images()) == 4, timeout=15000)
+    open_first()
+    assert "of B at 4 name(s)" in g.top_title.text()
+    with qtbot.waitSignal(g.filled, timeout=15000):
+        p.show_images(ClassAtLevel("A", 1, "green circle"))
+    assert "B at 4" not in g.top_title.text() and g.top_list.count() == 0  # nothing stale from the last cell
+    open_first()
+    assert "of A at 1 name(s)" in g.top_title.text()
+    row = g.model.rows.iloc[0]
+    exact = preds[(preds.backbone == "A") & (preds.level == 1) & (preds.image == row["image"])]["score"].iloc[0]
+    shown_score = float(re.search(r"score ([0-9.]+)", g.prediction.text()).group(1))
+    assert shown_score == pytest.approx(exact, abs=5e-5)
+    if g.top5[0][0] in str(row["owners"]).split("|"):  # the winner's two numbers are one number
+        assert g.top_list.item(0).text().split()[-1 if "←" not in g.top_list.item(0).text() else -4] == f"{exact:.4f}"

@@ -107,3 +107,37 @@ def test_every_plot_exports_png_and_svg(qtbot, gui_env, tmp_path):
         img = QImage(str(tmp_path / f"{tab}.png"))
         assert img.width() >= 2 * view.view.width() - 2, tab  # 2x the on-screen size
         assert (tmp_path / f"{tab}.svg").read_text().lstrip().startswith("<?xml"), tab
+
+
+def test_backbone_bars_zoom_to_the_data_and_draw_their_cis(qtbot, gui_env):
+    import pyqtgraph as pg
+
+    from semscale_gui.plots import sample_results
+    from semscale_gui.plots.comparison import BackboneComparison
+
+    res = sample_results()
+    v = shown(qtbot, BackboneComparison(), 900, 500)
+    v.set_results(res)
+    tops = [r["top1"] * 100 for r in res.levels]
+    lows = [r["ci_low"] * 100 for r in res.levels]
+    highs = [r["ci_high"] * 100 for r in res.levels]
+    (y0, y1) = v.plot.vb.viewRange()[1]
+    assert y0 <= min(lows) and y1 >= max(highs)  # every bar and interval is on screen
+    assert y0 > 0 and (y1 - y0) < 0.75 * 100  # zoomed: not the whole 0-100 scale
+    assert (y0 % 5, y1 % 5) == (0, 0)
+    bars = [i for i in v.plot.items if isinstance(i, pg.ErrorBarItem)]
+    assert len(bars) == 2  # one set of intervals per backbone
+    heights = sorted(np.round(np.concatenate([b.opts["y"] for b in bars]), 6))
+    assert heights == sorted(np.round(tops, 6))
+
+
+def test_compare_runs_says_which_names_differ_not_that_the_labels_path_does():
+    from semscale_gui.plots.compare import config_differences
+
+    ref = {"mode": "flat", "labels": "/runs/a/labels.csv",
+           "labels_resolved": {"cat": ["cat", "kitty"], "dog": ["dog", "puppy"], "owl": ["owl"]}}
+    same_names = {**ref, "labels": "/runs/b/labels.csv"}
+    assert config_differences(ref, same_names) == ""  # another folder, the same names: nothing differs
+    other = {**ref, "labels": "/runs/c/labels.csv",
+             "labels_resolved": {"cat": ["cat", "feline"], "dog": ["puppy", "dog"], "owl": ["owl"]}}
+    assert config_differences(ref, other) == "names of 2 classes: cat +feline −kitty; dog reordered"

@@ -106,10 +106,19 @@ def test_confusion_counts_top_n_other_column_and_list(qtbot, gui_env, small_run)
     recall = pd.Series(np.diag(ct.to_numpy()) / ct.sum(axis=1).to_numpy(), index=classes)
     rows = list(recall.sort_values(kind="stable").index[:40])  # default: lowest recall first, top 40
     assert [c.classes[i] for i in c._rows] == rows
-    assert c.shown_counts.shape == (40, 41) and c.col_labels[-1] == "(other classes)"
-    np.testing.assert_array_equal(c.shown_counts[:, :40], ct.loc[rows, rows].to_numpy())
-    np.testing.assert_array_equal(c.shown_counts[:, 40], ct.loc[rows].sum(axis=1) - ct.loc[rows, rows].sum(axis=1))
-    assert "(other classes)" in c.describe_cell(0, 40)
+    # columns: the rows' own classes, then what those rows are most often predicted as (most images first)
+    into = ct.loc[rows].sum(axis=0).drop(index=rows)
+    targets = list(into[into > 0].sort_values(ascending=False, kind="stable").index[:40])
+    cols = rows + targets
+    n = len(cols)
+    assert c.col_labels[:n] == cols and c.col_labels[-1] == "(other classes)"
+    assert c.shown_counts.shape == (40, n + 1)
+    np.testing.assert_array_equal(c.shown_counts[:, :n], ct.loc[rows, cols].to_numpy())
+    np.testing.assert_array_equal(c.shown_counts[:, n], ct.loc[rows].sum(axis=1) - ct.loc[rows, cols].sum(axis=1))
+    # most of what the shown rows got wrong is now on screen, not in "(other classes)"
+    wrong = ct.loc[rows].sum(axis=1) - np.diag(ct.loc[rows, rows])
+    assert c.shown_counts[:, n].sum() < 0.5 * wrong.sum()
+    assert "(other classes)" in c.describe_cell(0, n)
 
     listed = c.confusion_rows()
     off = ct.to_numpy().copy()
@@ -198,3 +207,25 @@ def test_compare_runs_overlays_curves_and_tabulates_differences(qtbot, gui_env, 
     cmp.list.item(0).setSelected(True)
     cmp.remove_selected()
     assert [r.title for r in cmp.runs] == ["run-b"] and cmp.table.rowCount() == 2
+
+
+def test_wheel_zooms_classes_never_the_levels_axis(qtbot, gui_env, small_run):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    p = _panel(qtbot, small_run)
+    p.tabs.setCurrentWidget(p.heatmap)
+    h = p.heatmap
+    qtbot.waitUntil(lambda: h.matrix.size > 0, timeout=20000)
+    n_levels = h.matrix.shape[1]
+    (x0, x1), (y0, y1) = h.plot.vb.viewRange()
+    vp = h.view.viewport()
+    centre = QPointF(vp.width() / 2, vp.height() / 2)
+    for _ in range(6):  # a user rolling the wheel hard
+        ev = QWheelEvent(centre, vp.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120), Qt.MouseButton.NoButton,
+                         Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(vp, ev)
+    (nx0, nx1), (ny0, ny1) = h.plot.vb.viewRange()
+    assert nx1 - nx0 >= n_levels - 1e-6  # every level stays in view
+    assert ny1 - ny0 < 0.9 * (y1 - y0)  # the class rows did zoom

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
@@ -47,6 +48,13 @@ def test_sweep_from_the_window_plots_every_level_and_exports(qtbot, loaded_windo
     qtbot.waitUntil(lambda: res.heatmap.matrix.shape == (4, 3), timeout=10000)
     res.tabs.setCurrentWidget(res.table)
     assert res.table.rowCount() == 3
+    # the curve's paired tests are known once its last level is scored: every row shows them, as on reopening
+    written = pd.read_csv(run / "levels.csv").sort_values("level")
+    cols = {res.table.horizontalHeaderItem(c).text(): c for c in range(res.table.columnCount())}
+    for key in ("p_vs_level1_holm", "peak_share"):
+        shown_cells = [res.table.item(r, cols[key]).text() for r in range(3)]
+        assert [t != "" for t in shown_cells] == written[key].notna().tolist(), key
+        assert written[key].notna().sum() >= 2, key
     assert "completed" in res.header.text() and "peak top-1" in res.header.text()
     assert w.run_panel.start_btn.isEnabled() and w.run_panel.bar.value() == w.run_panel.bar.maximum()
     qtbot.waitUntil(lambda: not res.predictions.empty, timeout=10000)
@@ -162,7 +170,10 @@ def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_w
     assert status == "completed"
     assert sorted(set(levels)) == [1, 2, 4] and len(levels) == 6
     assert {"backbones", "ensembles", "frequency"} <= set(tables)
-    assert any(p.stage == "ensembles" for p in progress)
+    ens = [p for p in progress if p.stage == "ensembles"]
+    assert ens and ens[-1].done == ens[-1].total == 3 * (1 + 2)  # 3 levels x (fixed + 1 shot x 2 splits)
+    assert [p.done for p in ens] == sorted(p.done for p in ens)
+    assert w.engine_label.text().startswith("engine ready")  # not "ensembles 9/9" once the run ended
     res = w.results
     res.tabs.setCurrentWidget(res.ensembles)
     titles = [t for t, _ in res.ensembles.bars]
@@ -187,3 +198,21 @@ def test_two_backbones_with_frequency_show_synergy_and_frequency(qtbot, loaded_w
     with qtbot.waitSignal(reopened.refreshed, timeout=10000):
         reopened.open_run(run_dir)
     assert len(reopened.results.tables["ensembles"]) == len(res.results.tables["ensembles"])
+
+
+def test_quit_while_a_sweep_runs_asks_first(qtbot, loaded_window):
+    w = loaded_window
+    with qtbot.waitSignal(w.controller.launched, timeout=30000):
+        assert w.start_sweep()
+    w.quit_action.trigger()
+    box = w.quit_box
+    assert box.isVisible() and "A sweep is running" in box.text()
+    assert w.isVisible() and w.controller.running  # nothing stopped yet
+    keep = next(b for b in box.buttons() if b.text() == "Keep running")
+    qtbot.mouseClick(keep, Qt.MouseButton.LeftButton)
+    assert w.isVisible()
+    w.quit_action.trigger()
+    quit_btn = next(b for b in w.quit_box.buttons() if b.text().startswith("Cancel the sweep"))
+    with qtbot.waitSignal(w.controller.finished, timeout=120000) as done:
+        qtbot.mouseClick(quit_btn, Qt.MouseButton.LeftButton)
+    assert done.args[0] in ("cancelled", "completed") and not w.isVisible()

@@ -161,3 +161,63 @@ def test_screenshot_panels_of_a_run_from_the_command_line(gui_env, tmp_path):
         img = QImage(str(out / f"{name}.png"))
         assert img.width() > 900 and img.height() > 700, name
     assert "drawn" in p.stdout and "screenshots done" in p.stdout
+
+
+def test_opening_the_gallery_never_widens_the_window(qtbot, main_window, tmp_path):
+    from benchmarks.synthetic_run import write_synthetic_run
+    from core.results.drilldown import ClassAtLevel
+
+    w = main_window
+    run = write_synthetic_run(tmp_path / "run", n_classes=60, n_images=300, levels=(1, 2, 4), kshot=False)
+    w.resize(1480, 940)
+    w.show()
+    res = w.results
+    res.open_run(run)
+    qtbot.waitUntil(lambda: res.gallery.source is not None, timeout=30000)
+    w.tabs.setCurrentWidget(res)
+    before = w.width()
+    long_name = next(r["class"] for r in res.results.per_class if "also called" in r["class"])
+    with qtbot.waitSignal(res.gallery.filled, timeout=15000):
+        res.show_images(ClassAtLevel("ViT-B-32", 4, long_name))
+    qtbot.wait(200)
+    assert res.gallery.isVisible()
+    assert w.width() == before  # was 1480 -> 1697 -> 1779 on a 1600 px screen
+    assert w.minimumSizeHint().width() <= 1280  # fits a 1280x800 screen with the gallery open
+    assert w.minimumSizeHint().height() <= 800 - 40  # and its height (the Run panel scrolls), title bar aside
+    res.gallery._close()
+    qtbot.wait(100)
+    assert w.width() == before
+
+
+def test_the_templates_a_run_uses_are_shown_in_the_run_panel_and_results_header(qtbot, main_window, tmp_path):
+    from benchmarks.synthetic_run import write_synthetic_run
+    from core.labels.labelset import preset_templates
+
+    w = main_window
+    ed, rp = w.editor, w.run_panel
+    ed.templates.set_value("plain")
+    plain = preset_templates("plain")
+    assert rp.templates_info.text() == f"plain: {len(plain)} template{'s' if len(plain) != 1 else ''}, " \
+                                       f"e.g. “{plain[0].format(ed.templates.example_name)}”"
+    ed.templates.set_value(["a photo of a {}.", "art of the {}."])
+    assert rp.templates_info.text().startswith("custom: 2 templates, e.g. “a photo of a ")
+    run = write_synthetic_run(tmp_path / "run", n_classes=10, n_images=40, levels=(1, 2), kshot=False)
+    w.results.open_run(run)
+    qtbot.waitUntil(lambda: "templates simple" in w.results.header.text(), timeout=10000)
+
+
+def test_gallery_says_where_the_missing_dataset_was_expected(qtbot, main_window, tmp_path):
+    from benchmarks.synthetic_run import write_synthetic_run
+    from core.results.drilldown import ClassAtLevel
+
+    w = main_window
+    run = write_synthetic_run(tmp_path / "run", n_classes=10, n_images=40, levels=(1, 2), kshot=False)
+    res = w.results
+    res.open_run(run)
+    qtbot.waitUntil(lambda: res.gallery.source is not None, timeout=30000)
+    cls = res.results.per_class[0]["class"]
+    with qtbot.waitSignal(res.gallery.filled, timeout=15000):
+        res.show_images(ClassAtLevel("ViT-B-32", 1, cls))
+    g = res.gallery
+    qtbot.waitUntil(lambda: not g.missing.isHidden(), timeout=15000)
+    assert "not reachable" in g.missing.text() and str(run / "images") in g.missing.text()

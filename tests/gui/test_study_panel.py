@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from core.study.summary import read_csv
@@ -51,11 +52,14 @@ def test_study_tab_runs_the_demo_study(main_window, qtbot, demo_study, tmp_path,
     out = tmp_path / "results"
     assert panel.open_study(demo_study, out=out)
     assert panel.table.rowCount() == 3 and panel.backbone_list.count() == 2
-    started = []
+    started, logged = [], []
     panel.controller.dataset_started.connect(lambda ev: started.append(ev.name))
+    panel.log_message.connect(lambda m, _lvl: logged.append(m))
     status, folder, _ = _run(qtbot, panel)
     assert status == "completed" and Path(folder) == out
     assert len(started) == 3
+    assert sum(m.startswith("study: dataset ") for m in logged) == 3 and logged[-1].startswith("study completed")
+    assert "study: dataset 3 of 3" in w.log.toPlainText()  # the Log tells the study's story too
     assert all(s.startswith("✔ completed") for s in _statuses(panel)), _statuses(panel)
     assert panel.overall.value() == 3
 
@@ -81,7 +85,7 @@ def test_study_tab_runs_the_demo_study(main_window, qtbot, demo_study, tmp_path,
     for name, item in plot.dataset_curves.items():
         rows = summary[(summary["dataset"] == name) & (summary["backbone"] == bb)].sort_values("level")
         assert np.allclose(item.getData()[1], rows["delta_top1_vs_level1"] * 100)
-    assert plot.band is not None
+    assert plot.band is None and not plot.band_shown  # 3 datasets: below MIN_DATASETS_FOR_CI, no interval
 
     # exports: every summary file and the plot
     files = panel.export_summaries(tmp_path / "export")
@@ -190,3 +194,32 @@ def test_dataset_dialog_fills_an_entry(qtbot, gui_env, demo_study):
     dlg.show()
     qtbot.waitExposed(dlg)
     dlg.grab().save(str(demo_study.parent / "dataset-dialog.png"))
+
+
+def test_study_plot_keeps_equal_curves_apart_and_draws_no_ci_for_few_datasets(qtbot, gui_env):
+    import numpy as np
+    import pandas as pd
+
+    from semscale_gui.study_panel import StudyPanel
+    from semscale_gui.study_plot import DATASET_OFFSET, MIN_DATASETS_FOR_CI, StudyPlot
+
+    rows = [{"dataset": d, "backbone": "b", "level": k, "delta_top1_vs_level1": v * np.log2(k)}
+            for d, v in (("a", 0.02), ("same-as-a", 0.02), ("c", -0.01)) for k in (1, 2, 4)]
+    s = pd.DataFrame(rows)
+    g = s.groupby("level")["delta_top1_vs_level1"]
+    by_level = pd.DataFrame({"backbone": "b", "level": [1, 2, 4], "n_datasets": 3, "mean_delta_top1": g.mean().values,
+                             "delta_ci_low": g.min().values, "delta_ci_high": g.max().values})
+    w = StudyPlot()
+    qtbot.addWidget(w)
+    w.set_data(s, by_level)
+    xa = w.dataset_curves["a"].getData()[0]
+    xb = w.dataset_curves["same-as-a"].getData()[0]
+    np.testing.assert_allclose(xb - xa, DATASET_OFFSET)  # equal curves side by side, not on top of each other
+    assert w.dataset_curves["a"].opts["symbol"] != w.dataset_curves["same-as-a"].opts["symbol"]
+    assert 3 < MIN_DATASETS_FOR_CI and w.band is None and not w.band_shown
+    assert f"no interval is drawn below {MIN_DATASETS_FOR_CI} datasets" in w.note.text()
+
+    panel = StudyPanel()
+    qtbot.addWidget(panel)
+    assert panel.overall.text() == "no study open"  # not "0 of 1 datasets"
+    assert panel.table.textElideMode() == Qt.TextElideMode.ElideLeft

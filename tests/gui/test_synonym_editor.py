@@ -141,3 +141,42 @@ def test_templates_presets_and_custom_validation(qtbot, gui_env):
     t.text.setPlainText("no placeholder here")
     assert "placeholder" in t.error()
     assert "placeholder" in t.status.text()
+
+
+def test_level_preview_counts_shared_names_once_and_says_where_a_level_comes_from(qtbot, gui_env):
+    from core.pipeline.scoring import level_category_counts
+
+    names = {f"c{i}": [f"c{i}"] + [f"n{i}-{j}" for j in range(1, 8)] for i in range(3)}
+    names["c1"][3] = names["c0"][3] = "shared"  # one name under two classes: one category
+    names["ball"] = ["ball", "sphere", "orb", "globe", "shared", "bead", "pellet", "marble", "pill"]  # a 9th name
+    w = _editor(qtbot, names)
+    w.set_levels_text("auto")
+    assert w.levels == [1, 2, 4, 8, 9]
+    flat = [int(w.level_table.item(r, 1).text()) for r in range(w.level_table.rowCount())]
+    pooled = [int(w.level_table.item(r, 2).text()) for r in range(w.level_table.rowCount())]
+    assert flat == level_category_counts(names, list(names), w.levels, "flat")
+    assert pooled == level_category_counts(names, list(names), w.levels, "pooled")
+    # by hand, level 8: 4 classes x 8 names = 32 listed, "shared" listed three times -> 30 categories
+    assert flat[3] == 30 and flat[4] == 31
+    origins = [w.level_table.item(r, 4).text() for r in range(w.level_table.rowCount())]
+    assert origins[:4] == ["doubling (1, 2, 4, …)"] * 4
+    assert origins[4] == "the longest list: only 'ball' has a 9th name"
+    w.level_table.selectRow(3)
+    qtbot.waitUntil(lambda: w.level_categories.toPlainText().startswith("Level 8: 30 categories (32 names listed"),
+                    timeout=5000)
+
+
+def test_ctrl_s_saves_to_the_file_the_names_came_from(qtbot, gui_env, tmp_path):
+    from core.labels.labelset import load_labels
+
+    src = tmp_path / "my-names.json"
+    src.write_text('{"cat": ["cat", "kitty"], "dog": ["dog"]}', encoding="utf-8")
+    w = _editor(qtbot)
+    assert w.load_file(src)
+    _set(w, 1, 1, "puppy")
+    from PySide6.QtGui import QKeySequence
+
+    assert w.save_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Save)
+    w.save_action.trigger()  # Ctrl+S
+    assert load_labels(src).names == {"cat": ["cat", "kitty"], "dog": ["dog", "puppy"]}
+    assert str(src) in w.save_action.toolTip()

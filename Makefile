@@ -6,7 +6,7 @@ STAMP := $(VENV)/.semscale-installed
 DEMO_DIR ?= demo-data
 RUN_DIR ?= runs/demo
 
-.PHONY: install run test bench bench-gpu lint demo-sweep package package-test clean
+.PHONY: install run test bench bench-gpu lint demo-sweep package package-test clean clip-server-env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: install
 ## GPU throughput (one CUDA device, < 5 minutes): writes benchmarks/results_gpu.md; exits at once without CUDA.
 bench-gpu: install
 	$(PY) -m benchmarks.bench_gpu
+
+## clip-as-service's server (clip-server 0.8.3) in its own environment, built once (~5 min, ~6 GB) and
+## reused: the integration tests and the CLIP-server benchmark start it with local random weights.
+clip-server-env:
+	nice build_scripts/clip_server_env.sh
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

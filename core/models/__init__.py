@@ -1,0 +1,1 @@
+"""Model kinds: each turns images and candidate names into scores (or answers)."""

@@ -58,7 +58,11 @@ start=$(date +%s)
 "${PIP[@]}" -c "$CONSTRAINTS" clip-server==0.8.3
 # clip-server imports pkg_resources; jina's HTTP gateway needs pydantic 1 and a FastAPI of its time
 "${PIP[@]}" -c "$CONSTRAINTS" "setuptools<81" "pydantic<2" "fastapi<0.100"
-"$ENV_DIR/bin/python" -c "import clip_server, jina, torch, torchvision, open_clip; print('clip-server env:', 'jina', jina.__version__, 'torch', torch.__version__, 'open_clip', open_clip.__version__)" >&2
+"$ENV_DIR/bin/python" -W ignore -c "
+import importlib.metadata as md, clip_server.executors.clip_torch, jina, torch, torchvision
+print('clip-server env:', ', '.join(f'{p} {md.version(p)}' for p in
+      ('clip-server', 'jina', 'docarray', 'open_clip_torch', 'torch', 'torchvision', 'protobuf', 'pydantic', 'fastapi')))
+" >&2
 echo "built in $(( $(date +%s) - start )) s" >&2
 echo "$PINS_VERSION" > "$STAMP"
 echo "$ENV_DIR/bin/python"

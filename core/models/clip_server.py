@@ -424,10 +424,9 @@ class ClipServerModel(EmbeddingModel):
         self.identity = hashlib.sha256(json.dumps(self.identity_info, sort_keys=True).encode()).hexdigest()
 
     def describe(self) -> dict:
-        spec = self.spec if isinstance(self.spec, str) else (self.spec.to_dict() if hasattr(self.spec, "to_dict")
-                                                              else str(self.spec))
-        if isinstance(spec, dict) and isinstance(spec.get("model"), str):
-            spec = {**spec, "model": PREFIX + self.address.url}  # no user info from the URL
+        spec: Any = PREFIX + self.address.url  # no user info from the URL
+        if not isinstance(self.spec, str) and hasattr(self.spec, "to_dict"):
+            spec = {**self.spec.to_dict(), "model": spec}
         public = {k: v for k, v in self.options.items()}
         return {"name": self.name, "kind": KIND, "spec": spec, "url": self.address.url,
                 "protocol": self.address.protocol, "embed_dim": self.embed_dim, "fingerprint": self.fingerprint,
@@ -532,8 +531,8 @@ class ClipServerModel(EmbeddingModel):
             self.check()
         n = self.options["text_batch_size"]
         chunks = [list(prompts[i:i + n]) for i in range(0, len(prompts), n)]
-        out = [vecs for _, vecs in self._pipeline(
-            (lambda c=c: [{"text": t} for t in c]) for c in chunks), self._send)]
+        jobs = ((lambda c=c: [{"text": t} for t in c]) for c in chunks)
+        out = [vecs for _, vecs in self._pipeline(jobs, self._send)]
         if not out:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         return normalize(np.concatenate(out))

@@ -1,0 +1,121 @@
+"""The clip-server kind against a REAL clip-as-service 0.8.3 server on 127.0.0.1.
+
+One server (random-initialised ViT-B-32 weights saved locally, HTTP gateway) is started for the
+whole module: its first answer is slow. Skipped, with the reason, when the server's own
+environment is not built (``make clip-server-env``).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.backbones import load_backbone
+from core.config import BackboneSpec
+from core.datasets.imagefolder import load_image_folder
+from core.models.clip_server import ClipServerModel, image_data_uri
+from tests.clip_server_support import ENV_DIR, ClipServer, ServerUnavailable, random_weights, server_python
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(server_python() is None,
+                       reason=f"clip-as-service's environment is not built ({ENV_DIR}): run `make clip-server-env`"),
+]
+
+PROMPTS = ["a photo of a cat.", "a photo of a dog.", "a blurry photo of a red double-decker bus.", "itap of a kite."]
+
+
+@pytest.fixture(scope="module")
+def weights() -> Path:
+    return random_weights()
+
+
+@pytest.fixture(scope="module")
+def server(weights, tmp_path_factory):
+    srv = ClipServer(weights, tmp_path_factory.mktemp("clip-server"), protocol="http")
+    try:
+        srv.start(timeout=600)
+    except ServerUnavailable as e:
+        pytest.fail(f"the real clip-as-service server did not start: {e}")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def local(weights):
+    """semscale's own in-process open_clip model with the same weights."""
+    return load_backbone(BackboneSpec(model="ViT-B-32", checkpoint=str(weights), device="cpu", precision="fp32"))
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    """JPEG and PNG photos of sizes other than the model's 224 (the server resizes them itself), an RGBA
+    PNG and an EXIF-rotated JPEG (both sent as PNGs of semscale's decode)."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(3)
+    for cls, sizes in {"cat": [(320, 240), (200, 300)], "dog": [(257, 257), (640, 180)]}.items():
+        (root / cls).mkdir()
+        for j, (w, h) in enumerate(sizes):
+            y, x = np.mgrid[0:h, 0:w]
+            arr = np.stack([x * 255 // w, y * 255 // h, (x * y) % 256], -1) + rng.integers(0, 40, (h, w, 3))
+            img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
+            img.save(root / cls / f"{j}.{'jpg' if j == 0 else 'png'}", **({"quality": 92} if j == 0 else {}))
+    rgba = np.dstack([rng.integers(0, 255, (150, 190, 3)), np.full((150, 190), 140)]).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(root / "cat" / "alpha.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° when shown
+    Image.fromarray(rng.integers(0, 255, (120, 260, 3), dtype=np.uint8), "RGB").save(
+        root / "dog" / "rotated.jpg", exif=exif, quality=95)
+    return root
+
+
+def test_server_embeddings_equal_local_open_clip(server, local, photos):
+    """(a) text and image embeddings, normalised client-side, equal the in-process model's (≤ 1e-5)."""
+    model = ClipServerModel(server.spec, {"max_concurrency": 2})
+    model.check()
+    assert model.embed_dim == local.embed_dim == 512
+
+    got_text = model.encode_texts(PROMPTS)
+    want_text = local.encode_texts(PROMPTS).numpy()
+    text_diff = float(np.abs(got_text - want_text).max())
+
+    ds = load_image_folder(photos)
+    idx = list(range(len(ds)))
+    batches = list(model.encode_records(ds, idx, batch_size=4, num_workers=2))
+    assert [i for b in batches for i in b.indices] == idx and not any(b.skipped for b in batches)
+    got_img = np.concatenate([b.vectors for b in batches])
+    want_img = local.encode_images(torch.stack([local.preprocess(ds.open(i)) for i in idx])).numpy()
+    img_diff = float(np.abs(got_img - want_img).max())
+
+    print(f"\nparity max |diff|: text {text_diff:.2e}, image {img_diff:.2e}")
+    assert text_diff <= 1e-5 and img_diff <= 1e-5
+    # rows are unit vectors, as the local path's
+    assert np.allclose(np.linalg.norm(got_img, axis=1), 1.0, atol=1e-6)
+    # one request per batch of documents, plus the connect probe
+    assert model.requests == 1 + math.ceil(len(PROMPTS) / model.options["text_batch_size"]) + math.ceil(len(idx) / 4)
+    # the rotated JPEG and the RGBA PNG travel as PNGs of semscale's decode, the others as their own bytes
+    for i, rec in enumerate(ds.records):
+        uri = image_data_uri(ds, i)
+        own = rec.id.endswith(("0.jpg", "1.png"))
+        assert uri.startswith("data:image/jpeg" if rec.id.endswith("0.jpg") else "data:image/png")
+        if not own:
+            import base64
+            sent = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+            assert np.array_equal(np.asarray(sent), np.asarray(ds.open(i)))
+
+
+def test_fingerprint_is_stable_across_connections_and_urls(server):
+    a = ClipServerModel(server.spec)
+    b = ClipServerModel(server.spec.replace("127.0.0.1", "localhost"))
+    a.check()
+    b.check()
+    assert a.fingerprint == b.fingerprint and a.identity == b.identity
+    assert a.describe()["url"] != b.describe()["url"]
+    d = a.describe()
+    assert (d["protocol"], d["embed_dim"]) == ("http", 512) and len(d["fingerprint"]) == 64

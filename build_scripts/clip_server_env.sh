@@ -58,10 +58,12 @@ start=$(date +%s)
 "${PIP[@]}" -c "$CONSTRAINTS" clip-server==0.8.3
 # clip-server imports pkg_resources; jina's HTTP gateway needs pydantic 1 and a FastAPI of its time
 "${PIP[@]}" -c "$CONSTRAINTS" "setuptools<81" "pydantic<2" "fastapi<0.100"
+# its gRPC client too (the tests' readiness probe over gRPC); its own pins would undo the server's
+"${PIP[@]}" --no-deps clip-client==0.8.3
 "$ENV_DIR/bin/python" -W ignore -c "
-import importlib.metadata as md, clip_server.executors.clip_torch, jina, torch, torchvision
+import importlib.metadata as md, clip_server.executors.clip_torch, clip_client, jina, torch, torchvision
 print('clip-server env:', ', '.join(f'{p} {md.version(p)}' for p in
-      ('clip-server', 'jina', 'docarray', 'open_clip_torch', 'torch', 'torchvision', 'protobuf', 'pydantic', 'fastapi')))
+      ('clip-server', 'clip-client', 'jina', 'docarray', 'open_clip_torch', 'torch', 'torchvision', 'protobuf', 'pydantic', 'fastapi')))
 " >&2
 echo "built in $(( $(date +%s) - start )) s" >&2
 echo "$PINS_VERSION" > "$STAMP"

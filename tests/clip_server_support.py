@@ -112,7 +112,9 @@ class ClipServer:
     """One clip-as-service Flow (gateway + one CPU executor) in its own process group."""
 
     def __init__(self, weights: Path, workdir: Path, *, protocol: str = "http", port: Optional[int] = None,
-                 python: Optional[Path] = None):
+                 python: Optional[Path] = None, grpc: bool = False):
+        """``protocol`` is the main gateway; ``grpc=True`` adds a gRPC gateway beside an HTTP one (one Flow
+        serves both, on ``grpc_port``)."""
         self.python = python or server_python()
         if self.python is None:
             raise ServerUnavailable(f"clip-as-service's environment is not built ({ENV_DIR}); run "
@@ -121,6 +123,7 @@ class ClipServer:
         self.workdir = Path(workdir)
         self.protocol = protocol
         self.port = port or free_port()
+        self.grpc_port = free_port() if grpc and protocol == "http" else None
         self.proc: Optional[subprocess.Popen] = None
         self.first_request_s: Optional[float] = None  # the first successful embedding's wait
         self.ready_s: Optional[float] = None  # launch -> first real embedding
@@ -132,6 +135,12 @@ class ClipServer:
     @property
     def spec(self) -> str:
         return f"clip-server:{self.url}"
+
+    @property
+    def grpc_spec(self) -> Optional[str]:
+        if self.protocol == "grpc":
+            return self.spec
+        return f"clip-server:grpc://127.0.0.1:{self.grpc_port}" if self.grpc_port else None
 
     @property
     def log_path(self) -> Path:
@@ -154,7 +163,10 @@ class ClipServer:
         link.symlink_to(self.weights)
         (self.workdir / "semscale_local_weights.py").write_text(REGISTER_MODULE)
         flow = self.workdir / "flow.yml"
-        flow.write_text(FLOW.format(protocol=self.protocol, port=self.port, executor_port=free_port(),
+        protocol, port = self.protocol, str(self.port)
+        if self.grpc_port:
+            protocol, port = f"[{self.protocol}, grpc]", f"[{self.port}, {self.grpc_port}]"
+        flow.write_text(FLOW.format(protocol=protocol, port=port, executor_port=free_port(),
                                     name=SERVER_NAME, register=str(self.workdir / "semscale_local_weights.py")))
         return flow
 

@@ -292,7 +292,7 @@ class _GrpcTransport:
         if c is None:
             from clip_client import Client
 
-            c = Client(self._client_url, credentials=self.headers or None) if self.headers else Client(self._client_url)
+            c = Client(self._client_url, credential=dict(self.headers))  # sent as gRPC "authorization" metadata
             self._local.client = c
         return c
 

@@ -8,7 +8,9 @@ environment is not built (``make clip-server-env``).
 from __future__ import annotations
 
 import io
+import json
 import math
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ def weights() -> Path:
 
 @pytest.fixture(scope="module")
 def server(weights, tmp_path_factory):
-    srv = ClipServer(weights, tmp_path_factory.mktemp("clip-server"), protocol="http")
+    srv = ClipServer(weights, tmp_path_factory.mktemp("clip-server"), protocol="http", grpc=True)
     try:
         srv.start(timeout=600)
     except ServerUnavailable as e:
@@ -119,3 +121,43 @@ def test_fingerprint_is_stable_across_connections_and_urls(server):
     assert a.describe()["url"] != b.describe()["url"]
     d = a.describe()
     assert (d["protocol"], d["embed_dim"]) == ("http", 512) and len(d["fingerprint"]) == 64
+
+
+GRPC_CLIENT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from core.models.clip_server import ClipServerModel
+m = ClipServerModel(sys.argv[2], {"max_concurrency": 2, "text_batch_size": 3})
+m.check()
+np.save(sys.argv[3], m.encode_texts(json.loads(sys.argv[4])))
+print(json.dumps({"fingerprint": m.fingerprint, "requests": m.requests, "describe": m.describe()}))
+"""
+
+
+def test_grpc_gives_the_same_embeddings_and_fingerprint(server, local, tmp_path):
+    """clip-server:grpc://… through clip-as-service's client. semscale's own environment normally lacks
+    that optional extra, so the same client code runs in the server's environment (which has it)."""
+    http = ClipServerModel(server.spec)
+    http.check()
+    try:
+        import clip_client  # noqa: F401
+        in_process = True
+    except Exception:
+        in_process = False
+    out = tmp_path / "grpc.npy"
+    if in_process:
+        m = ClipServerModel(server.grpc_spec, {"max_concurrency": 2, "text_batch_size": 3})
+        m.check()
+        np.save(out, m.encode_texts(PROMPTS))
+        info = {"fingerprint": m.fingerprint, "requests": m.requests, "describe": m.describe()}
+    else:
+        root = str(Path(__file__).resolve().parents[2])
+        p = subprocess.run([str(server.python), "-W", "ignore", "-c", GRPC_CLIENT, root, server.grpc_spec, str(out),
+                            json.dumps(PROMPTS)], capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr[-3000:]
+        info = json.loads(p.stdout.strip().splitlines()[-1])
+    got = np.load(out)
+    assert info["fingerprint"] == http.fingerprint  # the probe's image went through gRPC too
+    assert info["describe"]["protocol"] == "grpc" and info["requests"] == 1 + 2
+    assert float(np.abs(got - local.encode_texts(PROMPTS).numpy()).max()) <= 1e-5

@@ -368,18 +368,41 @@ class ClipServerModel(EmbeddingModel):
         self._sleep = sleep
         self._transport: Any = None
         self._lock = threading.Lock()
-        self.requests = 0  # requests sent (every attempt), for progress and tests
-        self.request_seconds = 0.0  # summed round-trip time of those requests
-        self.embed_dim: int = 0
+        self.requests = 0  # encode requests sent (every attempt), for progress, tests and benchmarks
+        self.probe_requests = 0  # connect-time fingerprint requests (every attempt)
+        self.request_seconds = 0.0  # summed round-trip time of the encode requests
+        self._embed_dim = 0
         self.fingerprint: str = ""
-        self.identity: str = ""
-        self.identity_info: dict = {}
+        self._identity = ""
+        self._identity_info: dict = {}
         self.latency: Optional[float] = None  # the probe's round trip, seconds
 
     # -- the protocol
     @property
     def loaded(self) -> bool:
         return self._transport is not None and bool(self.fingerprint)
+
+    # identity and width come from the fingerprint: reading them connects (check) when nothing has yet
+    @property
+    def embed_dim(self) -> int:
+        if not self.loaded:
+            self.check()
+        return self._embed_dim
+
+    @property
+    def identity(self) -> str:
+        if not self.loaded:
+            self.check()
+        return self._identity
+
+    @property
+    def identity_info(self) -> dict:
+        if not self.loaded:
+            self.check()
+        return self._identity_info
+
+    def ensure_loaded(self, emit=ignore_events) -> None:
+        self.check()
 
     @property
     def logit_scale(self) -> float:
@@ -407,7 +430,7 @@ class ClipServerModel(EmbeddingModel):
                  f" with {len(docs)} probe documents")
         t0 = time.perf_counter()
         try:
-            vecs = self._send(docs, transport=transport)
+            vecs = self._send(docs, transport=transport, probe=True)
         except (ServerError, InputError) as e:
             transport.close()
             raise InputError(f"cannot use the CLIP server at {self.address.url}: {e} (tried: {tried}, "
@@ -415,13 +438,13 @@ class ClipServerModel(EmbeddingModel):
                              field="model") from None
         self.latency = time.perf_counter() - t0
         self._transport = transport
-        self.embed_dim = int(vecs.shape[1])
+        self._embed_dim = int(vecs.shape[1])
         self.fingerprint = fingerprint(vecs)
         # the identity hashes what the server computes, not where it is: the URL is in describe()
-        self.identity_info = {"kind": KIND, "fingerprint": self.fingerprint, "embed_dim": self.embed_dim,
-                              "probe": {"texts": list(PROBE_TEXTS), "image": "probe_image() v1",
-                                        "decimals": FINGERPRINT_DECIMALS}}
-        self.identity = hashlib.sha256(json.dumps(self.identity_info, sort_keys=True).encode()).hexdigest()
+        self._identity_info = {"kind": KIND, "fingerprint": self.fingerprint, "embed_dim": self._embed_dim,
+                               "probe": {"texts": list(PROBE_TEXTS), "image": "probe_image() v1",
+                                         "decimals": FINGERPRINT_DECIMALS}}
+        self._identity = hashlib.sha256(json.dumps(self._identity_info, sort_keys=True).encode()).hexdigest()
 
     def describe(self) -> dict:
         spec: Any = PREFIX + self.address.url  # no user info from the URL
@@ -429,10 +452,10 @@ class ClipServerModel(EmbeddingModel):
             spec = {**self.spec.to_dict(), "model": spec}
         public = {k: v for k, v in self.options.items()}
         return {"name": self.name, "kind": KIND, "spec": spec, "url": self.address.url,
-                "protocol": self.address.protocol, "embed_dim": self.embed_dim, "fingerprint": self.fingerprint,
+                "protocol": self.address.protocol, "embed_dim": self._embed_dim, "fingerprint": self.fingerprint,
                 "logit_scale": self.logit_scale, "options": public, "decode": DECODE_NOTE,
                 **({"probe_latency_s": round(self.latency, 4)} if self.latency is not None else {}),
-                "identity_info": self.identity_info, "identity": self.identity}
+                "identity_info": self._identity_info, "identity": self._identity}
 
     def close(self) -> None:
         if self._transport is not None:
@@ -441,7 +464,7 @@ class ClipServerModel(EmbeddingModel):
         self.fingerprint = ""
 
     # -- requests
-    def _send(self, docs: list[dict], transport: Any = None) -> np.ndarray:
+    def _send(self, docs: list[dict], transport: Any = None, probe: bool = False) -> np.ndarray:
         """One request with retries; [len(docs), d] float32 unnormalised embeddings."""
         transport = transport or self._transport
         if transport is None:
@@ -454,7 +477,10 @@ class ClipServerModel(EmbeddingModel):
             t0 = time.perf_counter()
             try:
                 with self._lock:
-                    self.requests += 1
+                    if probe:
+                        self.probe_requests += 1
+                    else:
+                        self.requests += 1
                 raw = transport.send(docs)
             except _Retryable as e:
                 last = e.reason
@@ -466,8 +492,9 @@ class ClipServerModel(EmbeddingModel):
                 self._sleep(wait)
                 continue
             finally:
-                with self._lock:
-                    self.request_seconds += time.perf_counter() - t0
+                if not probe:
+                    with self._lock:
+                        self.request_seconds += time.perf_counter() - t0
             return self._check_answer(docs, raw)
         raise ServerError(f"the CLIP server at {self.address.url} did not answer after {attempts} attempt(s) "
                           f"(last: {last}); finished work is kept, run the same command again to resume")
@@ -483,9 +510,9 @@ class ClipServerModel(EmbeddingModel):
         except (ValueError, KeyError, TypeError) as e:
             raise ServerError(f"the CLIP server at {self.address.url} returned embeddings of different widths "
                               f"or an unreadable form ({_first_line(e)})") from None
-        if self.embed_dim and vecs.shape[1] != self.embed_dim:
+        if self._embed_dim and vecs.shape[1] != self._embed_dim:
             raise ServerError(f"the CLIP server at {self.address.url} now returns {vecs.shape[1]}-wide embeddings, "
-                              f"not {self.embed_dim} as when it was fingerprinted: the model behind the URL changed")
+                              f"not {self._embed_dim} as when it was fingerprinted: the model behind the URL changed")
         if not np.isfinite(vecs).all():
             raise ServerError(f"the CLIP server at {self.address.url} returned non-finite embeddings")
         return vecs
@@ -525,7 +552,7 @@ class ClipServerModel(EmbeddingModel):
             senders.shutdown(wait=True, cancel_futures=True)
             builders.shutdown(wait=True, cancel_futures=True)
 
-    def encode_texts(self, prompts: list[str]) -> np.ndarray:
+    def embed_texts(self, prompts: list[str]) -> np.ndarray:
         """[n, d] float32 L2-normalised embeddings of these prompts (sent as text, verbatim)."""
         if not self.loaded:
             self.check()
@@ -534,11 +561,11 @@ class ClipServerModel(EmbeddingModel):
         jobs = ((lambda c=c: [{"text": t} for t in c]) for c in chunks)
         out = [vecs for _, vecs in self._pipeline(jobs, self._send)]
         if not out:
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
+            return np.zeros((0, self._embed_dim), dtype=np.float32)
         return normalize(np.concatenate(out))
 
-    def encode_records(self, dataset, indices: list[int], *, batch_size: int, num_workers: Optional[int] = None,
-                       emit=ignore_events, cancel=None) -> Iterator[EncodedBatch]:
+    def embed_records(self, dataset, indices: list[int], *, batch_size: int = 64, num_workers: Optional[int] = None,
+                      emit=ignore_events, cancel=None) -> Iterator[EncodedBatch]:
         """Encode these dataset records, ``batch_size`` images per request, requests pipelined.
 
         Each image is read and checked here (a bad image is skipped with its reason, never sent); the
@@ -562,7 +589,7 @@ class ClipServerModel(EmbeddingModel):
 
         def send(built):
             docs = built[0]
-            return self._send(docs) if docs else np.zeros((0, self.embed_dim), dtype=np.float32)
+            return self._send(docs) if docs else np.zeros((0, self._embed_dim), dtype=np.float32)
 
         for (docs, kept, skipped), vecs in self._pipeline(((lambda b=b: build(b)) for b in batches), send, cancel,
                                                           build_workers=workers):
@@ -573,6 +600,9 @@ class ClipServerModel(EmbeddingModel):
             emit(Progress(Stage.ENCODE_IMAGES, done, total, rate, self.name,
                           message=f"{self.requests} requests" + (f", ETA {eta:.0f} s" if eta is not None else "")))
             yield EncodedBatch(indices=kept, vectors=normalize(vecs), skipped=skipped)
+
+    encode_texts = embed_texts  # older names of the same calls
+    encode_records = embed_records
 
 
 # ------------------------------------------------------------------ image bytes
@@ -602,3 +632,12 @@ def image_data_uri(dataset, i: int) -> str:
     buf = io.BytesIO()
     rgb.save(buf, format="PNG", compress_level=1)
     return _data_uri(buf.getvalue(), "image/png")
+
+
+
+def from_spec(spec: Any, *, lazy: bool = True) -> ClipServerModel:
+    """The registry's factory: a lazy model connects (and fingerprints) on check() or first use."""
+    model = ClipServerModel(spec)
+    if not lazy:
+        model.check()
+    return model

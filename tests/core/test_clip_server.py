@@ -99,8 +99,8 @@ def test_server_embeddings_equal_local_open_clip(server, local, photos):
     assert text_diff <= 1e-5 and img_diff <= 1e-5
     # rows are unit vectors, as the local path's
     assert np.allclose(np.linalg.norm(got_img, axis=1), 1.0, atol=1e-6)
-    # one request per batch of documents, plus the connect probe
-    assert model.requests == 1 + math.ceil(len(PROMPTS) / model.options["text_batch_size"]) + math.ceil(len(idx) / 4)
+    # one request per batch of documents (the connect probe is counted apart)
+    assert model.probe_requests == 1 and model.requests == math.ceil(len(PROMPTS) / model.options["text_batch_size"]) + math.ceil(len(idx) / 4)
     # the rotated JPEG and the RGBA PNG travel as PNGs of semscale's decode, the others as their own bytes
     for i, rec in enumerate(ds.records):
         uri = image_data_uri(ds, i)
@@ -159,5 +159,5 @@ def test_grpc_gives_the_same_embeddings_and_fingerprint(server, local, tmp_path)
         info = json.loads(p.stdout.strip().splitlines()[-1])
     got = np.load(out)
     assert info["fingerprint"] == http.fingerprint  # the probe's image went through gRPC too
-    assert info["describe"]["protocol"] == "grpc" and info["requests"] == 1 + 2
+    assert info["describe"]["protocol"] == "grpc" and info["requests"] == 2
     assert float(np.abs(got - local.encode_texts(PROMPTS).numpy()).max()) <= 1e-5

@@ -162,7 +162,7 @@ def test_texts_are_sent_verbatim_and_normalised_like_numpy(fake):
     assert np.abs(got - want).max() < 1e-6
     sent = sorted([d["text"] for d in body["data"]] for body in fake.received[1:])  # [0] is the connect probe
     assert sent == sorted([prompts[:2], prompts[2:]])  # requests may arrive in any order; rows come back in order
-    assert m.requests == 1 + 2 and m.embed_dim == WIDTH
+    assert (m.probe_requests, m.requests, m.embed_dim) == (1, 2, WIDTH)
 
 
 def test_fingerprint_is_the_identity_not_the_url():
@@ -231,7 +231,7 @@ def test_requests_are_pipelined(tmp_path):
         m = ClipServerModel(srv.spec, {"max_concurrency": 4})
         list(m.encode_records(ds, list(range(len(ds))), batch_size=2, num_workers=1))
         assert srv.peak >= 3  # several requests were in flight at once
-        assert m.requests == 1 + 6
+        assert (m.probe_requests, m.requests) == (1, 6)
     finally:
         srv.close()
 
@@ -246,7 +246,7 @@ def test_throttling_is_retried_with_backoff_honouring_retry_after(fake):
     fake.script = [{"status": 503, "headers": {"Retry-After": "7"}}, {"status": 429}, {"status": 502}]
     got = m.encode_texts(["a photo of a cat."])
     assert sleeps == [7.0, 1.0, 2.0]  # Retry-After wins over the 0.5 s first wait; then 0.5 * 2**k
-    assert m.requests == 1 + 4
+    assert (m.probe_requests, m.requests) == (1, 4)
     assert np.abs(got - unit_rows([fake_embedding({"text": "a photo of a cat."})])).max() < 1e-6
 
 
@@ -281,7 +281,7 @@ def test_unreachable_server_at_check_names_url_and_what_was_tried():
         m.check()
     msg = str(e.value)
     assert f"http://127.0.0.1:{port}" in msg and "POST" in msg and "3 attempt" in msg
-    assert len(sleeps) == 2
+    assert len(sleeps) == 2 and m.probe_requests == 3 and m.requests == 0
 
 
 def test_grpc_without_the_client_package_says_what_to_install():

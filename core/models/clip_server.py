@@ -371,6 +371,7 @@ class ClipServerModel(EmbeddingModel):
         self.requests = 0  # encode requests sent (every attempt), for progress, tests and benchmarks
         self.probe_requests = 0  # connect-time fingerprint requests (every attempt)
         self.request_seconds = 0.0  # summed round-trip time of the encode requests
+        self.request_spans: list[tuple[float, float]] = []  # (start, end) perf_counter of each encode request
         self._embed_dim = 0
         self.fingerprint: str = ""
         self._identity = ""
@@ -493,8 +494,10 @@ class ClipServerModel(EmbeddingModel):
                 continue
             finally:
                 if not probe:
+                    t1 = time.perf_counter()
                     with self._lock:
-                        self.request_seconds += time.perf_counter() - t0
+                        self.request_seconds += t1 - t0
+                        self.request_spans.append((t0, t1))
             return self._check_answer(docs, raw)
         raise ServerError(f"the CLIP server at {self.address.url} did not answer after {attempts} attempt(s) "
                           f"(last: {last}); finished work is kept, run the same command again to resume")

@@ -227,6 +227,19 @@ class ClipServer:
         raise ServerUnavailable(f"clip-as-service did not answer with an embedding within {timeout:.0f} s:\n"
                                 f"{self.log_tail()}")
 
+    def post_count(self) -> int:
+        """Successful ``POST /post`` requests the HTTP gateway has logged (its access log): counted on the server."""
+        try:
+            return self.log_path.read_text(errors="replace").count('"POST /post HTTP/1.1" 200')
+        except OSError:
+            return 0
+
+    def restart(self, timeout: float = 600.0) -> "ClipServer":
+        """Start again on the same port(s), after :meth:`kill` or :meth:`stop`."""
+        self.stop()
+        self.proc = None
+        return self.start(timeout)
+
     def kill(self) -> None:
         """End the server abruptly (SIGKILL to its process group), as a crash would."""
         if self.proc is not None and self.proc.poll() is None:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .common import machine
+from benchmarks.common import machine
 
 HERE = Path(__file__).resolve().parent
 
@@ -114,7 +114,7 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
                 f"| GUI thread: {dd['gui_set_rows_n']:,} rows into the gallery | {dd['gui_set_rows_seconds']:.3f} | "
                 f"{dd['gui_rows_handed_to_view']} handed to the view at first |"]
     if r.get("pipeline"):
-        from .bench_pipeline import markdown as pipeline_markdown
+        from benchmarks.bench_pipeline import markdown as pipeline_markdown
 
         out += pipeline_markdown(r["pipeline"])
     for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text")):
@@ -123,7 +123,7 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
 
             out += importlib.import_module(f"benchmarks.{module}").markdown(r[key])
     if r.get("memory"):
-        from .bench_memory import markdown as memory_markdown
+        from benchmarks.bench_memory import markdown as memory_markdown
 
         out += ["", memory_markdown(r["memory"])]
     return "\n".join(out) + "\n"
@@ -137,7 +137,7 @@ def main() -> None:
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "ray", "scaling", "drilldown",
                              "pipeline", "clipbench", "text21k", "memory"])
-    from . import bench_engine
+    from benchmarks import bench_engine
 
     results: dict = {}
     t0 = time.perf_counter()
@@ -156,7 +156,7 @@ def main() -> None:
             print(json.dumps(results["text"], indent=1), flush=True)
         if "gui" in only:
             try:
-                from . import bench_gui
+                from benchmarks import bench_gui
             except ImportError as e:
                 print(f"GUI benchmark skipped ({e})")
             else:
@@ -165,7 +165,7 @@ def main() -> None:
                 print(json.dumps(results["gui"]), flush=True)
         if "gui_tabs" in only:
             try:
-                from . import bench_gui
+                from benchmarks import bench_gui
             except ImportError as e:
                 print(f"GUI benchmark skipped ({e})")
             else:
@@ -174,7 +174,7 @@ def main() -> None:
                 print(json.dumps(results["gui_tabs"]), flush=True)
         if "ray" in only:
             try:
-                from . import bench_ray
+                from benchmarks import bench_ray
             except ImportError as e:
                 print(f"Ray benchmark skipped ({e})")
             else:
@@ -188,7 +188,7 @@ def main() -> None:
             print(json.dumps(results["scaling"], indent=1), flush=True)
         if "drilldown" in only:
             try:
-                from . import bench_drilldown
+                from benchmarks import bench_drilldown
             except ImportError as e:
                 print(f"drill-down benchmark skipped ({e})")
             else:
@@ -196,25 +196,25 @@ def main() -> None:
                 results["drilldown"] = bench_drilldown.drilldown(tmp, n_images=2_000 if args.quick else 20_000)
                 print(json.dumps(results["drilldown"], indent=1), flush=True)
         if "pipeline" in only:
-            from . import bench_pipeline
+            from benchmarks import bench_pipeline
 
             results["pipeline"] = bench_pipeline.pipeline(tmp, quick=args.quick)
             print("\n".join(bench_pipeline.markdown(results["pipeline"])), flush=True)
         if "clipbench" in only:
-            from . import bench_clipbench
+            from benchmarks import bench_clipbench
 
             print("semscale vs CLIP_benchmark …", flush=True)
             results["clipbench"] = bench_clipbench.clipbench_comparison(
                 tmp / "clipbench", n_images=240, repeats=1 if args.quick else 2)
             print(json.dumps(results["clipbench"], indent=1), flush=True)
         if "text21k" in only:
-            from . import bench_text
+            from benchmarks import bench_text
 
             print("text side at ImageNet-21k shape …", flush=True)
             results["text21k"] = bench_text.text_21k(tmp / "text21k", n_classes=2_100 if args.quick else 21_000)
             print(json.dumps(results["text21k"], indent=1), flush=True)
         if "memory" in only:
-            from . import bench_memory
+            from benchmarks import bench_memory
 
             print("memory at ImageNet shape …", flush=True)
             results["memory"] = bench_memory.run(tmp, n_images=4_000 if args.quick else 20_000)

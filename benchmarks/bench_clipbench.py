@@ -37,7 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import ROOT, random_checkpoint, write_images, write_labels
+from benchmarks.common import ROOT, random_checkpoint, write_images, write_labels
 
 GOAL = 0.3  # semscale's sweep / CLIP_benchmark's per-level evaluations
 CLIP_BENCHMARK = "clip_benchmark==1.6.2"
@@ -138,7 +138,7 @@ def startup_figures(repeats: int = 3) -> dict:
     out = {"python_bare": fresh("pass")}
     for key, code in [("import_core_cli", "import core.cli"), ("semscale_help", "import sys; sys.argv=['semscale','--help']\n"
                       "import core.cli\ntry:\n core.cli.main()\nexcept SystemExit: pass"),
-                      ("import_core_sweep", "import core.sweep"), ("import_torch", "import torch"),
+                      ("import_core_sweep", "import core.pipeline.runner"), ("import_torch", "import torch"),
                       ("import_open_clip", "import open_clip")]:
         out[key] = fresh(code)
     return out
@@ -213,7 +213,7 @@ def markdown(c: dict) -> list[str]:
             "the model before each level." + (f" Note: {c['note']}." if c.get("note") else ""), "",
             "Start-up (fresh interpreter, median of 3):", "", "| step | seconds |", "|---|---|"]
     names = {"python_bare": "python (nothing imported)", "import_core_cli": "`import core.cli`",
-             "semscale_help": "`semscale --help`", "import_core_sweep": "`import core.sweep`",
+             "semscale_help": "`semscale --help`", "import_core_sweep": "`import core.pipeline.runner`",
              "import_torch": "`import torch`", "import_open_clip": "`import open_clip`"}
     out += [f"| {names[k]} | {v:.2f} |" for k, v in st.items()]
     return out

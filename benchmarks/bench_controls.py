@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.backbones import BackboneSpec
+from core.models.openclip import BackboneSpec
 from core.demo.data import write_demo_dataset
-from core.significance import CurveBook
-from core.sweep import SweepConfig, run_sweep
+from core.stats.significance import CurveBook
+from core.pipeline.runner import SweepConfig, run_sweep
 
-from .common import machine
+from benchmarks.common import machine
 
 
 def _sweep(root: Path, out: Path, cache: Path, controls: list[str]) -> float:

@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.datasets import load_dataset
+from core.data import load_dataset
 
-from .common import write_images
+from benchmarks.common import write_images
 
 
 def _time(fn) -> float:

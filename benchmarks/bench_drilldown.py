@@ -27,10 +27,10 @@ def drilldown(tmp: Path, n_classes: int = 1000, n_images: int = 20000) -> dict:
     import os
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from core.drilldown import ClassAtLevel, ConfusionCell, LevelFlips, RunImages, SynergyImages
-    from core.flips import compute_flips
+    from core.results.drilldown import ClassAtLevel, ConfusionCell, LevelFlips, RunImages, SynergyImages
+    from core.stats.flips import compute_flips
 
-    from .synthetic_run import write_synthetic_run
+    from benchmarks.synthetic_run import write_synthetic_run
 
     run_dir = write_synthetic_run(tmp / "drill", n_classes=n_classes, n_images=n_images, kshot=False)
     t_load, run = _best(lambda: RunImages.from_dir(run_dir), 1)

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.backbones import BackboneSpec, load_backbone
-from core.cache import EmbeddingCache
-from core.datasets import load_dataset
-from core.embed import _DecodeSet, _collate, default_workers, embed_names
-from core.labels import load_labels, preset_templates
+from core.models.openclip import BackboneSpec, load_backbone
+from core.embedding.cache import EmbeddingCache
+from core.data import load_dataset
+from core.embedding.embed import embed_names
+from core.models.local_images import _DecodeSet, _collate, default_workers
+from core.labels.labelset import load_labels, preset_templates
 from core.demo.tiny import tiny_config
-from core.sweep import SweepConfig, run_sweep
+from core.pipeline.runner import SweepConfig, run_sweep
 
-from .common import peak_rss_of, random_checkpoint, write_images, write_labels
+from benchmarks.common import peak_rss_of, random_checkpoint, write_images, write_labels
 
 TINY_CONFIG = tiny_config(embed_dim=64)
 
@@ -104,7 +105,7 @@ def decode_bound(tmp: Path, n_images: int = 192, model: str = "ViT-B-32") -> dic
 def text_share(tmp: Path) -> dict:
     """100 classes x 16 names x 80 templates: text time vs the whole sweep."""
     import resources
-    from core.backbones import demo_index
+    from core.models.openclip import demo_index
 
     model = "demo-vit" if "demo-vit" in demo_index() else None
     if model:

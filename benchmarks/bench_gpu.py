@@ -6,7 +6,7 @@ autocast, synthetic photo-like JPEGs (500x375):
 * encoder only: synthetic input tensors already on the GPU;
 * decode only: CPU decode workers (draft and exact) into pinned batches, and nvJPEG batches
   decoded and preprocessed on the GPU (``--decode gpu``), without the encoder;
-* end to end: :func:`core.embed.embed_images` with each decode mode;
+* end to end: :func:`core.embedding.embed.embed_images` with each decode mode;
 * text: prompts/s of the text tower.
 
 Writes ``benchmarks/results_gpu.md`` (and ``.json``); sized to finish in under 5 minutes on
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .common import machine, write_images
+from benchmarks.common import machine, write_images
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,7 +34,7 @@ def _backbone(model: str, device: str, precision: str, decode: str, config: dict
     """A Backbone around a randomly initialised open_clip model (no checkpoint file is written)."""
     import open_clip
 
-    from core.backbones import Backbone, BackboneSpec
+    from core.models.openclip import Backbone, BackboneSpec
 
     name = model
     if config is not None:
@@ -79,8 +79,8 @@ def decode_only(bb, dataset, batch: int, workers: int) -> float:
     """The image pipeline without the encoder: every batch decoded, preprocessed and on the device."""
     from torch.utils.data import DataLoader
 
-    from core.embed import _collate, _decode_on_device, _DecodeSet
-    from core.gpu_decode import tensor_preprocess
+    from core.models.local_images import _collate, _decode_on_device, _DecodeSet
+    from core.data.gpu_decode import tensor_preprocess
 
     gpu = bb.spec.decode == "gpu"
     prep = tensor_preprocess(bb.preprocess) if gpu else None
@@ -99,7 +99,7 @@ def decode_only(bb, dataset, batch: int, workers: int) -> float:
 
 
 def end_to_end(bb, dataset, batch: int, workers: int) -> float:
-    from core.embed import embed_images
+    from core.embedding.embed import embed_images
 
     t0 = time.perf_counter()
     emb = embed_images(bb, dataset, batch_size=batch, num_workers=workers)
@@ -110,7 +110,7 @@ def end_to_end(bb, dataset, batch: int, workers: int) -> float:
 def run(out: Path, cpu_smoke: bool = False) -> dict:
     import os
 
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from core.demo.tiny import tiny_config
 
     if cpu_smoke:

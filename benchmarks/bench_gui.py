@@ -84,7 +84,7 @@ def _measure(root: Path, n_per_class: int, timeout_s: float) -> dict:
             raise RuntimeError(f"the benchmark sweep ended as {sc.status}")
         points = np.array([window[0], *ticks, window[1]])
         gaps = np.diff(points) * 1000
-        from core.runs import load_run
+        from core.results.runs import load_run
 
         run = load_run(sc.run_dir)
         return {

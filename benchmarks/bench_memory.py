@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import ROOT, write_images
+from benchmarks.common import ROOT, write_images
 
 GOAL_MIB = 1.5 * 1024
 N_CLASSES = 1000

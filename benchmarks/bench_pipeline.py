@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import ROOT, write_images, write_labels
+from benchmarks.common import ROOT, write_images, write_labels
 
 N_CLASSES = 10
 PHOTO = (500, 375)
@@ -34,7 +34,7 @@ GOAL = 1.05
 
 def _demo_vit() -> tuple[str, str]:
     """(model config path, checkpoint path) of the bundled demo-vit."""
-    from core.backbones import demo_index
+    from core.models.openclip import demo_index
     import resources
 
     e = demo_index()["demo-vit"]
@@ -119,7 +119,7 @@ def decode_rates(tmp: Path, n_photo: int = 200, n_phone: int = 8, image_size: in
     import torch
     from open_clip.transform import image_transform
 
-    from core.images import open_image
+    from core.data.images import open_image
 
     torch.set_num_threads(1)
     pre = image_transform(image_size, is_train=False)
@@ -148,10 +148,10 @@ def draft_accuracy(tmp: Path, per_class: int = 30, render_size: int = 384) -> di
     """demo-vit on the demo set rendered at ``render_size`` and saved as JPEG: top-1 with and without draft."""
     import torch
 
-    from core.backbones import BackboneSpec, load_backbone
-    from core.datasets import load_dataset
+    from core.models.openclip import BackboneSpec, load_backbone
+    from core.data import load_dataset
     from core.demo.data import DEMO_CLASSES, demo_labels, iter_demo_images
-    from core.embed import embed_images, embed_names
+    from core.embedding.embed import embed_images, embed_names
 
     root = tmp / f"demo-jpeg-{render_size}"
     if not root.exists():

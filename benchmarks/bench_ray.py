@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import machine, write_images
+from benchmarks.common import machine, write_images
 
 def _tiny_model(tmp: Path) -> tuple[str, str]:
     from core.demo.tiny import write_tiny_model
@@ -39,9 +39,9 @@ def ray_vs_local(tmp: Path, n_images: int = 512, shard_size: int = 256, batch_si
     """
     import ray
 
-    from core.backbones import BackboneSpec
-    from core.distributed import EmbedConfig, run_embed
-    from core.store import open_store
+    from core.models.openclip import BackboneSpec
+    from core.embedding.distributed import EmbedConfig, run_embed
+    from core.embedding.store import open_store
 
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)

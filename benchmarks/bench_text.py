@@ -44,10 +44,10 @@ def _dir_bytes(d: Path) -> int:
 
 def text_21k(tmp: Path, model: str = "demo-vit", n_classes: int = N_CLASSES, encode_names: int = 3_000,
              legacy: bool = True) -> dict:
-    from core.backbones import BackboneSpec, load_backbone
-    from core.cache import EmbeddingCache
-    from core.embed import embed_names
-    from core.labels import load_templates
+    from core.models.openclip import BackboneSpec, load_backbone
+    from core.embedding.cache import EmbeddingCache
+    from core.embedding.embed import embed_names
+    from core.labels.labelset import load_templates
 
     templates = load_templates("simple")
     names = _names(n_classes, N_NAMES)

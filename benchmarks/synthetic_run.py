@@ -56,9 +56,9 @@ def write_synthetic_run(out: str | Path, n_classes: int = 1000, n_images: int = 
                         names_per_class: int = 16, mode: str = "flat", seed: int = 0, frequency: bool = True,
                         kshot: bool = True, base_accuracy: float = 0.6) -> Path:
     """Write a completed run directory at ``out`` and return it."""
-    from core.frequency import frequency_table
-    from core.metrics import threshold_analysis
-    from core.runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, SKIPPED_COLUMNS
+    from core.stats.frequency import frequency_table
+    from core.stats.metrics import threshold_analysis
+    from core.results.runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, SKIPPED_COLUMNS
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

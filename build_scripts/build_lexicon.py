@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.lexicon import LEXICON_RELATIVE, LICENSE_RELATIVE, build_lexicon, read_member  # noqa: E402
+from core.labels.lexicon import LEXICON_RELATIVE, LICENSE_RELATIVE, build_lexicon, read_member  # noqa: E402
 
 
 def main(argv=None) -> int:

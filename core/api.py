@@ -1,6 +1,6 @@
 """The Python API: sweeps from a notebook or script, with results as pandas DataFrames.
 
-These functions are thin: they build the same :class:`~core.config.SweepConfig` the
+These functions are thin: they build the same :class:`~core.util.config.SweepConfig` the
 command line builds, run the same engine and read the same run directory back, so a
 result from ``core.sweep(...)`` is the run the CLI would have written. With ``out=None``
 the run goes to a temporary folder that is removed before returning; the tables stay in
@@ -16,14 +16,15 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from . import config as defaults
-from .config import BackboneSpec, Levels, SweepConfig, Templates, as_backbone
-from .errors import InputError
-from .events import CancelToken, EventCallback, ignore_events
-from .runs import Run, load_run
+from core.util import config as defaults
+from core.models.registry import as_backbone
+from core.util.config import BackboneSpec, Levels, SweepConfig, Templates
+from core.util.errors import InputError
+from core.util.events import CancelToken, EventCallback, ignore_events
+from core.results.runs import Run, load_run
 
 RunResult = Run
-"""What :func:`sweep`, :func:`score_embeddings` and :func:`load_run` return (a :class:`core.runs.Run`)."""
+"""What :func:`sweep`, :func:`score_embeddings` and :func:`load_run` return (a :class:`core.results.runs.Run`)."""
 
 Backbones = Sequence[Union[str, BackboneSpec]]
 
@@ -52,7 +53,7 @@ def _config(dataset: str, labels: Optional[Union[str, Path]], backbones: Backbon
 
 
 def _run(config: SweepConfig, keep_dir: bool, emit: EventCallback, cancel: Optional[CancelToken]) -> RunResult:
-    from .sweep import run_sweep
+    from core.pipeline.runner import run_sweep
 
     result = run_sweep(config, emit=emit, cancel=cancel)
     run = load_run(result.run_dir)
@@ -84,7 +85,7 @@ def sweep(
     ``bootstrap``, ``class_frequency``, ``external_predictions``, ``ensemble_shots``,
     ``embeddings``, ``cache_dir``, ``use_cache`` ...). ``out=None`` writes nothing that
     outlives the call; otherwise ``out`` is the run directory and ``result.run_dir`` points
-    at it. Bad input raises :class:`~core.errors.InputError` before anything is written.
+    at it. Bad input raises :class:`~core.util.errors.InputError` before anything is written.
     """
     if dataset is None and not options.get("embeddings"):
         raise InputError("give dataset= (images) or embeddings= (stores written by 'semscale embed')",
@@ -128,9 +129,9 @@ def score_embeddings(
     reads (so the run is exactly what ``semscale sweep --embeddings`` would write) and that
     is removed afterwards; ``out`` works as in :func:`sweep`.
     """
-    from .backbones import load_backbone
-    from .datasets import Dataset, ImageRecord
-    from .store import StoreWriter, dataset_info
+    from core.models.openclip import load_backbone
+    from core.data import Dataset, ImageRecord
+    from core.embedding.store import StoreWriter, dataset_info
 
     X = np.asarray(image_embeddings, dtype=np.float32)
     if X.ndim != 2 or len(X) == 0:

@@ -15,26 +15,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import config as defaults
-from .config import PRECISIONS, BackboneSpec, int_list, parse_backbone
-from .errors import InputError, WeightsUnavailable
-from .events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished, Stage, Status, stage_title
+from core.labels.controls import SYNONYMS
+from core.util import config as defaults
+from core.models.registry import parse_backbone
+from core.util.config import PRECISIONS, BackboneSpec, int_list
+from core.util.errors import InputError, WeightsUnavailable
+from core.util.events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished, Stage, Status, stage_title
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-STAGE_NAMES = {
-    "hash": "hashing images",
-    "encode-images": "encoding images",
-    "encode-text": "encoding prompts",
-    "score": "scoring levels",
-    "load-model": "loading model",
-}
-
-
 def _kind(row: dict) -> str:
     """" random-words" for a control curve's row, "" for the synonyms."""
-    kind = row.get("names", "synonyms")
-    return "" if kind == "synonyms" else f" {kind}"
+    kind = row.get("names", SYNONYMS)
+    return "" if kind == SYNONYMS else f" {kind}"
 
 
 class TqdmReporter:
@@ -144,8 +137,8 @@ def _stop_code(received: list[Optional[int]], err: Optional[BaseException] = Non
 
 def _backbones_file(path: str) -> list:
     """Backbones from a CSV (model,pretrained,checkpoint,label columns) or a JSON list."""
-    from .config import BackboneSpec
-    from .tables import read_user_csv, read_user_json
+    from core.util.config import BackboneSpec
+    from core.util.tables import read_user_csv, read_user_json
 
     p = Path(path)
     if not p.is_file():
@@ -191,13 +184,13 @@ def _backbone_specs(args) -> list:
 
 
 def cmd_sweep(args) -> int:
-    from .controls import parse_controls
-    from .sweep import SweepConfig, run_sweep
+    from core.labels.controls import parse_controls
+    from core.pipeline.runner import SweepConfig, run_sweep
 
     if not args.dataset and not args.embeddings:
         raise InputError("give --dataset (images) or --embeddings (a store written by 'semscale embed')", field="dataset")
     if args.embeddings and not (args.model or args.backbones):
-        from .store import store_specs
+        from core.embedding.store import store_specs
 
         specs = store_specs(args.embeddings, device=args.device)  # each store's own backbone, for the text side
     else:
@@ -271,8 +264,8 @@ def cmd_embed(args) -> int:
     """Encode every image once into an embedding store; finished shards survive a failure or Ctrl-C."""
     import json
 
-    from .distributed import EmbedConfig, run_embed
-    from .events import Cancelled
+    from core.embedding.distributed import EmbedConfig, run_embed
+    from core.util.events import Cancelled
 
     runtime_env = None
     if args.runtime_env:
@@ -293,7 +286,7 @@ def cmd_embed(args) -> int:
 
     def shards_done() -> str:
         try:
-            from .store import open_store
+            from core.embedding.store import open_store
 
             st = open_store(args.out)
             return f"{len(st.shards)} of {st.manifest['n_shards']} shards are in {args.out}"
@@ -309,7 +302,7 @@ def cmd_embed(args) -> int:
         except (InputError, WeightsUnavailable):
             raise
         except Exception as err:
-            from .distributed import short_error
+            from core.embedding.distributed import short_error
 
             if cancel.cancelled:
                 print(f"interrupted; {shards_done()}; run the same command again to resume", file=sys.stderr)
@@ -326,8 +319,8 @@ def cmd_embed(args) -> int:
 
 def cmd_flips(args) -> int:
     """Images whose correctness changes between two levels (consecutive ones by default), as CSV."""
-    from .flips import compute_flips, gained
-    from .runs import load_run
+    from core.stats.flips import compute_flips, gained
+    from core.results.runs import load_run
 
     run = load_run(args.run)
     if run.predictions.empty:
@@ -355,7 +348,7 @@ class StudyReporter(TqdmReporter):
     def __call__(self, ev) -> None:
         from tqdm import tqdm
 
-        from .study import DatasetFinished, DatasetStarted
+        from core.study.study import DatasetFinished, DatasetStarted
 
         if isinstance(ev, DatasetStarted):
             if self.overall is None:
@@ -380,7 +373,7 @@ class StudyReporter(TqdmReporter):
 
 def cmd_study(args) -> int:
     """Run every dataset of a study file (resumable); summaries are written after each dataset."""
-    from .study import StudyOptions, load_study, run_study
+    from core.study.study import StudyOptions, load_study, run_study
 
     study = load_study(args.study)
     options = StudyOptions(out=args.out, overwrite=args.overwrite, rerun=args.rerun or [], engine=args.engine,
@@ -406,15 +399,15 @@ def cmd_study(args) -> int:
 
 
 def cmd_demo_study(args) -> int:
-    from .demo.study import write_demo_study
+    from core.demo.study import write_demo_study
 
     print(write_demo_study(args.out, n_per_class=args.per_class))
     return EXIT_OK
 
 
 def cmd_validate(args) -> int:
-    from .datasets import load_dataset, validate
-    from .labels import load_labels
+    from core.data import load_dataset, validate
+    from core.labels.labelset import load_labels
 
     ds = load_dataset(args.dataset, allow_absolute=args.allow_absolute_paths, **dataset_options(args))
     labels = load_labels(args.labels, ds.classes, args.data_root) if args.labels else None
@@ -425,7 +418,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .backbones import list_models
+    from core.models.openclip import list_models
 
     for arch, tags in list_models():
         if args.filter and args.filter.lower() not in arch.lower():
@@ -435,7 +428,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_demo_data(args) -> int:
-    from .demo.data import write_demo_dataset
+    from core.demo.data import write_demo_dataset
 
     out = write_demo_dataset(args.out, seed=args.seed, n_per_class=args.per_class)
     print(out)
@@ -444,11 +437,11 @@ def cmd_demo_data(args) -> int:
 
 def cmd_suggest(args) -> int:
     """Fill a labels file (or a bare class list) up to --per-class names from WordNet / embedding neighbours."""
-    from .backbones import load_backbone
-    from .cache import EmbeddingCache
-    from . import synonyms as syn
-    from .benchmark_presets import is_preset, preset_labels
-    from .labels import load_labels, load_templates
+    from core.models.openclip import load_backbone
+    from core.embedding.cache import EmbeddingCache
+    from core import synonyms as syn
+    from core.labels.presets import is_preset, preset_labels
+    from core.labels.labelset import load_labels, load_templates
 
     if args.labels:
         labels = load_labels(args.labels, data_root=args.data_root)
@@ -604,7 +597,7 @@ def _paths_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from core import __version__
 
     weights, hardware, cache, templates, quiet, paths = (
         _parent(f) for f in (_weights_options, _hardware_options, _cache_options, _templates_options,

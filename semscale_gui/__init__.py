@@ -4,6 +4,6 @@ Widgets only gather settings and render engine events; every experiment runs in
 :mod:`core` on a worker thread (see :mod:`semscale_gui.worker`).
 """
 
-from .meta import APP_NAME, ORG_NAME, __version__
+from semscale_gui.meta import APP_NAME, ORG_NAME, __version__
 
 __all__ = ["APP_NAME", "ORG_NAME", "__version__"]

@@ -1,5 +1,5 @@
 """``python -m semscale_gui`` starts the app, like ``semscale-gui``."""
 
-from .app import main
+from semscale_gui.app import main
 
 raise SystemExit(main())

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from .meta import APP_NAME, ORG_NAME, __version__
+from semscale_gui.meta import APP_NAME, ORG_NAME, __version__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 def make_app(argv: Sequence[str]):
     from PySide6.QtWidgets import QApplication
 
-    from .icons import icon
+    from semscale_gui.icons import icon
 
     app = QApplication.instance() or QApplication(list(argv))
     app.setOrganizationName(ORG_NAME)
@@ -53,7 +53,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         code = _run(app, args)
     finally:
-        from .tasks import drain_background_work
+        from semscale_gui.tasks import drain_background_work
 
         drain_background_work()  # no pool thread may still run Python past this point
     _exit_now(code)
@@ -83,24 +83,24 @@ def _exit_now(code: int) -> None:
 
 def _run(app: QApplication, args: argparse.Namespace) -> int:
     if args.self_test:
-        from .selftest import self_test
+        from semscale_gui.selftest import self_test
 
         return self_test(timeout_s=args.timeout)
     if args.paths and (args.screenshot or args.screenshot_panels):
-        from .selftest import path_screenshots
+        from semscale_gui.selftest import path_screenshots
 
         return path_screenshots(args.paths, args.screenshot, args.screenshot_panels, timeout_s=args.timeout)
     if args.screenshot or args.screenshot_panels:
-        from .selftest import screenshots
+        from semscale_gui.selftest import screenshots
 
         return screenshots(args.screenshot, args.screenshot_panels, timeout_s=args.timeout)
 
-    from .main_window import MainWindow
+    from semscale_gui.main_window import MainWindow
 
     win = MainWindow(load_demo=not args.paths)
     win.show()
     if args.paths:
-        from .open_paths import open_paths
+        from semscale_gui.open_paths import open_paths
 
         open_paths(win, args.paths)
     return app.exec()

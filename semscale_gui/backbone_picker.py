@@ -14,9 +14,9 @@ from PySide6.QtWidgets import (
     QListWidgetItem, QPushButton, QVBoxLayout, QWidget,
 )
 
-from . import settings
-from .icons import icon
-from .widgets import tool_button
+from semscale_gui import settings
+from semscale_gui.icons import icon
+from semscale_gui.widgets import tool_button
 
 USER_KEY = "backbones/user"
 CHECKED_KEY = "backbones/checked"
@@ -189,7 +189,7 @@ class BackbonePicker(QWidget):
                               "checkpoint.")
         self._restore_checks()
         if not self.checked_specs() and self.list.count():  # first launch: the bundled demos, else the first
-            from .demo_setup import DEFAULT_DEMOS
+            from semscale_gui.demo_setup import DEFAULT_DEMOS
 
             items = [it for it in (self._find({"model": n, "pretrained": None, "checkpoint": None})
                                    for n in DEFAULT_DEMOS) if it is not None]
@@ -250,7 +250,7 @@ class BackbonePicker(QWidget):
             self.add_spec(dlg.spec())
 
     def _load_models(self) -> list[tuple[str, list[str]]]:
-        from core.backbones import list_models
+        from core.models.openclip import list_models
 
         self._models = list_models()
         return self._models
@@ -309,6 +309,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

@@ -21,11 +21,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from . import settings
-from .icons import icon
-from .tasks import run_task
-from .thumbnails import THUMB_SIZE, DecodeJob, ThumbnailModel, decode_pool, next_decoder_id
-from .widgets import single_shot_timer
+from semscale_gui import settings
+from semscale_gui.icons import icon
+from semscale_gui.tasks import run_task
+from semscale_gui.thumbnails import THUMB_SIZE, DecodeJob, ThumbnailModel, decode_pool, next_decoder_id
+from semscale_gui.widgets import single_shot_timer
 
 RECENT_KEY = "recent/datasets"
 PREVIEW_SIZE = 320
@@ -115,7 +115,7 @@ class ImagePreview(QWidget):
 class DatasetBrowser(QWidget):
     """Open (dialog, drag-and-drop, recent list) and inspect a labelled image dataset."""
 
-    dataset_loaded = Signal(object)  # core.datasets.Dataset
+    dataset_loaded = Signal(object)  # core.data.Dataset
     labels_suggested = Signal(str)  # path of a labels file found next to the dataset
     load_failed = Signal(str)
     problems_updated = Signal(int)  # number of problems in the report
@@ -249,7 +249,7 @@ class DatasetBrowser(QWidget):
 
     def open_path(self, path: str | Path) -> None:
         """List the dataset in the background; ``dataset_loaded`` or ``load_failed`` follows."""
-        from core.datasets import load_dataset
+        from core.data import load_dataset
 
         p = Path(path).expanduser()
         self._loading = True
@@ -262,7 +262,7 @@ class DatasetBrowser(QWidget):
         return self._loading
 
     def _on_load_error(self, exc: Exception, tb: str) -> None:
-        from core.errors import InputError
+        from core.util.errors import InputError
 
         self._loading = False
         msg = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
@@ -416,7 +416,7 @@ class DatasetBrowser(QWidget):
         run_task(lambda: read_skipped(p), done, context=self)
 
     def _start_image_check(self) -> None:
-        from core.datasets import validate
+        from core.data import validate
 
         ds = self.dataset
         if len(ds) > FULL_CHECK_LIMIT:
@@ -437,7 +437,7 @@ class DatasetBrowser(QWidget):
         run_task(check, done, context=self)
 
     def _update_problems(self) -> None:
-        from core.datasets import validate
+        from core.data import validate
 
         if self.dataset is None:
             return
@@ -487,6 +487,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

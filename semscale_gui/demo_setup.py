@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from . import settings
+from semscale_gui import settings
 
 # Ticked on first launch: two backbones, so the first sweep already shows how they combine.
 DEFAULT_DEMOS = ("demo-vit", "demo-resnet")

@@ -9,7 +9,7 @@ from typing import Optional
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from .meta import __version__
+from semscale_gui.meta import __version__
 
 
 def show_error(parent: Optional[QWidget], title: str, message: str, details: str = "") -> QMessageBox:

@@ -1,6 +1,6 @@
 """Gallery: the images behind a number that was clicked in a plot.
 
-A plot emits a selection (:mod:`core.drilldown`); the gallery works out its rows on a pool
+A plot emits a selection (:mod:`core.results.drilldown`); the gallery works out its rows on a pool
 thread (:mod:`semscale_gui.tasks`), then shows them with the dataset browser's lazy
 thumbnail model (:mod:`semscale_gui.thumbnails`: only painted items are decoded, off the
 GUI thread). Rows are handed to the view a page at a time (``canFetchMore``/``fetchMore``),
@@ -24,11 +24,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from . import settings
-from .dataset_browser import ImagePreview
-from .icons import icon
-from .tasks import run_task
-from .thumbnails import THUMB_SIZE, ThumbnailModel
+from semscale_gui import settings
+from semscale_gui.dataset_browser import ImagePreview
+from semscale_gui.icons import icon
+from semscale_gui.tasks import run_task
+from semscale_gui.thumbnails import THUMB_SIZE, ThumbnailModel
 
 PAGE = 400  # rows handed to the view at a time
 CELL = QSize(168, THUMB_SIZE + 64)
@@ -59,7 +59,7 @@ def caption(row: Any) -> str:
 
 
 class GalleryModel(ThumbnailModel):
-    """Gallery rows (``core.drilldown.GALLERY_COLUMNS``) over the run's dataset records."""
+    """Gallery rows (``core.results.drilldown.GALLERY_COLUMNS``) over the run's dataset records."""
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -68,7 +68,7 @@ class GalleryModel(ThumbnailModel):
         self._shown = 0
 
     def set_rows(self, rows: pd.DataFrame, record_of: dict[str, int]) -> None:
-        from core.drilldown import GALLERY_COLUMNS
+        from core.results.drilldown import GALLERY_COLUMNS
 
         self.rows = rows.reindex(columns=GALLERY_COLUMNS).reset_index(drop=True)
         self._captions = {}  # built as rows are painted: 20,000 rows cost nothing up front
@@ -135,7 +135,7 @@ class GalleryPanel(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
-        self.source: Any = None  # core.drilldown.RunImages
+        self.source: Any = None  # core.results.drilldown.RunImages
         self.dataset: Any = None
         self.record_of: dict[str, int] = {}
         self.selection: Any = None
@@ -231,7 +231,7 @@ class GalleryPanel(QWidget):
     # ---------------------------------------------------------------- source
 
     def set_source(self, source: Any) -> None:
-        """The run whose images are shown (``core.drilldown.RunImages``); its dataset is listed
+        """The run whose images are shown (``core.results.drilldown.RunImages``); its dataset is listed
         in the background for the thumbnails."""
         self.source = source
         path = source.dataset_path if source is not None else None
@@ -252,7 +252,7 @@ class GalleryPanel(QWidget):
                 self.status_message.emit(f"thumbnails unavailable: cannot open the run's dataset {path}: {e}")
                 self._show_rows()
 
-            from core.datasets import load_dataset
+            from core.data import load_dataset
 
             run_task(lambda: load_dataset(path, allow_absolute=allow), listed, failed, context=self)
         if self._pending is not None:
@@ -405,11 +405,11 @@ def sample_run(out: Path, per_class: int = 4) -> Path:
     import json
 
     from core.demo.data import write_demo_dataset
-    from core.labels import load_labels
+    from core.labels.labelset import load_labels
 
     root = write_demo_dataset(out / "demo", n_per_class=per_class) / "images"
     labels = load_labels(out / "demo" / "labels.csv")
-    from core.datasets import load_dataset
+    from core.data import load_dataset
 
     ds = load_dataset(root)
     rng = np.random.default_rng(0)
@@ -434,7 +434,7 @@ def preview() -> QWidget:
     """The gallery on a small made-up run (written to a temporary folder)."""
     import tempfile
 
-    from core.drilldown import ClassAtLevel, RunImages
+    from core.results.drilldown import ClassAtLevel, RunImages
 
     run_dir = sample_run(Path(tempfile.mkdtemp(prefix="semscale-gallery-")))
     w = GalleryPanel()
@@ -448,6 +448,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

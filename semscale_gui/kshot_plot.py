@@ -19,8 +19,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
-from .plots import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
-from .results_data import ResultsData
+from semscale_gui.plots import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
+from core.results.views import ResultsData
 
 ADAPTIVE = (("global", "global weights"), ("nlc", "logit controller (NLC)"))
 DODGE = 0.035  # log2 units: the methods' error bars side by side instead of on top of each other
@@ -189,6 +189,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

@@ -15,8 +15,8 @@ from typing import Callable, Optional, Sequence
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from core.labels import shared_names
-from core.names import display_name, name_key
+from core.labels.labelset import shared_names
+from core.util.names import display_name, name_key
 
 Snapshot = tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]  # (class, names, sources)
 
@@ -103,7 +103,7 @@ class LabelsDocument(QObject):
     # ---------------------------------------------------------------- loading
 
     def load_labelset(self, labels, undoable: bool = False, text: str = "Import labels") -> None:
-        """Replace everything with a :class:`core.labels.LabelSet` (undoable for imports)."""
+        """Replace everything with a :class:`core.labels.labelset.LabelSet` (undoable for imports)."""
         names = {c: list(v) for c, v in labels.names.items()}
         sources = {c: list(labels.sources.get(c, [])) + [""] * (len(v) - len(labels.sources.get(c, [])))
                    for c, v in names.items()}
@@ -123,8 +123,8 @@ class LabelsDocument(QObject):
             self.changed.emit()
 
     def to_labelset(self):
-        """A :class:`core.labels.LabelSet`; a class left without names falls back to its own name."""
-        from core.labels import LabelSet
+        """A :class:`core.labels.labelset.LabelSet`; a class left without names falls back to its own name."""
+        from core.labels.labelset import LabelSet
 
         names, sources = {}, {}
         for c, ns in self._names.items():
@@ -258,7 +258,7 @@ class LabelsDocument(QObject):
     # ---------------------------------------------------------------- analysis
 
     def duplicates(self) -> dict[str, list[str]]:
-        """Name key (:func:`core.names.name_key`) → classes using it, for names under more than one class."""
+        """Name key (:func:`core.util.names.name_key`) → classes using it, for names under more than one class."""
         return shared_names(self._names)
 
     def issues(self) -> list[Issue]:

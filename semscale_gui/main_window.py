@@ -16,20 +16,20 @@ from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QTabWidget, QWidget,
 )
 
-from . import settings
-from .meta import __version__
-from .dataset_browser import RECENT_KEY, DatasetBrowser
-from .dialogs import show_about, show_error, show_warning
-from .icons import icon
-from .labels_document import LabelsDocument
-from .log_view import LogView
-from .results_panel import ResultsPanel
-from .run_panel import RunPanel
-from .study_panel import StudyPanel
-from .synonym_editor import SynonymEditor
-from .tasks import run_task
-from .widgets import make_action
-from .worker import SweepController
+from semscale_gui import settings
+from semscale_gui.meta import __version__
+from semscale_gui.dataset_browser import RECENT_KEY, DatasetBrowser
+from semscale_gui.dialogs import show_about, show_error, show_warning
+from semscale_gui.icons import icon
+from semscale_gui.labels_document import LabelsDocument
+from semscale_gui.log_view import LogView
+from semscale_gui.results_panel import ResultsPanel
+from semscale_gui.run_panel import RunPanel
+from semscale_gui.study_panel import StudyPanel
+from semscale_gui.synonym_editor import SynonymEditor
+from semscale_gui.tasks import run_task
+from semscale_gui.widgets import make_action
+from semscale_gui.worker import SweepController
 
 
 def warm_up_engine() -> dict:
@@ -38,13 +38,13 @@ def warm_up_engine() -> dict:
     The engine's modules are imported here too: imported later, on the sweep's own thread,
     they hold the interpreter lock in long stretches and stall painting (measured with
     ``benchmarks/bench_gui.py``)."""
-    import core.shards  # noqa: F401
-    import core.sweep  # noqa: F401
+    import core.embedding.shards  # noqa: F401
+    import core.pipeline.runner  # noqa: F401
     from scipy.stats import spearmanr  # noqa: F401
 
-    from core.backbones import available_devices, list_models
+    from core.models.openclip import available_devices, list_models
 
-    from .demo_setup import demo_models
+    from semscale_gui.demo_setup import demo_models
 
     return {"devices": available_devices(), "demo": demo_models(), "models": list_models()}
 
@@ -188,7 +188,7 @@ class MainWindow(QMainWindow):
 
     def _push_run_context(self) -> None:
         """The editor's neighbour suggestions use the backbone and cache the Run panel would."""
-        from .backbone_picker import spec_title
+        from semscale_gui.backbone_picker import spec_title
 
         rp = self.run_panel
         titles = [spec_title(s) for s in rp.backbones.checked_specs()]
@@ -213,7 +213,7 @@ class MainWindow(QMainWindow):
 
     def _check_user_folders(self) -> None:
         """Say once, at startup, when preferences or the data folder cannot be written."""
-        from .user_folders import data_problem, settings_problem
+        from semscale_gui.user_folders import data_problem, settings_problem
 
         problems = [p for p in (settings_problem(), data_problem()) if p]
         if problems:
@@ -230,7 +230,7 @@ class MainWindow(QMainWindow):
             self.open_demo()
 
     def open_demo(self) -> None:
-        from .demo_setup import ensure_demo_dataset
+        from semscale_gui.demo_setup import ensure_demo_dataset
 
         self.statusBar().showMessage("Preparing the demo dataset …")
 
@@ -259,7 +259,7 @@ class MainWindow(QMainWindow):
         self.dataset_label.setText(f"{Path(str(self.browser.path)).name}: {len(ds)} images, {len(ds.classes)} classes")
         self.editor.set_data_classes(ds.classes)
         if not self.doc.classes or set(self.doc.classes).isdisjoint(ds.classes):
-            from core.labels import labels_from_classes
+            from core.labels.labelset import labels_from_classes
 
             self.doc.load_labelset(labels_from_classes(ds.classes))
         self.browser.set_labels(self.doc.to_labelset())
@@ -281,8 +281,8 @@ class MainWindow(QMainWindow):
         When the cache folder cannot be written a dialog asks what to do and the sweep
         starts (or not) from its answer; this call then returns False.
         """
-        from core.errors import InputError
-        from core.labels import parse_levels
+        from core.util.errors import InputError
+        from core.labels.labelset import parse_levels
 
         if self.controller.running or self.cache_dialog is not None:
             return False
@@ -317,7 +317,7 @@ class MainWindow(QMainWindow):
         except InputError as e:
             show_error(self, "Invalid settings", str(e))
             return False
-        from .backbone_picker import spec_title
+        from semscale_gui.backbone_picker import spec_title
 
         self.run_panel.remember()
         self._n_skipped = 0
@@ -335,7 +335,7 @@ class MainWindow(QMainWindow):
 
     def _cache_writable(self) -> bool:
         """True when the cache folder can be written; else open the dialog that asks what to do."""
-        from .user_folders import CacheFolderDialog, cache_dir, folder_problem
+        from semscale_gui.user_folders import CacheFolderDialog, cache_dir, folder_problem
 
         folder = cache_dir()
         why = folder_problem(folder)
@@ -394,7 +394,7 @@ class MainWindow(QMainWindow):
 
     def rerun(self, meta: dict) -> None:
         """Load a run's dataset, names, templates and settings into the panels and start it again."""
-        from core.labels import LabelSet
+        from core.labels.labelset import LabelSet
 
         cfg = meta.get("config", {})
         if self.controller.running:

@@ -20,15 +20,15 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFileDialog, QLabel, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
-from . import settings
-from .dialogs import show_error
-from .gallery import GalleryPanel
-from .widgets import make_action, text_toolbar, single_shot_timer
-from .kshot_plot import KShotPlot
-from .plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
+from semscale_gui import settings
+from semscale_gui.dialogs import show_error
+from semscale_gui.gallery import GalleryPanel
+from semscale_gui.widgets import make_action, text_toolbar, single_shot_timer
+from semscale_gui.kshot_plot import KShotPlot
+from semscale_gui.plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
                     RecallHeatmap, RunComparison, export_graphics)
-from .results_data import CONTROL_LABELS, ResultsData, names_of
-from .tasks import AnalysisCache, run_task
+from core.results.views import CONTROL_LABELS, ResultsData, names_of
+from semscale_gui.tasks import AnalysisCache, run_task
 
 REFRESH_MS = 150
 EXPORT_SUFFIXES = (".csv", ".json")  # every table and run.json; caches and logits stay behind
@@ -69,7 +69,7 @@ def effect_note(r: ResultsData, backbone: str) -> str:
 
 def class_frequency(results: ResultsData, classes: list[str]):
     """Per-class frequency for the confusion view's sorts (None without a frequency table)."""
-    from .class_order import frequency_of
+    from core.results.class_order import frequency_of
 
     return frequency_of(classes, results.table("frequency")) if results.tables.get("frequency") else None
 
@@ -77,7 +77,7 @@ def class_frequency(results: ResultsData, classes: list[str]):
 def load_results(path: str | Path) -> tuple[Any, ResultsData, pd.DataFrame, list[str], Any]:
     """Everything a run shows, read and prepared off the GUI thread:
     (run, results, predictions, classes, per-class frequency)."""
-    from core.runs import load_run
+    from core.results.runs import load_run
 
     run = load_run(path)
     results = ResultsData.from_run(run)
@@ -169,7 +169,7 @@ class ResultsPanel(QWidget):
         lay.addWidget(self.splitter, 1)
 
     def show_images(self, selection: Any) -> None:
-        """Open the gallery on the images behind a plot's selection (core.drilldown)."""
+        """Open the gallery on the images behind a plot's selection (core.results.drilldown)."""
         if not self.gallery.isVisible():
             self.gallery.show()
             total = max(self.splitter.width(), 800)
@@ -323,7 +323,7 @@ class ResultsPanel(QWidget):
                  pool=self.analysis.pool, context=self)
 
     def _set_predictions(self, df: pd.DataFrame, classes: list[str], freq: Any, n_levels: int) -> None:
-        from core.drilldown import RunImages
+        from core.results.drilldown import RunImages
 
         self._predictions_levels = n_levels
         self._pending_predictions = (df, classes, freq)
@@ -369,7 +369,7 @@ class ResultsPanel(QWidget):
                 on_loaded(run)
 
         def failed(e: Exception, tb: str) -> None:
-            from core.errors import InputError
+            from core.util.errors import InputError
 
             show_error(self, "Cannot open the run", str(e), "" if isinstance(e, InputError) else tb)
 
@@ -442,7 +442,7 @@ class ResultsPanel(QWidget):
 
 
 def preview() -> QWidget:
-    from .plots import sample_results
+    from semscale_gui.plots import sample_results
 
     w = ResultsPanel()
     w.results = sample_results()
@@ -455,6 +455,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

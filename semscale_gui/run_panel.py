@@ -16,15 +16,15 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from core import config as defaults
-from core.config import DECODERS, PRECISIONS, BackboneSpec, SweepConfig, int_list
-from core.events import stage_title
-from core.names import slug
+from core.util import config as defaults
+from core.util.config import DECODERS, PRECISIONS, BackboneSpec, SweepConfig, int_list
+from core.util.events import stage_title
+from core.util.names import slug
 
-from . import settings
-from .backbone_picker import BackbonePicker
-from .icons import icon
-from .widgets import tool_button
+from semscale_gui import settings
+from semscale_gui.backbone_picker import BackbonePicker
+from semscale_gui.icons import icon
+from semscale_gui.widgets import tool_button
 
 UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s"}
 SPEC_FIELDS = ("model", "pretrained", "checkpoint", "label")
@@ -163,7 +163,7 @@ class RunPanel(QWidget):
         ens_row.addWidget(self.ensembles)
         ens_row.addWidget(self.shots)
         ens_row.addStretch(1)
-        # control curves: the same name counts per class, with meaningless names (core.controls)
+        # control curves: the same name counts per class, with meaningless names (core.labels.controls)
         self.control_words = QCheckBox("random words")
         self.control_words.setToolTip("A control curve whose extra names are random real words (none of them a name "
                                       "of any class): shows what extra names do without their meaning")
@@ -259,7 +259,7 @@ class RunPanel(QWidget):
 
     def _build_frequency_source(self, row: QHBoxLayout) -> None:
         """A choice before the file picker: the user's CSV, or wordfreq's web-text frequencies."""
-        from core.frequency import WORDFREQ
+        from core.stats.frequency import WORDFREQ
 
         self.frequency_source = QComboBox()
         self.frequency_source.addItem("CSV file", "file")
@@ -329,7 +329,7 @@ class RunPanel(QWidget):
 
     def cache_dir(self) -> Optional[str]:
         """The cache folder the user chose, or None for the engine's per-user default."""
-        from .user_folders import custom_cache_dir
+        from semscale_gui.user_folders import custom_cache_dir
 
         return custom_cache_dir()
 
@@ -375,7 +375,7 @@ class RunPanel(QWidget):
         nw = cfg.get("num_workers")
         self.workers.setValue(-1 if nw is None else int(nw))
         self.use_cache.setChecked(bool(cfg.get("use_cache", True)))
-        from core.frequency import is_frequency_source
+        from core.stats.frequency import is_frequency_source
 
         freq = cfg.get("class_frequency") or ""
         source = self.frequency_source.findData(Path(freq).name.lower()) if freq and is_frequency_source(freq) else -1
@@ -455,6 +455,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

@@ -51,8 +51,8 @@ class Scenario:
     def __init__(self, tmp: Path, n_per_class: int, n_backbones: int, timeout_s: float) -> None:
         from core.demo.tiny import write_tiny_dataset
 
-        from .demo_setup import DEFAULT_DEMOS, demo_models, ensure_demo_dataset
-        from .main_window import MainWindow
+        from semscale_gui.demo_setup import DEFAULT_DEMOS, demo_models, ensure_demo_dataset
+        from semscale_gui.main_window import MainWindow
 
         self.timeout_s = timeout_s
         images = ensure_demo_dataset(tmp, n_per_class=n_per_class)
@@ -194,8 +194,8 @@ def suggestion_screenshots(w, d: Path) -> list[Path]:
 def gallery_screenshots(res, d: Path) -> list[Path]:
     """The gallery beside the plots: from the fullest off-diagonal confusion cell, then the flips
     of the first backbone between the two levels where most images change, each with a preview."""
-    from core.drilldown import ConfusionCell, LevelFlips
-    from core.flips import compute_flips
+    from core.results.drilldown import ConfusionCell, LevelFlips
+    from core.stats.flips import compute_flips
 
     p = res.predictions
     if p.empty or res.gallery.source is None:
@@ -326,8 +326,8 @@ def path_screenshots(paths: list[str], file: Optional[str], panels_dir: Optional
     Each panel is saved once its data has arrived (the heavy views draw from background
     tasks); the time each took from the tab switch is printed.
     """
-    from .main_window import MainWindow
-    from .open_paths import RUN, open_paths
+    from semscale_gui.main_window import MainWindow
+    from semscale_gui.open_paths import RUN, open_paths
 
     tmp = Path(tempfile.mkdtemp(prefix="semscale-screens-"))
     _isolate(tmp)

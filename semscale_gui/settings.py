@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from .meta import APP_NAME, ORG_NAME
+from semscale_gui.meta import APP_NAME, ORG_NAME
 
 MAX_RECENT = 10
 

@@ -1,6 +1,6 @@
 """The Study tab: many datasets × backbones under one protocol, run as a queue.
 
-The tab edits a :class:`core.study.Study` (open/save a TOML study file, add datasets and
+The tab edits a :class:`core.study.study.Study` (open/save a TOML study file, add datasets and
 backbones, set the shared protocol), runs it on the worker thread
 (:class:`~semscale_gui.study_worker.StudyController`) with a status per dataset, and
 shows the summaries the engine writes after every dataset: the aggregate plot and one
@@ -24,13 +24,13 @@ from PySide6.QtWidgets import (
     QTabWidget, QVBoxLayout, QWidget,
 )
 
-from . import settings
-from .backbone_picker import _ok_cancel_layout
-from .dialogs import show_error
-from .widgets import make_action, text_toolbar
-from .study_plot import StudyPlot
-from .study_worker import StudyController
-from .tasks import run_task
+from semscale_gui import settings
+from semscale_gui.backbone_picker import _ok_cancel_layout
+from semscale_gui.dialogs import show_error
+from semscale_gui.widgets import make_action, text_toolbar
+from semscale_gui.study_plot import StudyPlot
+from semscale_gui.study_worker import StudyController
+from semscale_gui.tasks import run_task
 
 SUMMARY_TABS = (("summary_by_level", "By level"), ("summary", "All rows"), ("thresholds", "Thresholds"),
                 ("ensembles_summary", "Ensembles"), ("frequency_summary", "Frequency"), ("controls_summary", "Controls"))
@@ -81,7 +81,7 @@ class DatasetDialog(QDialog):
         file.clicked.connect(lambda: self._pick(self.path, folder=False))
         self.recent = QComboBox()
         self.recent.addItem("(recent datasets)")
-        from .dataset_browser import RECENT_KEY
+        from semscale_gui.dataset_browser import RECENT_KEY
 
         for p in settings.recent(RECENT_KEY):
             self.recent.addItem(p)
@@ -89,7 +89,7 @@ class DatasetDialog(QDialog):
         self.torchvision = QComboBox()
         self.torchvision.addItem("(torchvision dataset by name)")
         try:
-            from core.datasets.tv import SPECS
+            from core.data.tv import SPECS
 
             self.torchvision.addItems(sorted(SPECS))
         except ImportError:  # an engine without torchvision readers
@@ -132,7 +132,7 @@ class DatasetDialog(QDialog):
         self.name.setText(re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset")
 
     def value(self):
-        from core.study import StudyDataset
+        from core.study.study import StudyDataset
 
         t = self.templates.text().strip()
         return StudyDataset(name=self.name.text().strip(), path=self.path.text().strip(),
@@ -171,7 +171,7 @@ class BackboneDialog(QDialog):
             self.checkpoint.setText(path)
 
     def value(self):
-        from core.backbones import BackboneSpec
+        from core.models.openclip import BackboneSpec
 
         return BackboneSpec(model=self.model.currentText().strip(), pretrained=self.pretrained.text().strip() or None,
                             checkpoint=self.checkpoint.text().strip() or None, label=self.label.text().strip() or None)
@@ -228,7 +228,7 @@ class StudyPanel(QWidget):
     summaries_loaded = Signal()
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
-        from core.study import Study
+        from core.study.study import Study
 
         super().__init__(parent)
         self.study = Study()
@@ -393,7 +393,7 @@ class StudyPanel(QWidget):
 
     def sync_protocol(self) -> None:
         """Copy the protocol widgets into the study (raises InputError on bad levels)."""
-        from core.errors import InputError
+        from core.util.errors import InputError
 
         p = self.study.protocol
         text = self.levels.text().strip()
@@ -440,7 +440,7 @@ class StudyPanel(QWidget):
     @staticmethod
     def _short(path: Optional[str], base: Optional[Path]) -> str:
         """A path as the study file would write it (relative to its folder when inside it)."""
-        from core.study import _relative
+        from core.study.study import _relative
 
         return (_relative(path, base) if base is not None else path) or ""
 
@@ -455,7 +455,7 @@ class StudyPanel(QWidget):
     # ---------------------------------------------------------------- file actions
 
     def new_study(self) -> None:
-        from core.study import Study
+        from core.study.study import Study
 
         if not self.controller.running:
             self.set_study(Study(), None)
@@ -467,8 +467,8 @@ class StudyPanel(QWidget):
             self.open_study(path)
 
     def open_study(self, path: str | Path, out: Optional[Path] = None) -> bool:
-        from core.errors import InputError
-        from core.study import load_study
+        from core.util.errors import InputError
+        from core.study.study import load_study
 
         try:
             study = load_study(path)
@@ -504,8 +504,8 @@ class StudyPanel(QWidget):
         return bool(path) and self.save_to(path)
 
     def save_to(self, path: str | Path) -> bool:
-        from core.errors import InputError
-        from core.study import save_study
+        from core.util.errors import InputError
+        from core.study.study import save_study
 
         try:
             self.sync_protocol()
@@ -543,7 +543,7 @@ class StudyPanel(QWidget):
 
     def _add(self, add, item: Any, title: str) -> bool:
         """``add(item)`` to the study, or the engine's reason in an error box."""
-        from core.errors import InputError
+        from core.util.errors import InputError
 
         try:
             add(item)
@@ -576,8 +576,8 @@ class StudyPanel(QWidget):
 
     def run_all(self) -> bool:
         """Run the study on the worker thread; False (with a message) when it cannot start."""
-        from core.errors import InputError
-        from core.study import StudyOptions
+        from core.util.errors import InputError
+        from core.study.study import StudyOptions
 
         if self.controller.running:
             return False
@@ -657,7 +657,7 @@ class StudyPanel(QWidget):
         if out is None or not (out / "summary.csv").exists():
             self._show_summaries({})
             return
-        from core.study_summary import load_summaries
+        from core.study.summary import load_summaries
 
         generation = self._generation
 
@@ -680,8 +680,8 @@ class StudyPanel(QWidget):
         self.summaries_loaded.emit()
 
     def _statuses_from_folder(self) -> None:
-        from core.runs import run_status
-        from core.tables import read_user_json
+        from core.results.runs import run_status
+        from core.util.tables import read_user_json
 
         done = 0
         for d in self.study.datasets:
@@ -714,7 +714,7 @@ class StudyPanel(QWidget):
 
     def export_summaries(self, dest: str | Path) -> list[Path]:
         """Copy every summary CSV (and study.json) of the study folder to ``dest``."""
-        from core.study_summary import SUMMARY_FILES
+        from core.study.summary import SUMMARY_FILES
 
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
@@ -735,8 +735,8 @@ class StudyPanel(QWidget):
 
 def preview() -> QWidget:
     """The tab with the demo study's setup (not run)."""
-    from core.backbones import BackboneSpec
-    from core.study import Study, StudyDataset
+    from core.models.openclip import BackboneSpec
+    from core.study.study import Study, StudyDataset
 
     w = StudyPanel()
     w.set_study(Study(protocol={"levels": [1, 2, 4, 8], "templates": "plain"},
@@ -749,6 +749,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

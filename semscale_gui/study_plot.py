@@ -18,7 +18,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
-from .plots import _controls, _labelled, _style_plot, colour, export_graphics, refill_combo
+from semscale_gui.plots import _controls, _labelled, _style_plot, colour, export_graphics, refill_combo
+from core.labels.controls import SYNONYMS
 
 
 class StudyPlot(QWidget):
@@ -57,7 +58,7 @@ class StudyPlot(QWidget):
         self.redraw()
 
     def _synonyms_only(self, df: pd.DataFrame) -> pd.DataFrame:
-        return df[df["names"] == "synonyms"] if "names" in df.columns else df
+        return df[df["names"] == SYNONYMS] if "names" in df.columns else df
 
     def _backbone_changed(self, _text: str) -> None:  # a bound slot: PySide can crash at exit on a lambda
         self.redraw()
@@ -128,6 +129,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

@@ -1,4 +1,4 @@
-"""Runs :func:`core.study.run_study` on the same worker-thread machinery as a sweep.
+"""Runs :func:`core.study.study.run_study` on the same worker-thread machinery as a sweep.
 
 The study's own events (a dataset started or finished) become two extra signals; every
 sweep event of the dataset being run arrives through the usual ones (progress, log,
@@ -13,16 +13,16 @@ from typing import Any, Optional
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from core.study import DatasetFinished, DatasetStarted
+from core.study.study import DatasetFinished, DatasetStarted
 
-from .worker import SweepController, SweepWorker
+from semscale_gui.worker import SweepController, SweepWorker
 
 
 class StudyWorker(SweepWorker):
-    """``config`` is a ``(core.study.Study, core.study.StudyOptions)`` pair."""
+    """``config`` is a ``(core.study.study.Study, core.study.study.StudyOptions)`` pair."""
 
-    dataset_started = Signal(object)  # core.study.DatasetStarted
-    dataset_finished = Signal(object)  # core.study.DatasetFinished
+    dataset_started = Signal(object)  # core.study.study.DatasetStarted
+    dataset_finished = Signal(object)  # core.study.study.DatasetFinished
 
     def _emit(self, ev: Any) -> None:
         if isinstance(ev, DatasetStarted):
@@ -34,8 +34,8 @@ class StudyWorker(SweepWorker):
 
     @Slot()
     def run(self) -> None:
-        from core.errors import InputError, WeightsUnavailable
-        from core.study import run_study
+        from core.util.errors import InputError, WeightsUnavailable
+        from core.study.study import run_study
 
         study, options = self.config
         try:

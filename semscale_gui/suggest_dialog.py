@@ -17,10 +17,10 @@ from PySide6.QtWidgets import (
     QGroupBox, QHBoxLayout, QLabel, QLineEdit, QRadioButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from . import settings
-from .suggest_job import SuggestRequest
-from .tasks import run_task
-from .widgets import tool_button
+from semscale_gui import settings
+from semscale_gui.suggest_job import SuggestRequest
+from semscale_gui.tasks import run_task
+from semscale_gui.widgets import tool_button
 
 DEFAULT_VOCABULARY = 3000
 

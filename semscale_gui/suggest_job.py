@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from .tasks import run_task
+from semscale_gui.tasks import run_task
 
 SOURCE_TITLES = {"wordnet": "WordNet", "neighbours": "embedding neighbours"}
 STAGE_TITLES = {"encode-text": "encoding prompts", "load-model": "loading the model"}
@@ -33,7 +33,7 @@ class SuggestRequest:
     include_related: bool = False  # WordNet hypernyms and hyponyms one step away
     backbone: Optional[dict] = None  # BackboneSpec fields (neighbours); built on the worker, where torch is
     backbone_title: str = ""
-    templates: Any = "plain"  # what core.labels.load_templates takes
+    templates: Any = "plain"  # what core.labels.labelset.load_templates takes
     vocabulary_file: Optional[str] = None  # None: WordNet noun lemmas
     max_vocabulary: int = 3000
     min_similarity: Optional[float] = None
@@ -82,8 +82,8 @@ def compute_suggestions(labels: Any, req: SuggestRequest, emit: Callable[[Any], 
     class's names, so a suggestion that is already another class's name is left out.
     """
     from core import synonyms as syn
-    from core.errors import InputError
-    from core.events import CancelToken, Log
+    from core.util.errors import InputError
+    from core.util.events import CancelToken, Log
 
     t0 = time.perf_counter()
     cancel = cancel or CancelToken()
@@ -106,14 +106,14 @@ def compute_suggestions(labels: Any, req: SuggestRequest, emit: Callable[[Any], 
         out.notes.append(reader.semscale_location.describe())
     backbone = templates = cache = None
     if req.source == "neighbours":
-        from core.backbones import BackboneSpec, load_backbone
-        from core.labels import load_templates
+        from core.models.openclip import BackboneSpec, load_backbone
+        from core.labels.labelset import load_templates
 
         if req.backbone is None:
             raise InputError("embedding neighbours need a backbone: tick one in the Run panel", field="model")
         templates = load_templates(req.templates)
         if req.use_cache:
-            from core.cache import EmbeddingCache
+            from core.embedding.cache import EmbeddingCache
 
             try:
                 cache = EmbeddingCache(req.cache_dir)
@@ -154,7 +154,7 @@ class _ProgressRelay(QObject):
         self._last = 0.0
 
     def report(self, ev: Any) -> None:
-        from core.events import Log, Progress
+        from core.util.events import Log, Progress
 
         if isinstance(ev, Progress):
             now = time.monotonic()
@@ -190,7 +190,7 @@ class SuggestionRunner(QObject):
         """Start a job; False (and nothing started) while another one is running."""
         if self.busy:
             return False
-        from core.events import CancelToken
+        from core.util.events import CancelToken
 
         token = self._token = CancelToken()
         self.started.emit(request)
@@ -221,8 +221,8 @@ class SuggestionRunner(QObject):
         self.finished.emit(outcome)
 
     def _error(self, exc: Exception, tb: str) -> None:
-        from core.errors import InputError, WeightsUnavailable
-        from core.events import Cancelled
+        from core.util.errors import InputError, WeightsUnavailable
+        from core.util.events import Cancelled
 
         self._finish()
         if isinstance(exc, Cancelled):

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from .suggest_job import SOURCE_TITLES, SuggestedName, SuggestOutcome
+from semscale_gui.suggest_job import SOURCE_TITLES, SuggestedName, SuggestOutcome
 
 COLUMNS = ["add", "class", "suggested name", "source", "similarity"]
 

@@ -23,17 +23,17 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget, QGroupBox, QMenu, QToolButton,
 )
 
-from core.names import name_key
+from core.util.names import name_key
 
-from . import settings
-from .dialogs import show_error
-from .icons import icon
-from .labels_document import LabelsDocument
-from .suggest_dialog import SuggestDialog
-from .suggest_job import SuggestedName, SuggestOutcome, SuggestRequest, SuggestionRunner
-from .suggest_review import SuggestionReview
-from .template_editor import TemplateEditor
-from .widgets import make_action, single_shot_timer, text_toolbar
+from semscale_gui import settings
+from semscale_gui.dialogs import show_error
+from semscale_gui.icons import icon
+from semscale_gui.labels_document import LabelsDocument
+from semscale_gui.suggest_dialog import SuggestDialog
+from semscale_gui.suggest_job import SuggestedName, SuggestOutcome, SuggestRequest, SuggestionRunner
+from semscale_gui.suggest_review import SuggestionReview
+from semscale_gui.template_editor import TemplateEditor
+from semscale_gui.widgets import make_action, single_shot_timer, text_toolbar
 
 DUP_BRUSH = QBrush(QColor("#f8d0cc"))
 LEVEL_BRUSH = QBrush(QColor("#e4eef8"))
@@ -470,8 +470,8 @@ class SynonymEditor(QWidget):
 
     def load_file(self, path: str | Path, undoable: bool = False) -> bool:
         """Load a labels file; an error is shown and the current names are kept."""
-        from core.errors import InputError
-        from core.labels import load_labels
+        from core.util.errors import InputError
+        from core.labels.labelset import load_labels
 
         try:
             labels = load_labels(path)
@@ -488,8 +488,8 @@ class SynonymEditor(QWidget):
         """Listed when first opened: the names come from the installed clip_benchmark package."""
         if self.benchmark_menu.actions():
             return
-        from core.benchmark_presets import PREFIX, preset_names
-        from core.errors import InputError
+        from core.labels.presets import PREFIX, preset_names
+        from core.util.errors import InputError
 
         try:
             names = preset_names()
@@ -504,8 +504,8 @@ class SynonymEditor(QWidget):
 
     def load_benchmark_classes(self, spec: str) -> bool:
         """Replace the names with a CLIP_benchmark preset, matched to the open dataset's classes (undoable)."""
-        from core.benchmark_presets import preset_labels
-        from core.errors import InputError
+        from core.labels.presets import preset_labels
+        from core.util.errors import InputError
 
         try:
             labels = preset_labels(spec, dataset_classes=self.doc.data_classes or None)
@@ -711,8 +711,8 @@ class SynonymEditor(QWidget):
         self.select_cell(cls, max(idx, 0))
 
     def _update_levels(self) -> None:
-        from core.errors import InputError
-        from core.labels import parse_levels
+        from core.util.errors import InputError
+        from core.labels.labelset import parse_levels
 
         max_names = max(1, self.doc.max_names)
         try:
@@ -770,7 +770,7 @@ class SynonymEditor(QWidget):
 
 def preview() -> QWidget:
     """The editor with the demo's ranked names (or a small built-in list)."""
-    from core.labels import LabelSet
+    from core.labels.labelset import LabelSet
 
     try:
         from core.demo.data import demo_labels
@@ -786,6 +786,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

@@ -167,7 +167,7 @@ def drain_background_work(timeout_ms: int = 30000) -> bool:
     running Python (a thumbnail decode, a pivot, the engine warm-up) while modules and Qt
     objects are being torn down can crash the process on its way out.
     """
-    from .thumbnails import started_decode_pool
+    from semscale_gui.thumbnails import started_decode_pool
 
     pools = [QThreadPool.globalInstance()]
     if _shared is not None and shiboken6.isValid(_shared):

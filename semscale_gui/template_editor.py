@@ -10,14 +10,14 @@ from typing import Any, Optional
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-from .tasks import run_task
+from semscale_gui.tasks import run_task
 
 PRESET_TITLES = {"openai": "OpenAI ImageNet", "simple": "simple ImageNet", "plain": "plain", "custom": "custom"}
 
 
 def preset_titles() -> dict[str, str]:
     """The built-in presets, then CLIP_benchmark's (``clip_benchmark:NAME``) where installed."""
-    from core.benchmark_presets import PREFIX, template_names
+    from core.labels.presets import PREFIX, template_names
 
     titles = dict(PRESET_TITLES)
     custom = titles.pop("custom")
@@ -80,8 +80,8 @@ class TemplateEditor(QWidget):
 
     def error(self) -> Optional[str]:
         """A message when the custom templates are unusable, else None."""
-        from core.errors import InputError
-        from core.labels import validate_templates
+        from core.util.errors import InputError
+        from core.labels.labelset import validate_templates
 
         v = self.value()
         if isinstance(v, str):
@@ -99,7 +99,7 @@ class TemplateEditor(QWidget):
         """The preset's lines, or None while they load (open_clip is imported off the GUI thread)."""
         if key in self._cache:
             return self._cache[key]
-        from core.labels import load_templates, preset_templates
+        from core.labels.labelset import load_templates, preset_templates
 
         if key.startswith("clip_benchmark:"):  # a small JSON file: read at once
             try:
@@ -185,6 +185,6 @@ def preview() -> QWidget:
 
 
 if __name__ == "__main__":
-    from .preview import run_preview
+    from semscale_gui.preview import run_preview
 
     run_preview(preview)

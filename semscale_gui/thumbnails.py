@@ -16,7 +16,7 @@ from typing import Any, Optional
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
 
-from .icons import icon
+from semscale_gui.icons import icon
 
 THUMB_SIZE = 96
 CACHE_ITEMS = 4000
@@ -50,7 +50,7 @@ class DecodeJob(QRunnable):
     def run(self) -> None:
         from PIL import Image
 
-        from core.images import BadImage
+        from core.data.images import BadImage
 
         try:
             im = self.dataset.open(self.index)

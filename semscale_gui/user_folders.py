@@ -2,7 +2,7 @@
 
 A packaged app is often installed where the user cannot write (``Program Files``, a
 read-only image, a shared volume); everything it writes therefore goes to per-user
-folders: the embedding cache (``core.cache.default_cache_dir()``: ``$SEMSCALE_CACHE_DIR``
+folders: the embedding cache (``core.embedding.cache.default_cache_dir()``: ``$SEMSCALE_CACHE_DIR``
 or the platform's user cache folder), settings (QSettings, the user's config folder) and
 data (demo dataset, runs). When one of them cannot be written the user is told which
 folder and why, and chooses what to do, instead of a run failing half-way.
@@ -19,7 +19,7 @@ from typing import Callable, Optional
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from . import settings
+from semscale_gui import settings
 
 CACHE_KEY = "run/cache_dir"  # a cache folder the user chose instead of the default
 
@@ -64,7 +64,7 @@ def cache_dir() -> Path:
     custom = custom_cache_dir()
     if custom:
         return Path(custom).expanduser()
-    from core.cache import default_cache_dir  # no torch: safe on the GUI thread
+    from core.embedding.cache import default_cache_dir  # no torch: safe on the GUI thread
 
     return default_cache_dir()
 

@@ -8,7 +8,7 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QToolBar, QToolButton
 
-from .icons import icon
+from semscale_gui.icons import icon
 
 
 def make_action(parent: QObject, text: str, ico: str, slot: Callable, tip: str = "", shortcut: Any = None,

@@ -1,8 +1,8 @@
-"""Runs :func:`core.sweep.run_sweep` on a QThread and turns its events into Qt signals.
+"""Runs :func:`core.pipeline.runner.run_sweep` on a QThread and turns its events into Qt signals.
 
 The engine calls ``emit(event)`` from the worker thread; each event becomes a queued
 signal, so the GUI thread only ever renders. Cancelling sets the engine's
-:class:`~core.events.CancelToken` directly (it is thread-safe); the engine stops between
+:class:`~core.util.events.CancelToken` directly (it is thread-safe); the engine stops between
 batches, closes the run directory as ``cancelled`` and returns, and the worker reports
 ``finished("cancelled", …)``. Progress events are rate-limited here so a fast stage
 cannot flood the GUI's event queue.
@@ -16,10 +16,10 @@ from typing import Any, Optional
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from core.events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished
+from core.util.events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished
 
 try:  # analysis tables (backbone comparison, ensembles, frequency) in newer engines
-    from core.events import TableRows
+    from core.util.events import TableRows
 except ImportError:  # pragma: no cover
     TableRows = None  # type: ignore[assignment,misc]
 
@@ -29,9 +29,9 @@ PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress updates a second per stage
 class SweepWorker(QObject):
     """Lives on a worker thread; ``run()`` performs one sweep."""
 
-    progress = Signal(object)  # core.events.Progress
+    progress = Signal(object)  # core.util.events.Progress
     log = Signal(str, str)  # message, level (info|warning|error)
-    level_finished = Signal(object)  # core.events.LevelFinished
+    level_finished = Signal(object)  # core.util.events.LevelFinished
     skipped = Signal(str, str)  # image id, reason
     table_rows = Signal(str, object)  # table name, list of row dicts
     failed = Signal(str, str)  # one-line message, details (traceback or "")
@@ -75,8 +75,8 @@ class SweepWorker(QObject):
 
     @Slot()
     def run(self) -> None:
-        from core.errors import InputError, WeightsUnavailable
-        from core.sweep import run_sweep
+        from core.util.errors import InputError, WeightsUnavailable
+        from core.pipeline.runner import run_sweep
 
         try:
             result = run_sweep(self.config, emit=self._emit, cancel=self.cancel_token)

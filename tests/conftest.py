@@ -68,8 +68,8 @@ def two_backbone_run(tiny_model, tmp_path_factory) -> Path:
     import open_clip
     import torch
 
-    from core.backbones import BackboneSpec
-    from core.sweep import SweepConfig, run_sweep
+    from core.models.openclip import BackboneSpec
+    from core.pipeline.runner import SweepConfig, run_sweep
 
     cfg, ck = tiny_model
     root = tmp_path_factory.mktemp("two-backbones")

@@ -4,6 +4,6 @@
 and open_clip and is only imported to train or evaluate the demo backbones.
 """
 
-from .data import DEMO_CLASSES, demo_labels, write_demo_dataset
+from core.demo.data import DEMO_CLASSES, demo_labels, write_demo_dataset
 
 __all__ = ["DEMO_CLASSES", "demo_labels", "write_demo_dataset"]

@@ -25,7 +25,7 @@ from typing import Sequence, Union
 
 import numpy as np
 
-from .data import DEMO_CLASS_SPECS, DEMO_CLASSES, demo_items, render_image, write_class_frequency, write_csv
+from core.demo.data import DEMO_CLASS_SPECS, DEMO_CLASSES, demo_items, render_image, write_class_frequency, write_csv
 
 DEMO_STUDY_DATASETS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("shapes-folder", 11, DEMO_CLASSES[:8]),
@@ -65,8 +65,8 @@ def write_cifar_folder(root: Path, seed: int, classes: Sequence[str], n_per_clas
 
 def hf_parquet_readable(path: Path) -> bool:
     """True when this engine reads the Hugging Face parquet file at ``path`` as a dataset."""
-    from ..datasets import load_dataset
-    from ..errors import InputError
+    from core.data import load_dataset
+    from core.util.errors import InputError
 
     try:
         return len(load_dataset(path)) > 0

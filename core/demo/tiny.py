@@ -35,7 +35,7 @@ def write_tiny_model(folder: Path, name: str = "tiny-clip", seed: int = 0, embed
     import open_clip
     import torch
 
-    from core.backbones import _quiet_open_clip
+    from core.models.openclip import _quiet_open_clip
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

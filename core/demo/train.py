@@ -36,9 +36,9 @@ import torch.nn.functional as F  # noqa: E402
 
 import open_clip  # noqa: E402
 
-from core.config import file_sha256_uncached  # noqa: E402
+from core.util.config import file_sha256_uncached  # noqa: E402
 
-from . import data  # noqa: E402
+from core.demo import data  # noqa: E402
 
 ZERO_SHOT_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
 LEVELS: tuple[int, ...] = (1, 2, 4, 8)

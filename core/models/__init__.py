@@ -1,1 +1,1 @@
-"""Model kinds: each turns images and candidate names into scores (or answers)."""
+"""Model kinds: one module per kind (open_clip, CLIP server, local VLM, OpenAI-compatible endpoint) on one small base (base.py), resolved by name through registry.py."""

@@ -8,7 +8,7 @@ to type them. This package turns a bare class list into a ranked labels file:
   Nothing is ever downloaded: :func:`find_wordnet` looks in the places a database can
   already be (an explicit path, ``$SEMSCALE_WORDNET``, nltk data folders, the Debian
   ``wordnet-base`` files) and otherwise uses the WordNet 3.0 noun lexicon bundled in
-  ``resources/`` (:mod:`core.lexicon`), which gives the same suggestions.
+  ``resources/`` (:mod:`core.labels.lexicon`), which gives the same suggestions.
 * :func:`neighbour_suggestions` ranks a vocabulary by cosine similarity to the class's
   canonical name under the selected backbone's own text encoder (same templates, same
   embedding cache as a sweep), so the suggestions are "near" in the model's own sense.
@@ -29,15 +29,15 @@ and the app make) and :mod:`.class_lists`. Everything is importable from here.
 
 from __future__ import annotations
 
-from .suggestion import SUGGESTION_SOURCES, Suggestion, dedupe_suggestions
-from .wordnet_files import (BUNDLED, LEXNAMES_TEXT, NO_WORDNET_HELP, SYSTEM_WORDNET_DIRS, WORDNET_ENV, WORDNET_FILES,
+from core.synonyms.suggestion import SUGGESTION_SOURCES, Suggestion, dedupe_suggestions
+from core.labels.wordnet_files import (BUNDLED, LEXNAMES_TEXT, NO_WORDNET_HELP, SYSTEM_WORDNET_DIRS, WORDNET_ENV, WORDNET_FILES,
                             WORDNET_REQUIRED, WordNetLocation, WordNetUnavailable, bundled_wordnet,
                             find_wordnet)
-from .wordnet import (DEFAULT_MAX_VOCABULARY, lookup_synsets, open_wordnet, wordnet_form, wordnet_suggestions,
+from core.synonyms.wordnet import (DEFAULT_MAX_VOCABULARY, lookup_synsets, open_wordnet, wordnet_form, wordnet_suggestions,
                       wordnet_vocabulary)
-from .neighbours import NeighbourIndex, build_neighbour_index, neighbour_suggestions
-from .merge import DroppedName, merge_suggestions
-from .suggest import SuggestReport, suggest_for_classes, suggest_for_labels
-from .class_lists import (CIFAR100_CLASSES, CIFAR10_CLASSES, CLASS_LIST_PRESETS, imagenet_classes, load_class_list,
+from core.synonyms.neighbours import NeighbourIndex, build_neighbour_index, neighbour_suggestions
+from core.synonyms.merge import DroppedName, merge_suggestions
+from core.synonyms.suggest import SuggestReport, suggest_for_classes, suggest_for_labels
+from core.synonyms.class_lists import (CIFAR100_CLASSES, CIFAR10_CLASSES, CLASS_LIST_PRESETS, imagenet_classes, load_class_list,
                           load_vocabulary)
-from ..names import display_name as clean_name, name_key as normalise_name  # noqa: F401  (one definition, in core.names)
+from core.util.names import display_name as clean_name, name_key as normalise_name  # noqa: F401  (one definition, in core.util.names)

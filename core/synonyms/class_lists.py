@@ -7,25 +7,14 @@ import io
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
-from ..errors import InputError
-from ..labels import LabelSet, labels_from_classes
-from ..tables import parse_user_json, read_user_text
-from .neighbours import _prepare_vocabulary
+from core.labels.presets import CIFAR10_CLASSES, CIFAR100_CLASSES  # noqa: F401  (re-exported)
+from core.util.errors import InputError
+from core.labels.labelset import LabelSet, labels_from_classes
+from core.util.tables import parse_user_json, read_user_text
+from core.synonyms.neighbours import _prepare_vocabulary
 
 
 CLASS_LIST_PRESETS = ("imagenet", "cifar10", "cifar100")
-
-
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-CIFAR100_CLASSES = tuple(
-    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can "
-    "castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin "
-    "elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster "
-    "man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck "
-    "pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk "
-    "skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger "
-    "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm".split()
-)
 # open_clip's cleaned ImageNet names repeat two names; ImageNet's own first lemma tells them apart.
 _IMAGENET_RENAMES = {744: "projectile", 836: "sunglass"}
 
@@ -64,14 +53,14 @@ def load_class_list(path_or_preset: Union[str, Path]) -> LabelSet:
     """Class names (one name each, source ``class``) from a preset or a file.
 
     Presets: ``imagenet`` (open_clip's ImageNet-1k names), ``cifar10``, ``cifar100``,
-    ``clip_benchmark:NAME`` (:mod:`core.benchmark_presets`).
+    ``clip_benchmark:NAME`` (:mod:`core.labels.presets`).
     Files: text (one class per line, ``#`` comments), CSV (a ``class`` column or the
     first column), JSON (a list of names, ``{"0": "tench", ...}``, ImageNet's
     ``{"0": ["n01440764", "tench"]}`` or a labels object), or a dataset folder
     (ImageFolder sub-folders, or a CIFAR folder's label names).
     """
     spec = str(path_or_preset)
-    from ..benchmark_presets import is_preset, preset_labels
+    from core.labels.presets import is_preset, preset_labels
 
     if is_preset(spec) and not Path(spec).exists():
         return preset_labels(spec)
@@ -87,7 +76,7 @@ def load_class_list(path_or_preset: Union[str, Path]) -> LabelSet:
         raise InputError(f"class list not found (and not a preset: {', '.join(CLASS_LIST_PRESETS)})", file=spec,
                          field="classes")
     if path.is_dir():
-        from ..datasets import load_dataset
+        from core.data import load_dataset
 
         ds = load_dataset(path)
         classes = _unique_classes(((c, None) for c in ds.classes), path)
@@ -127,7 +116,7 @@ def _classes_from_csv(path: Path) -> list[str]:
 
 
 def _classes_from_json(path: Path) -> list[str]:
-    from ..labels import _json_line
+    from core.labels.labelset import _json_line
 
     text = read_user_text(path)
     data = parse_user_json(text, path)

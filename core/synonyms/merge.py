@@ -6,10 +6,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from ..errors import InputError
-from ..labels import LabelSet
-from ..names import display_name as clean_name, name_key as normalise_name
-from .suggestion import Suggestion
+from core.util.errors import InputError
+from core.labels.labelset import LabelSet
+from core.util.names import display_name as clean_name, name_key as normalise_name
+from core.synonyms.suggestion import Suggestion
 
 
 @dataclass(frozen=True)

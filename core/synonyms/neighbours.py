@@ -7,9 +7,9 @@ from typing import Collection, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..events import CancelToken, EventCallback, ignore_events
-from ..names import display_name as clean_name, name_key as normalise_name
-from .suggestion import Suggestion
+from core.util.events import CancelToken, EventCallback, ignore_events
+from core.util.names import display_name as clean_name, name_key as normalise_name
+from core.synonyms.suggestion import Suggestion
 
 
 @dataclass
@@ -69,8 +69,8 @@ def _prepare_vocabulary(vocabulary: Iterable[str]) -> tuple[list[str], list[str]
 def build_neighbour_index(backbone, vocabulary: Iterable[str], templates: Sequence[str], *, cache=None,
                           emit: EventCallback = ignore_events, cancel: Optional[CancelToken] = None,
                           batch_size: int = 256) -> NeighbourIndex:
-    """Embed a vocabulary (deduplicated) through :func:`core.embed.embed_names` and its cache."""
-    from ..embed import embed_names
+    """Embed a vocabulary (deduplicated) through :func:`core.embedding.embed.embed_names` and its cache."""
+    from core.embedding.embed import embed_names
 
     names, keys = _prepare_vocabulary(vocabulary)
     templates = list(templates)
@@ -91,7 +91,7 @@ def neighbour_suggestions(backbone, class_name: str, vocabulary: Union[Neighbour
     the one the classifier will see. The name itself (and its plural, case variants) is
     left out; each suggestion's source records its similarity (``neighbours:0.83``).
     """
-    from ..embed import embed_names
+    from core.embedding.embed import embed_names
 
     index = vocabulary if isinstance(vocabulary, NeighbourIndex) else build_neighbour_index(
         backbone, vocabulary, templates, cache=cache, emit=emit, cancel=cancel)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from ..errors import InputError
-from ..events import CancelToken, EventCallback, Log, ignore_events
-from ..labels import LabelSet
-from ..names import display_name as clean_name, name_key as normalise_name
-from .merge import DroppedName, _class_keys, _merge, dropped_counts
-from .neighbours import build_neighbour_index
-from .suggestion import SUGGESTION_SOURCES, Suggestion, dedupe_suggestions
-from .wordnet_files import WordNetUnavailable
-from .wordnet import DEFAULT_MAX_VOCABULARY, wordnet_suggestions, wordnet_vocabulary
+from core.util.errors import InputError
+from core.util.events import CancelToken, EventCallback, Log, ignore_events
+from core.labels.labelset import LabelSet
+from core.util.names import display_name as clean_name, name_key as normalise_name
+from core.synonyms.merge import DroppedName, _class_keys, _merge, dropped_counts
+from core.synonyms.neighbours import build_neighbour_index
+from core.synonyms.suggestion import SUGGESTION_SOURCES, Suggestion, dedupe_suggestions
+from core.labels.wordnet_files import WordNetUnavailable
+from core.synonyms.wordnet import DEFAULT_MAX_VOCABULARY, wordnet_suggestions, wordnet_vocabulary
 
 
 @dataclass
@@ -96,7 +96,7 @@ def suggest_for_labels(
             vocab_size = len(index.names)
             todo = [c for c in labels.names if need[c]]
             if todo:
-                from ..embed import embed_names
+                from core.embedding.embed import embed_names
 
                 q_emb = embed_names(backbone, [clean_name(queries[c]) for c in todo], list(templates), cache=cache,
                                     emit=emit, cancel=cancel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..names import name_key as normalise_name
+from core.util.names import name_key as normalise_name
 
 
 SUGGESTION_SOURCES = ("wordnet", "neighbours")

@@ -9,9 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from ..names import display_name as clean_name, name_key as normalise_name
-from .suggestion import Suggestion, dedupe_suggestions
-from .wordnet_files import LEXNAMES_TEXT, WordNetLocation, WordNetUnavailable, find_wordnet
+from core.util.names import display_name as clean_name, name_key as normalise_name
+from core.synonyms.suggestion import Suggestion, dedupe_suggestions
+from core.labels.wordnet_files import LEXNAMES_TEXT, WordNetLocation, WordNetUnavailable, find_wordnet
 
 
 DEFAULT_MAX_VOCABULARY = 3000

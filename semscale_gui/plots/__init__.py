@@ -11,20 +11,20 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
-from .accuracy import AccuracyPlot
+from semscale_gui.plots.accuracy import AccuracyPlot
 # the private helpers are re-exported for code written against the former single module
-from .base import (PALETTE, _categorical_ticks, _controls, _labelled, _style_plot, colour, export_graphics,
+from semscale_gui.plots.base import (PALETTE, _categorical_ticks, _controls, _labelled, _style_plot, colour, export_graphics,
                    refill_combo, tick_font)
-from .class_filter import ClassFilter
-from .compare import RunComparison
-from .comparison import BackboneComparison
-from .confusion import ConfusionPlot
-from .ensemble import ADAPTIVE_TITLES, FIXED_METHODS, EnsemblePlot
-from .frequency import FrequencyPlot
-from .heatmap import _Heatmap
-from .levels_table import LevelsTable
-from .recall import RecallHeatmap
-from .sample import sample_results
+from semscale_gui.plots.class_filter import ClassFilter
+from semscale_gui.plots.compare import RunComparison
+from semscale_gui.plots.comparison import BackboneComparison
+from semscale_gui.plots.confusion import ConfusionPlot
+from semscale_gui.plots.ensemble import ADAPTIVE_TITLES, FIXED_METHODS, EnsemblePlot
+from semscale_gui.plots.frequency import FrequencyPlot
+from semscale_gui.plots.heatmap import _Heatmap
+from semscale_gui.plots.levels_table import LevelsTable
+from semscale_gui.plots.recall import RecallHeatmap
+from semscale_gui.plots.sample import sample_results
 
 __all__ = ["ADAPTIVE_TITLES", "FIXED_METHODS", "PALETTE", "AccuracyPlot", "BackboneComparison", "ClassFilter", "ConfusionPlot",
            "EnsemblePlot", "FrequencyPlot", "LevelsTable", "RecallHeatmap", "RunComparison", "colour", "export_graphics", "preview",

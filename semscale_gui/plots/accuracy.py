@@ -11,8 +11,8 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSizePolicy, QToolTip, QVBoxLayout, QWidget
 
-from ..results_data import CONTROL_LABELS, SYNONYMS, Curve, ResultsData
-from .base import _controls, _labelled, _style_plot, colour, tick_font
+from core.results.views import CONTROL_LABELS, SYNONYMS, Curve, ResultsData
+from semscale_gui.plots.base import _controls, _labelled, _style_plot, colour, tick_font
 
 # control curves: dashed in their backbone's colour, one dash pattern and symbol per control
 CONTROL_STYLE = {"random-words": ([7, 4], "s"), "random-chars": ([2, 3], "d")}
@@ -33,7 +33,7 @@ class AccuracyPlot(QWidget):
     between two levels of a curve asks for that backbone's flips between them.
     """
 
-    images_requested = Signal(object)  # core.drilldown.LevelFlips between the two levels around a click
+    images_requested = Signal(object)  # core.results.drilldown.LevelFlips between the two levels around a click
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -84,7 +84,7 @@ class AccuracyPlot(QWidget):
     def flips_at(self, x: float, y: float):
         """The flips of the curve nearest to (x, y) in data coordinates, between the levels either
         side of x (None outside every curve)."""
-        from core.drilldown import LevelFlips
+        from core.results.drilldown import LevelFlips
 
         best = None
         for name, (xs, ys) in self._xy.items():

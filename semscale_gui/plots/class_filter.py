@@ -7,8 +7,8 @@ from typing import Optional
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
-from ..class_order import DEFAULT_TOP_N, FREQUENCY_SORTS, SORTS, ClassSelection
-from ..widgets import single_shot_timer
+from core.results.class_order import DEFAULT_TOP_N, FREQUENCY_SORTS, SORTS, ClassSelection
+from semscale_gui.widgets import single_shot_timer
 
 
 class ClassFilter(QWidget):

@@ -24,10 +24,10 @@ from PySide6.QtWidgets import (
     QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from .. import settings
-from ..results_data import ResultsData
-from ..tasks import run_task
-from .base import _style_plot, colour, tick_font
+from semscale_gui import settings
+from core.results.views import ResultsData
+from semscale_gui.tasks import run_task
+from semscale_gui.plots.base import _style_plot, colour, tick_font
 
 COMPARED_KEYS = ("mode", "templates", "labels", "levels_resolved", "orderings", "dataset")
 
@@ -45,9 +45,9 @@ class ComparedRun:
 
 def read_compared_run(path: str | Path) -> ComparedRun:
     """run.json and levels.csv of a run folder (predictions are not needed to compare curves)."""
-    from core.errors import InputError
-    from core.runs import run_status
-    from core.tables import read_user_json
+    from core.util.errors import InputError
+    from core.results.runs import run_status
+    from core.util.tables import read_user_json
 
     d = Path(path)
     if d.name == "run.json":

@@ -8,8 +8,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from ..results_data import ResultsData
-from .base import _style_plot, colour
+from core.results.views import ResultsData
+from semscale_gui.plots.base import _style_plot, colour
 
 
 class BackboneComparison(QWidget):

@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from ..results_data import confusion
-from ..tasks import AnalysisCache
-from .base import _controls, _labelled, refill_combo
-from .class_filter import ClassFilter
-from .heatmap import _Heatmap
+from core.results.views import confusion
+from semscale_gui.tasks import AnalysisCache
+from semscale_gui.plots.base import _controls, _labelled, refill_combo
+from semscale_gui.plots.class_filter import ClassFilter
+from semscale_gui.plots.heatmap import _Heatmap
 
 OTHER = "(other classes)"
 _tokens = itertools.count(1)
@@ -74,7 +74,7 @@ class ConfusionPlot(_Heatmap):
     """True class (rows) vs predicted class (columns) at one level, from predictions.csv."""
 
     level_requested = Signal()
-    images_requested = Signal(object)  # core.drilldown.ConfusionCell of a clicked cell
+    images_requested = Signal(object)  # core.results.drilldown.ConfusionCell of a clicked cell
 
     def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
         super().__init__(parent, cache)
@@ -135,7 +135,7 @@ class ConfusionPlot(_Heatmap):
 
     def _select(self, row: int, col: int) -> None:
         """A click on a cell asks for its images (not on the column of classes not shown)."""
-        from core.drilldown import ConfusionCell
+        from core.results.drilldown import ConfusionCell
 
         if self.data is None or col >= len(self._rows):
             return

@@ -9,8 +9,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QComboBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ..results_data import ResultsData
-from .base import _controls, _labelled, _style_plot, refill_combo, tick_font
+from core.results.views import ResultsData
+from semscale_gui.plots.base import _controls, _labelled, _style_plot, refill_combo, tick_font
 
 FIXED_METHODS = [("best_single", "best single"), ("oracle", "oracle (any right)"), ("mean_logits", "mean of logits"),
                  ("mean_probs", "mean of probabilities"), ("majority_vote", "majority vote")]
@@ -26,7 +26,7 @@ class EnsemblePlot(QWidget):
     the images behind the gap: those only one backbone gets right, and those the oracle gets
     right and the chosen ensemble does not."""
 
-    images_requested = Signal(object)  # core.drilldown.SynergyImages
+    images_requested = Signal(object)  # core.results.drilldown.SynergyImages
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -60,7 +60,7 @@ class EnsemblePlot(QWidget):
 
     def select(self, kind: str, ensemble: str = "") -> None:
         """Ask for the images behind the synergy at the level shown (see the class docstring)."""
-        from core.drilldown import SynergyImages
+        from core.results.drilldown import SynergyImages
 
         if self.level.currentText():
             self.images_requested.emit(SynergyImages(int(self.level.currentText()), kind,

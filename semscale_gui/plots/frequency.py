@@ -15,8 +15,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-from ..results_data import ResultsData
-from .base import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
+from core.results.views import ResultsData
+from semscale_gui.plots.base import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
 
 MAX_LABELS = 30
 LABEL_ALL_UP_TO = 25  # a small dataset's scatter names every class, as it always did
@@ -27,7 +27,7 @@ class FrequencyPlot(QWidget):
 
     drawn = Signal()
 
-    images_requested = Signal(object)  # core.drilldown.ClassAtLevel of a clicked point
+    images_requested = Signal(object)  # core.results.drilldown.ClassAtLevel of a clicked point
 
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
@@ -156,6 +156,6 @@ class FrequencyPlot(QWidget):
 
     def select_class(self, cls: str) -> None:
         """Ask for the images of one class at the level shown (a click on its point does this too)."""
-        from core.drilldown import ClassAtLevel
+        from core.results.drilldown import ClassAtLevel
 
         self.images_requested.emit(ClassAtLevel(self.backbone.currentText(), int(self.level.currentText()), cls))

@@ -17,9 +17,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QLabel, QToolButton, QWidget
 
-from ..class_order import ClassSelection, select_classes
-from ..tasks import AnalysisCache, analysis_cache
-from .base import _style_plot, tick_font
+from core.results.class_order import ClassSelection, select_classes
+from semscale_gui.tasks import AnalysisCache, analysis_cache
+from semscale_gui.plots.base import _style_plot, tick_font
 
 MAX_LABEL_CHARS = 28
 MAX_AXIS_WIDTH = 230

@@ -7,7 +7,7 @@ from typing import Optional
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QTableWidget, QTableWidgetItem, QWidget
 
-from ..results_data import ResultsData
+from core.results.views import ResultsData
 
 
 class LevelsTable(QTableWidget):

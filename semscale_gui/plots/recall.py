@@ -14,12 +14,12 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
-from ..class_order import frequency_of
-from ..results_data import ResultsData, recall_matrix
-from ..tasks import AnalysisCache
-from .base import _controls, _labelled, refill_combo
-from .class_filter import ClassFilter
-from .heatmap import _Heatmap
+from core.results.class_order import frequency_of
+from core.results.views import ResultsData, recall_matrix
+from semscale_gui.tasks import AnalysisCache
+from semscale_gui.plots.base import _controls, _labelled, refill_combo
+from semscale_gui.plots.class_filter import ClassFilter
+from semscale_gui.plots.heatmap import _Heatmap
 
 
 @dataclass
@@ -43,7 +43,7 @@ def recall_pivot(per_class: list[dict], frequency_rows: list[dict], backbone: st
 class RecallHeatmap(_Heatmap):
     """Per-class recall (rows) across levels (columns): which classes gain or lose names."""
 
-    images_requested = Signal(object)  # core.drilldown.ClassAtLevel of a clicked cell
+    images_requested = Signal(object)  # core.results.drilldown.ClassAtLevel of a clicked cell
 
     def __init__(self, parent: Optional[QWidget] = None, cache: Optional[AnalysisCache] = None) -> None:
         super().__init__(parent, cache)
@@ -69,7 +69,7 @@ class RecallHeatmap(_Heatmap):
         self._redraw()
 
     def _select(self, row: int, col: int) -> None:
-        from core.drilldown import ClassAtLevel
+        from core.results.drilldown import ClassAtLevel
 
         self.images_requested.emit(ClassAtLevel(self.backbone.currentText(), self._levels[col], self._classes[row]))
 

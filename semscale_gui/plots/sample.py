@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..results_data import ResultsData
+from core.results.views import ResultsData
 
 
 def sample_results(levels=(1, 2, 4, 8), backbones=("demo-vit", "demo-resnet"), n_classes: int = 10) -> ResultsData:

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 import core
-from core.config import BackboneSpec, parse_backbone
+from core.models.registry import parse_backbone
+from core.util.config import BackboneSpec
 from tests.conftest import CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]

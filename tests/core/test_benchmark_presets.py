@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.errors import InputError
-from core.labels import load_labels, load_templates
+from core.util.errors import InputError
+from core.labels.labelset import load_labels, load_templates
 
 spec = importlib.util.find_spec("clip_benchmark")
 pytestmark = pytest.mark.skipif(spec is None, reason="clip_benchmark is not installed")

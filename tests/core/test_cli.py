@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from core.cli import main
-from core.runs import load_run
+from core.results.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from core.controls import normalise
-from core.runs import load_run
-from core.sweep import run_sweep
+from core.labels.controls import normalise
+from core.results.runs import load_run
+from core.pipeline.runner import run_sweep
 from tests.conftest import CLASSES
 from tests.core.test_sweep import encoder_counter, make_config  # noqa: F401 - fixture
 

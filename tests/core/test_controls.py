@@ -2,10 +2,10 @@
 
 import pytest
 
-from core.controls import (RealNames, load_vocabulary, names_kinds, normalise, parse_controls, random_chars,
+from core.labels.controls import (RealNames, load_vocabulary, names_kinds, normalise, parse_controls, random_chars,
                            random_words)
-from core.errors import InputError
-from core.labels import LabelSet, load_labels
+from core.util.errors import InputError
+from core.labels.labelset import LabelSet, load_labels
 
 
 
@@ -99,7 +99,7 @@ def test_vocabulary_file(tmp_path):
 
 
 def test_default_vocabulary_is_the_bundled_lexicon_with_a_wordfreq_fallback(monkeypatch):
-    from core import lexicon
+    from core.labels import lexicon
 
     words = load_vocabulary()
     nouns = set(lexicon.noun_vocabulary())

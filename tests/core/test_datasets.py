@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from core.datasets import load_dataset, validate
-from core.errors import InputError
-from core.labels import load_labels
+from core.data import load_dataset, validate
+from core.util.errors import InputError
+from core.labels.labelset import load_labels
 from tests.conftest import CLASSES
 
 
@@ -105,7 +105,7 @@ def test_cifar_refuses_arbitrary_pickles(tmp_path):
 
 
 def test_class_list_orders_names_then_numbers_then_text():
-    from core.datasets.base import class_list
+    from core.data.base import class_list
 
     # ClassLabel names keep their order and report the ones no image has; an unknown label goes last
     assert class_list(["b", "a", "b", "zz"], names=["b", "c", "a"]) == (["b", "c", "a", "zz"], ["c"])
@@ -116,7 +116,7 @@ def test_class_list_orders_names_then_numbers_then_text():
 
 
 def test_choose_name_prefers_given_then_listed_then_fallback():
-    from core.datasets.base import choose_name, choose_split
+    from core.data.base import choose_name, choose_split
 
     kw = dict(noun="column", listed_as="found", where="f.parquet", field="image-column",
               missing=lambda found: f"no image column (found: {found})")

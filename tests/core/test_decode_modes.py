@@ -16,14 +16,15 @@ import torch
 from PIL import Image, ImageOps
 
 from benchmarks.common import photo_like
-from core.backbones import BackboneSpec, load_backbone, preprocess_side
-from core.cache import EmbeddingCache
-from core.config import as_backbone
-from core.datasets import load_dataset
-from core.embed import _encoder_threads, embed_images
-from core.errors import InputError
-from core.gpu_decode import decode_batch, read_jpeg, tensor_preprocess
-from core.images import decode_at_least, open_image
+from core.models.openclip import BackboneSpec, load_backbone, preprocess_side
+from core.embedding.cache import EmbeddingCache
+from core.models.registry import as_backbone
+from core.data import load_dataset
+from core.embedding.embed import embed_images
+from core.models.local_images import _encoder_threads
+from core.util.errors import InputError
+from core.data.gpu_decode import decode_batch, read_jpeg, tensor_preprocess
+from core.data.images import decode_at_least, open_image
 
 ROOT = Path(__file__).resolve().parents[2]
 

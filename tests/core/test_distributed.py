@@ -11,11 +11,11 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 from core.cli import main  # noqa: E402
-from core.datasets import load_dataset  # noqa: E402
-from core.distributed import EmbedConfig, RayEncoder, run_embed  # noqa: E402
-from core.runs import load_run  # noqa: E402
-from core.store import open_store  # noqa: E402
-from core.sweep import run_sweep  # noqa: E402
+from core.data import load_dataset  # noqa: E402
+from core.embedding.distributed import EmbedConfig, RayEncoder, run_embed  # noqa: E402
+from core.results.runs import load_run  # noqa: E402
+from core.embedding.store import open_store  # noqa: E402
+from core.pipeline.runner import run_sweep  # noqa: E402
 from tests.conftest import write_image_folder  # noqa: E402
 from tests.core.test_store import embed_local, spec_of, sweep_config, with_bad_image, write_shards  # noqa: E402
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from scipy.special import softmax
 
-from core import ensemble as ens
-from core.frequency import frequency_table, load_class_frequency
-from core.errors import InputError
+from core.stats import ensemble as ens
+from core.stats.frequency import frequency_table, load_class_frequency
+from core.util.errors import InputError
 
 A = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1]])
 B = np.array([[0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.2, 0.3, 0.5]])

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from core.cli import main
-from core.drilldown import ClassAtLevel, ConfusionCell, LevelFlips, RunImages, SynergyImages
-from core.flips import FLIP_COLUMNS, compute_flips
-from core.runs import load_run
+from core.results.drilldown import ClassAtLevel, ConfusionCell, LevelFlips, RunImages, SynergyImages
+from core.stats.flips import FLIP_COLUMNS, compute_flips
+from core.results.runs import load_run
 
 
 @pytest.fixture
@@ -220,8 +220,8 @@ def test_a_change_of_tie_credit_is_a_flip_even_when_correct_stays_0():
 def test_flips_csv_with_control_curves_keeps_each_names_kind(tiny_model, image_folder, labels_csv, tmp_path):
     """A sweep with a random-letters control: flips.csv has ``names`` and equals, kind by kind,
     what predictions.csv implies."""
-    from core.backbones import BackboneSpec
-    from core.sweep import SweepConfig, run_sweep
+    from core.models.openclip import BackboneSpec
+    from core.pipeline.runner import SweepConfig, run_sweep
 
     cfg, ck = tiny_model
     out = tmp_path / "run"
@@ -254,7 +254,7 @@ def test_flips_csv_with_control_curves_keeps_each_names_kind(tiny_model, image_f
 def test_ensemble_selection_without_saved_logits_says_so(run_dir, tmp_path):
     import shutil
 
-    from core.errors import InputError
+    from core.util.errors import InputError
 
     d = tmp_path / "nologits"
     shutil.copytree(run_dir, d)

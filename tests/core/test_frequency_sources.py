@@ -12,9 +12,9 @@ from scipy.stats import spearmanr
 from wordfreq import word_frequency
 
 from core.cli import main
-from core.frequency import (ALL_NAMES_COLUMN, ClassFrequency, class_frequency, frequency_table,
+from core.stats.frequency import (ALL_NAMES_COLUMN, ClassFrequency, class_frequency, frequency_table,
                             is_frequency_source, load_class_frequency, wordfreq_frequencies)
-from core.runs import load_run
+from core.results.runs import load_run
 from tests.conftest import CLASSES
 from tests.core.test_cli import sweep_args
 

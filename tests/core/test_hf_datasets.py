@@ -14,10 +14,10 @@ from PIL import Image
 
 datasets = pytest.importorskip("datasets")
 
-from core.datasets import load_dataset, validate  # noqa: E402
-from core.errors import InputError  # noqa: E402
-from core.images import open_image  # noqa: E402
-from core.shards import open_source, record_source  # noqa: E402
+from core.data import load_dataset, validate  # noqa: E402
+from core.util.errors import InputError  # noqa: E402
+from core.data.images import open_image  # noqa: E402
+from core.embedding.shards import open_source, record_source  # noqa: E402
 from tests.conftest import CLASSES  # noqa: E402
 
 NAMES = sorted(CLASSES)
@@ -147,7 +147,7 @@ def test_bad_rows_and_bad_files(tmp_path):
 
 
 def test_hub_ids_parse_and_fail_offline_with_a_hint(monkeypatch):
-    from core.datasets.huggingface import parse_hub_id
+    from core.data.huggingface import parse_hub_id
 
     assert parse_hub_id("hf:uoft-cs/cifar10") == ("uoft-cs/cifar10", None)
     assert parse_hub_id("hf:uoft-cs/cifar10:test") == ("uoft-cs/cifar10", "test")
@@ -180,9 +180,9 @@ def test_hub_id_with_a_local_copy_reads_the_datasets_cache(image_folder, tmp_pat
 
 def test_same_images_as_folder_save_to_disk_and_parquet_give_identical_predictions(tmp_path):
     """The done-when check: a real demo-resnet sweep over 20 images in three formats."""
-    from core.backbones import BackboneSpec
+    from core.models.openclip import BackboneSpec
     from core.demo.data import DEMO_CLASSES, write_demo_dataset
-    from core.sweep import SweepConfig, run_sweep
+    from core.pipeline.runner import SweepConfig, run_sweep
 
     root = write_demo_dataset(tmp_path / "demo", n_per_class=2, image_size=32)
     folder = root / "images"
@@ -253,7 +253,7 @@ def test_plain_binary_and_bytes_only_image_columns(tmp_path):
 
 def test_embedding_store_from_a_dataset_dict_split(tiny_model, image_folder, tmp_path):
     """`semscale embed` reads a DatasetDict split in work shards; the rows match the folder's."""
-    from core.store import open_store
+    from core.embedding.store import open_store
     from tests.core.test_store import embed_local
 
     full = hf_from_folder(image_folder)

@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import runs
-from core.backbones import BackboneSpec, load_backbone
-from core.cache import CacheUnavailable, EmbeddingCache, is_corrupt
+from core.results import runs
+from core.models.openclip import BackboneSpec, load_backbone
+from core.embedding.cache import CacheUnavailable, EmbeddingCache, is_corrupt
 from core.cli import main
-from core.errors import InputError
-from core.external import load_external_predictions
-from core.labels import load_labels, load_templates
-from core.sweep import SweepConfig, run_sweep
+from core.util.errors import InputError
+from core.stats.external import load_external_predictions
+from core.labels.labelset import load_labels, load_templates
+from core.pipeline.runner import SweepConfig, run_sweep
 from tests.conftest import CLASSES
 
 
@@ -203,7 +203,7 @@ def test_duplicates_of_undecodable_content_are_each_skipped(tiny_model, tmp_path
 
 
 def test_cache_quarantines_only_real_corruption(tmp_path, monkeypatch):
-    import core.cache as cache_mod
+    import core.embedding.cache as cache_mod
 
     assert is_corrupt(sqlite3.DatabaseError("file is not a database"))
     assert is_corrupt(sqlite3.DatabaseError("database disk image is malformed"))
@@ -290,12 +290,12 @@ def test_external_answer_naming_a_shared_name_is_a_tie(tmp_path):
 
 
 def test_debug_flag_shows_the_traceback(monkeypatch, capsys):
-    import core.backbones
+    import core.models.openclip
 
     def broken():
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(core.backbones, "list_models", broken)
+    monkeypatch.setattr(core.models.openclip, "list_models", broken)
     assert main(["models"]) == 1
     assert "unexpected error: RuntimeError: boom" in capsys.readouterr().err
     with pytest.raises(RuntimeError, match="boom"):  # was: argparse rejected --debug (exit 2)

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from core.errors import InputError
-from core.labels import default_levels, load_labels, load_templates, parse_levels, preset_templates
+from core.util.errors import InputError
+from core.labels.labelset import default_levels, load_labels, load_templates, parse_levels, preset_templates
 
 
 def test_csv_ranked_names_and_header(labels_csv):

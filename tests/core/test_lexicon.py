@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from core import lexicon
+from core.labels import lexicon
 from core import synonyms as syn
+from core.labels import wordnet_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM = Path("/usr/share/wordnet")
@@ -34,7 +35,7 @@ def _no_machine_wordnet(monkeypatch, tmp_path):
     import nltk.data
 
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "no-nltk-data")])
-    monkeypatch.setattr(syn.wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tmp_path / "no-system-wordnet"),))
+    monkeypatch.setattr(wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tmp_path / "no-system-wordnet"),))
     for var in (syn.WORDNET_ENV, "WNSEARCHDIR", "WNHOME"):
         monkeypatch.delenv(var, raising=False)
 
@@ -124,7 +125,7 @@ def test_system_wordnet_and_env_still_win(tmp_path, monkeypatch):
     from tests.core.test_synonyms import write_tiny_wordnet
 
     tiny = write_tiny_wordnet(tmp_path / "system")
-    monkeypatch.setattr(syn.wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tiny),))
+    monkeypatch.setattr(wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tiny),))
     assert syn.find_wordnet().kind == "system"
     monkeypatch.setenv(syn.WORDNET_ENV, "bundled")
     assert syn.find_wordnet().kind == "bundled"
@@ -181,7 +182,7 @@ def _fresh_machine_cli(tmp_path: Path, args: list[str]) -> subprocess.CompletedP
            if k not in (syn.WORDNET_ENV, "WNSEARCHDIR", "WNHOME", "NLTK_DATA", "XDG_CACHE_HOME", "XDG_DATA_HOME",
                         "SEMSCALE_CACHE_DIR")}
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
-    code = ("import sys, core.synonyms.wordnet_files as s; s.SYSTEM_WORDNET_DIRS = (); "
+    code = ("import sys, core.labels.wordnet_files as s; s.SYSTEM_WORDNET_DIRS = (); "
             "from core.cli import main; sys.exit(main(sys.argv[1:]))")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)

@@ -2,11 +2,11 @@
 
 import pytest
 
-from core.datasets import load_dataset
-from core.errors import InputError
-from core.external import load_external_predictions
-from core.frequency import load_class_frequency
-from core.labels import LabelSet, load_labels, load_templates
+from core.data import load_dataset
+from core.util.errors import InputError
+from core.stats.external import load_external_predictions
+from core.stats.frequency import load_class_frequency
+from core.labels.labelset import LabelSet, load_labels, load_templates
 
 LABELS = LabelSet(names={"dog": ["dog", "puppy"], "cat": ["cat"]})
 
@@ -83,8 +83,8 @@ def test_manifest_csv(tmp_path, content, line, field):
 @pytest.mark.parametrize("kind", ["labels", "run", "model-config"])
 def test_broken_json_names_file_line_and_column(tmp_path, kind):
     """Every JSON a user or an earlier run hands us fails the same way: file, line, column."""
-    from core.backbones import BackboneSpec, resolve_model
-    from core.runs import load_run
+    from core.models.openclip import BackboneSpec, resolve_model
+    from core.results.runs import load_run
 
     text = '{\n  "a": ["x"],\n  "b": ["y"] oops\n}\n'
     column = text.splitlines()[2].index("oops") + 1  # 1-based, where the parser stops

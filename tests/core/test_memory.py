@@ -1,11 +1,11 @@
-"""core.memory: freed heap pages go back to the OS (glibc), and the call is safe everywhere."""
+"""core.util.memory: freed heap pages go back to the OS (glibc), and the call is safe everywhere."""
 
 import sys
 
 import numpy as np
 import pytest
 
-from core.memory import release_free_memory
+from core.util.memory import release_free_memory
 
 
 def _rss_kib() -> int:

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.backbones import BackboneSpec
-from core.runs import load_run
-from core.sweep import SweepConfig, run_sweep
+from core.models.openclip import BackboneSpec
+from core.results.runs import load_run
+from core.pipeline.runner import SweepConfig, run_sweep
 from tests.conftest import CLASSES
 
 

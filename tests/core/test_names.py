@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from core.events import Stage, Status, stage_title
-from core.external import load_external_predictions
-from core.files import atomic_path, atomic_write_json
-from core.labels import labels_from_classes, load_labels, shared_names
-from core.names import display_name, name_key, slug
+from core.util.events import Stage, Status, stage_title
+from core.stats.external import load_external_predictions
+from core.util.files import atomic_path, atomic_write_json
+from core.labels.labelset import labels_from_classes, load_labels, shared_names
+from core.util.names import display_name, name_key, slug
 
 
 def test_a_class_without_names_gets_its_display_name_in_csv_and_json(tmp_path):

@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import core.scoring as scoring
-from core import ensemble as ens
-from core.backbones import BackboneSpec, load_backbone
-from core.cache import EmbeddingCache
-from core.datasets import load_dataset
-from core.embed import embed_images, embed_names, logit_scale
-from core.events import Log
-from core.image_source import EncodedImages, image_source
-from core.scoring import level_class_scores, score_level
-from core.sweep import SweepConfig, logits_plan, run_sweep
+import core.pipeline.scoring as scoring
+from core.stats import ensemble as ens
+from core.models.openclip import BackboneSpec, load_backbone
+from core.embedding.cache import EmbeddingCache
+from core.data import load_dataset
+from core.embedding.embed import embed_images, embed_names, logit_scale
+from core.util.events import Log
+from core.embedding.image_source import EncodedImages, image_source
+from core.pipeline.scoring import EmbeddingScores, LevelPlan, MatrixScores, level_category_counts, level_class_scores, score_level
+from core.pipeline.runner import SweepConfig, logits_plan, run_sweep
 from tests.conftest import CLASSES
 
 CLASS_LIST = list(CLASSES)
@@ -47,10 +47,11 @@ def test_level_class_scores_are_score_levels_floats(mode, monkeypatch):
     rows = rng.permutation(50)[:37]
     order = np.array([1, 0, 2])
     for k in (1, 2, 4):
-        full = score_level(X, y, E, name_row, names, classes, k, mode, keep_class_scores=True).class_scores
-        again = level_class_scores(X, E, name_row, names, classes, k, mode)
+        plan, src = LevelPlan.build(names, classes, k, mode), EmbeddingScores(X, E, name_row)
+        full = score_level(src, y, plan, keep_class_scores=True).class_scores
+        again = level_class_scores(src, plan)
         assert np.array_equal(full, again)  # the very same floats
-        picked = level_class_scores(X, E, name_row, names, classes, k, mode, rows=rows, class_order=order)
+        picked = level_class_scores(src, plan, rows=rows, class_order=order)
         assert np.array_equal(picked, full[rows][:, order])
         if mode == "flat":  # an independent computation
             assert np.allclose(full, _hand_class_scores(X, E, name_row, names, classes, k), atol=1e-6)
@@ -70,10 +71,45 @@ def test_dump_written_in_chunks_matches_float32(monkeypatch):
     y = rng.integers(0, 2, 30)
     monkeypatch.setattr(scoring, "SCORE_CHUNK", 7)
     out = np.zeros((30, 2), dtype=np.float16)
-    s = score_level(X, y, E, name_row, names, classes, 2, class_scores_out=out)
-    ref = score_level(X, y, E, name_row, names, classes, 2, keep_class_scores=True).class_scores
+    plan, src = LevelPlan.build(names, classes, 2), EmbeddingScores(X, E, name_row)
+    s = score_level(src, y, plan, class_scores_out=out)
+    ref = score_level(src, y, plan, keep_class_scores=True).class_scores
     assert s.class_scores is out
     assert np.array_equal(out, ref.astype(np.float16))
+
+
+@pytest.mark.parametrize("mode", ["flat", "pooled"])
+def test_score_matrix_goes_through_the_same_tie_policy(mode):
+    """A kind that scores (image, name) pairs directly: flat categories are its name columns, pooled ones
+    the mean of their names' columns; the tie policy is the one embeddings get."""
+    classes = ["a", "b", "c"]
+    names = {"a": ["a0", "shared"], "b": ["b0", "shared"], "c": ["c0", "c1"]}
+    name_row = {n: j for j, n in enumerate(["a0", "b0", "c0", "c1", "shared"])}
+    # image 0: "shared" wins (a and b tie, true a -> 1/2); image 1: c1 wins (true c -> 1); image 2: b0 wins (true a -> 0)
+    S = np.array([[0.1, 0.2, 0.0, 0.0, 0.9],
+                  [0.0, 0.0, 0.1, 0.8, 0.3],
+                  [0.2, 0.7, 0.0, 0.0, 0.1]], dtype=np.float32)
+    y = np.array([0, 2, 0])
+    s = score_level(MatrixScores(S, name_row), y, LevelPlan.build(names, classes, 2, mode), keep_class_scores=True)
+    if mode == "flat":
+        assert s.credit.tolist() == [0.5, 1.0, 0.0]
+        assert s.pred_label[0] == "shared" and s.n_owners.tolist() == [2, 1, 1]
+        assert np.allclose(s.class_scores, [[0.9, 0.9, 0.0], [0.3, 0.3, 0.8], [0.2, 0.7, 0.0]])
+    else:  # class score = mean of its two names' scores, computed by hand
+        hand = np.array([[(r[0] + r[4]) / 2, (r[1] + r[4]) / 2, (r[2] + r[3]) / 2] for r in S.astype(np.float64)])
+        assert np.allclose(s.class_scores, hand, atol=1e-6)
+        assert s.credit.tolist() == [float(hand[i].argmax() == y[i]) for i in range(3)]
+
+
+def test_level_plan_counts_match_the_engine():
+    """Shared names are one category: the counts a preview shows are the ones the run scores."""
+    classes = ["a", "b", "c", "d", "e", "f"]
+    names = {"a": ["a0", "x"], "b": ["b0", "x"], "c": ["c0", "c1", "y"], "d": ["d0", "d1", "y"],
+             "e": ["e0", "e1", "e2"], "f": ["f0", "f1", "f2"]}
+    assert level_category_counts(names, classes, [1, 2, 3]) == [6, 11, 14]  # 6 firsts; +5 (x is one); +3 (y is one)
+    plan = LevelPlan.build(names, classes, 3)
+    assert plan.owners()["y"] == ["c", "d"] and plan.growing_classes() == ["c", "d", "e", "f"]
+    assert level_category_counts(names, classes, [1, 2, 3], "pooled") == [6, 6, 6]
 
 
 def test_logits_plan_rule():

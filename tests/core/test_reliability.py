@@ -14,15 +14,16 @@ import pytest
 import torch
 from PIL import Image
 
-from core import backbones as backbones_mod
-from core.backbones import BackboneSpec, load_backbone
-from core.cache import EmbeddingCache
-from core.datasets import load_dataset, validate
-from core.embed import BatchBackoff, embed_images
-from core.errors import InputError
-from core.events import Log
-from core.images import BadImage, open_image
-from core.sweep import SweepConfig, run_sweep
+from core.models import openclip as backbones_mod
+from core.models.openclip import BackboneSpec, load_backbone
+from core.embedding.cache import EmbeddingCache
+from core.data import load_dataset, validate
+from core.embedding.embed import embed_images
+from core.models.local_images import BatchBackoff
+from core.util.errors import InputError
+from core.util.events import Log
+from core.data.images import BadImage, open_image
+from core.pipeline.runner import SweepConfig, run_sweep
 from tests.conftest import make_image
 
 
@@ -228,7 +229,7 @@ def test_unsafe_checkpoint_is_refused(tiny_model, tmp_path):
 
 def test_interrupted_encoding_resumes_from_the_cache(tiny_model, image_folder, tmp_path, monkeypatch):
     """Embeddings are cached batch by batch: a re-run after a stop encodes only the rest."""
-    from core.events import CancelToken, Cancelled, Progress
+    from core.util.events import CancelToken, Cancelled, Progress
 
     cfg, ck = tiny_model
     bb = load_backbone(BackboneSpec(cfg, checkpoint=ck, device="cpu"))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from core.significance import (curve_tests, discordant_pairs, holm, mcnemar_exact, paired_difference_ci,
+from core.stats.significance import (curve_tests, discordant_pairs, holm, mcnemar_exact, paired_difference_ci,
                                peak_distribution, threshold_verdict)
 
 

@@ -56,7 +56,7 @@ def test_backbone_resolution_and_identity_without_open_clip(tmp_path):
     same identity as when open_clip is imported first."""
     ck = tmp_path / "w.pt"
     ck.write_bytes(b"not read: only hashed")
-    code = ("from core.backbones import BackboneSpec, load_backbone\n"
+    code = ("from core.models.openclip import BackboneSpec, load_backbone\n"
             "ids = [load_backbone(BackboneSpec('demo-vit', device='cpu'), lazy=True).identity,\n"
             "       load_backbone(BackboneSpec('ViT-S-32-alt', checkpoint=%r, device='cpu'), lazy=True).identity]\n"
             "print(ids)" % str(ck))
@@ -106,7 +106,7 @@ def _open_clip_version() -> str:
 def test_template_presets_match_open_clip(preset):
     import open_clip
 
-    from core.labels import preset_templates
+    from core.labels.labelset import preset_templates
 
     src = open_clip.SIMPLE_IMAGENET_TEMPLATES if preset == "simple" else open_clip.OPENAI_IMAGENET_TEMPLATES
     assert preset_templates(preset) == [f("{}") for f in src]
@@ -115,7 +115,7 @@ def test_template_presets_match_open_clip(preset):
 def test_config_file_backbone_builds_its_own_config(tmp_path):
     """A config file is registered with open_clip only when the network is built, and again if another
     file of the same name was registered in between: each backbone gets the architecture of its file."""
-    from core.backbones import BackboneSpec, load_backbone
+    from core.models.openclip import BackboneSpec, load_backbone
     from core.demo.tiny import write_tiny_model
 
     cfg_a, ck_a = write_tiny_model(tmp_path / "a", embed_dim=16)

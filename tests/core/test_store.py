@@ -11,15 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.backbones import BackboneSpec, load_backbone
+from core.models.openclip import BackboneSpec, load_backbone
 from core.cli import main
-from core.datasets import load_dataset
-from core.distributed import EmbedConfig, run_embed
-from core.embed import embed_images
-from core.errors import InputError
-from core.runs import load_run
-from core.store import StoreWriter, open_store
-from core.sweep import SweepConfig, run_sweep
+from core.data import load_dataset
+from core.embedding.distributed import EmbedConfig, run_embed
+from core.embedding.embed import embed_images
+from core.util.errors import InputError
+from core.results.runs import load_run
+from core.embedding.store import StoreWriter, open_store
+from core.pipeline.runner import SweepConfig, run_sweep
 from tests.conftest import CLASSES, make_image
 
 CLASS_LIST = list(CLASSES)
@@ -211,9 +211,9 @@ def test_local_store_from_webdataset_matches_images(tiny_model, tmp_path):
 
 
 def test_restart_after_failure_local(tiny_model, image_folder, tmp_path, monkeypatch):
-    import core.embed
+    import core.embedding.embed
 
-    original = core.embed.embed_images
+    original = core.embedding.embed.embed_images
     failed = []
 
     def fail_once_on_shard_2(backbone, sub, **kw):  # shard 2 of size 4 starts at the 9th image
@@ -222,7 +222,7 @@ def test_restart_after_failure_local(tiny_model, image_folder, tmp_path, monkeyp
             raise RuntimeError("injected encoder failure on shard 2")
         return original(backbone, sub, **kw)
 
-    monkeypatch.setattr(core.embed, "embed_images", fail_once_on_shard_2)
+    monkeypatch.setattr(core.embedding.embed, "embed_images", fail_once_on_shard_2)
     with pytest.raises(RuntimeError, match="injected"):
         embed_local(tiny_model, str(image_folder), tmp_path / "store", tmp_path, shard_size=4)
     st = open_store(tmp_path / "store")
@@ -355,10 +355,10 @@ def test_cli_embed_then_multi_backbone_sweep_from_stores(tiny_model, image_folde
 def test_ray_driver_commits_each_shard_as_soon_as_its_last_row_arrives(image_folder, tmp_path):
     """The Ray engine's driver-side consumer (no Ray needed): rows arrive in any order, a shard is
     written the moment it is complete and dropped from memory; duplicates are refused."""
-    from core.distributed import _ShardCollector
-    from core.events import ignore_events
-    from core.shards import plan_shards
-    from core.store import dataset_info
+    from core.embedding.distributed import _ShardCollector
+    from core.util.events import ignore_events
+    from core.embedding.shards import plan_shards
+    from core.embedding.store import dataset_info
 
     ds = load_dataset(image_folder)  # 16 images -> shards of 5: 0-4, 5-9, 10-14, 15
     backbone = {"name": "fake", "spec": {"model": "fake"}, "identity": "fake-identity", "embed_dim": 4}

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from core.cli import main
-from core.study import StudyOptions, load_study, parse_study, run_study, save_study, study_to_toml
-from core.study_summary import read_csv
+from core.study.study import StudyOptions, load_study, parse_study, run_study, save_study, study_to_toml
+from core.study.summary import read_csv
 
 SMALL = {"ensemble_shots = [1, 2]": "ensemble_shots = [1]", "ensemble_splits = 2": "ensemble_splits = 1",
          "levels = [1, 2, 4, 8]": "levels = [1, 2, 4]"}
@@ -74,7 +74,7 @@ def test_demo_parquet_is_a_hugging_face_dataset(demo):
 
 
 def test_demo_study_without_parquet_uses_a_manifest(tmp_path):
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from core.demo.study import write_demo_study
 
     s = load_study(write_demo_study(tmp_path, n_per_class=1, parquet=False))
@@ -241,7 +241,7 @@ def test_interrupted_dataset_is_rerun_others_skipped(demo, tmp_path):
     events = []
     res = run_study(load_study(study), StudyOptions(out=str(copy), cache_dir=str(cache), num_workers=0), emit=events.append)
     assert res.status == "completed"
-    from core.study import DatasetFinished
+    from core.study.study import DatasetFinished
 
     done = {e.name: e.status for e in events if isinstance(e, DatasetFinished)}
     assert done == {"shapes-folder": "skipped", "shapes-cifar": "completed", list(done)[2]: "skipped"}
@@ -266,8 +266,8 @@ def test_rerun_one_dataset(demo, tmp_path, capsys):
 
 def test_cancel_keeps_finished_datasets(demo, tmp_path):
     study, _, cache = demo
-    from core.events import CancelToken
-    from core.study import DatasetFinished
+    from core.util.events import CancelToken
+    from core.study.study import DatasetFinished
 
     cancel = CancelToken()
 
@@ -338,7 +338,7 @@ def test_sigterm_keeps_finished_datasets_and_exits_143(demo, tmp_path, monkeypat
     import signal
 
     from core import cli
-    from core.study import DatasetFinished
+    from core.study.study import DatasetFinished
 
     study, _, cache = demo
     original = cli.StudyReporter.__call__
@@ -365,9 +365,9 @@ def test_sigterm_keeps_finished_datasets_and_exits_143(demo, tmp_path, monkeypat
 
 
 def test_entries_added_to_a_study_follow_the_study_file_rules():
-    from core.backbones import BackboneSpec
-    from core.errors import InputError
-    from core.study import Study, StudyDataset
+    from core.models.openclip import BackboneSpec
+    from core.util.errors import InputError
+    from core.study.study import Study, StudyDataset
 
     study = Study()
     study.add_dataset(StudyDataset("cifar-10", "/data/cifar"))

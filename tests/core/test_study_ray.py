@@ -10,8 +10,8 @@ import pytest
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-from core.study import StudyOptions, load_study, run_study  # noqa: E402
-from core.study_summary import read_csv  # noqa: E402
+from core.study.study import StudyOptions, load_study, run_study  # noqa: E402
+from core.study.summary import read_csv  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

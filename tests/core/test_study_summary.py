@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.study_summary import (ALPHA, by_level, change_kind, controls_summary, read_csv, summary_table, thresholds,
+from core.study.summary import (ALPHA, by_level, change_kind, controls_summary, read_csv, summary_table, thresholds,
                                 write_summaries)
 
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from core import backbones as backbones_mod
-from core.backbones import BackboneSpec, load_backbone
-from core.events import CancelToken, LevelFinished
-from core.labels import load_labels
-from core.runs import load_run
-from core.sweep import SweepConfig, run_sweep
+from core.models import openclip as backbones_mod
+from core.models.openclip import BackboneSpec, load_backbone
+from core.util.events import CancelToken, LevelFinished
+from core.labels.labelset import load_labels
+from core.results.runs import load_run
+from core.pipeline.runner import SweepConfig, run_sweep
 from tests.conftest import CLASSES
 
 

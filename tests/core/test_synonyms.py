@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import lexicon
+from core.labels import lexicon
 from core import synonyms as syn
-from core.backbones import BackboneSpec, load_backbone
-from core.cache import EmbeddingCache
+from core.labels import wordnet_files
+from core.models.openclip import BackboneSpec, load_backbone
+from core.embedding.cache import EmbeddingCache
 from core.cli import main
-from core.errors import InputError
-from core.labels import LabelSet, load_labels, labels_from_classes
+from core.util.errors import InputError
+from core.labels.labelset import LabelSet, load_labels, labels_from_classes
 from core.synonyms import Suggestion, merge_suggestions, normalise_name
 
 # WordNet is read through nltk (an optional dependency); everything else runs without it.
@@ -108,7 +109,7 @@ def _isolated_wordnet(monkeypatch, tmp_path):
         import nltk.data
 
         monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "no-nltk-data")])
-    monkeypatch.setattr(syn.wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tmp_path / "no-system-wordnet"),))
+    monkeypatch.setattr(wordnet_files, "SYSTEM_WORDNET_DIRS", (str(tmp_path / "no-system-wordnet"),))
     # and no bundled lexicon either (tests/core/test_lexicon.py covers it)
     monkeypatch.setattr(lexicon, "lexicon_path", lambda: tmp_path / "no-lexicon" / "wordnet-nouns.zip")
     for var in (syn.WORDNET_ENV, "WNSEARCHDIR", "WNHOME"):

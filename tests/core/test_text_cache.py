@@ -7,7 +7,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from core.cache import EmbeddingCache
+from core.embedding.cache import EmbeddingCache
 
 IDENT = "b" * 64
 
@@ -67,8 +67,8 @@ def test_embed_names_cold_warm_and_open_clip(tmp_path, tiny_model):
     import open_clip
     import torch
 
-    from core.backbones import BackboneSpec, load_backbone
-    from core.embed import embed_names
+    from core.models.openclip import BackboneSpec, load_backbone
+    from core.embedding.embed import embed_names
 
     cfg, ck = tiny_model
     names = ["red square", "lime disc", "navy wedge", "red square"]  # a repeated name
@@ -101,8 +101,8 @@ def test_embed_names_cold_warm_and_open_clip(tmp_path, tiny_model):
 def test_prompt_encoder_cuts_padding_without_changing_features(tiny_model):
     """The causal text tower run only up to the batch's last end-of-text token gives open_clip's own features,
     also with a prompt longer than the context (nothing to cut) in the batch."""
-    from core.backbones import BackboneSpec, load_backbone
-    from core.embed import PromptEncoder
+    from core.models.openclip import BackboneSpec, load_backbone
+    from core.models.openclip import PromptEncoder
 
     cfg, ck = tiny_model
     bb = load_backbone(BackboneSpec(cfg, checkpoint=ck, device="cpu"))

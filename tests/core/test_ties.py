@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from core import ensemble as ens
-from core.backbones import BackboneSpec
-from core.metrics import bootstrap_ci, threshold_analysis, top_choice, topk_correct
-from core.sweep import SweepConfig, run_sweep
+from core.stats import ensemble as ens
+from core.models.openclip import BackboneSpec
+from core.stats.metrics import bootstrap_ci, threshold_analysis, top_choice, topk_correct
+from core.pipeline.runner import SweepConfig, run_sweep
 
 # three images, four classes; classes 1 and 2 share a column wherever they share a name
 S = np.array([
@@ -227,7 +227,7 @@ def test_reversed_class_order_gives_identical_ensembles(tmp_path):
 
 
 def test_confusion_matrix_counts_and_split_ties_like_pandas():
-    from core.metrics import confusion_matrix
+    from core.stats.metrics import confusion_matrix
 
     rng = np.random.default_rng(3)
     y, p = rng.integers(0, 4, 200), rng.integers(0, 4, 200)

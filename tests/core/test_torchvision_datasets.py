@@ -19,8 +19,8 @@ from PIL import Image
 tvd = pytest.importorskip("torchvision.datasets")
 
 from core.cli import main  # noqa: E402
-from core.datasets import load_dataset  # noqa: E402
-from core.errors import InputError  # noqa: E402
+from core.data import load_dataset  # noqa: E402
+from core.util.errors import InputError  # noqa: E402
 
 
 def jpg(path, seed: int) -> None:

@@ -18,11 +18,11 @@ from semscale_gui.run_panel import RunPanel
 panel = RunPanel()
 panel.backbones.set_checked([{"model": "demo-resnet", "pretrained": None, "checkpoint": None}])
 cfg = panel.build_config("data/images", "data/labels.csv", "plain", "runs/x")
-from core.config import SweepConfig, DEFAULT_BOOTSTRAP, DEFAULT_ENSEMBLE_SHOTS
+from core.util.config import SweepConfig, DEFAULT_BOOTSTRAP, DEFAULT_ENSEMBLE_SHOTS
 print(json.dumps({"type": type(cfg).__name__, "backbones": [b.model for b in cfg.backbones],
                   "bootstrap": cfg.bootstrap == DEFAULT_BOOTSTRAP,
                   "shots": cfg.ensemble_shots == list(DEFAULT_ENSEMBLE_SHOTS),
-                  "heavy": sorted(m for m in ("torch", "open_clip", "core.sweep", "core.backbones") if m in sys.modules)}))
+                  "heavy": sorted(m for m in ("torch", "open_clip", "core.pipeline.runner", "core.models.openclip") if m in sys.modules)}))
 """
 
 

@@ -18,7 +18,7 @@ def _rows(kind: str, top1: list[float], holm: list[float], share: list[float]) -
 
 def test_markers_follow_the_holm_p_values_and_hover_shows_the_peak_distribution(qtbot, gui_env):
     from semscale_gui.plots import AccuracyPlot
-    from semscale_gui.results_data import ResultsData
+    from core.results.views import ResultsData
 
     res = ResultsData()
     for r in _rows("synonyms", [0.6, 0.7, 0.65], [1.0, 0.01, 0.2], [0.0, 0.8, 0.2]) + \
@@ -51,8 +51,8 @@ def test_markers_follow_the_holm_p_values_and_hover_shows_the_peak_distribution(
 
 @pytest.fixture
 def control_run(tiny_model, image_folder, labels_csv, tmp_path):
-    from core.backbones import BackboneSpec
-    from core.sweep import SweepConfig, run_sweep
+    from core.models.openclip import BackboneSpec
+    from core.pipeline.runner import SweepConfig, run_sweep
 
     cfg, ck = tiny_model
     out = tmp_path / "run"
@@ -63,8 +63,8 @@ def control_run(tiny_model, image_folder, labels_csv, tmp_path):
 
 
 def test_a_run_with_controls_in_the_results_panel(qtbot, gui_env, control_run, tmp_path):
-    from core.runs import load_run
-    from semscale_gui.results_data import ResultsData
+    from core.results.runs import load_run
+    from core.results.views import ResultsData
     from semscale_gui.results_panel import ResultsPanel
 
     p = shown(qtbot, ResultsPanel(), 1200, 800)

@@ -46,7 +46,7 @@ def test_open_folder_lists_classes_and_loads_thumbnails_off_thread(qtbot, gui_en
 
 
 def test_unreadable_image_and_missing_names_are_listed(qtbot, gui_env, image_folder):
-    from core.labels import LabelSet
+    from core.labels.labelset import LabelSet
     from semscale_gui.dataset_browser import DatasetBrowser
 
     (image_folder / "red square" / "broken.png").write_bytes(b"not an image at all")

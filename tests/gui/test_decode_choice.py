@@ -18,7 +18,7 @@ def _jpeg_folder(root):
 
 
 def test_decode_choice_runs_is_recorded_and_restored(qtbot, gui_env, tiny_spec, labels_csv, tmp_path):
-    from core.sweep import run_sweep
+    from core.pipeline.runner import run_sweep
     from semscale_gui.run_panel import RunPanel
 
     images = _jpeg_folder(tmp_path / "jpegs")

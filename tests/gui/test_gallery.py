@@ -163,7 +163,7 @@ def test_thumbnail_click_preview_top5_export_and_copy(qtbot, panel, preds, two_b
     from PySide6.QtGui import QGuiApplication
 
     p = panel
-    p.show_images(__import__("core.drilldown", fromlist=["ClassAtLevel"]).ClassAtLevel("B", 4, "red square"))
+    p.show_images(__import__("core.results.drilldown", fromlist=["ClassAtLevel"]).ClassAtLevel("B", 4, "red square"))
     qtbot.waitUntil(lambda: len(p.gallery.images()) == 4, timeout=15000)
     g = p.gallery
     rect = g.grid.visualRect(g.model.index(1))
@@ -197,7 +197,7 @@ def test_thumbnail_click_preview_top5_export_and_copy(qtbot, panel, preds, two_b
 
 def test_gallery_pages_lazily_and_decodes_only_what_is_painted(qtbot, gui_env, image_folder, monkeypatch):
     """20,000 rows: the view gets them a page at a time and only painted thumbnails are asked for."""
-    from core.datasets import load_dataset
+    from core.data import load_dataset
     from semscale_gui.gallery import PAGE, GalleryModel, GalleryPanel
 
     asked: set[int] = set()

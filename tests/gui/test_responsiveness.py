@@ -19,15 +19,15 @@ MAX_GAP_S = 2.0  # a live one stays far below this even on a loaded 2-core machi
 
 
 def test_event_loop_keeps_ticking_during_a_run(qtbot, loaded_window, monkeypatch):
-    import core.sweep
+    import core.pipeline.runner
 
-    original = core.sweep.score_level
+    original = core.pipeline.runner.score_level
 
     def slow_score_level(*a, **kw):  # the worker is busy (and releases the interpreter) for a known time
         time.sleep(LEVEL_SECONDS)
         return original(*a, **kw)
 
-    monkeypatch.setattr(core.sweep, "score_level", slow_score_level)
+    monkeypatch.setattr(core.pipeline.runner, "score_level", slow_score_level)
     w = loaded_window
     qtbot.waitUntil(lambda: w.engine_info is not None, timeout=60000)
     ticks: list[float] = []

@@ -22,7 +22,7 @@ def _frequency_rows(backbones=("demo-vit", "demo-resnet"), levels=(1, 2, 4, 8)) 
 
 def test_kshot_curve_mean_and_spread_per_method_with_reference_lines(qtbot, gui_env):
     from semscale_gui.kshot_plot import KShotPlot, sample_kshot_rows
-    from semscale_gui.results_data import ResultsData
+    from core.results.views import ResultsData
 
     rows = sample_kshot_rows(levels=(1, 4), shots=(1, 2, 4), splits=3)
     fixed = [{"level": 4, "method": "mean_logits", "k": 0, "split": 0, "n_fit": 0, "n_eval": 300, "top1": 0.5}]

@@ -34,7 +34,7 @@ def _label_order(run_dir) -> list[str]:
 
 
 def test_select_classes_sorts_like_pandas():
-    from semscale_gui.class_order import ClassSelection, select_classes
+    from core.results.class_order import ClassSelection, select_classes
 
     rng = np.random.default_rng(3)
     n = 200
@@ -150,7 +150,7 @@ def test_frequency_labels_only_hovered_clicked_or_searched(qtbot, gui_env, small
 
 def test_accuracy_axis_plain_percent_and_power_of_two_ticks(qtbot, gui_env):
     from semscale_gui.plots import AccuracyPlot
-    from semscale_gui.results_data import ResultsData
+    from core.results.views import ResultsData
 
     w = shown(qtbot, AccuracyPlot(), 800, 500)
     ticks = w.plot.getAxis("bottom")._tickLevels[0]

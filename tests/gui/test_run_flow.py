@@ -92,15 +92,15 @@ def test_open_a_previous_run_and_rerun_it(qtbot, loaded_window):
 
 
 def test_cancel_mid_run_keeps_finished_levels(qtbot, loaded_window, monkeypatch):
-    import core.sweep
+    import core.pipeline.runner
 
-    original = core.sweep.score_level
+    original = core.pipeline.runner.score_level
 
     def slow_score_level(*a, **kw):  # make each level take long enough to cancel between them
         time.sleep(0.4)
         return original(*a, **kw)
 
-    monkeypatch.setattr(core.sweep, "score_level", slow_score_level)
+    monkeypatch.setattr(core.pipeline.runner, "score_level", slow_score_level)
     w = loaded_window
     w.run_panel.levels.setText("1,2,3,4")
     with qtbot.waitSignal(w.controller.level_finished, timeout=180000):

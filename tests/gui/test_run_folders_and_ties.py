@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from semscale_gui.results_data import confusion
+from core.results.views import confusion
 
 
 def test_confusion_splits_tied_predictions():

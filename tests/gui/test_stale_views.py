@@ -47,7 +47,7 @@ def test_new_dataset_shows_its_first_class_and_example_line(qtbot, main_window, 
 
 
 def test_progress_says_ensembles_during_ensembling(qtbot, gui_env):
-    from core.events import Progress
+    from core.util.events import Progress
     from semscale_gui.run_panel import RunPanel
 
     p = RunPanel()
@@ -80,7 +80,7 @@ def test_suggest_dialog_default_size_fits_every_section(qtbot, gui_env):
 
 
 def test_synonym_table_edits_emit_data_changed_not_reset(qtbot, gui_env):
-    from core.labels import LabelSet
+    from core.labels.labelset import LabelSet
     from semscale_gui.synonym_editor import SynonymEditor
 
     names = {f"class {i:04d}": [f"class {i:04d}"] + [f"name {i} {j}" for j in range(1, 16)] for i in range(1000)}

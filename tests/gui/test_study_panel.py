@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from core.study_summary import read_csv
+from core.study.summary import read_csv
 
 SMALL = {"ensemble_shots = [1, 2]": "ensemble_shots = [1]", "ensemble_splits = 2": "ensemble_splits = 1",
          "levels = [1, 2, 4, 8]": "levels = [1, 2, 4]"}
@@ -122,7 +122,7 @@ def test_cancel_keeps_finished_datasets(main_window, qtbot, demo_study, tmp_path
 
 
 def test_invalid_entry_is_refused_before_anything_runs(main_window, qtbot, demo_study, tmp_path, shared_cache):
-    from core.study import StudyDataset
+    from core.study.study import StudyDataset
 
     panel = main_window.study_panel
     out = tmp_path / "results"
@@ -140,8 +140,8 @@ def test_invalid_entry_is_refused_before_anything_runs(main_window, qtbot, demo_
 
 
 def test_save_and_reopen(qtbot, gui_env, demo_study, tmp_path):
-    from core.backbones import BackboneSpec
-    from core.study import StudyDataset, load_study
+    from core.models.openclip import BackboneSpec
+    from core.study.study import StudyDataset, load_study
     from semscale_gui.study_panel import StudyPanel
 
     panel = StudyPanel()

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QMessageBox
 # the engine tests' tiny WordNet, and their fixture that hides every real WordNet/nltk folder
 from tests.core.test_synonyms import _isolated_wordnet, write_tiny_wordnet  # noqa: F401
 
-from core.lexicon import lexicon_path as _BUNDLED_LEXICON  # noqa: E402 - before the fixture hides it
+from core.labels.lexicon import lexicon_path as _BUNDLED_LEXICON  # noqa: E402 - before the fixture hides it
 from tests.gui.conftest import shown
 
 needs_nltk = pytest.mark.skipif(importlib.util.find_spec("nltk") is None, reason="nltk is not installed")
@@ -31,7 +31,7 @@ def tiny_wordnet_env(tmp_path, monkeypatch):
 
 
 def _editor(qtbot, names):
-    from core.labels import LabelSet
+    from core.labels.labelset import LabelSet
     from semscale_gui.synonym_editor import SynonymEditor
 
     w = shown(qtbot, SynonymEditor(), 1100, 600)
@@ -117,7 +117,7 @@ def test_one_class_leaves_out_other_classes_names_and_runs_one_job_at_a_time(qtb
 @needs_nltk
 def test_bundled_lexicon_works_with_no_wordnet_on_the_machine(qtbot, gui_env, monkeypatch):
     # _isolated_wordnet hides this machine's WordNet; give back only the lexicon semscale ships
-    from core import lexicon
+    from core.labels import lexicon
 
     monkeypatch.setattr(lexicon, "lexicon_path", _BUNDLED_LEXICON)
     w = _editor(qtbot, {"dog": ["dog"], "car": ["car"]})

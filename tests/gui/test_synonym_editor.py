@@ -10,7 +10,7 @@ from tests.gui.conftest import shown
 
 
 def _editor(qtbot, names=None):
-    from core.labels import LabelSet
+    from core.labels.labelset import LabelSet
     from semscale_gui.synonym_editor import SynonymEditor
 
     w = shown(qtbot, SynonymEditor(), 1100, 600)
@@ -99,7 +99,7 @@ def test_import_error_shows_a_dialog_and_keeps_edits(qtbot, gui_env, tmp_path):
 
 
 def test_export_and_import_csv_and_json_round_trip(qtbot, gui_env, tmp_path):
-    from core.labels import load_labels
+    from core.labels.labelset import load_labels
 
     w = _editor(qtbot)
     _set(w, 0, 2, "feline, domestic")  # a comma must survive CSV quoting

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.backbones import BackboneSpec
-from core.sweep import SweepConfig
+from core.models.openclip import BackboneSpec
+from core.pipeline.runner import SweepConfig
 
 
 def _config(tmp_path: Path, image_folder: Path, labels_csv: Path, tiny_model, **kw) -> SweepConfig:

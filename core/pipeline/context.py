@@ -1,0 +1,103 @@
+"""Everything one sweep works with, resolved once before the run directory exists.
+
+:func:`prepare` checks the config and builds a :class:`SweepContext`: the image source,
+labels and control name sets, templates, levels, class frequencies, external
+predictions and backbones. :func:`core.pipeline.runner.run_sweep` then adds the run's writer, cache
+and progress callbacks and hands the context to each stage (per-backbone scoring, the
+multi-backbone analysis), which append their rows to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from core.util.config import MODES, SweepConfig
+from core.labels.controls import names_kinds
+from core.util.errors import InputError
+from core.util.events import CancelToken, EventCallback, ignore_events
+from core.stats.external import ExternalPredictions, load_external_predictions
+from core.stats.frequency import class_frequency
+from core.embedding.image_source import ImageSource, Listing, image_source
+from core.labels.labelset import LabelSet, labels_from_classes, load_labels, load_templates, parse_levels
+
+
+@dataclass
+class SweepContext:
+    """One sweep's inputs (fixed after :func:`prepare`) and what its stages accumulate."""
+
+    config: SweepConfig
+    images: ImageSource
+    labels: LabelSet
+    kinds: dict[str, LabelSet]  # "synonyms" (the labels file) and any control name sets
+    templates: list[str]
+    levels: list[int]
+    freq: Optional[dict]
+    externals: list[ExternalPredictions]
+    backbones: list  # core.models.openclip.Backbone, resolved lazily (networks built on first use)
+    emit: EventCallback = ignore_events
+    cancel: CancelToken = field(default_factory=CancelToken)
+    writer: Any = None  # core.results.runs.RunWriter, once the run directory exists
+    cache: Any = None  # core.embedding.cache.EmbeddingCache, or None with --no-cache
+    book: Any = None  # core.stats.significance.CurveBook
+    save_logits: bool = False  # decided once per run (core.pipeline.runner.logits_plan)
+    summary: dict[str, Any] = field(default_factory=lambda: {"backbones": {}})
+    all_levels: list[dict] = field(default_factory=list)  # every levels.csv row so far
+    all_per_class: list[dict] = field(default_factory=list)  # per_class.csv rows of ordering 0, synonyms
+
+    @property
+    def dataset(self) -> Listing:
+        return self.images.listing
+
+    @property
+    def classes(self) -> list[str]:
+        return self.labels.classes
+
+    @property
+    def n_systems(self) -> int:
+        """Backbones plus external systems: with two or more the run compares and ensembles them."""
+        return len(self.backbones) + len(self.externals)
+
+
+def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
+            cancel: Optional[CancelToken] = None) -> SweepContext:
+    """Check ``config`` and resolve every input; raises :class:`InputError` before anything is written."""
+    from core.models.registry import load_model
+
+    if config.mode not in MODES:
+        raise InputError(f"unknown mode '{config.mode}' (choose flat or pooled)", field="mode")
+    specs = list(config.backbones)
+    images = image_source(config) if config.embeddings else None  # stores are checked first
+    if config.embeddings:
+        if not specs:  # the config keeps what was asked for; run.json records these as backbones_resolved
+            from core.embedding.store import store_specs
+
+            specs = store_specs(config.embeddings)
+        elif len(specs) != len(config.embeddings):
+            raise InputError(f"{len(config.embeddings)} embedding stores but {len(specs)} backbones; give "
+                             "one backbone per store, in the same order (or none)", field="embeddings")
+    if not specs:
+        raise InputError("no backbone given (use --model)", field="model")
+    if config.orderings < 1:
+        raise InputError("orderings must be at least 1", field="orderings")
+    if any(int(k) < 1 for k in config.ensemble_shots):
+        raise InputError("ensemble shots must be positive integers", field="ensemble-shots")
+    names = [b.display for b in specs]
+    if len(set(names)) != len(names):
+        raise InputError("two backbones have the same name; give them labels", field="model")
+    images = images or image_source(config)
+    dataset = images.listing
+    labels = (load_labels(config.labels, dataset.classes, config.data_root) if config.labels
+              else labels_from_classes(dataset.classes))
+    templates = load_templates(config.templates)
+    levels = parse_levels(config.levels, labels.max_names)
+    kinds = names_kinds(labels, config.controls, config.seed, config.vocabulary)
+    freq = class_frequency(config.class_frequency, labels.names) if config.class_frequency else None
+    externals = [load_external_predictions(s, labels) for s in config.external_predictions]
+    # resolve every backbone now (names, checkpoint hashes, weights present) so a bad one
+    # fails before the run directory exists; the networks themselves are built on first use
+    backbones = [load_model(spec, lazy=True) for spec in specs]
+    for b in backbones:
+        b.check()
+    return SweepContext(config, images, labels, kinds, templates, levels, freq, externals, backbones,
+                        emit=emit, cancel=cancel or CancelToken())

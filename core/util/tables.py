@@ -1,0 +1,71 @@
+"""Reading the small CSV files users hand us, with errors that name file, line and field."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from core.util.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def read_user_text(path: str | Path) -> str:
+    """A user's text file as str (UTF-8, BOM tolerated); errors name the file and line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read file ({e.strerror or e})", file=path) from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(
+            f"not valid UTF-8 (byte {e.start}); save the file as UTF-8", file=path, line=line
+        ) from None
+
+
+def read_user_json(path: str | Path, missing: Optional[str] = None, field: Optional[str] = None) -> Any:
+    """Parsed JSON of a user's (or a run's) file; ``missing`` is the message when it does not exist."""
+    path = Path(path)
+    if missing is not None and not path.is_file():
+        raise InputError(missing, file=path, field=field)
+    return parse_user_json(read_user_text(path), path, field)
+
+
+def parse_user_json(text: str, path: str | Path, field: Optional[str] = None) -> Any:
+    """``json.loads`` whose error names the file, line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", file=path, line=e.lineno, field=field) from None
+
+
+def read_user_csv(path: str | Path, required: Sequence[str], what: str) -> pd.DataFrame:
+    """All-string table with the ``required`` columns (matched case-insensitively, renamed
+    to their lower-case names). Row i of the result is on line i + 2 of the file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} file not found", file=path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"not valid UTF-8 (byte {e.start}); save the file as UTF-8", file=path) from None
+    except pd.errors.EmptyDataError:
+        raise InputError("the file is empty", file=path, line=1) from None
+    except Exception as e:  # pandas raises many types for malformed files
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        m = re.search(r"\bline (\d+)", first)
+        raise InputError(f"cannot read CSV ({first})", file=path, line=int(m.group(1)) if m else None) from None
+    cols = {str(c).strip().lower(): c for c in df.columns}
+    for need in required:
+        if need not in cols:
+            found = ", ".join(map(str, df.columns)) or "none"
+            raise InputError(f"missing column '{need}' (found: {found})", file=path, line=1, field=need)
+    return df.rename(columns={cols[n]: n for n in required})

@@ -95,7 +95,7 @@ def _sweep(spec: str, data: Path, labels: Path, out: Path, cache: Path, batch_si
 
 def clip_server(tmp: Path, n_images: int = 128, repeats: int = 2, concurrency: int = 4, sweep: bool = True) -> dict:
     """The benchmark; returns its figures (or {"skipped": reason})."""
-    from core.datasets.imagefolder import load_image_folder  # noqa: I001 (moves with the data readers)
+    from core.data.imagefolder import load_image_folder
     from tests.clip_server_support import ClipServer, ServerUnavailable, random_weights, server_python
 
     if server_python() is None:

@@ -35,8 +35,8 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -44,28 +44,10 @@ import requests
 import torch
 from PIL import Image
 
-from core.errors import InputError
-from core.events import Log, Progress, Stage, ignore_events
-from core.images import BadImage, open_image
-
-try:  # the engine's model-kind base classes (core/models/base.py)
-    from core.models.base import EmbeddingModel, EncodedBatch
-except ImportError:  # pragma: no cover - standalone until the registry is wired
-    from abc import ABC
-
-    @dataclass
-    class EncodedBatch:  # type: ignore[no-redef]
-        """Embeddings of some dataset records, plus the records that could not be used."""
-
-        indices: list[int]
-        vectors: np.ndarray
-        skipped: list[tuple[int, str]] = field(default_factory=list)
-
-    class EmbeddingModel(ABC):  # type: ignore[no-redef]
-        """A kind that turns images and prompts into L2-normalised embeddings."""
-
-        kind: ClassVar[str] = ""
-        output: ClassVar[str] = "embeddings"
+from core.data.images import BadImage
+from core.models.base import EmbeddingModel, EncodedBatch, identity_hash
+from core.util.errors import InputError
+from core.util.events import Progress, Stage, ignore_events
 
 
 KIND = "clip-server"
@@ -129,11 +111,10 @@ def fingerprint(vectors: np.ndarray) -> str:
 
 @dataclass(frozen=True)
 class ServerAddress:
-    """A parsed ``clip-server:`` spec. ``url`` carries no credentials; ``auth`` holds URL user info."""
+    """A parsed ``clip-server:`` spec."""
 
     scheme: str  # http | https | grpc | grpcs
-    url: str  # scheme://host:port[/path], no user info
-    auth: Optional[tuple[str, str]] = None
+    url: str  # scheme://host:port[/path]
 
     @property
     def protocol(self) -> str:
@@ -170,8 +151,10 @@ def parse_address(text: str) -> ServerAddress:
         host = f"[{host}]"
     netloc = host + (f":{port}" if port is not None else "")
     url = urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
-    auth = (parts.username or "", parts.password or "") if parts.username or parts.password else None
-    return ServerAddress(scheme=scheme, url=url, auth=auth)
+    if parts.username or parts.password:  # the spec is written to run.json: never a secret in it
+        raise InputError(f"put no credentials in the server address ({url}): name an environment variable holding "
+                         "the Authorization header's value with --auth-env instead", field="model")
+    return ServerAddress(scheme=scheme, url=url)
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:
@@ -223,8 +206,6 @@ class _HttpTransport:
             adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=max(1, self.pool))
             s.mount("http://", adapter)
             s.mount("https://", adapter)
-            if self.address.auth:
-                s.auth = self.address.auth
             self._local.session = s
             with self._lock:
                 self._sessions.append(s)
@@ -335,7 +316,7 @@ class ClipServerModel(EmbeddingModel):
     """Embeddings from a clip-as-service server reached over HTTP(S) or gRPC."""
 
     kind: ClassVar[str] = KIND
-    output: ClassVar[str] = "embeddings"
+    decodes_locally = False  # the server decodes and preprocesses; --decode does not apply
 
     def __init__(self, spec: Any, options: Optional[dict] = None, *,
                  sleep: Callable[[float], None] = time.sleep):
@@ -363,8 +344,7 @@ class ClipServerModel(EmbeddingModel):
         if opts["ca_bundle"] and not os.path.exists(str(opts["ca_bundle"])):
             raise InputError("CA bundle not found", file=str(opts["ca_bundle"]), field="ca_bundle")
         self.options = opts
-        label = None if isinstance(spec, str) else getattr(spec, "label", None)
-        self.name = label or f"clip-server@{self.address.url.split('://', 1)[1]}"
+        self.name = PREFIX + self.address.url if isinstance(spec, str) else spec.display
         self._sleep = sleep
         self._transport: Any = None
         self._lock = threading.Lock()
@@ -445,12 +425,10 @@ class ClipServerModel(EmbeddingModel):
         self._identity_info = {"kind": KIND, "fingerprint": self.fingerprint, "embed_dim": self._embed_dim,
                                "probe": {"texts": list(PROBE_TEXTS), "image": "probe_image() v1",
                                          "decimals": FINGERPRINT_DECIMALS}}
-        self._identity = hashlib.sha256(json.dumps(self._identity_info, sort_keys=True).encode()).hexdigest()
+        self._identity = identity_hash(self._identity_info)
 
     def describe(self) -> dict:
-        spec: Any = PREFIX + self.address.url  # no user info from the URL
-        if not isinstance(self.spec, str) and hasattr(self.spec, "to_dict"):
-            spec = {**self.spec.to_dict(), "model": spec}
+        spec: Any = self.spec if isinstance(self.spec, str) else self.spec.to_dict()
         public = {k: v for k, v in self.options.items()}
         return {"name": self.name, "kind": KIND, "spec": spec, "url": self.address.url,
                 "protocol": self.address.protocol, "embed_dim": self._embed_dim, "fingerprint": self.fingerprint,

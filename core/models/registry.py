@@ -127,3 +127,12 @@ register(KindEntry(
             "config .json files and the bundled demo backbones",
     example="ViT-B-32@laion2b_s34b_b79k, ViT-B-32=weights.pt, demo-vit",
 ))
+
+register(KindEntry(
+    "clip-server", "core.models.clip_server:from_spec", prefix="clip-server:",
+    summary="a running clip-as-service server (Jina's CLIP server) over HTTP(S) or gRPC; embeddings equal the local "
+            "model's when it holds the same weights; cached under the server's fingerprint",
+    example="clip-server:http://127.0.0.1:51000, clip-server:grpc://gpu-box:51001",
+    options=("max_concurrency", "request_timeout", "connect_timeout", "retries", "backoff", "max_backoff",
+             "text_batch_size", "ca_bundle", "auth_env", "logit_scale"),
+))

@@ -18,9 +18,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core.backbones import load_backbone
-from core.config import BackboneSpec
-from core.datasets.imagefolder import load_image_folder
+from core.data.imagefolder import load_image_folder
+from core.models.openclip import load_backbone
+from core.util.config import BackboneSpec
 from core.models.clip_server import ClipServerModel, image_data_uri
 from tests.clip_server_support import ENV_DIR, ClipServer, ServerUnavailable, random_weights, server_python
 

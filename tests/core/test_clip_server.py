@@ -161,3 +161,116 @@ def test_grpc_gives_the_same_embeddings_and_fingerprint(server, local, tmp_path)
     assert info["fingerprint"] == http.fingerprint  # the probe's image went through gRPC too
     assert info["describe"]["protocol"] == "grpc" and info["requests"] == 2
     assert float(np.abs(got - local.encode_texts(PROMPTS).numpy()).max()) <= 1e-5
+
+
+# ------------------------------------------------------------------ the sweep through the server
+
+CLASSES = {"red": ["red", "crimson", "scarlet"], "green": ["green", "lime"], "blue": ["blue", "navy", "azure"],
+           "yellow": ["yellow", "golden"]}
+
+
+@pytest.fixture(scope="module")
+def sweep_data(tmp_path_factory):
+    """4 classes x 5 PNG images (160x120, class-coloured noise) and a labels file with 2-3 names a class."""
+    root = tmp_path_factory.mktemp("sweep")
+    rng = np.random.default_rng(11)
+    colours = {"red": (210, 40, 30), "green": (40, 190, 50), "blue": (30, 50, 210), "yellow": (220, 210, 40)}
+    for cls, rgb in colours.items():
+        (root / "images" / cls).mkdir(parents=True)
+        for i in range(5):
+            arr = np.clip(np.array(rgb) + rng.normal(0, 30, (120, 160, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr, "RGB").save(root / "images" / cls / f"{i}.png")
+    labels = root / "labels.csv"
+    labels.write_text("class,synonym\n" + "".join(f"{c},{n}\n" for c, ns in CLASSES.items() for n in ns))
+    return root / "images", labels
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "core.cli", "sweep", *args], capture_output=True, text=True,
+                          timeout=900, cwd=Path(__file__).resolve().parents[2],
+                          env={**os.environ, **(env or {})})
+
+
+def _predictions(run: Path):
+    import pandas as pd
+
+    df = pd.read_csv(run / "predictions.csv")
+    return df.sort_values(["level", "image"])[["image", "level", "predicted_label", "predicted_class", "correct"]]
+
+
+def test_sweep_through_the_server_equals_the_local_checkpoint_and_reruns_from_the_cache(server, weights, sweep_data,
+                                                                                       tmp_path):
+    """(b) a 2-level sweep through clip-server:http://… predicts what --model ViT-B-32 --checkpoint W predicts;
+    (c) a second run with the same cache sends the server no encode request (counted in its access log)."""
+    images, labels = sweep_data
+    common = ["--dataset", str(images), "--labels", str(labels), "--levels", "1,2", "--templates", "plain",
+              "--bootstrap", "50", "--quiet"]
+    local = _cli(*common, "--model", "ViT-B-32", "--checkpoint", str(weights), "--device", "cpu",
+                 "--out", str(tmp_path / "local"), "--cache-dir", str(tmp_path / "cache-local"))
+    assert local.returncode == 0, local.stderr[-2000:]
+    before = server.post_count()
+    first = _cli(*common, "--model", server.spec, "--batch-size", "4", "--max-concurrency", "3",
+                 "--out", str(tmp_path / "remote"), "--cache-dir", str(tmp_path / "cache"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    n_first = server.post_count() - before
+    pl, pr = _predictions(tmp_path / "local"), _predictions(tmp_path / "remote")
+    assert len(pl) == 2 * 20 and pl.reset_index(drop=True).equals(pr.reset_index(drop=True))
+    # 1 probe + 5 image requests (20 images, 4 per request) + the prompts' requests
+    assert n_first >= 1 + 5
+
+    run = json.loads((tmp_path / "remote" / "run.json").read_text())
+    b = run["backbones"][0]
+    assert (b["kind"], b["url"], b["protocol"], b["embed_dim"]) == ("clip-server", server.url, "http", 512)
+    assert len(b["fingerprint"]) == 64 and "does not apply" in b["decode"]
+    assert b["options"]["max_concurrency"] == 3
+
+    before = server.post_count()
+    again = _cli(*common, "--model", server.spec, "--out", str(tmp_path / "again"), "--cache-dir", str(tmp_path / "cache"))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert server.post_count() - before == 1  # the connect-time fingerprint probe only
+    assert _predictions(tmp_path / "again").reset_index(drop=True).equals(pr.reset_index(drop=True))
+
+
+def test_server_killed_mid_sweep_fails_clearly_keeps_finished_work_and_resumes(server, weights, sweep_data, tmp_path):
+    """(d) the server dies after the first image request: a clear error naming the server, the local backbone's
+    finished levels kept, the cached embeddings kept; after a restart the same call completes, sending only what
+    was missing."""
+    import pandas as pd
+
+    from core import api
+    from core.util.config import BackboneSpec
+    from core.util.events import Progress, Stage
+
+    images, labels = sweep_data
+    local = BackboneSpec(model="ViT-B-32", checkpoint=str(weights), device="cpu", decode="exact")
+    remote = BackboneSpec(model=server.spec, options={"retries": 1, "backoff": 0.1, "max_concurrency": 2})
+    out, cache = tmp_path / "run", tmp_path / "cache"
+
+    def kill_after_first_batch(ev):
+        if isinstance(ev, Progress) and ev.stage == Stage.ENCODE_IMAGES and ev.backbone == remote_name and ev.done:
+            server.kill()
+
+    remote_name = server.spec  # the display name of a server backbone is its spec
+    kwargs = dict(levels=[1, 2], templates="plain", out=out, cache_dir=cache, bootstrap=50, batch_size=4)
+    with pytest.raises(Exception) as e:
+        api.sweep(images, labels, backbones=[local, remote], emit=kill_after_first_batch, **kwargs)
+    assert server.url in str(e.value) and "run the same command again" in str(e.value)
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed" and server.url in run["error"]
+    kept = pd.read_csv(out / "levels.csv")
+    assert sorted(kept["level"]) == [1, 2] and set(kept["backbone"]) == {"ViT-B-32"}
+
+    server.restart()
+    before = server.post_count()
+    result = api.sweep(images, labels, backbones=[local, remote], overwrite=True, **kwargs)
+    sent = server.post_count() - before
+    assert json.loads((out / "run.json").read_text())["status"] == "completed"
+    # probe + at most 4 of the 5 image requests (the first batch came from the cache) + prompts
+    assert sent >= 2
+    levels = pd.read_csv(out / "levels.csv")
+    assert set(levels["backbone"]) == {"ViT-B-32", remote_name}
+    both = levels.pivot_table(index="level", columns="backbone", values="top1")
+    assert np.allclose(both["ViT-B-32"], both[remote_name])

@@ -156,8 +156,12 @@ def _backbones_file(path: str) -> list:
         if not isinstance(it, dict) or not it.get("model"):
             raise InputError("each backbone needs a 'model'", file=path, line=i + 2 if p.suffix != ".json" else None,
                              field="model")
+        options = it.get("options") or {}  # a kind's own options (JSON files), e.g. a CLIP server's timeouts
+        if not isinstance(options, dict):
+            raise InputError("'options' must be an object of a kind's options", file=path, field="options")
         specs.append(BackboneSpec(model=it["model"], pretrained=it.get("pretrained") or None,
-                                  checkpoint=it.get("checkpoint") or None, label=it.get("label") or None))
+                                  checkpoint=it.get("checkpoint") or None, label=it.get("label") or None,
+                                  options=dict(options)))
     return specs
 
 

@@ -297,6 +297,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     print(json.dumps({"spec": server.spec, "weights": str(weights), "ready_s": round(server.ready_s, 1),
                       "first_request_s": round(server.first_request_s, 1), "log": str(server.log_path)}), flush=True)
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)  # `kill PID` stops the server too, not only Ctrl-C
     try:
         while server.proc.poll() is None:
             time.sleep(1)

@@ -243,7 +243,7 @@ def test_server_killed_mid_sweep_fails_clearly_keeps_finished_work_and_resumes(s
 
     from core import api
     from core.util.config import BackboneSpec
-    from core.util.events import Progress, Stage
+    from core.util.events import Log, Progress, Stage
 
     images, labels = sweep_data
     local = BackboneSpec(model="ViT-B-32", checkpoint=str(weights), device="cpu", decode="exact")

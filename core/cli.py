@@ -19,7 +19,7 @@ from core.labels.controls import SYNONYMS
 from core.util import config as defaults
 from core.models.registry import parse_backbone
 from core.util.config import PRECISIONS, BackboneSpec, int_list
-from core.util.errors import InputError, WeightsUnavailable
+from core.util.errors import InputError, RemoteFailure, WeightsUnavailable
 from core.util.events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished, Stage, Status, stage_title
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -790,6 +790,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except WeightsUnavailable as e:
         print(f"semscale: error: {e}", file=sys.stderr)
         return EXIT_INPUT
+    except RemoteFailure as e:  # a server failed mid-run: an expected failure with a clear message, no traceback
+        print(f"semscale: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
         return _stop_code([None], e)

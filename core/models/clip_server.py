@@ -46,7 +46,7 @@ from PIL import Image
 
 from core.data.images import BadImage
 from core.models.base import EmbeddingModel, EncodedBatch, identity_hash
-from core.util.errors import InputError
+from core.util.errors import InputError, RemoteFailure
 from core.util.events import Progress, Stage, ignore_events
 
 
@@ -76,7 +76,7 @@ PROBE_TEXTS = ("a photo of a cat.", "a photo of a dog.", "a diagram of a molecul
 FINGERPRINT_DECIMALS = 3
 
 
-class ServerError(RuntimeError):
+class ServerError(RemoteFailure):
     """The server failed mid-run (unreachable after retries, or a malformed answer).
 
     Finished levels and cached embeddings are kept; running the same command again resumes.

@@ -325,3 +325,31 @@ def test_https_verifies_certificates_and_accepts_a_private_ca(tmp_path):
         assert m.describe()["url"].startswith("https://127.0.0.1")
     finally:
         srv.close()
+
+
+def test_cli_unreachable_server_exits_2_before_the_run_folder(tmp_path, capsys):
+    from core.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ds = _folder(tmp_path)
+    out = tmp_path / "run"
+    rc = main(["sweep", "--dataset", str(ds), "--model", f"clip-server:http://127.0.0.1:{port}", "--out", str(out),
+               "--request-timeout", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and not out.exists()
+    assert f"http://127.0.0.1:{port}" in err and "tried: POST" in err
+
+
+def test_cli_server_options_reach_the_kind(fake, tmp_path, monkeypatch):
+    from core.cli import build_parser, _backbone_specs
+
+    args = build_parser().parse_args(["sweep", "--dataset", "x", "--model", fake.spec, "--model", "demo-vit",
+                                      "--max-concurrency", "7", "--request-timeout", "9.5", "--auth-env", "TOK",
+                                      "--out", str(tmp_path / "run")])
+    server, local = _backbone_specs(args)
+    assert server.options == {"max_concurrency": 7, "request_timeout": 9.5, "auth_env": "TOK"}
+    assert local.options == {}
+    m = ClipServerModel(server)
+    assert (m.options["max_concurrency"], m.options["request_timeout"], m.options["auth_env"]) == (7, 9.5, "TOK")

@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.semscale-installed
 DEMO_DIR ?= demo-data
 RUN_DIR ?= runs/demo
+CLIP_SERVER_ENV ?= benchmarks/.envs/clip-server-0.8.3
 
-.PHONY: install run test bench bench-gpu lint demo-sweep package package-test clean
+.PHONY: install run test bench bench-gpu lint demo-sweep package package-test clean clip-server-env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,7 @@ lint: install
 ## Full test suite (headless). pytest's "no tests collected" (exit 5) is not a failure.
 test: install
 	$(VENV)/bin/lint-imports
+	@[ -f $(CLIP_SERVER_ENV)/.semscale-clip-server-env ] || echo "note: clip-as-service's environment ($(CLIP_SERVER_ENV)) is not built, so its integration tests (tests/core/test_clip_server.py) are skipped; 'make clip-server-env' builds it"
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
@@ -49,6 +51,11 @@ bench: install
 ## GPU throughput (one CUDA device, < 5 minutes): writes benchmarks/results_gpu.md; exits at once without CUDA.
 bench-gpu: install
 	$(PY) -m benchmarks.bench_gpu
+
+## clip-as-service's server (clip-server 0.8.3) in its own environment, built once (~5 min, ~6 GB) and
+## reused: the integration tests and the CLIP-server benchmark start it with local random weights.
+clip-server-env:
+	nice build_scripts/clip_server_env.sh $(CLIP_SERVER_ENV)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache

@@ -134,7 +134,7 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_pipeline import markdown as pipeline_markdown
 
         out += pipeline_markdown(r["pipeline"])
-    for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text")):
+    for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text"), ("clipserver", "bench_clip_server")):
         if r.get(key):
             import importlib
 
@@ -154,11 +154,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
                     help="amortisation text throughput gui gui_tabs gui_ensembles ray scaling drilldown pipeline clipbench text21k "
-                         "memory vlm")
+                         "memory vlm clipserver")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "gui_ensembles", "ray", "scaling",
-                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm"])
+                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver"])
     from benchmarks import bench_engine
 
     results: dict = {}
@@ -259,6 +259,13 @@ def main() -> None:
             results["vlm"] = {"likelihood": bench_vlm.likelihood(tmp / "vlm", *((10, 20) if args.quick else (50, 100))),
                               "endpoint": bench_vlm.endpoint(tmp / "vlm", 8 if args.quick else 32)}
             print(json.dumps(results["vlm"], indent=1), flush=True)
+        if "clipserver" in only:
+            from benchmarks import bench_clip_server
+
+            print("semscale as a clip-as-service client …", flush=True)
+            results["clipserver"] = bench_clip_server.clip_server(tmp / "clipserver", n_images=64 if args.quick else 128,
+                                                                  repeats=1 if args.quick else 2)
+            print(json.dumps(results["clipserver"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

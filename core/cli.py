@@ -19,7 +19,7 @@ from core.labels.controls import SYNONYMS
 from core.util import config as defaults
 from core.models.registry import parse_backbone
 from core.util.config import PRECISIONS, BackboneSpec, int_list
-from core.util.errors import InputError, WeightsUnavailable
+from core.util.errors import InputError, RemoteFailure, WeightsUnavailable
 from core.util.events import CancelToken, ImageSkipped, LevelFinished, Log, Progress, RunFinished, Stage, Status, stage_title
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -156,8 +156,12 @@ def _backbones_file(path: str) -> list:
         if not isinstance(it, dict) or not it.get("model"):
             raise InputError("each backbone needs a 'model'", file=path, line=i + 2 if p.suffix != ".json" else None,
                              field="model")
+        options = it.get("options") or {}  # a kind's own options (JSON files), e.g. a CLIP server's timeouts
+        if not isinstance(options, dict):
+            raise InputError("'options' must be an object of a kind's options", file=path, field="options")
         specs.append(BackboneSpec(model=it["model"], pretrained=it.get("pretrained") or None,
-                                  checkpoint=it.get("checkpoint") or None, label=it.get("label") or None))
+                                  checkpoint=it.get("checkpoint") or None, label=it.get("label") or None,
+                                  options=dict(options)))
     return specs
 
 
@@ -205,7 +209,17 @@ def _backbone_specs_(args) -> list:
                                     checkpoint=args.checkpoint if one else None,
                                     device=args.device, precision=args.precision))
         specs[-1].decode = args.decode
+    server = _server_options_given(args)
+    for spec in specs:
+        if server and spec.model.strip().startswith("clip-server:"):
+            spec.options = {**server, **(spec.options or {})}  # a backbones file's own options win
     return specs
+
+
+def _server_options_given(args) -> dict:
+    """The CLIP-server options given on the command line (the kind's defaults apply to the rest)."""
+    names = ("max_concurrency", "request_timeout", "ca_bundle", "auth_env")
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 def cmd_sweep(args) -> int:
@@ -658,6 +672,19 @@ def _hardware_options(p: argparse.ArgumentParser) -> None:
                         "gpu (batched nvJPEG on a CUDA device)")
 
 
+def _server_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("CLIP server (--model clip-server:URL)")
+    g.add_argument("--max-concurrency", type=int, default=None, metavar="N",
+                   help="requests in flight at once (default 4); --batch-size is the documents per request")
+    g.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
+                   help="seconds to wait for one answer before retrying (default 120)")
+    g.add_argument("--ca-bundle", default=None, metavar="FILE",
+                   help="CA certificate file for an https/grpcs server with a private certificate authority")
+    g.add_argument("--auth-env", default=None, metavar="VAR",
+                   help="send the value of environment variable VAR as the Authorization header "
+                        "(e.g. 'Bearer TOKEN'); the value is never written anywhere")
+
+
 def _cache_options(p: argparse.ArgumentParser) -> None:
     c = p.add_mutually_exclusive_group()
     c.add_argument("--cache-dir", help="embedding cache folder (default: the user cache folder)")
@@ -680,9 +707,9 @@ def _paths_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from core import __version__
 
-    weights, hardware, cache, templates, quiet, paths = (
+    weights, hardware, cache, templates, quiet, paths, server = (
         _parent(f) for f in (_weights_options, _hardware_options, _cache_options, _templates_options,
-                             _quiet_options, _paths_options))
+                             _quiet_options, _paths_options, _server_options))
 
     p = argparse.ArgumentParser(prog="semscale", description="Semantic-category scaling experiments with CLIP models.",
                                 epilog="Add --debug anywhere on the line to see the traceback of an unexpected error.")
@@ -690,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("sweep", help="run a semantic-scaling sweep and write a run directory",
-                       parents=[weights, templates, hardware, cache, paths, quiet])
+                       parents=[weights, templates, hardware, cache, paths, quiet, server])
     s.add_argument("--dataset", help=DATASET_HELP + " (not needed with --embeddings)")
     add_dataset_options(s)
     s.add_argument("--embeddings", action="append", metavar="STORE",
@@ -699,7 +726,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--labels", help="labels file (CSV class,synonym rows or JSON {class: [names]}) or "
                                     "clip_benchmark:NAME; default: class names")
     s.add_argument("--model", action="append",
-                   help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID or a config .json; repeat for several "
+                   help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID, a config .json, or a CLIP server "
+                        "(clip-server:http://HOST:PORT, clip-server:grpc://HOST:PORT); repeat for several "
                         "backbones (MODEL@TAG or MODEL=CHECKPOINT per backbone)")
     s.add_argument("--levels", help="comma-separated names-per-class levels (default 1,2,4,… up to the longest list)")
     s.add_argument("--mode", choices=defaults.MODES, default=defaults.DEFAULT_MODE)
@@ -852,6 +880,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except WeightsUnavailable as e:
         print(f"semscale: error: {e}", file=sys.stderr)
         return EXIT_INPUT
+    except RemoteFailure as e:  # a server failed mid-run: an expected failure with a clear message, no traceback
+        print(f"semscale: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt as e:
         print("interrupted", file=sys.stderr)
         return _stop_code([None], e)

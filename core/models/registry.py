@@ -142,3 +142,11 @@ register(KindEntry(
     options=("mode", "prompt", "max_new_tokens", "max_concurrency", "request_timeout", "retries", "api_key_env",
              "allow_insecure"),
 ))
+register(KindEntry(
+    "clip-server", "core.models.clip_server:from_spec", prefix="clip-server:",
+    summary="a running clip-as-service server (Jina's CLIP server) over HTTP(S) or gRPC; embeddings equal the local "
+            "model's when it holds the same weights; cached under the server's fingerprint",
+    example="clip-server:http://127.0.0.1:51000, clip-server:grpc://gpu-box:51001",
+    options=("max_concurrency", "request_timeout", "connect_timeout", "retries", "backoff", "max_backoff",
+             "text_batch_size", "ca_bundle", "auth_env", "logit_scale"),
+))

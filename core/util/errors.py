@@ -35,3 +35,10 @@ class InputError(ValueError):
 
 class WeightsUnavailable(RuntimeError):
     """Model weights could not be loaded; the message says what to do instead."""
+
+
+class RemoteFailure(RuntimeError):
+    """A server or endpoint failed mid-run (unreachable after retries, a malformed answer).
+
+    Finished levels and cached results are kept; the message says so and how to resume.
+    """

@@ -5,7 +5,9 @@
 level finishes, so a cancelled or killed run keeps everything already computed.
 ``run.json`` is replaced atomically; a run left as ``running`` by a process that no
 longer exists reads back as ``interrupted``. A folder that already holds a run is never
-written into unless asked to, and then every file of the old run goes first.
+written into unless asked to, and then every file of the old run goes first. A run claims
+its folder by creating ``.semscale-run.lock`` exclusively (pid, start time, host) and
+holds it until it finishes, so two runs started at the same moment never share a folder.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import platform
 import socket
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -121,22 +124,116 @@ def _pid_started(pid: int) -> Optional[float]:
         return None
 
 
+CLAIM_FILE = ".semscale-run.lock"
+_claims_held: set[str] = set()  # claim files this process holds (a leftover of this pid is stale)
+_claims_lock = threading.Lock()
+
+
+def _claim_owner(path: Path) -> Optional[dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # being written this instant, or damaged: treated as held (a damaged one by a dead process below)
+
+
+def _claim_is_stale(path: Path, owner: dict) -> bool:
+    """A claim whose process is gone (same host), or a leftover of this process that no run holds."""
+    pid, host = owner.get("pid"), owner.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        if not owner:  # unreadable: stale once it is older than any write of it could take
+            try:
+                import time
+
+                return time.time() - path.stat().st_mtime > 10
+            except OSError:
+                return False
+        return False
+    if pid == os.getpid():
+        with _claims_lock:
+            return str(path) not in _claims_held
+    started = owner.get("pid_started")
+    return not _pid_alive(pid, started if isinstance(started, (int, float)) else None)
+
+
+def claim_folder(d: Path) -> Path:
+    """Claim run folder ``d`` for this run: an exclusive create of its claim file, so of two
+    runs started at the same moment exactly one gets the folder. A claim left by a process
+    that no longer runs is taken over; one held by a live run is an :class:`InputError`."""
+    path = d / CLAIM_FILE
+    info = json.dumps({"pid": os.getpid(), "pid_started": _pid_started(os.getpid()), "host": socket.gethostname(),
+                       "thread": threading.get_ident(), "claimed": now()})
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            owner = _claim_owner(path)
+            if owner is None:
+                continue  # released meanwhile: try again
+            if _claim_is_stale(path, owner):
+                if _claim_owner(path) == owner:  # not taken over by another run meanwhile
+                    path.unlink(missing_ok=True)
+                continue
+            who = f" (process {owner['pid']} on {owner.get('host', '?')})" if "pid" in owner else ""
+            raise InputError(f"another run is writing into this folder{who}; wait for it to finish or choose "
+                             "another folder", file=d, field="out") from None
+        with _claims_lock:
+            _claims_held.add(str(path))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(info)
+        except OSError:
+            release_folder(path)
+            raise
+        return path
+    raise InputError("cannot claim this folder: another run keeps claiming it", file=d, field="out")
+
+
+def release_folder(claim: Optional[Path]) -> None:
+    if claim is None:
+        return
+    with _claims_lock:
+        held = str(claim) in _claims_held
+        _claims_held.discard(str(claim))
+    if held:
+        claim.unlink(missing_ok=True)
+
+
 class RunWriter:
     """Creates and appends to a run directory.
 
-    A folder that holds a run is refused unless ``overwrite``; then every file of the old run
-    is removed first, so the folder ends up exactly as a fresh run into an empty one leaves it.
-    Other files in the folder (a labels file the user keeps there) are left alone.
+    The folder is claimed first (:func:`claim_folder`) and held until :meth:`finish` or
+    :meth:`close`; a folder that holds a run is refused unless ``overwrite``; then every file
+    of the old run is removed first, so the folder ends up exactly as a fresh run into an
+    empty one leaves it. Other files in the folder (a labels file the user keeps there) are
+    left alone.
     """
 
     def __init__(self, out: str | Path, config: dict[str, Any], overwrite: bool = False) -> None:
         self.dir = Path(out)
+        self.claim: Optional[Path] = None
         check_out(self.dir, overwrite)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InputError(f"cannot create the run folder ({e.strerror or e})", file=self.dir, field="out") from None
-        _remove(_run_outputs(self.dir))
+        self.claim = claim_folder(self.dir)
+        try:
+            check_out(self.dir, overwrite)  # again, now that no other run can start here
+            _remove(_run_outputs(self.dir))
+            self._start(config)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give the folder up (after :meth:`finish`, or when the run never started)."""
+        release_folder(self.claim)
+        self.claim = None
+
+    def _start(self, config: dict[str, Any]) -> None:
         self._before = set(os.listdir(self.dir))
         self.meta: dict[str, Any] = {
             "status": Status.RUNNING,
@@ -204,7 +301,10 @@ class RunWriter:
             self.meta["summary"] = summary
         if error:
             self.meta["error"] = error
-        self._write_meta()
+        try:
+            self._write_meta()
+        finally:
+            self.close()
 
 
 def _pid_alive(pid: int, started: Optional[float] = None) -> bool:

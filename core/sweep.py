@@ -109,16 +109,16 @@ def run_sweep(
     }
     writer = RunWriter(config.out, {**config.to_dict(), **resolved}, overwrite=config.overwrite)
     ctx.writer = writer
-    writer.meta["backbones"] = []
-    writer.add_skipped(dataset.problems)
     summary = ctx.summary
-    known = set(labels.classes)
-    n_scored = sum(1 for r in dataset.records if r.label in known)  # at most this many rows per level
-    ctx.save_logits, mb, why = logits_plan(config, n_scored, len(labels.classes), len(ctx.levels), len(backbones))
-    summary["logits"] = {"saved": ctx.save_logits, "estimated_mb": round(mb, 1), "limit_mb": config.logits_limit_mb}
-    if why and config.save_logits is None:
-        emit(Log(why))
     try:
+        writer.meta["backbones"] = []
+        writer.add_skipped(dataset.problems)
+        known = set(labels.classes)
+        n_scored = sum(1 for r in dataset.records if r.label in known)  # at most this many rows per level
+        ctx.save_logits, mb, why = logits_plan(config, n_scored, len(labels.classes), len(ctx.levels), len(backbones))
+        summary["logits"] = {"saved": ctx.save_logits, "estimated_mb": round(mb, 1), "limit_mb": config.logits_limit_mb}
+        if why and config.save_logits is None:
+            emit(Log(why))
         ctx.cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
         ctx.book = CurveBook(ctx.levels, config.bootstrap, config.seed, config.alpha)
         outcomes = [_sweep_backbone(ctx, position, backbone) for position, backbone in enumerate(backbones)]
@@ -145,6 +145,7 @@ def run_sweep(
         emit(RunFinished(Status.FAILED, str(writer.dir), summary, error=str(e)))
         raise
     finally:
+        writer.close()  # the folder's claim, whatever happened
         if ctx.cache is not None:
             ctx.cache.close()
     emit(RunFinished(status, str(writer.dir), summary))

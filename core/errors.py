@@ -35,3 +35,8 @@ class InputError(ValueError):
 
 class WeightsUnavailable(RuntimeError):
     """Model weights could not be loaded; the message says what to do instead."""
+
+
+class DiskFull(InputError):
+    """A disk (or quota) filled up while writing ``file``: a one-line message naming the folder,
+    shown like bad input (exit 2) because the user, not the program, has to act."""

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .errors import InputError
 from .events import Status
-from .files import atomic_write_json
+from .files import atomic_path, atomic_write_json
 
 RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 # everything a run of this or an earlier version writes; newer runs also list their files in run.json
@@ -258,7 +258,28 @@ class RunWriter:
     def _write_meta(self) -> None:
         # every entry this run added, so a later --overwrite removes exactly this run's files
         self.meta["files"] = sorted(set(os.listdir(self.dir)) - self._before - {"run.json", "run.json.tmp"})
-        atomic_write_json(self.dir / "run.json", self.meta)
+        # the byte length of each CSV at this consistent point: readers cut there, so rows of a
+        # level that never finished (a kill, a full disk) are never read back as results
+        committed = {n: (self.dir / n).stat().st_size for n in self.meta["files"] if n.endswith(".csv")
+                     and (self.dir / n).is_file()}
+        meta = {**self.meta, "committed": committed}
+        atomic_write_json(self.dir / "run.json", meta)
+        self.meta = meta
+
+    def commit(self) -> None:
+        """Mark every CSV as it is now as whole (a level, a table): what readers will trust."""
+        self._write_meta()
+
+    def rollback(self) -> None:
+        """Cut every CSV back to its last committed length (rows of an unfinished level go; on a
+        full disk this also frees their space)."""
+        for name, size in (self.meta.get("committed") or {}).items():
+            path = self.dir / name
+            try:
+                if path.is_file() and path.stat().st_size > size:
+                    os.truncate(path, size)
+            except OSError:
+                pass
 
     def update(self, **fields: Any) -> None:
         self.meta.update(fields)
@@ -284,17 +305,19 @@ class RunWriter:
             pd.DataFrame(columns=columns).to_csv(path, index=False)
     def rewrite(self, name: str, rows: Iterable[dict], columns: list[str]) -> None:
         """Replace a CSV atomically (columns filled in once a whole curve is known, e.g. Holm)."""
-        path = self.dir / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        pd.DataFrame(list(rows), columns=columns).to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        with atomic_path(self.dir / name) as tmp:
+            pd.DataFrame(list(rows), columns=columns).to_csv(tmp, index=False)
 
     def add_skipped(self, items: Iterable[tuple[str, str]]) -> None:
         new = [(p, r) for p, r in items if p not in self._skipped]
         self._skipped.update(p for p, _ in new)
         self.append("skipped.csv", [{"path": p, "reason": r} for p, r in new], SKIPPED_COLUMNS)
+        if new:
+            self.commit()
 
     def finish(self, status: str, summary: Optional[dict] = None, error: str = "") -> None:
+        if status != Status.COMPLETED:
+            self.rollback()  # a stop or failure inside a level keeps the levels before it, whole
         self.meta["status"] = status
         self.meta["finished"] = now()
         if summary is not None:
@@ -344,6 +367,7 @@ class Run:
     skipped: pd.DataFrame
     flips: pd.DataFrame = field(default_factory=pd.DataFrame)  # flips.csv (or, for older runs, from predictions)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # rows left out of a file cut short (core.runs.read_csv)
 
     @property
     def status(self) -> str:
@@ -387,16 +411,55 @@ def run_status(meta: dict) -> str:
     return status
 
 
-def read_csv(path: Path) -> pd.DataFrame:
+class PartialRowsWarning(UserWarning):
+    """A run file held rows past its last whole level (a kill or a full disk); they were left out."""
+
+
+def committed_length(path: Path) -> Optional[int]:
+    """The byte length run.json last committed for this run file (None for older runs)."""
+    try:
+        n = json.loads((path.parent / "run.json").read_text(encoding="utf-8")).get("committed", {}).get(path.name)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return n if isinstance(n, int) else None
+
+
+def read_csv(path: Path, limit: Optional[int] = None, notes: Optional[list[str]] = None,
+             usecols: Any = None) -> pd.DataFrame:
     """A run CSV as the run wrote it (empty when missing; pandas reads floats back exactly, so
-    summaries equal their sources)."""
+    summaries equal their sources).
+
+    Only the first ``limit`` bytes count (the length run.json committed: whole levels), and a
+    last line without its newline is a row cut short; either is left out with a warning, added
+    to ``notes`` too, so a partial row never reads back as a row of NaNs.
+    """
+    import io
+    import warnings
+
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
+    data = path.read_bytes()
+    dropped = []
+    if limit is not None and len(data) > limit:
+        dropped.append(f"{len(data) - limit} bytes after the last whole level")
+        data = data[:limit]
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        dropped.append(f"a partial last row ({len(data) - cut} bytes)")
+        data = data[:cut]
+    if dropped:
+        msg = f"{path}: left out {' and '.join(dropped)} (the run was stopped while writing it)"
+        warnings.warn(msg, PartialRowsWarning, stacklevel=2)
+        if notes is not None:
+            notes.append(msg)
+    if not data.strip():
+        return pd.DataFrame()
     try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""], usecols=usecols)
     except pd.errors.ParserError:
-        # a kill during a write can leave a partial last line: keep every complete one
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], on_bad_lines="skip", engine="python")
+        # a row damaged some other way: keep every complete one
+        return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""], on_bad_lines="skip",
+                           engine="python", usecols=usecols)
 
 
 def load_run(path: str | Path) -> Run:
@@ -410,24 +473,33 @@ def load_run(path: str | Path) -> Run:
         raise InputError("not a run directory (no run.json)", file=d)
     meta = read_user_json(meta_path)
     meta["status"] = run_status(meta)
-    predictions = read_csv(d / "predictions.csv")
+    committed = meta.get("committed") if isinstance(meta.get("committed"), dict) else {}
+    notes: list[str] = []
+
+    def read(p: Path) -> pd.DataFrame:
+        limit = committed.get(p.name)
+        return read_csv(p, limit if isinstance(limit, int) else None, notes)
+
+    predictions = read(d / "predictions.csv")
     tables = {}
     for p in sorted(d.glob("*.csv")):
         if p.name not in RUN_FILES and p.name != "flips.csv":
             try:
-                tables[p.stem] = read_csv(p)
+                tables[p.stem] = read(p)
             except (ValueError, OSError):  # an analysis table that cannot be read does not hide the run
                 continue
-    return Run(d, meta, read_csv(d / "levels.csv"), predictions, read_csv(d / "per_class.csv"),
-               read_csv(d / "skipped.csv"), flips=read_flips(d, predictions), tables=tables)
+    run = Run(d, meta, read(d / "levels.csv"), predictions, read(d / "per_class.csv"),
+              read(d / "skipped.csv"), flips=read_flips(d, predictions, read), tables=tables)
+    run.warnings = notes
+    return run
 
 
-def read_flips(d: Path, predictions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+def read_flips(d: Path, predictions: Optional[pd.DataFrame] = None, read=read_csv) -> pd.DataFrame:
     """flips.csv; a run written before it existed gets its flips computed from predictions.csv."""
     from .flips import compute_flips, flip_columns
 
     if (d / "flips.csv").exists():
-        df = read_csv(d / "flips.csv")
+        df = read(d / "flips.csv")
         return df if len(df.columns) else pd.DataFrame(columns=flip_columns(pd.DataFrame()))
     predictions = read_csv(d / "predictions.csv") if predictions is None else predictions
     return compute_flips(predictions) if len(predictions) else pd.DataFrame(columns=flip_columns(predictions))

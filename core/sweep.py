@@ -30,6 +30,7 @@ from .config import MODES, BackboneSpec, SweepConfig  # noqa: F401  (re-exported
 from .controls import SYNONYMS
 from .embed import embed_names, logit_scale
 from .errors import InputError
+from .files import disk_full_error, is_disk_full
 from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, Stage,
                      Status, TableRows, ignore_events)
 from .flips import flip_columns, flips_between
@@ -141,8 +142,15 @@ def run_sweep(
             writer.finish(cancel.status, summary, error=f"{cancel.reason} ({type(e).__name__}: {e})")
             emit(RunFinished(cancel.status, str(writer.dir), summary))
             raise
-        writer.finish(Status.FAILED, summary, error=f"{type(e).__name__}: {e}")
-        emit(RunFinished(Status.FAILED, str(writer.dir), summary, error=str(e)))
+        full = disk_full_error(e, *_full_where(e, writer.dir, ctx.cache)) if is_disk_full(e) else None
+        try:
+            writer.finish(Status.FAILED, summary, error=str(full) if full else f"{type(e).__name__}: {e}")
+        except OSError:
+            if full is None:
+                raise  # (a full disk may refuse run.json too: it keeps its last committed state)
+        emit(RunFinished(Status.FAILED, str(writer.dir), summary, error=str(full or e)))
+        if full is not None:
+            raise full from e
         raise
     finally:
         writer.close()  # the folder's claim, whatever happened
@@ -150,6 +158,20 @@ def run_sweep(
             ctx.cache.close()
     emit(RunFinished(status, str(writer.dir), summary))
     return SweepResult(str(writer.dir), status, summary, pd.DataFrame(ctx.all_levels))
+
+
+def _full_where(err: BaseException, run_dir, cache) -> tuple[str, str]:
+    """(folder, what) a full disk stopped: the embedding cache's folder, else the run folder."""
+    import sqlite3
+    from pathlib import Path
+
+    from .cache import CacheUnavailable
+
+    name = getattr(err, "filename", None)
+    if cache is not None and (isinstance(err, (sqlite3.Error, CacheUnavailable))
+                              or name and Path(name).is_relative_to(cache.root)):
+        return str(cache.root), "the embedding cache"
+    return str(run_dir), "the run folder (the levels finished before are kept)"
 
 
 def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutcome:
@@ -213,6 +235,7 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
             if ctx.save_logits and kind == SYNONYMS and o == 0:  # float16, written chunk by chunk
                 dump = np.lib.format.open_memmap(logit_dir / f"level_{k}.npy", mode="w+", dtype=np.float16,
                                                  shape=(len(y), len(classes)))
+                _reserve(logit_dir / f"level_{k}.npy")
             s = score_level(X, y, name_emb, name_row, names, classes, k, config.mode, config.top_k,
                             class_scores_out=dump)
             if dump is not None:
@@ -253,6 +276,7 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
             previous = frame
             writer.append("per_class.csv", per_class, PER_CLASS_COLUMNS)
             writer.append("levels.csv", [row], LEVEL_COLUMNS)
+            writer.commit()  # the level's rows in every file are whole: readers trust up to here
             ctx.all_levels.append(row)
             curve_rows.append(row)
             if o == 0 and kind == SYNONYMS:
@@ -265,11 +289,13 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
             row["p_vs_level1_holm"] = float(p)
             row["peak_share"] = round(float(sh), 6)
         writer.rewrite("levels.csv", ctx.all_levels, LEVEL_COLUMNS)
+        writer.commit()
 
     thresholds, verdicts = ctx.book.threshold_rows(name)
     controls = ctx.book.control_rows(name)
     writer.append("threshold.csv", thresholds, THRESHOLD_COLUMNS)
     writer.append("controls.csv", controls, CONTROL_COLUMNS)
+    writer.commit()
     for table, rows in (("threshold", thresholds), ("controls", controls)):
         if rows:
             emit(TableRows(table, rows))
@@ -296,6 +322,21 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
     return outcome
 
 
+def _reserve(path) -> None:
+    """Allocate a memory-mapped file's blocks now: a full disk is then an ENOSPC here, not a
+    SIGBUS that kills the process when a page is first written."""
+    import os
+
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            try:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as e:
+                if is_disk_full(e):
+                    raise
+                # the file system cannot preallocate (EOPNOTSUPP...): write as before
+
+
 def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:
     df = pd.DataFrame(rows)
     g = df.groupby(["backbone", "names", "level"], sort=False)
@@ -306,7 +347,7 @@ def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:
     ).reset_index()
     # the columns of earlier versions first, in their order; "names" (control curves) is an addition
     out = out[[c for c in out.columns if c != "names"] + ["names"]]
-    out.to_csv(writer.dir / "levels_summary.csv", index=False)
+    writer.rewrite("levels_summary.csv", out.to_dict("records"), list(out.columns))
 
 
 

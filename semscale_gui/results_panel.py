@@ -39,9 +39,10 @@ PREDICTION_VIEW_COLUMNS = ["image", "true_class", "level", "predicted_class", "c
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, usecols=lambda c: c in PREDICTION_VIEW_COLUMNS, keep_default_na=False, na_values=[""],
-                     on_bad_lines="skip", engine="python" if path.stat().st_size < 1 << 20 else "c")
-    return df
+    from core.runs import committed_length, read_csv
+
+    # only whole levels: rows past run.json's committed length, or a last row cut short, are left out
+    return read_csv(path, committed_length(path), usecols=lambda c: c in PREDICTION_VIEW_COLUMNS)
 
 
 def verdict_note(t: dict) -> str:

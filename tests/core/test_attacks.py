@@ -134,3 +134,83 @@ def test_a_claim_left_by_a_dead_process_is_taken_over(tiny_model, image_folder, 
     (out / CLAIM_FILE).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "pid_started": 1.0}))
     assert run_sweep(_config(tiny_model, image_folder, labels_csv, out, levels=[1])).status == "completed"
     assert not (out / CLAIM_FILE).exists()
+
+
+# ---------------------------------------------------------------- 2. a full disk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 64 KiB tmpfs (the attack used a 200 KB one); skipped where mounting is not permitted."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({p.stderr.strip() or p.returncode}): needs root")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _sweep_cli(tiny_model, images, labels, out, cache, *extra):
+    cfg, ck = tiny_model
+    return subprocess.run([sys.executable, "-m", "core.cli", "sweep", "--dataset", images, "--labels", labels,
+                           "--model", cfg, "--checkpoint", ck, "--templates", "plain", "--device", "cpu",
+                           "--workers", "0", "--bootstrap", "20", "--ensemble-shots", "", "--cache-dir", cache,
+                           "--out", out, *extra], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_full_disk_keeps_whole_levels_and_says_so(tiny_model, image_folder, labels_csv, small_disk, tmp_path):
+    """Attack 2: --out on a tiny disk. One line naming the folder, exit 2, and the run reads back
+    as whole levels only: no row of an unfinished level, no NaN row."""
+    out = small_disk / "run"
+    p = _sweep_cli(tiny_model, image_folder, labels_csv, out, tmp_path / "cache", "--orderings", "20",
+                   "--levels", "1,2,4")
+    last = p.stderr.strip().splitlines()[-1]
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert last.startswith(f"semscale: error: {out}: the disk is full") and "unexpected" not in p.stderr
+    run = load_run(out)
+    assert run.status in ("failed", "interrupted")
+    n_images = sum(1 for _ in image_folder.rglob("*.png"))
+    assert 0 < len(run.levels) < 60  # it stopped part-way
+    curves = set(map(tuple, run.levels[["ordering", "level"]].to_numpy().tolist()))
+    got = run.predictions.groupby(["ordering", "level"]).size()
+    assert set(got.index) == curves and (got == n_images).all()  # whole levels, the ones levels.csv lists
+    assert not run.predictions.isna().all(axis=1).any() and run.predictions["image"].notna().all()
+    per_class = run.per_class.groupby(["ordering", "level"]).size()
+    assert set(per_class.index) == curves and (per_class == len(CLASSES)).all()
+
+
+def test_full_cache_disk_is_one_line_naming_the_cache(tiny_model, image_folder, labels_csv, small_disk, tmp_path):
+    """A full cache database ("database or disk is full") names the cache folder, exit 2."""
+    p = _sweep_cli(tiny_model, image_folder, labels_csv, tmp_path / "run", small_disk / "cache")
+    assert p.returncode == 2, p.stderr[-2000:]
+    last = p.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"semscale: error: {small_disk / 'cache'}: the disk is full")
+
+
+def test_partial_rows_are_left_out_with_a_warning(two_backbone_run, tmp_path):
+    """A truncated last line (a kill or a full disk mid-write) never reads back as a row of NaNs."""
+    import shutil
+
+    from core.runs import PartialRowsWarning
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(two_backbone_run, run_dir)
+    whole = load_run(run_dir)
+    assert whole.warnings == []
+    # rows written past run.json's committed length (a level that never finished)
+    with open(run_dir / "predictions.csv", "a", encoding="utf-8") as f:
+        f.write("red/000.png,red square,8,red,red square,1,0,A,0.5,1.0,1,red square,synonyms\nblue/0")
+    with pytest.warns(PartialRowsWarning, match="predictions.csv: left out"):
+        run = load_run(run_dir)
+    pd.testing.assert_frame_equal(run.predictions, whole.predictions)
+    assert run.warnings and "after the last whole level" in run.warnings[0]
+    # an older run (no committed lengths): the partial last line alone is left out
+    meta = json.loads((run_dir / "run.json").read_text())
+    meta.pop("committed")
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    with pytest.warns(PartialRowsWarning, match="partial last row"):
+        run = load_run(run_dir)
+    assert len(run.predictions) == len(whole.predictions) + 1
+    assert not run.predictions.isna().all(axis=1).any()
+    assert run.predictions.iloc[-1]["level"] == 8

@@ -18,7 +18,7 @@ from .config import TEMPLATE_PRESETS
 from .errors import InputError
 from .files import atomic_write_text
 from .names import display_name, name_key
-from .tables import parse_user_json, read_user_text
+from .tables import parse_user_json, read_user_text, strict_csv_rows
 
 
 
@@ -137,10 +137,9 @@ def load_labels_csv(path: Path) -> LabelSet:
     names: dict[str, list[str]] = {}
     sources: dict[str, list[str]] = {}
     warnings: list[str] = []
-    reader = csv.reader(io.StringIO(text))
     first = True
-    for row in reader:
-        line = reader.line_num
+    width: Optional[int] = None  # the header's column count, when there is a header
+    for line, row in strict_csv_rows(text, path):
         if not row or all(not c.strip() for c in row):
             continue
         if row[0].lstrip().startswith("#"):
@@ -149,15 +148,16 @@ def load_labels_csv(path: Path) -> LabelSet:
             first = False
             header = [c.strip().lower() for c in row]
             if header[:2] == ["class", "synonym"] or header[:2] == ["class", "name"]:
+                width = len(row)
                 continue
         if len(row) < 2:
             raise InputError(
                 f"expected 'class,synonym' but found {len(row)} column", file=path, line=line, field="synonym"
             )
-        if len(row) > 3:
+        if len(row) > 3 or width is not None and len(row) > width:
             raise InputError(
-                f"expected 'class,synonym[,source]' but found {len(row)} columns "
-                "(quote names that contain commas)",
+                f"expected {width or 3} columns ('class,synonym{',source' if (width or 3) > 2 else ''}') but found "
+                f"{len(row)}: extra fields (quote names that contain commas)",
                 file=path,
                 line=line,
             )

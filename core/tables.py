@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 from .errors import InputError
 
@@ -27,6 +29,28 @@ def read_user_text(path: str | Path) -> str:
         raise InputError(
             f"not valid UTF-8 (byte {e.start}); save the file as UTF-8", file=path, line=line
         ) from None
+
+
+def strict_csv_rows(text: str, path) -> Iterator[tuple[int, list[str]]]:
+    """(line, fields) of each CSV row, parsed strictly: an unterminated quote, text after a
+    closing quote or a field holding a line break is an :class:`InputError` naming the line
+    (a lenient reader runs such a row into the next ones and yields one long, wrong name)."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            why = "a quote is never closed" if "end of data" in str(e) or "EOF" in str(e) else str(e)
+            raise InputError(f"malformed CSV row starting here: {why}", file=path, line=start) from None
+        for i, cell in enumerate(row):
+            if "\n" in cell or "\r" in cell:
+                raise InputError(f"field {i + 1} holds a line break (an unclosed quote?); names cannot span lines",
+                                 file=path, line=start) from None
+        yield start, row
+        start = reader.line_num + 1
 
 
 def read_user_json(path: str | Path, missing: Optional[str] = None, field: Optional[str] = None) -> Any:
@@ -53,6 +77,15 @@ def read_user_csv(path: str | Path, required: Sequence[str], what: str) -> pd.Da
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} file not found", file=path)
+    # pandas runs an unclosed quote into the next lines and pads short rows quietly: check strictly first
+    width = None
+    for line, row in strict_csv_rows(read_user_text(path), path):
+        if not row or not any(c.strip() for c in row):
+            continue
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise InputError(f"expected {width} fields (as in the header) but found {len(row)}", file=path, line=line)
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except UnicodeDecodeError as e:

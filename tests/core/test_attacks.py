@@ -214,3 +214,47 @@ def test_partial_rows_are_left_out_with_a_warning(two_backbone_run, tmp_path):
     assert len(run.predictions) == len(whole.predictions) + 1
     assert not run.predictions.isna().all(axis=1).any()
     assert run.predictions.iloc[-1]["level"] == 8
+
+
+# ---------------------------------------------------------------- 3. malformed CSVs
+
+
+@pytest.mark.parametrize("text, line, what", [
+    ('class,synonym\nsun,sun\n"globe\nmoon,moon,extra,fields\n', 3, "a quote is never closed"),
+    ("class,synonym\nglobe,moon,extra,fields\n", 2, "extra fields"),
+    ("class,synonym,source\nglobe,earth,wordnet,extra\n", 2, "extra fields"),
+    ('class,synonym\nglobe,"earth\nball"\nmoon,moon\n', 2, "line break"),
+    ('class,synonym\nglobe,"earth" ball\n', 2, "malformed CSV row"),
+])
+def test_malformed_labels_csv_is_an_error_naming_file_and_line(tmp_path, text, line, what):
+    """Attack 3: these loaded as one class named 'globe\\nmoon,moon,extra,fields' with no warning."""
+    from core.labels import load_labels
+
+    p = tmp_path / "labels.csv"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match=what) as e:
+        load_labels(p)
+    assert e.value.file == str(p) and e.value.line == line
+
+
+def test_validate_reports_a_malformed_labels_file(image_folder, tmp_path):
+    p = tmp_path / "labels.csv"
+    p.write_text('class,synonym\n"red square\nred square,red,extra,fields\n', encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "core.cli", "validate", "--dataset", image_folder, "--labels", p,
+                        "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and f"{p}:2: malformed CSV row starting here: a quote is never closed" in r.stderr
+
+
+@pytest.mark.parametrize("text, line, what", [
+    ('class,frequency\nred square,10\n"green circle,20\nblue triangle,30\n', 3, "a quote is never closed"),
+    ("class,frequency\nred square\ngreen circle,20\n", 2, "expected 2 fields"),
+    ('class,frequency\n"red\nsquare",10\n', 2, "line break"),
+])
+def test_malformed_user_table_is_an_error_naming_file_and_line(tmp_path, text, line, what):
+    from core.tables import read_user_csv
+
+    p = tmp_path / "freq.csv"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match=what) as e:
+        read_user_csv(p, ("class", "frequency"), "class-frequency")
+    assert e.value.file == str(p) and e.value.line == line

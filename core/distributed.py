@@ -121,8 +121,11 @@ def run_embed(config: EmbedConfig, emit: EventCallback = ignore_events,
     cancel = cancel or CancelToken()
     if config.engine not in ENGINES:
         raise InputError(f"unknown engine '{config.engine}' (choose local or ray)", field="engine")
-    if config.batch_size < 1:
-        raise InputError("batch size must be at least 1", field="batch-size")
+    from dataclasses import asdict
+
+    from .config import check_numbers
+
+    check_numbers({k: v for k, v in asdict(config).items() if k != "backbone"})  # the sweep's ranges
     if config.concurrency < 1:
         raise InputError("concurrency must be at least 1", field="concurrency")
     if config.num_gpus_per_worker < 0:

@@ -26,7 +26,7 @@ import pandas as pd
 from .memory import release_free_memory
 from .analysis import TABLE_COLUMNS, BackboneOutcome, run_analysis, write_table  # noqa: F401  (re-exported)
 from .cache import EmbeddingCache
-from .config import MODES, BackboneSpec, SweepConfig  # noqa: F401  (re-exported)
+from .config import MODES, BackboneSpec, SweepConfig, check_numbers  # noqa: F401  (re-exported)
 from .controls import SYNONYMS
 from .embed import embed_names, logit_scale
 from .errors import InputError
@@ -93,6 +93,7 @@ def run_sweep(
     KeyboardInterrupt is re-raised after the run directory is closed.
     """
     cancel = cancel or CancelToken()
+    check_numbers(config.to_dict())  # out-of-range options are refused before any work
     check_out(config.out, config.overwrite)  # a reused or unwritable folder is refused before any work
     ctx = prepare(config, emit, cancel)
     dataset, labels, kinds, backbones = ctx.dataset, ctx.labels, ctx.kinds, ctx.backbones

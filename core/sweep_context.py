@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .config import MODES, SweepConfig
+from .config import MODES, SweepConfig, check_numbers
 from .controls import names_kinds
 from .errors import InputError
 from .events import CancelToken, EventCallback, ignore_events
@@ -64,6 +64,7 @@ def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
     """Check ``config`` and resolve every input; raises :class:`InputError` before anything is written."""
     from .backbones import load_backbone
 
+    check_numbers(config.to_dict())
     if config.mode not in MODES:
         raise InputError(f"unknown mode '{config.mode}' (choose flat or pooled)", field="mode")
     specs = list(config.backbones)

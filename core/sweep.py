@@ -31,7 +31,7 @@ from .controls import SYNONYMS
 from .embed import embed_names, logit_scale
 from .errors import InputError
 from .files import disk_full_error, is_disk_full
-from .events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, Stage,
+from .events import (CancelToken, Cancelled, EventCallback, ImageSkipped, LevelFinished, Log, Progress, RunFinished, Stage,
                      Status, TableRows, ignore_events)
 from .flips import flip_columns, flips_between
 from .labels import LabelSet
@@ -97,7 +97,7 @@ def run_sweep(
     check_out(config.out, config.overwrite)  # a reused or unwritable folder is refused before any work
     ctx = prepare(config, emit, cancel)
     dataset, labels, kinds, backbones = ctx.dataset, ctx.labels, ctx.kinds, ctx.backbones
-    for w in labels.warnings:
+    for w in [*dataset.warnings, *labels.warnings]:
         emit(Log(w, "warning"))
     emit(Log(dataset.describe()))
     resolved = {
@@ -115,6 +115,8 @@ def run_sweep(
     try:
         writer.meta["backbones"] = []
         writer.add_skipped(dataset.problems)
+        for path, reason in dataset.problems:  # listed as skipped like the images that fail to open
+            emit(ImageSkipped(path, reason))
         known = set(labels.classes)
         n_scored = sum(1 for r in dataset.records if r.label in known)  # at most this many rows per level
         ctx.save_logits, mb, why = logits_plan(config, n_scored, len(labels.classes), len(ctx.levels), len(backbones))
@@ -195,6 +197,8 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
                 for i in emb.indices if dataset.records[i].label not in class_index]
     if no_names:
         writer.add_skipped(no_names)
+        for path, reason in no_names:
+            emit(ImageSkipped(path, reason))
         emit(Log(f"{len(no_names)} images belong to classes missing from the labels file and are not scored", "warning"))
     X = emb.matrix[keep] if len(keep) < len(emb.matrix) else np.asarray(emb.matrix)
     idx = emb.indices[keep]
@@ -202,7 +206,9 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
         raise InputError("no usable images to score (see skipped.csv)", file=config.dataset)
     y = np.array([class_index[dataset.records[i].label] for i in idx], dtype=np.int64)
     ids = [dataset.records[i].id for i in idx]
-    n_skipped, n_encoded, n_cached = len(emb.skipped), emb.n_encoded, emb.n_cached
+    # every image of the listing this backbone did not score: those skipped.csv lists for it
+    n_skipped = len(dataset.problems) + len(emb.skipped) + len(no_names)
+    n_encoded, n_cached = emb.n_encoded, emb.n_cached
     del emb, keep
 
     t1 = time.perf_counter()

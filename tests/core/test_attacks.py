@@ -340,3 +340,85 @@ def _spec(cfg, ck):
     from core.config import BackboneSpec
 
     return BackboneSpec(cfg, checkpoint=str(ck), device="cpu")
+
+
+# ---------------------------------------------------------------- 7. image ids
+
+
+def test_raw_byte_and_escaped_name_get_different_ids(tiny_model, image_folder, labels_csv, tmp_path):
+    """Attack 7: a file named with a raw 0xFF byte and one named with the four characters \\xff shared an id."""
+    from core.datasets import load_dataset
+    from tests.conftest import make_image
+
+    cls = image_folder / "red square"
+    make_image("red square", 7).save(os.fsdecode(bytes(cls).__add__(b"/\xff.png")))
+    make_image("red square", 8).save(cls / "\\xff.png")
+    ds = load_dataset(image_folder)
+    ids = [r.id for r in ds.records if r.label == "red square"]
+    assert len(ids) == len(set(ids)) == 6
+    assert "red square/\\xff.png" in ids and "red square/\\\\xff.png" in ids
+    run = run_sweep(_config(tiny_model, image_folder, labels_csv, tmp_path / "run", levels=[1]))
+    preds = load_run(run.run_dir).predictions
+    assert preds["image"].is_unique and len(preds) == len(ds.records)
+
+
+def test_duplicate_ids_are_found_at_scan_time(tmp_path):
+    from core.datasets.base import Dataset, ImageRecord, drop_duplicate_ids
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    ds = drop_duplicate_ids(Dataset(root=tmp_path, kind="imagefolder", classes=["x"],
+                                    records=[ImageRecord("x/1.png", "x", a), ImageRecord("x/1.png", "x", b),
+                                             ImageRecord("x/2.png", "x", b)]))
+    assert [r.path for r in ds.records] == [a, b]
+    assert ds.problems == [("x/1.png", f"same image id as another image ({b}); rename one of them")]
+
+
+# ---------------------------------------------------------------- 8. skipped count, links leaving the folder
+
+
+def test_skipped_count_equals_skipped_csv_rows(tiny_model, image_folder, labels_csv, tmp_path, capsys):
+    """Attack 8: the summary said '4 skipped' while skipped.csv had 5 rows (a dangling link was not counted)."""
+    from core.cli import main
+
+    os.symlink(tmp_path / "nowhere.png", image_folder / "red square" / "dangling.png")
+    (image_folder / "green circle" / "zero.png").write_bytes(b"")
+    (image_folder / "blue triangle" / "text.png").write_text("not an image")
+    cfg, ck = tiny_model
+    out = tmp_path / "run"
+    assert main(["sweep", "--dataset", str(image_folder), "--labels", str(labels_csv), "--model", cfg, "--checkpoint",
+                 ck, "--templates", "plain", "--device", "cpu", "--workers", "0", "--levels", "1",
+                 "--out", str(out)]) == 0
+    rows = pd.read_csv(out / "skipped.csv")
+    assert len(rows) == 3
+    run = load_run(out)
+    assert run.summary["backbones"]["tiny-clip"]["n_skipped"] == len(rows)
+    assert "3 skipped" in capsys.readouterr().err
+
+
+def test_class_folder_linked_from_outside_is_reported(tiny_model, image_folder, labels_csv, tmp_path):
+    """Attack 8: a class folder that is a symbolic link leaving the dataset root was followed silently."""
+    from core.datasets import load_dataset, validate
+
+    elsewhere = tmp_path / "elsewhere"
+    (image_folder / "yellow bar").rename(elsewhere)
+    os.symlink(elsewhere, image_folder / "yellow bar")
+    report = validate(load_dataset(image_folder), check_images=False)
+    assert report.dataset_warnings == [f"class folder 'yellow bar' is a symbolic link to {elsewhere}, outside the "
+                                       "dataset folder"]
+    assert "Dataset warnings: 1" in report.to_text()
+    logs = []
+    run_sweep(_config(tiny_model, image_folder, labels_csv, tmp_path / "run", levels=[1]), emit=logs.append)
+    assert any(isinstance(e, Log) and e.level == "warning" and "outside the dataset folder" in e.message for e in logs)
+
+
+def test_manifest_symlink_leaving_its_folder_is_refused(image_folder, tmp_path):
+    """A manifest refused '../x.png' lexically; a link inside its folder pointing out got round that."""
+    from core.datasets import load_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    os.symlink(image_folder / "red square", data / "reds")
+    (data / "manifest.csv").write_text("path,label\nreds/000.png,red square\n")
+    with pytest.raises(InputError, match="symbolic link leading outside") as e:
+        load_dataset(data / "manifest.csv")
+    assert e.value.line == 2

@@ -18,7 +18,7 @@ from .config import TEMPLATE_PRESETS
 from .errors import InputError
 from .files import atomic_write_text
 from .names import display_name, name_key
-from .tables import parse_user_json, read_user_text, strict_csv_rows
+from .tables import formula_warnings, parse_user_json, read_user_text, strict_csv_rows
 
 
 
@@ -114,6 +114,7 @@ def _finish(names: dict[str, list[str]], sources, warnings, path) -> LabelSet:
             names[c] = [display_name(c)]
             sources[c] = ["class"]
     warnings.extend(shared_name_warnings(names))
+    warnings.extend(formula_warnings(names))
     return LabelSet(names=names, sources=sources, warnings=warnings, path=str(path))
 
 
@@ -215,7 +216,7 @@ def load_labels(path: str | Path, dataset_classes: Optional[Sequence[str]] = Non
 def labels_from_classes(classes: Iterable[str]) -> LabelSet:
     """One name per class: its display name (``lawn_mower`` -> ``lawn mower``)."""
     names = {c: [display_name(c)] for c in classes}
-    return LabelSet(names=names, sources={c: ["class"] for c in names})
+    return LabelSet(names=names, sources={c: ["class"] for c in names}, warnings=formula_warnings(names))
 
 
 # ---------------------------------------------------------------- templates

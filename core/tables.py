@@ -102,3 +102,70 @@ def read_user_csv(path: str | Path, required: Sequence[str], what: str) -> pd.Da
             found = ", ".join(map(str, df.columns)) or "none"
             raise InputError(f"missing column '{need}' (found: {found})", file=path, line=1, field=need)
     return df.rename(columns={cols[n]: n for n in required})
+
+
+# ---------------------------------------------------------------- spreadsheet formulas
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is run as a formula by spreadsheet programs (CSV injection)."""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def formula_risk(value: Any) -> bool:
+    """Whether a spreadsheet would read ``value`` as a formula (text, not a plain number, starting
+    with ``= + - @``, tab or carriage return)."""
+    return isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _is_number(value)
+
+
+def neutralise(value: Any) -> Any:
+    """OWASP's remedy for CSV injection: a single quote before a value a spreadsheet would run as
+    a formula, so it shows as text. For files meant for people (the app's exports); run files
+    keep values exactly, since scripts read them."""
+    return "'" + value if formula_risk(value) else value
+
+
+def neutralise_frame(df: "pd.DataFrame") -> "pd.DataFrame":
+    """``df`` with :func:`neutralise` applied to every text cell (numbers are left alone)."""
+    import pandas as pd
+
+    out = df.copy()
+    for c in out.columns:
+        if not (pd.api.types.is_numeric_dtype(out[c]) or pd.api.types.is_bool_dtype(out[c])):
+            out[c] = out[c].map(neutralise)
+    out.columns = [neutralise(c) for c in out.columns]
+    return out
+
+
+def neutralise_csv(src: str | Path, dest: str | Path) -> int:
+    """Copy a CSV for people: byte for byte when no cell is at risk, else cell by cell with the
+    risky ones neutralised. Returns how many cells were changed."""
+    import shutil
+
+    text = Path(src).read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    changed = sum(formula_risk(c) for row in rows for c in row)
+    if not changed:
+        shutil.copy2(src, dest)
+        return 0
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="\n").writerows([[neutralise(c) for c in row] for row in rows])
+    Path(dest).write_text(buf.getvalue(), encoding="utf-8", newline="")
+    return changed
+
+
+def formula_warnings(names: dict[str, list[str]]) -> list[str]:
+    """One warning per class or name that a spreadsheet would run as a formula."""
+    out = []
+    for cls, ns in names.items():
+        for n in dict.fromkeys([cls, *ns]):
+            if formula_risk(n):
+                out.append(f"'{n}' starts with {n[0]!r}: a spreadsheet opening the run's CSV files would run it as "
+                           "a formula (run files keep it exactly; the app's exports neutralise it)")
+    return out

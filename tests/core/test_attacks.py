@@ -95,7 +95,7 @@ def test_overwrite_of_a_folder_a_live_run_writes_is_refused(tiny_model, image_fo
     def hold(event):
         if isinstance(event, LevelFinished) and not paused.is_set():
             paused.set()
-            go.wait(60)
+            go.wait(600)  # released in the finally below; a slow machine may take minutes to start the CLI
 
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("a", run_sweep(

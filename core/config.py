@@ -228,7 +228,7 @@ def check_numbers(values: dict) -> None:
     for key, value in values.items():
         why = numeric_problem(key, value)
         if why:
-            raise InputError(why, field=key.replace("_", "-"))
+            raise InputError(why, field={"num_workers": "workers"}.get(key, key).replace("_", "-"))
 
 
 def int_list(text: Union[str, Sequence[int], None], field: str) -> list[int]:

@@ -265,7 +265,7 @@ def test_malformed_user_table_is_an_error_naming_file_and_line(tmp_path, text, l
 
 @pytest.mark.parametrize("option, value, field", [
     ("--alpha", "2", "alpha"), ("--alpha", "-1", "alpha"), ("--alpha", "0", "alpha"),
-    ("--batch-size", "0", "batch-size"), ("--batch-size", "-5", "batch-size"), ("--workers", "-3", "num-workers"),
+    ("--batch-size", "0", "batch-size"), ("--batch-size", "-5", "batch-size"), ("--workers", "-3", "workers"),
     ("--bootstrap", "0", "bootstrap"), ("--orderings", "0", "orderings"), ("--ensemble-splits", "-1", "ensemble-splits"),
     ("--ensemble-shots", "0,2", "ensemble-shots"), ("--levels", "0,2", "levels"),
 ])
@@ -292,7 +292,7 @@ def test_out_of_range_api_options_are_refused(tiny_model, image_folder, labels_c
     out = tmp_path / "run"
     with pytest.raises(InputError) as e:
         core.sweep(image_folder, labels_csv, [f"{cfg}={ck}"], templates="plain", out=out, device="cpu", **options)
-    assert e.value.field == next(iter(options)).replace("_", "-")
+    assert e.value.field == {"num_workers": "workers"}.get(next(iter(options)), next(iter(options))).replace("_", "-")
     assert not out.exists()
 
 

@@ -887,6 +887,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("interrupted", file=sys.stderr)
         return _stop_code([None], e)
     except Exception as e:
+        from core.util.files import disk_full_error, is_disk_full
+
+        if is_disk_full(e):  # a store, a study summary, a labels file: one line naming the folder
+            where = Path(e.filename).parent if getattr(e, "filename", None) else Path.cwd()
+            print(f"semscale: error: {disk_full_error(e, where, 'a file there')}", file=sys.stderr)
+            return EXIT_INPUT
         print(f"semscale: unexpected error: {type(e).__name__}: {e}", file=sys.stderr)
         if debug:
             raise

@@ -391,8 +391,10 @@ class GalleryPanel(QWidget):
         return self.model.rows.iloc[rows] if rows else self.model.rows
 
     def export_csv(self, path: str | Path) -> Path:
-        path = Path(path)
-        self.selected_rows().reindex(columns=EXPORT_COLUMNS).to_csv(path, index=False)
+        from core.util.tables import neutralise_frame
+
+        path = Path(path)  # for people: values a spreadsheet would run as formulas get a leading quote
+        neutralise_frame(self.selected_rows().reindex(columns=EXPORT_COLUMNS)).to_csv(path, index=False)
         self.status_message.emit(f"{len(self.selected_rows())} image(s) saved to {path}")
         return path
 
@@ -418,8 +420,10 @@ class GalleryPanel(QWidget):
         return out
 
     def copy_paths(self) -> None:
-        paths = self.paths()
-        QGuiApplication.clipboard().setText("\n".join(paths))
+        from core.util.tables import neutralise
+
+        paths = self.paths()  # pasted into a spreadsheet, a path starting with '=' must stay text
+        QGuiApplication.clipboard().setText("\n".join(neutralise(p) for p in paths))
         self.status_message.emit(f"{len(paths)} path(s) copied to the clipboard")
 
 

@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.doc = LabelsDocument(self)
         self._pending_start: Optional[Callable[[], None]] = None
         self._n_skipped = 0
+        self._skipped_paths: set[str] = set()
         self.cache_dialog: Optional[QWidget] = None
         self._closing = False
         self._build()
@@ -350,6 +351,7 @@ class MainWindow(QMainWindow):
 
         self.run_panel.remember()
         self._n_skipped = 0
+        self._skipped_paths = set()
         self.browser.clear_run_skipped()
         self.results.begin_live(config, levels, [spec_title(s) for s in specs])
         self.run_panel.set_running(True, len(specs))
@@ -390,7 +392,10 @@ class MainWindow(QMainWindow):
             self.controller.cancel()
 
     def _skipped(self, path: str, reason: str) -> None:
-        self._n_skipped += 1
+        if path in self._skipped_paths:  # one image skipped by several backbones is one row of skipped.csv
+            return
+        self._skipped_paths.add(path)
+        self._n_skipped = len(self._skipped_paths)
         self.log.append_skipped(path, reason)
         self.browser.add_run_skipped(path, reason)
 

@@ -41,9 +41,10 @@ PREDICTION_VIEW_COLUMNS = ["image", "true_class", "level", "predicted_class", "c
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, usecols=lambda c: c in PREDICTION_VIEW_COLUMNS, keep_default_na=False, na_values=[""],
-                     on_bad_lines="skip", engine="python" if path.stat().st_size < 1 << 20 else "c")
-    return df
+    from core.results.runs import committed_length, read_csv
+
+    # only whole levels: rows past run.json's committed length, or a last row cut short, are left out
+    return read_csv(path, committed_length(path), usecols=lambda c: c in PREDICTION_VIEW_COLUMNS)
 
 
 def verdict_note(t: dict) -> str:
@@ -431,7 +432,10 @@ class ResultsPanel(QWidget):
             self.export_csvs(Path(d) / Path(self.results.run_dir).name)
 
     def export_csvs(self, dest: str | Path) -> list[Path]:
-        """Copy the run directory's files (byte for byte) into ``dest``."""
+        """Copy the run directory's files into ``dest`` for people: byte for byte, except that a
+        CSV cell a spreadsheet would run as a formula gets a leading quote (core.util.tables.neutralise)."""
+        from core.util.tables import neutralise_csv
+
         src = Path(self.results.run_dir or "")
         dest = Path(dest)
         try:
@@ -439,7 +443,11 @@ class ResultsPanel(QWidget):
             out = []
             for f in sorted(src.iterdir()):
                 if f.is_file() and f.suffix in EXPORT_SUFFIXES and not f.name.endswith(".tmp"):
-                    out.append(Path(shutil.copy2(f, dest / f.name)))
+                    if f.suffix == ".csv":
+                        neutralise_csv(f, dest / f.name)
+                        out.append(dest / f.name)
+                    else:
+                        out.append(Path(shutil.copy2(f, dest / f.name)))
         except OSError as e:
             show_error(self, "Export failed", f"{dest}: {e.strerror or e}")
             return []

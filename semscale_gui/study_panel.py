@@ -724,6 +724,7 @@ class StudyPanel(QWidget):
     def export_summaries(self, dest: str | Path) -> list[Path]:
         """Copy every summary CSV (and study.json) of the study folder to ``dest``."""
         from core.study.summary import SUMMARY_FILES
+        from core.util.tables import neutralise_csv
 
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
@@ -731,7 +732,11 @@ class StudyPanel(QWidget):
         for name in SUMMARY_FILES + ("study.json",):
             src = (self.out_dir or Path()) / name
             if self.out_dir is not None and src.exists() and src.resolve() != (dest / name).resolve():
-                out.append(Path(shutil.copy2(src, dest / name)))
+                if src.suffix == ".csv":  # for people: formula-like cells neutralised (core.util.tables)
+                    neutralise_csv(src, dest / name)
+                    out.append(dest / name)
+                else:
+                    out.append(Path(shutil.copy2(src, dest / name)))
         return out
 
     def export_plot_dialog(self) -> None:

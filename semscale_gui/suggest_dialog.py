@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QButtonGroup, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
     QGroupBox, QHBoxLayout, QLabel, QLineEdit, QRadioButton, QSpinBox, QVBoxLayout, QWidget,
@@ -286,6 +286,14 @@ class SuggestDialog(QDialog):
     def _fit_height(self) -> None:
         """Grow to fit wrapped help text: Qt sizes a dialog by its minimum height, which ignores
         that a label needs more lines at a given width, so sections overlapped and clipped."""
+        need = self.fitting_height()
+        if self.height() < need:
+            self.resize(self.width(), need)
+        # a label given new text (the WordNet status) reports its wrapped height only after the
+        # pending layout request is handled: fit once more then
+        QTimer.singleShot(0, self, self._fit_height_now)
+
+    def _fit_height_now(self) -> None:
         need = self.fitting_height()
         if self.height() < need:
             self.resize(self.width(), need)

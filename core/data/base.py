@@ -24,8 +24,29 @@ from core.data.images import BadImage, open_image
 
 
 def printable(name: str) -> str:
-    """A file name that can be written to UTF-8 CSV/JSON (undecodable bytes become \\xNN)."""
+    """A file name that can be written to UTF-8 CSV/JSON: undecodable bytes become \\xNN, and a
+    backslash of the name itself is doubled, so a raw 0xFF byte and the four characters ``\\xff``
+    never share an id (the mapping is injective)."""
+    if "\\" in name:
+        name = name.replace("\\", "\\\\")
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def drop_duplicate_ids(dataset: "Dataset") -> "Dataset":
+    """Keep the first image of each id; later ones go to ``problems`` (an id names one image in
+    predictions.csv and flips, so two images must never share one)."""
+    seen: dict[str, ImageRecord] = {}
+    keep: list[ImageRecord] = []
+    for r in dataset.records:
+        first = seen.setdefault(r.id, r)
+        if first is r:
+            keep.append(r)
+        else:
+            where = f" ({r.path})" if r.path is not None else ""
+            dataset.problems.append((r.id, f"same image id as another image{where}; rename one of them"))
+    if len(keep) < len(dataset.records):
+        dataset.records = keep
+    return dataset
 
 
 def sha256_file(path: Path) -> str:
@@ -64,6 +85,7 @@ class Dataset:
     classes: list[str]
     problems: list[tuple[str, str]] = field(default_factory=list)  # (id, reason) found while listing
     empty_classes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # usable but worth a look (links leaving the folder)
     _array: Optional[np.ndarray] = field(default=None, repr=False)  # array-backed images: N x H x W x 3 uint8
 
     def __len__(self) -> int:

@@ -18,8 +18,14 @@ def load_image_folder(root: Path) -> Dataset:
     records: list[ImageRecord] = []
     problems: list[tuple[str, str]] = []
     empty: list[str] = []
+    warnings: list[str] = []
+    real_root = root.resolve()
+    outside = 0  # image files that are links to somewhere outside the dataset folder
     for cls in classes:
         n_before = len(records)
+        target = (root / cls).resolve()
+        if target != real_root and real_root not in target.parents:
+            warnings.append(f"class folder '{cls}' is a symbolic link to {target}, outside the dataset folder")
         for dirpath, dirnames, filenames in os.walk(root / cls, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for fn in sorted(filenames):
@@ -30,10 +36,15 @@ def load_image_folder(root: Path) -> Dataset:
                 if p.is_symlink() and not p.exists():
                     problems.append((rel, "broken symbolic link"))
                     continue
+                if p.is_symlink() and real_root not in p.resolve().parents:
+                    outside += 1
                 records.append(ImageRecord(id=rel, label=cls, path=p))
         if len(records) == n_before:
             empty.append(cls)
-    return Dataset(root=root, kind="imagefolder", records=records, classes=classes, problems=problems, empty_classes=empty)
+    if outside:
+        warnings.append(f"{outside} image file(s) are symbolic links to files outside the dataset folder")
+    return Dataset(root=root, kind="imagefolder", records=records, classes=classes, problems=problems,
+                   empty_classes=empty, warnings=warnings)
 
 
 def _detect(source) -> bool:

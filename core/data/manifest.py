@@ -67,6 +67,11 @@ def load_manifest(path: Path, allow_absolute: bool = False) -> Dataset:
                 raise InputError(
                     f"path '{p}' points outside the manifest's folder", file=path, line=line, field="path"
                 )
+            if not allow_absolute:
+                real = resolved.resolve()  # a link inside the folder must not lead out of it either
+                if real != root and root not in real.parents:
+                    raise InputError(f"path '{p}' is a symbolic link leading outside the manifest's folder "
+                                     f"(to {real})", file=path, line=line, field="path")
             full = resolved
             rel = Path(os.path.normpath(raw)).as_posix()
         if rel in seen:

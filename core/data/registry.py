@@ -65,4 +65,6 @@ def load_dataset(source: Source, allow_absolute: bool = False, *, options: Datas
         options = DatasetOptions(allow_absolute=allow_absolute, **{k: v for k, v in kw.items() if v is not None})
     if isinstance(source, Path):
         source = source.expanduser()
-    return detect(source).load(source, options)
+    from core.data.base import drop_duplicate_ids
+
+    return drop_duplicate_ids(detect(source).load(source, options))

@@ -20,6 +20,7 @@ class ValidationReport:
     missing_from_data: list[str]  # classes in the labels file with no images
     label_warnings: list[str]
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (id, "same content as …") across classes
+    dataset_warnings: list[str] = field(default_factory=list)  # e.g. class folders linked from outside the dataset
 
     @property
     def ok(self) -> bool:
@@ -45,6 +46,7 @@ class ValidationReport:
         section("Classes in the labels file but not in the data", self.missing_from_data)
         section("Labels warnings", self.label_warnings)
         section("Identical images in different classes", self.duplicates)
+        section("Dataset warnings", self.dataset_warnings)
         return "\n".join(lines)
 
 
@@ -81,4 +83,5 @@ def validate(dataset: Dataset, labels=None, check_images: bool = True) -> Valida
         missing_from_data=[c for c in (labels.classes if labels is not None else []) if counts.get(c, 0) == 0 and c not in dataset.classes],
         label_warnings=list(labels.warnings) if labels is not None else [],
         duplicates=duplicates,
+        dataset_warnings=list(dataset.warnings),
     )

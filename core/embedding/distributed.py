@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
@@ -121,8 +122,11 @@ def run_embed(config: EmbedConfig, emit: EventCallback = ignore_events,
     cancel = cancel or CancelToken()
     if config.engine not in ENGINES:
         raise InputError(f"unknown engine '{config.engine}' (choose local or ray)", field="engine")
-    if config.batch_size < 1:
-        raise InputError("batch size must be at least 1", field="batch-size")
+    from dataclasses import asdict
+
+    from core.util.config import check_numbers
+
+    check_numbers({k: v for k, v in asdict(config).items() if k != "backbone"})  # the sweep's ranges
     if config.concurrency < 1:
         raise InputError("concurrency must be at least 1", field="concurrency")
     if config.num_gpus_per_worker < 0:
@@ -298,8 +302,32 @@ def _ensure_ray(config: EmbedConfig, emit) -> bool:
         emit(Log(f"connecting to the Ray cluster at {config.address}"))
         ray.init(address=config.address, **kw)
     else:
-        ray.init(num_cpus=config.num_cpus or os.cpu_count() or 1, **kw)
+        with _loopback_only():
+            ray.init(num_cpus=config.num_cpus or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **kw)
     return True
+
+
+@contextmanager
+def _loopback_only():
+    """Make a Ray instance started here listen on 127.0.0.1 only (its GCS, raylet, workers and
+    agents bind to the node address, and a loopback node address makes them local-only).
+
+    ``ray.init`` turns a loopback ``_node_ip_address`` into the machine's network address unless
+    Ray's single-machine mode (its default on macOS and Windows) is on, so it is switched on while
+    the instance starts. Nobody else on the network can then submit tasks running as this user.
+    """
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # a Ray without that switch: it binds as it does
+        yield
+        return
+    before = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if before is not None:
+            ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def _source_table(dataset, plan, pending, rows_per_block: int):

@@ -6,16 +6,14 @@ name and the order is the rank used to build levels (level k = first k names).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from core.util.config import TEMPLATE_PRESETS
 from core.util.errors import InputError
-from core.util.names import display_name, name_key
-from core.util.tables import parse_user_json, read_user_text
+from core.util.names import display_name
+from core.util.tables import formula_warnings, parse_user_json, read_user_text, strict_csv_rows
 from core.labels.base import LabelSet, shared_name_warnings, shared_names  # noqa: F401  (re-exported)
 
 
@@ -28,6 +26,7 @@ def _finish(names: dict[str, list[str]], sources, warnings, path) -> LabelSet:
             names[c] = [display_name(c)]
             sources[c] = ["class"]
     warnings.extend(shared_name_warnings(names))
+    warnings.extend(formula_warnings(names))
     return LabelSet(names=names, sources=sources, warnings=warnings, path=str(path))
 
 
@@ -51,10 +50,9 @@ def load_labels_csv(path: Path) -> LabelSet:
     names: dict[str, list[str]] = {}
     sources: dict[str, list[str]] = {}
     warnings: list[str] = []
-    reader = csv.reader(io.StringIO(text))
     first = True
-    for row in reader:
-        line = reader.line_num
+    width: Optional[int] = None  # the header's column count, when there is a header
+    for line, row in strict_csv_rows(text, path):
         if not row or all(not c.strip() for c in row):
             continue
         if row[0].lstrip().startswith("#"):
@@ -63,15 +61,16 @@ def load_labels_csv(path: Path) -> LabelSet:
             first = False
             header = [c.strip().lower() for c in row]
             if header[:2] == ["class", "synonym"] or header[:2] == ["class", "name"]:
+                width = len(row)
                 continue
         if len(row) < 2:
             raise InputError(
                 f"expected 'class,synonym' but found {len(row)} column", file=path, line=line, field="synonym"
             )
-        if len(row) > 3:
+        if len(row) > 3 or width is not None and len(row) > width:
             raise InputError(
-                f"expected 'class,synonym[,source]' but found {len(row)} columns "
-                "(quote names that contain commas)",
+                f"expected {width or 3} columns ('class,synonym{',source' if (width or 3) > 2 else ''}') but found "
+                f"{len(row)}: extra fields (quote names that contain commas)",
                 file=path,
                 line=line,
             )
@@ -129,7 +128,7 @@ def load_labels(path: str | Path, dataset_classes: Optional[Sequence[str]] = Non
 def labels_from_classes(classes: Iterable[str]) -> LabelSet:
     """One name per class: its display name (``lawn_mower`` -> ``lawn mower``)."""
     names = {c: [display_name(c)] for c in classes}
-    return LabelSet(names=names, sources={c: ["class"] for c in names})
+    return LabelSet(names=names, sources={c: ["class"] for c in names}, warnings=formula_warnings(names))
 
 
 # ---------------------------------------------------------------- templates

@@ -246,9 +246,49 @@ class Backbone(EmbeddingModel):
         return encode_local(self, dataset, indices, batch_size=batch_size, num_workers=num_workers, emit=emit,
                             cancel=cancel, backoff=backoff, prefetch_factor=prefetch_factor)
 
+    def _checkpoint_error(self, e: BaseException) -> InputError:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return InputError(
+            f"cannot load this checkpoint into model '{self.open_clip_name}' ({msg}); check that --model matches the "
+            "checkpoint and that it is a state-dict file (safe loading refuses arbitrary pickles)",
+            file=self.checkpoint,
+            field="checkpoint",
+        )
+
+    def check_checkpoint(self) -> None:
+        """Load the checkpoint into a weightless ("meta") copy of the architecture: a file that is
+        no state dict, unsafe, or of another model is refused before a run folder exists, while a
+        run whose images and prompts are all cached still never builds the real network."""
+        import warnings
+
+        import torch
+
+        open_clip = self._open_clip()
+        try:
+            with _quiet_open_clip(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "copying into a meta parameter is a no-op"
+                with torch.device("meta"):
+                    model = open_clip.create_model(self.open_clip_name, pretrained=None, device="meta")
+        except Exception:
+            return  # an architecture that cannot be built weightless is checked when it is built
+        mmap = getattr(getattr(getattr(torch.serialization, "config", None), "load", None), "mmap", None)
+        try:
+            if mmap is not None:
+                torch.serialization.config.load.mmap = True  # map the file instead of reading it whole
+            with _quiet_open_clip(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                open_clip.load_checkpoint(model, str(self.checkpoint), weights_only=True)
+        except Exception as e:
+            raise self._checkpoint_error(e) from None
+        finally:
+            if mmap is not None:
+                torch.serialization.config.load.mmap = mmap
+
     def ensure_weights(self) -> None:
         """Fetch (or find in the local cache) pretrained weights without building the model,
-        so a missing download is reported before a run starts."""
+        so a missing download is reported before a run starts; a checkpoint is test-loaded."""
+        if self._model is None and self.checkpoint:
+            self.check_checkpoint()
         if self._model is not None or self.checkpoint or not self.spec.pretrained:
             return
         open_clip = self._open_clip()
@@ -296,13 +336,7 @@ class Backbone(EmbeddingModel):
             try:
                 open_clip.load_checkpoint(model, str(self.checkpoint), weights_only=True)
             except Exception as e:
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise InputError(
-                    f"cannot load this checkpoint into model '{name}' ({msg}); check that --model matches the "
-                    "checkpoint and that it is a state-dict file (safe loading refuses arbitrary pickles)",
-                    file=self.checkpoint,
-                    field="checkpoint",
-                ) from None
+                raise self._checkpoint_error(e) from None
         else:
             try:
                 self.ensure_weights()  # fail fast, before building a big model

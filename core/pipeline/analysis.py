@@ -79,6 +79,7 @@ def write_table(writer: "RunWriter", emit: EventCallback, name: str, rows: list[
     """Append rows to ``<name>.csv`` (columns of TABLE_COLUMNS) and show them live."""
     if rows:
         writer.append(f"{name}.csv", rows, TABLE_COLUMNS[name])
+        writer.commit()
         emit(TableRows(name, rows))
 
 

@@ -16,7 +16,7 @@ from core.embedding.cache import EmbeddingCache
 from core.models.base import ModelKind
 from core.results.runs import RunWriter
 from core.stats.significance import CurveBook
-from core.util.config import MODES, SweepConfig
+from core.util.config import MODES, SweepConfig, check_numbers
 from core.labels.controls import names_kinds
 from core.util.errors import InputError
 from core.util.events import CancelToken, EventCallback, ignore_events
@@ -70,6 +70,7 @@ def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
     from core.pipeline.answers import check_closed_prompts
     from core.stats.answers import MATCH_RULES
 
+    check_numbers(config.to_dict())
     if config.mode not in MODES:
         raise InputError(f"unknown mode '{config.mode}' (choose flat or pooled)", field="mode")
     specs = list(config.backbones)

@@ -24,11 +24,12 @@ import pandas as pd
 from core.util.memory import release_free_memory
 from core.pipeline.analysis import BackboneOutcome, run_analysis
 from core.embedding.cache import EmbeddingCache
-from core.util.config import SweepConfig
+from core.util.config import SweepConfig, check_numbers
 from core.labels.controls import SYNONYMS
 from core.embedding.embed import embed_names, logit_scale
 from core.util.errors import InputError
-from core.util.events import (CancelToken, Cancelled, EventCallback, LevelFinished, Log, Progress, RunFinished, Stage,
+from core.util.files import disk_full_error, is_disk_full
+from core.util.events import (CancelToken, Cancelled, EventCallback, ImageSkipped, LevelFinished, Log, Progress, RunFinished, Stage,
                      Status, TableRows, ignore_events)
 from core.stats.flips import flip_columns, flips_between
 from core.labels.labelset import LabelSet
@@ -92,10 +93,11 @@ def run_sweep(
     KeyboardInterrupt is re-raised after the run directory is closed.
     """
     cancel = cancel or CancelToken()
+    check_numbers(config.to_dict())  # out-of-range options are refused before any work
     check_out(config.out, config.overwrite)  # a reused or unwritable folder is refused before any work
     ctx = prepare(config, emit, cancel)
     dataset, labels, kinds, backbones = ctx.dataset, ctx.labels, ctx.kinds, ctx.backbones
-    for w in labels.warnings:
+    for w in [*dataset.warnings, *labels.warnings]:
         emit(Log(w, "warning"))
     emit(Log(dataset.describe()))
     resolved = {
@@ -109,16 +111,18 @@ def run_sweep(
     }
     writer = RunWriter(config.out, {**config.to_dict(), **resolved}, overwrite=config.overwrite)
     ctx.writer = writer
-    writer.meta["backbones"] = []
-    writer.add_skipped(dataset.problems)
     summary = ctx.summary
-    known = set(labels.classes)
-    n_scored = sum(1 for r in dataset.records if r.label in known)  # at most this many rows per level
-    ctx.save_logits, mb, why = logits_plan(config, n_scored, len(labels.classes), len(ctx.levels), len(backbones))
-    summary["logits"] = {"saved": ctx.save_logits, "estimated_mb": round(mb, 1), "limit_mb": config.logits_limit_mb}
-    if why and config.save_logits is None:
-        emit(Log(why))
     try:
+        writer.meta["backbones"] = []
+        writer.add_skipped(dataset.problems)
+        for path, reason in dataset.problems:  # listed as skipped like the images that fail to open
+            emit(ImageSkipped(path, reason))
+        known = set(labels.classes)
+        n_scored = sum(1 for r in dataset.records if r.label in known)  # at most this many rows per level
+        ctx.save_logits, mb, why = logits_plan(config, n_scored, len(labels.classes), len(ctx.levels), len(backbones))
+        summary["logits"] = {"saved": ctx.save_logits, "estimated_mb": round(mb, 1), "limit_mb": config.logits_limit_mb}
+        if why and config.save_logits is None:
+            emit(Log(why))
         ctx.cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
         _load_ahead(ctx)
         ctx.book = CurveBook(ctx.levels, config.bootstrap, config.seed, config.alpha)
@@ -142,10 +146,18 @@ def run_sweep(
             writer.finish(cancel.status, summary, error=f"{cancel.reason} ({type(e).__name__}: {e})")
             emit(RunFinished(cancel.status, str(writer.dir), summary))
             raise
-        writer.finish(Status.FAILED, summary, error=f"{type(e).__name__}: {e}")
-        emit(RunFinished(Status.FAILED, str(writer.dir), summary, error=str(e)))
+        full = disk_full_error(e, *_full_where(e, writer.dir, ctx.cache)) if is_disk_full(e) else None
+        try:
+            writer.finish(Status.FAILED, summary, error=str(full) if full else f"{type(e).__name__}: {e}")
+        except OSError:
+            if full is None:
+                raise  # (a full disk may refuse run.json too: it keeps its last committed state)
+        emit(RunFinished(Status.FAILED, str(writer.dir), summary, error=str(full or e)))
+        if full is not None:
+            raise full from e
         raise
     finally:
+        writer.close()  # the folder's claim, whatever happened
         if ctx.cache is not None:
             ctx.cache.close()
     emit(RunFinished(status, str(writer.dir), summary))
@@ -160,6 +172,20 @@ def _load_ahead(ctx: SweepContext) -> None:
         return
     if ctx.cache is None or not ctx.cache.knows(first.identity):
         first.prefetch()
+
+
+def _full_where(err: BaseException, run_dir, cache) -> tuple[str, str]:
+    """(folder, what) a full disk stopped: the embedding cache's folder, else the run folder."""
+    import sqlite3
+    from pathlib import Path
+
+    from core.embedding.cache import CacheUnavailable
+
+    name = getattr(err, "filename", None)
+    if cache is not None and (isinstance(err, (sqlite3.Error, CacheUnavailable))
+                              or name and Path(name).is_relative_to(cache.root)):
+        return str(cache.root), "the embedding cache"
+    return str(run_dir), "the run folder (the levels finished before are kept)"
 
 
 def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutcome:
@@ -208,6 +234,7 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
             elif ctx.save_logits and kind == SYNONYMS and o == 0:  # float16, written chunk by chunk
                 dump = np.lib.format.open_memmap(logit_dir / f"level_{k}.npy", mode="w+", dtype=np.float16,
                                                  shape=(len(y), len(classes)))
+                _reserve(logit_dir / f"level_{k}.npy")
             if not isinstance(scores, AnswerScores):
                 s = score_level(scores, y, plan, config.top_k, class_scores_out=dump)
             if dump is not None:
@@ -248,6 +275,7 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
             previous = frame
             writer.append("per_class.csv", per_class, PER_CLASS_COLUMNS)
             writer.append("levels.csv", [row], LEVEL_COLUMNS)
+            writer.commit()  # the level's rows in every file are whole: readers trust up to here
             ctx.all_levels.append(row)
             curve_rows.append(row)
             if o == 0 and kind == SYNONYMS:
@@ -260,11 +288,13 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
             row["p_vs_level1_holm"] = float(p)
             row["peak_share"] = round(float(sh), 6)
         writer.rewrite("levels.csv", ctx.all_levels, LEVEL_COLUMNS)
+        writer.commit()
 
     thresholds, verdicts = ctx.book.threshold_rows(name)
     controls = ctx.book.control_rows(name)
     writer.append("threshold.csv", thresholds, THRESHOLD_COLUMNS)
     writer.append("controls.csv", controls, CONTROL_COLUMNS)
+    writer.commit()
     for table, rows in (("threshold", thresholds), ("controls", controls)):
         if rows:
             emit(TableRows(table, rows))
@@ -343,6 +373,8 @@ def _backbone_scores(ctx: SweepContext, position: int, backbone) -> _Scored:
                 for i in got.indices if dataset.records[i].label not in class_index]
     if no_names:
         writer.add_skipped(no_names)
+        for path, reason in no_names:
+            emit(ImageSkipped(path, reason))
         emit(Log(f"{len(no_names)} images belong to classes missing from the labels file and are not scored", "warning"))
     if backbone.output == ANSWERS:  # answers are matched level by level; keep the images with a class
         if len(keep) < len(got.indices):
@@ -359,7 +391,8 @@ def _backbone_scores(ctx: SweepContext, position: int, backbone) -> _Scored:
         raise InputError("no usable images to score (see skipped.csv)", file=config.dataset)
     y = np.array([class_index[dataset.records[i].label] for i in idx], dtype=np.int64)
     ids = [dataset.records[i].id for i in idx]
-    n_skipped = len(skipped)
+    # every image of the listing this backbone did not score: those skipped.csv lists for it
+    n_skipped = len(dataset.problems) + len(skipped) + len(no_names)
     answers = got if backbone.output == ANSWERS else None
     del got, keep
 
@@ -375,6 +408,21 @@ def _backbone_scores(ctx: SweepContext, position: int, backbone) -> _Scored:
     return _Scored(ids, y, scores, X, scale, n_skipped, n_encoded, n_cached, t_images, t_text)
 
 
+def _reserve(path) -> None:
+    """Allocate a memory-mapped file's blocks now: a full disk is then an ENOSPC here, not a
+    SIGBUS that kills the process when a page is first written."""
+    import os
+
+    if hasattr(os, "posix_fallocate"):
+        with open(path, "r+b") as f:
+            try:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as e:
+                if is_disk_full(e):
+                    raise
+                # the file system cannot preallocate (EOPNOTSUPP...): write as before
+
+
 def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:
     df = pd.DataFrame(rows)
     g = df.groupby(["backbone", "names", "level"], sort=False)
@@ -385,4 +433,4 @@ def _write_ordering_summary(writer: RunWriter, rows: list[dict]) -> None:
     ).reset_index()
     # the columns of earlier versions first, in their order; "names" (control curves) is an addition
     out = out[[c for c in out.columns if c != "names"] + ["names"]]
-    out.to_csv(writer.dir / "levels_summary.csv", index=False)
+    writer.rewrite("levels_summary.csv", out.to_dict("records"), list(out.columns))

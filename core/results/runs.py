@@ -5,7 +5,9 @@
 level finishes, so a cancelled or killed run keeps everything already computed.
 ``run.json`` is replaced atomically; a run left as ``running`` by a process that no
 longer exists reads back as ``interrupted``. A folder that already holds a run is never
-written into unless asked to, and then every file of the old run goes first.
+written into unless asked to, and then every file of the old run goes first. A run claims
+its folder by creating ``.semscale-run.lock`` exclusively (pid, start time, host) and
+holds it until it finishes, so two runs started at the same moment never share a folder.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -92,22 +95,116 @@ def _pid_started(pid: int) -> Optional[float]:
         return None
 
 
+CLAIM_FILE = ".semscale-run.lock"
+_claims_held: set[str] = set()  # claim files this process holds (a leftover of this pid is stale)
+_claims_lock = threading.Lock()
+
+
+def _claim_owner(path: Path) -> Optional[dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # being written this instant, or damaged: treated as held (a damaged one by a dead process below)
+
+
+def _claim_is_stale(path: Path, owner: dict) -> bool:
+    """A claim whose process is gone (same host), or a leftover of this process that no run holds."""
+    pid, host = owner.get("pid"), owner.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        if not owner:  # unreadable: stale once it is older than any write of it could take
+            try:
+                import time
+
+                return time.time() - path.stat().st_mtime > 10
+            except OSError:
+                return False
+        return False
+    if pid == os.getpid():
+        with _claims_lock:
+            return str(path) not in _claims_held
+    started = owner.get("pid_started")
+    return not _pid_alive(pid, started if isinstance(started, (int, float)) else None)
+
+
+def claim_folder(d: Path) -> Path:
+    """Claim run folder ``d`` for this run: an exclusive create of its claim file, so of two
+    runs started at the same moment exactly one gets the folder. A claim left by a process
+    that no longer runs is taken over; one held by a live run is an :class:`InputError`."""
+    path = d / CLAIM_FILE
+    info = json.dumps({"pid": os.getpid(), "pid_started": _pid_started(os.getpid()), "host": socket.gethostname(),
+                       "thread": threading.get_ident(), "claimed": now()})
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            owner = _claim_owner(path)
+            if owner is None:
+                continue  # released meanwhile: try again
+            if _claim_is_stale(path, owner):
+                if _claim_owner(path) == owner:  # not taken over by another run meanwhile
+                    path.unlink(missing_ok=True)
+                continue
+            who = f" (process {owner['pid']} on {owner.get('host', '?')})" if "pid" in owner else ""
+            raise InputError(f"another run is writing into this folder{who}; wait for it to finish or choose "
+                             "another folder", file=d, field="out") from None
+        with _claims_lock:
+            _claims_held.add(str(path))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(info)
+        except OSError:
+            release_folder(path)
+            raise
+        return path
+    raise InputError("cannot claim this folder: another run keeps claiming it", file=d, field="out")
+
+
+def release_folder(claim: Optional[Path]) -> None:
+    if claim is None:
+        return
+    with _claims_lock:
+        held = str(claim) in _claims_held
+        _claims_held.discard(str(claim))
+    if held:
+        claim.unlink(missing_ok=True)
+
+
 class RunWriter:
     """Creates and appends to a run directory.
 
-    A folder that holds a run is refused unless ``overwrite``; then every file of the old run
-    is removed first, so the folder ends up exactly as a fresh run into an empty one leaves it.
-    Other files in the folder (a labels file the user keeps there) are left alone.
+    The folder is claimed first (:func:`claim_folder`) and held until :meth:`finish` or
+    :meth:`close`; a folder that holds a run is refused unless ``overwrite``; then every file
+    of the old run is removed first, so the folder ends up exactly as a fresh run into an
+    empty one leaves it. Other files in the folder (a labels file the user keeps there) are
+    left alone.
     """
 
     def __init__(self, out: str | Path, config: dict[str, Any], overwrite: bool = False) -> None:
         self.dir = Path(out)
+        self.claim: Optional[Path] = None
         check_out(self.dir, overwrite)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InputError(f"cannot create the run folder ({e.strerror or e})", file=self.dir, field="out") from None
-        _remove(_run_outputs(self.dir))
+        self.claim = claim_folder(self.dir)
+        try:
+            check_out(self.dir, overwrite)  # again, now that no other run can start here
+            _remove(_run_outputs(self.dir))
+            self._start(config)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Give the folder up (after :meth:`finish`, or when the run never started)."""
+        release_folder(self.claim)
+        self.claim = None
+
+    def _start(self, config: dict[str, Any]) -> None:
         self._before = set(os.listdir(self.dir))
         self.meta: dict[str, Any] = {
             "status": Status.RUNNING,
@@ -132,7 +229,28 @@ class RunWriter:
     def _write_meta(self) -> None:
         # every entry this run added, so a later --overwrite removes exactly this run's files
         self.meta["files"] = sorted(set(os.listdir(self.dir)) - self._before - {"run.json", "run.json.tmp"})
-        atomic_write_json(self.dir / "run.json", self.meta)
+        # the byte length of each CSV at this consistent point: readers cut there, so rows of a
+        # level that never finished (a kill, a full disk) are never read back as results
+        committed = {n: (self.dir / n).stat().st_size for n in self.meta["files"] if n.endswith(".csv")
+                     and (self.dir / n).is_file()}
+        meta = {**self.meta, "committed": committed}
+        atomic_write_json(self.dir / "run.json", meta)
+        self.meta = meta
+
+    def commit(self) -> None:
+        """Mark every CSV as it is now as whole (a level, a table): what readers will trust."""
+        self._write_meta()
+
+    def rollback(self) -> None:
+        """Cut every CSV back to its last committed length (rows of an unfinished level go; on a
+        full disk this also frees their space)."""
+        for name, size in (self.meta.get("committed") or {}).items():
+            path = self.dir / name
+            try:
+                if path.is_file() and path.stat().st_size > size:
+                    os.truncate(path, size)
+            except OSError:
+                pass
 
     def update(self, **fields: Any) -> None:
         self.meta.update(fields)
@@ -164,15 +282,22 @@ class RunWriter:
         new = [(p, r) for p, r in items if p not in self._skipped]
         self._skipped.update(p for p, _ in new)
         self.append("skipped.csv", [{"path": p, "reason": r} for p, r in new], SKIPPED_COLUMNS)
+        if new:
+            self.commit()
 
     def finish(self, status: str, summary: Optional[dict] = None, error: str = "") -> None:
+        if status != Status.COMPLETED:
+            self.rollback()  # a stop or failure inside a level keeps the levels before it, whole
         self.meta["status"] = status
         self.meta["finished"] = now()
         if summary is not None:
             self.meta["summary"] = summary
         if error:
             self.meta["error"] = error
-        self._write_meta()
+        try:
+            self._write_meta()
+        finally:
+            self.close()
 
 
 def _pid_alive(pid: int, started: Optional[float] = None) -> bool:
@@ -201,7 +326,7 @@ class Run:
     ``levels``, ``predictions``, ``per_class`` and ``skipped`` are always DataFrames (empty
     when the file is); every other CSV of the run folder is in ``tables`` by file stem and
     reachable as an attribute (``run.ensembles``, ``run.frequency``, ...: None when absent).
-    ``dir`` is None for a run whose temporary folder is gone (``core.sweep(out=None)``).
+    ``dir`` is None for a run whose temporary folder is gone (``core.pipeline.runner(out=None)``).
     """
 
     dir: Optional[Path]
@@ -212,6 +337,7 @@ class Run:
     skipped: pd.DataFrame
     flips: pd.DataFrame = field(default_factory=pd.DataFrame)  # flips.csv (or, for older runs, from predictions)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # rows left out of a file cut short (core.results.runs.read_csv)
 
     @property
     def status(self) -> str:
@@ -255,16 +381,55 @@ def run_status(meta: dict) -> str:
     return status
 
 
-def read_csv(path: Path) -> pd.DataFrame:
+class PartialRowsWarning(UserWarning):
+    """A run file held rows past its last whole level (a kill or a full disk); they were left out."""
+
+
+def committed_length(path: Path) -> Optional[int]:
+    """The byte length run.json last committed for this run file (None for older runs)."""
+    try:
+        n = json.loads((path.parent / "run.json").read_text(encoding="utf-8")).get("committed", {}).get(path.name)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return n if isinstance(n, int) else None
+
+
+def read_csv(path: Path, limit: Optional[int] = None, notes: Optional[list[str]] = None,
+             usecols: Any = None) -> pd.DataFrame:
     """A run CSV as the run wrote it (empty when missing; pandas reads floats back exactly, so
-    summaries equal their sources)."""
+    summaries equal their sources).
+
+    Only the first ``limit`` bytes count (the length run.json committed: whole levels), and a
+    last line without its newline is a row cut short; either is left out with a warning, added
+    to ``notes`` too, so a partial row never reads back as a row of NaNs.
+    """
+    import io
+    import warnings
+
     if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame()
+    data = path.read_bytes()
+    dropped = []
+    if limit is not None and len(data) > limit:
+        dropped.append(f"{len(data) - limit} bytes after the last whole level")
+        data = data[:limit]
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        dropped.append(f"a partial last row ({len(data) - cut} bytes)")
+        data = data[:cut]
+    if dropped:
+        msg = f"{path}: left out {' and '.join(dropped)} (the run was stopped while writing it)"
+        warnings.warn(msg, PartialRowsWarning, stacklevel=2)
+        if notes is not None:
+            notes.append(msg)
+    if not data.strip():
+        return pd.DataFrame()
     try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""])
+        return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""], usecols=usecols)
     except pd.errors.ParserError:
-        # a kill during a write can leave a partial last line: keep every complete one
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], on_bad_lines="skip", engine="python")
+        # a row damaged some other way: keep every complete one
+        return pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values=[""], on_bad_lines="skip",
+                           engine="python", usecols=usecols)
 
 
 def load_run(path: str | Path) -> Run:
@@ -278,24 +443,33 @@ def load_run(path: str | Path) -> Run:
         raise InputError("not a run directory (no run.json)", file=d)
     meta = read_user_json(meta_path)
     meta["status"] = run_status(meta)
-    predictions = read_csv(d / "predictions.csv")
+    committed = meta.get("committed") if isinstance(meta.get("committed"), dict) else {}
+    notes: list[str] = []
+
+    def read(p: Path) -> pd.DataFrame:
+        limit = committed.get(p.name)
+        return read_csv(p, limit if isinstance(limit, int) else None, notes)
+
+    predictions = read(d / "predictions.csv")
     tables = {}
     for p in sorted(d.glob("*.csv")):
         if p.name not in RUN_FILES and p.name != "flips.csv":
             try:
-                tables[p.stem] = read_csv(p)
+                tables[p.stem] = read(p)
             except (ValueError, OSError):  # an analysis table that cannot be read does not hide the run
                 continue
-    return Run(d, meta, read_csv(d / "levels.csv"), predictions, read_csv(d / "per_class.csv"),
-               read_csv(d / "skipped.csv"), flips=read_flips(d, predictions), tables=tables)
+    run = Run(d, meta, read(d / "levels.csv"), predictions, read(d / "per_class.csv"),
+              read(d / "skipped.csv"), flips=read_flips(d, predictions, read), tables=tables)
+    run.warnings = notes
+    return run
 
 
-def read_flips(d: Path, predictions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+def read_flips(d: Path, predictions: Optional[pd.DataFrame] = None, read=read_csv) -> pd.DataFrame:
     """flips.csv; a run written before it existed gets its flips computed from predictions.csv."""
     from core.stats.flips import compute_flips, flip_columns
 
     if (d / "flips.csv").exists():
-        df = read_csv(d / "flips.csv")
+        df = read(d / "flips.csv")
         return df if len(df.columns) else pd.DataFrame(columns=flip_columns(pd.DataFrame()))
     predictions = read_csv(d / "predictions.csv") if predictions is None else predictions
     return compute_flips(predictions) if len(predictions) else pd.DataFrame(columns=flip_columns(predictions))

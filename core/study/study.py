@@ -26,6 +26,7 @@ from core.models.openclip import PRECISIONS, BackboneSpec
 from core.util.errors import InputError
 from core.util.events import CancelToken, Cancelled, EventCallback, Log, ignore_events
 from core.study.summary import RUNS_FOLDER, run_path
+from core.util.config import numeric_problem
 
 STUDY_ENGINES = ("local", "ray")
 PROTOCOL_KEYS = (
@@ -230,19 +231,14 @@ def parse_study(text: str, file: Optional[str | Path] = None) -> Study:
         raise study.error(f"unknown mode '{p['mode']}' (choose flat or pooled)", key="mode")
     if p.get("precision", "fp32") not in PRECISIONS:
         raise study.error(f"unknown precision '{p['precision']}' (choose {', '.join(PRECISIONS)})", key="precision")
-    for key in ("orderings", "batch_size", "bootstrap"):
-        if key in p and p[key] < 1:
-            raise study.error(f"must be at least 1, got {p[key]}", key=key)
-    if "ensemble_splits" in p and p["ensemble_splits"] < 0:
-        raise study.error(f"cannot be negative, got {p['ensemble_splits']}", key="ensemble_splits")
-    if any(k < 1 for k in p.get("ensemble_shots", [])):
-        raise study.error("ensemble shots must be positive integers", key="ensemble_shots")
+    for key, value in p.items():  # the same ranges as the command line and the API (core.util.config)
+        why = numeric_problem(key, value)
+        if why:
+            raise study.error(why, key=key)
     if isinstance(p.get("controls"), str):
         p["controls"] = [c.strip() for c in p["controls"].split(",") if c.strip()]
     if "templates" in p:
         p["templates"] = _resolve_templates(p["templates"], base)
-    if "alpha" in p and not 0 < p["alpha"] < 1:
-        raise study.error(f"must be between 0 and 1, got {p['alpha']}", key="alpha")
     for key in ("class_frequency", "vocabulary"):
         if key in p:
             p[key] = _resolve(p[key], base)

@@ -149,6 +149,59 @@ class SweepConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+# ---------------------------------------------------------------- numeric options
+
+# (lowest, highest, lowest excluded, highest excluded, integer) per numeric option, by config field name;
+# one table for the command line, the Python API, the app and study files
+NUMERIC_OPTIONS: dict[str, tuple[Optional[float], Optional[float], bool, bool, bool]] = {
+    "alpha": (0, 1, True, True, False),
+    "batch_size": (1, None, False, False, True),
+    "num_workers": (0, None, False, False, True),
+    "workers": (0, None, False, False, True),
+    "bootstrap": (1, None, False, False, True),
+    "orderings": (1, None, False, False, True),
+    "top_k": (1, None, False, False, True),
+    "ensemble_splits": (0, None, False, False, True),
+    "ensemble_shots": (1, None, False, False, True),
+    "levels": (1, None, False, False, True),
+    "logits_limit_mb": (0, None, False, False, False),
+    "tolerance": (0, 1, False, False, False),
+    "seed": (None, None, False, False, True),
+    "shard_size": (1, None, False, False, True),
+    "concurrency": (1, None, False, False, True),
+    "num_cpus": (1, None, False, False, True),
+    "num_gpus_per_worker": (0, None, False, False, False),
+    "decode_batch_size": (1, None, False, False, True),
+}
+
+
+def numeric_problem(key: str, value) -> Optional[str]:
+    """Why ``value`` is out of range for option ``key`` (a list: each item), or None when it is fine."""
+    rule = NUMERIC_OPTIONS.get(key)
+    if rule is None or value is None or isinstance(value, str):
+        return None  # not a numeric option, unset, or text parsed elsewhere (levels "1,2,4", "auto")
+    lo, hi, lo_open, hi_open, integer = rule
+    for v in value if isinstance(value, (list, tuple)) else [value]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+            return f"expected a number, got {v!r}"
+        if integer and int(v) != v:
+            return f"must be a whole number, got {v}"
+        if lo is not None and (v <= lo if lo_open else v < lo) or hi is not None and (v >= hi if hi_open else v > hi):
+            if lo is not None and hi is not None:
+                return f"must be between {lo:g} and {hi:g}{' (exclusive)' if lo_open else ''}, got {v:g}"
+            return f"must be {'above' if lo_open else 'at least'} {lo:g}, got {v:g}"
+    return None
+
+
+def check_numbers(values: dict) -> None:
+    """Refuse the first out-of-range numeric option (``--alpha 2``, ``--batch-size 0``...) with an
+    :class:`InputError` naming it as the command line spells it; called before any folder exists."""
+    for key, value in values.items():
+        why = numeric_problem(key, value)
+        if why:
+            raise InputError(why, field={"num_workers": "workers"}.get(key, key).replace("_", "-"))
+
+
 def int_list(text: Union[str, Sequence[int], None], field: str) -> list[int]:
     """``"1,2,4"`` (or a list) as integers; the error names the option."""
     if text is None or isinstance(text, str) and not text.strip():

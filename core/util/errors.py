@@ -42,3 +42,8 @@ class RemoteFailure(RuntimeError):
 
     Finished levels and cached results are kept; the message says so and how to resume.
     """
+
+
+class DiskFull(InputError):
+    """A disk (or quota) filled up while writing ``file``: a one-line message naming the folder,
+    shown like bad input (exit 2) because the user, not the program, has to act."""

@@ -7,8 +7,10 @@ renamed over the old one; readers see the old file or the new one, never a mixtu
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sqlite3
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,3 +59,25 @@ def atomic_write_csv(path: str | Path, frame) -> None:
 
 def atomic_write_json(path: str | Path, data: Any, indent: int = 2) -> None:
     atomic_write_text(path, json.dumps(data, indent=indent, default=str) + "\n")
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """ENOSPC (and quota, file-size limit), or SQLite's "database or disk is full"."""
+    if isinstance(err, OSError) and err.errno in _FULL:
+        return True
+    if isinstance(err, sqlite3.Error) and getattr(err, "sqlite_errorcode", None) == 13:  # SQLITE_FULL
+        return True
+    return "database or disk is full" in str(err)  # also as the embedding cache reports it
+
+
+def disk_full_error(err: BaseException, folder: str | Path, what: str = "the run folder"):
+    """The :class:`~core.util.errors.DiskFull` to raise for ``err``, naming ``folder``."""
+    from core.util.errors import DiskFull
+
+    why = {errno.EDQUOT: "the disk quota is used up", errno.EFBIG: "the file-size limit is reached"}.get(
+        getattr(err, "errno", None), "the disk is full")
+    return DiskFull(f"{why}: cannot write {what} ({type(err).__name__}: {getattr(err, 'strerror', None) or err}); "
+                    "free some space or choose a folder on another disk", file=folder)

@@ -25,7 +25,7 @@ def _err(fn, path):
     (b"class,frequency\ndog,3\ndog,4\n", 3, "class"),
     (b"class,frequency\ndog,-1\n", 2, "frequency"),
     (b"", 1, None),
-    (b"class,frequency\ndog,3\ncaf\xe9,4\n", None, None),
+    (b"class,frequency\ndog,3\ncaf\xe9,4\n", 3, None),  # the line of the bad byte
 ])
 def test_frequency_csv(tmp_path, content, line, field):
     p = tmp_path / "freq.csv"

@@ -63,20 +63,31 @@ def test_progress_says_ensembles_during_ensembling(qtbot, gui_env):
 
 
 def test_suggest_dialog_default_size_fits_every_section(qtbot, gui_env):
+    """Every section gets at least the height its contents ask for, whichever WordNet the machine
+    has (its status line wraps to more or fewer lines) and whatever the font: relations, no pixels."""
     from semscale_gui.suggest_dialog import SuggestDialog
 
     d = SuggestDialog(["house", "ball"], 2, [("demo-vit", None)])
     qtbot.addWidget(d)
     d.show()
     qtbot.waitUntil(lambda: d._wordnet_found is not None, timeout=30000)
-    qtbot.wait(20)
-    assert d.height() >= d.fitting_height()
-    nb = d.neighbours_box
-    assert nb.geometry().top() >= d.wordnet_box.geometry().bottom()
-    assert nb.geometry().bottom() <= d.buttons.geometry().top()
-    note, vocab = d.backbone_note.geometry(), d.vocab_wordnet.geometry()
-    assert note.bottom() < vocab.top()  # the help line no longer runs into the vocabulary row
-    assert note.height() >= d.backbone_note.heightForWidth(note.width()) - 1
+
+    def fits() -> bool:
+        sections = (d.wordnet_box, d.neighbours_box)
+        return (d.height() >= d.fitting_height()
+                and all(w.height() >= (w.heightForWidth(w.width()) if w.hasHeightForWidth()
+                                       else w.minimumSizeHint().height()) for w in sections)
+                and d.wordnet_box.geometry().bottom() < d.neighbours_box.geometry().top()
+                and d.neighbours_box.geometry().bottom() <= d.buttons.geometry().top())
+
+    for status in (None, "found: " + ", ".join(f"a/long/path/to/wordnet/file-{i}" for i in range(40)), "x"):
+        if status is not None:  # another machine's WordNet: a longer or shorter status line
+            d.wordnet_status.setText(status)
+            d._update()
+        qtbot.waitUntil(fits, timeout=5000)
+        note, vocab = d.backbone_note.geometry(), d.vocab_wordnet.geometry()
+        assert note.bottom() < vocab.top()  # the help line no longer runs into the vocabulary row
+        assert note.height() >= d.backbone_note.heightForWidth(note.width()) - 1
 
 
 def test_synonym_table_edits_emit_data_changed_not_reset(qtbot, gui_env):

@@ -24,6 +24,18 @@ ANSWER_COLUMNS = ["backbone", "image", "level", "answer", "matched_names", "matc
 BY_CLASS_COLUMNS = ["backbone", "true_class", "answer", "count", "share", "matched_classes", "credit", "matched"]
 
 
+ARTICLES = ("a", "an", "the")
+
+
+def answer_key(text: str) -> str:
+    """Answers that count as the same: :func:`~core.util.names.name_key` without a leading article
+    ("A kitty." and "Kitties" are one answer)."""
+    words = name_key(text).split()
+    while len(words) > 1 and words[0] in ARTICLES:
+        words = words[1:]
+    return " ".join(words)
+
+
 # ---------------------------------------------------------------- answers.csv
 
 def read_answers(run_dir: str | Path) -> Optional[pd.DataFrame]:
@@ -50,7 +62,7 @@ def with_true_class(answers: pd.DataFrame, predictions: Optional[pd.DataFrame] =
     if predictions is not None and len(predictions) and {"image", "true_class"} <= set(predictions.columns):
         p = predictions.drop_duplicates("image")
         truth = dict(zip(p["image"].astype(str), p["true_class"].astype(str)))
-    return answers.assign(true_class=answers["image"].astype(str).map(truth).fillna(""))
+    return answers.assign(true_class=[truth.get(i, "") for i in answers["image"].astype(str)])
 
 
 def answers_at_level(answers: pd.DataFrame, level: Optional[int] = None) -> pd.DataFrame:
@@ -69,7 +81,7 @@ def answers_by_class(answers: pd.DataFrame, backbone: Optional[str] = None, leve
                      classes: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Answers per (backbone, true class), most frequent first.
 
-    Answers that differ only in case, punctuation or a plural are one row (shown in their most
+    Answers that differ only in case, punctuation, a leading article or a plural are one row (shown in their most
     common form). ``count`` is how many images gave it, ``share`` its part of the class's
     answers, ``matched_classes`` what it matched (its most common matching), ``credit`` its mean
     credit, ``matched`` False for an answer that named no class. Classes follow ``classes``
@@ -85,7 +97,7 @@ def answers_by_class(answers: pd.DataFrame, backbone: Optional[str] = None, leve
         return pd.DataFrame(columns=BY_CLASS_COLUMNS)
     df = df.assign(backbone=df["backbone"].astype(str), answer=df["answer"].fillna("").astype(str),
                    matched_classes=df["matched_classes"].fillna("").astype(str))
-    df["key"] = df["answer"].map(name_key)
+    df["key"] = df["answer"].map(answer_key)
     keys = ["backbone", "true_class", "key"]
     g = df.groupby(keys, sort=False)
     out = pd.concat([

@@ -57,6 +57,8 @@ def caption(row: Any) -> str:
         row.predicted_label == row.predicted_label else str(owners)
     score = f"score {row.score:.3f}" if row.score == row.score and row.score is not None else str(row.backbone)
     answer = getattr(row, "answer", "")
+    if isinstance(answer, str) and answer and owners != owners:  # an answer that named no class
+        pred = "no class"
     if isinstance(answer, str) and answer:
         score = f"says: “{' '.join(answer.split())}”"
     return f"{mark}true: {row.true_class}\npred: {pred}\n{score}"

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QMargins, Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-    QLineEdit, QPushButton, QRadioButton, QStackedWidget, QVBoxLayout, QWidget,
+    QLineEdit, QPushButton, QRadioButton, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget,
 )
 
 from semscale_gui import settings
@@ -147,7 +147,9 @@ def probe_vlm(spec: dict, dataset: Any, names: Optional[list[str]] = None, top: 
 def error_text(e: Exception) -> str:
     from core.util.errors import InputError
 
-    return str(e) if isinstance(e, (InputError, ValueError)) else f"{type(e).__name__}: {e}"
+    if isinstance(e, InputError):
+        return str(e) if e.file else e.message  # the field is the one being tested: no need to name it
+    return str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
 
 
 class _KindDialog(QDialog):
@@ -409,7 +411,7 @@ class VlmDialog(_KindDialog):
         self.prompt = QLineEdit(DEFAULT_PROMPT)
         self.label = QLineEdit()
         self.label.setPlaceholderText("optional display name")
-        self.form.addRow("Model:", where)
+        self.form.addRow("Source:", where)
         self.form.addRow("", self.source)
         self.form.addRow("Mode:", self.mode)
         self.form.addRow("Prompt:", self.prompt)
@@ -441,6 +443,10 @@ class VlmDialog(_KindDialog):
     def _where_changed(self, *_args: Any) -> None:
         local = self.local.isChecked()
         self.source.setCurrentIndex(0 if local else 1)
+        for i in range(self.source.count()):  # the stack takes the height of the page shown, not the tallest
+            policy = QSizePolicy.Policy.Preferred if i == self.source.currentIndex() else QSizePolicy.Policy.Ignored
+            self.source.widget(i).setSizePolicy(QSizePolicy.Policy.Preferred, policy)
+        self.source.adjustSize()
         i = self.mode.findData("likelihood")
         item = self.mode.model().item(i)
         item.setEnabled(local)  # an endpoint returns text, not the probability of each name
@@ -492,7 +498,7 @@ class VlmDialog(_KindDialog):
         return lambda: probe_vlm(spec, ds, names)
 
     def _show(self, r: dict) -> None:
-        self._say(f"answered in {r['latency_s']:.2f} s", "#1b7f3b")
+        self._say(f"{'answered' if 'answer' in r else 'scored'} in {r['latency_s']:.2f} s", "#1b7f3b")
         self.set_field(0, "image", "Image:", r["image"] + (f" (class {r['true']})" if r["true"] else ""))
         if "answer" in r:
             self.set_field(1, "answer", "Answer:", f"<b>{_escape(r['answer'])}</b>")
@@ -500,7 +506,9 @@ class VlmDialog(_KindDialog):
             self.set_field(1, "top", "Top names:", "<br>".join(f"{i}. {_escape(n)} &nbsp; {s:.3f}"
                                                                for i, (n, s) in enumerate(r["top"], 1)))
         if r.get("thumbnail") is not None:
-            self.thumb.setPixmap(QPixmap.fromImage(r["thumbnail"]))
+            pix = QPixmap.fromImage(r["thumbnail"])  # a small image is shown enlarged, pixels kept sharp
+            self.thumb.setPixmap(pix.scaled(self.thumb.size().shrunkBy(QMargins(2, 2, 2, 2)),
+                                            Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation))
             self.thumb.show()
 
     def accept(self) -> None:

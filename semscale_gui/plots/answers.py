@@ -214,7 +214,7 @@ class AnswersView(QWidget):
         self.shown = rows
         self.model.set_rows(rows)
         self.table.resizeColumnToContents(0)
-        for c in (2, 3, 5):
+        for c in (2, 3, 4, 5):
             self.table.resizeColumnToContents(c)
         where = "each image's highest level" if level is None else f"{level} name(s) per class"
         share = f"{n_unmatched / n_answers * 100:.1f}%" if n_answers else "–"

@@ -69,7 +69,7 @@ class FrequencyPlot(QWidget):
         self.show_box.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(self.show_box)
+        lay.addLayout(_controls(self.show_box))
         lay.addWidget(self.stack, 1)
         self.results = ResultsData()
         self.points = 0

@@ -17,7 +17,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from core.results.views import ResultsData
-from semscale_gui.plots.base import _controls, _labelled, _style_plot, colour, refill_combo
+from semscale_gui.plots.base import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
+
+LABEL_ALL_UP_TO = 25  # classes named on the difference plot (more would bury it; hover the Frequency view)
 
 AXIS = "class frequency in training data (log₁₀ scale)"
 
@@ -94,20 +96,33 @@ class VlmClipFrequency(QWidget):
         t = self.table
         x = t["log_frequency"].to_numpy(float)
         legend = rp.legend or rp.addLegend(offset=(8, 8))
-        for i, (col, name) in enumerate((("recall_clip", clip), ("recall_vlm", vlm))):
-            c = colour(i)
-            rp.addItem(pg.ScatterPlotItem(x, t[col].to_numpy(float) * 100, size=9, brush=pg.mkBrush(c),
+        yc, yv = t["recall_clip"].to_numpy(float) * 100, t["recall_vlm"].to_numpy(float) * 100
+        if len(t):  # each class's CLIP and VLM recall joined: the gap is the difference plotted on the right
+            rp.addItem(pg.PlotDataItem(np.repeat(x, 2), np.column_stack([yc, yv]).ravel(), connect="pairs",
+                                       pen=pg.mkPen("#bbbbbb", width=1)))
+        for i, (y, name, symbol) in enumerate(((yc, clip, "o"), (yv, vlm, "t"))):
+            rp.addItem(pg.ScatterPlotItem(x, y, size=10, symbol=symbol, brush=pg.mkBrush(colour(i)),
                                           pen=pg.mkPen("w"), name=name))
         legend.setLabelTextSize("10pt")
         rp.setYRange(-3, 108)
         d = t["difference"].to_numpy(float) * 100
         dp.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen("#888", style=pg.QtCore.Qt.PenStyle.DashLine)))
-        brushes = [pg.mkBrush(colour(1) if v > 0 else colour(0)) for v in d]
-        dp.addItem(pg.ScatterPlotItem(x, d, size=9, brush=brushes, pen=pg.mkPen("w")))
+        brushes = [pg.mkBrush(colour(1) if v > 0 else colour(0) if v < 0 else pg.mkColor("#888888")) for v in d]
+        dp.addItem(pg.ScatterPlotItem(x, d, size=10, brush=brushes, pen=pg.mkPen("w")))
         if len(t) >= 2 and np.ptp(x) > 0:  # a least-squares line to guide the eye; the statistic is Spearman's
             slope, icpt = np.polyfit(x, d, 1)
             xs = np.array([x.min(), x.max()])
             dp.addItem(pg.PlotDataItem(xs, slope * xs + icpt, pen=pg.mkPen("#444", width=1.5)))
+        if len(t) <= LABEL_ALL_UP_TO:
+            for name, xi, di in zip(t["class"].astype(str), x, d):
+                label = pg.TextItem(name, color="#333333", anchor=(0, 1))
+                label.setFont(tick_font())
+                label.setPos(float(xi), float(di))
+                dp.addItem(label)
+        if len(x):
+            span = max(float(np.ptp(x)), 0.5)
+            for plot in (rp, dp):
+                plot.setXRange(float(x.min()) - 0.05 * span, float(x.max()) + 0.3 * span, padding=0)
         lim = max(5.0, float(np.abs(d).max()) * 1.1) if len(d) else 100.0
         dp.setYRange(-lim, lim)
         s = self.stats

@@ -54,6 +54,10 @@ def env_name_problem(text: str) -> str:
             "never the key itself")
 
 
+# a test answers within seconds: fewer retries than a sweep's, for kinds that have that option (never saved)
+QUICK_TEST = {"retries": 1, "connect_timeout": 5.0}
+
+
 def _load(spec: dict) -> Any:
     """The kind a picker spec names, its heavy part not built yet; refuses a string no kind claims."""
     from core.models import registry
@@ -62,10 +66,13 @@ def _load(spec: dict) -> Any:
 
     model = spec["model"]
     prefix = model.split(":", 1)[0] + ":" if ":" in model else ""
-    if prefix and registry.kind_of(model).kind == registry.DEFAULT_KIND:
+    entry = registry.kind_of(model)
+    if prefix and entry.kind == registry.DEFAULT_KIND:
         raise InputError(f"no model kind handles '{prefix}' in this installation (install the extra that provides it)",
                          field="model")
-    return registry.load_model(BackboneSpec(model=model, label=spec.get("label"), options=dict(spec.get("options") or {})))
+    options = dict(spec.get("options") or {})
+    options.update({k: v for k, v in QUICK_TEST.items() if k in entry.options and k not in options})
+    return registry.load_model(BackboneSpec(model=model, label=spec.get("label"), options=options))
 
 
 def _public(info: dict) -> dict:

@@ -14,6 +14,7 @@ import threading
 from urllib.parse import urlsplit
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -66,8 +67,13 @@ class ToyServer(EmbeddingModel):
     def embed_texts(self, prompts):
         return text_vectors(prompts)
 
-    def embed_records(self, dataset, indices, **_kw):
-        yield EncodedBatch(list(indices), np.zeros((len(indices), WIDTH), np.float32))
+    def embed_records(self, dataset, indices, *, batch_size=64, **_kw):
+        """An image is its mean colour (zero-padded to the width), normalised."""
+        for s in range(0, len(indices), batch_size):
+            chunk = list(indices[s : s + batch_size])
+            v = np.zeros((len(chunk), WIDTH), np.float32)
+            v[:, :3] = [mean_rgb(dataset, i) + 1 for i in chunk]
+            yield EncodedBatch(chunk, v / np.linalg.norm(v, axis=1, keepdims=True))
 
 
 def mean_rgb(dataset, i) -> np.ndarray:
@@ -396,3 +402,29 @@ def test_picker_specs_reach_the_sweep_config(qtbot, gui_env, toy_kinds):
     panel.apply_config(cfg.to_dict())
     assert sorted((s["model"], (s.get("options") or {}).get("mode", "")) for s in picker.checked_specs()) == \
         sorted((b["model"], b["options"].get("mode", "")) for b in as_json)
+
+
+def test_a_sweep_from_the_window_passes_the_kinds_options_to_the_engine(qtbot, loaded_window, toy_kinds,
+                                                                       listening_port):
+    """A CLIP-server entry ticked in the picker runs through the real worker; its options reach the kind
+    and run.json (config and the backbone's description)."""
+    import json
+    from pathlib import Path
+
+    w = loaded_window
+    url = f"http://127.0.0.1:{listening_port}"
+    spec = {"model": f"clip-server:{url}", "pretrained": None, "checkpoint": None, "label": "lab server",
+            "options": {"auth_env": "LAB_CLIP_TOKEN"}}
+    w.run_panel.backbones.set_checked([spec])
+    with qtbot.waitSignal(w.controller.finished, timeout=180000) as done:
+        assert w.start_sweep()
+    status, run_dir, _summary = done.args
+    assert status == "completed"
+    meta = json.loads((Path(run_dir) / "run.json").read_text())
+    (cfg_backbone,) = meta["config"]["backbones"]
+    assert cfg_backbone["model"] == f"clip-server:{url}" and cfg_backbone["options"] == {"auth_env": "LAB_CLIP_TOKEN"}
+    (described,) = meta["backbones"]
+    assert described["name"] == "lab server" and described["protocol"] == "http"
+    assert {"auth_env": "LAB_CLIP_TOKEN"} in ToyServer.seen_options
+    levels = pd.read_csv(Path(run_dir) / "levels.csv")
+    assert set(levels["backbone"]) == {"lab server"} and len(levels) >= 1

@@ -278,9 +278,20 @@ class BackbonePicker(QWidget):
         """(the dataset open in the window, the label set's class names) for a VLM's test answer."""
         if self.dataset_provider is not None:
             return self.dataset_provider()
-        browser = getattr(self.window(), "browser", None)
-        ds = getattr(browser, "dataset", None)
-        return ds, (list(getattr(ds, "classes", []) or []) or None) if ds is not None else None
+        window = self.parentWidget()  # the main window (a floating dock's window() is the dock itself)
+        while window is not None and not hasattr(window, "browser"):
+            window = window.parentWidget()
+        ds = getattr(getattr(window, "browser", None), "dataset", None)
+        names: Optional[list[str]] = None
+        doc = getattr(window, "doc", None)
+        if doc is not None and hasattr(doc, "to_labelset"):  # every name of the label set being edited
+            try:
+                names = [n for ns in doc.to_labelset().names.values() for n in ns] or None
+            except Exception:  # a label set being edited may be incomplete; the dataset's classes will do
+                names = None
+        if names is None and ds is not None:
+            names = list(getattr(ds, "classes", []) or []) or None
+        return ds, names
 
     def add_vlm_dialog(self) -> None:
         from semscale_gui.kind_dialogs import VlmDialog

@@ -428,3 +428,11 @@ def test_a_sweep_from_the_window_passes_the_kinds_options_to_the_engine(qtbot, l
     assert {"auth_env": "LAB_CLIP_TOKEN"} in ToyServer.seen_options
     levels = pd.read_csv(Path(run_dir) / "levels.csv")
     assert set(levels["backbone"]) == {"lab server"} and len(levels) >= 1
+
+
+def test_picker_hands_the_open_dataset_and_label_names_to_the_vlm_dialog(qtbot, loaded_window):
+    w = loaded_window
+    ds, names = w.run_panel.backbones.current_dataset()
+    assert ds is w.browser.dataset
+    assert names == [n for ns in w.doc.to_labelset().names.values() for n in ns]
+    assert "crimson block" in names  # synonyms too, not only class keys

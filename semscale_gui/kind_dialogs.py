@@ -126,7 +126,17 @@ def probe_vlm(spec: dict, dataset: Any, names: Optional[list[str]] = None, top: 
             out["thumbnail"] = pil_to_qimage(im)
         except Exception:  # a thumbnail is a nicety; the kind reports an unreadable image itself
             out["thumbnail"] = None
-        prompt = (spec.get("options") or {}).get("prompt") or DEFAULT_PROMPT
+        opts = spec.get("options") or {}
+        prompt = opts.get("prompt") or DEFAULT_PROMPT
+        names = list(dict.fromkeys(names or list(getattr(dataset, "classes", []) or [])))
+        if opts.get("mode") == "closed" and names:  # as a sweep asks at its last level: every name listed
+            try:
+                from core.models.prompts import closed_prompt
+            except ImportError:  # an engine without closed-world prompts: the plain question
+                pass
+            else:
+                prompt = closed_prompt(prompt, names, image_key=out["image"])
+        out["prompt"] = prompt
         t0 = time.perf_counter()
         if model.output == ANSWERS:
             got = model.answer(dataset, [0], [prompt])
@@ -134,7 +144,6 @@ def probe_vlm(spec: dict, dataset: Any, names: Optional[list[str]] = None, top: 
                 raise ValueError(f"no answer for the first image: {got.skipped[0][1] if got.skipped else 'skipped'}")
             out["answer"] = got.answers[0]
         elif model.output == SCORES:
-            names = list(dict.fromkeys(names or list(getattr(dataset, "classes", []) or [])))
             if not names:
                 raise ValueError("the dataset has no class names to score")
             got = model.score_names(dataset, [0], names)
@@ -508,6 +517,8 @@ class VlmDialog(_KindDialog):
         self._say(f"{'answered' if 'answer' in r else 'scored'} in {r['latency_s']:.2f} s", "#1b7f3b")
         self.set_field(0, "image", "Image:", r["image"] + (f" (class {r['true']})" if r["true"] else ""))
         if "answer" in r:
+            if r.get("prompt") and r["prompt"] != self.prompt.text().strip():  # the closed-world question
+                self.set_field(2, "prompt", "Asked:", f"<span style='color:#555'>{_escape(r['prompt'])}</span>")
             self.set_field(1, "answer", "Answer:", f"<b>{_escape(r['answer'])}</b>")
         else:
             self.set_field(1, "top", "Top names:", "<br>".join(f"{i}. {_escape(n)} &nbsp; {s:.3f}"

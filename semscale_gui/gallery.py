@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
+from core.results.answers import one_line
 from semscale_gui import settings
 from semscale_gui.dataset_browser import ImagePreview
 from semscale_gui.icons import icon
@@ -60,7 +61,7 @@ def caption(row: Any) -> str:
     if isinstance(answer, str) and answer and owners != owners:  # an answer that named no class
         pred = "no class"
     if isinstance(answer, str) and answer:
-        score = f"says: “{' '.join(answer.split())}”"
+        score = f"says: “{one_line(answer, 40)}”"
     return f"{mark}true: {row.true_class}\npred: {pred}\n{score}"
 
 
@@ -139,7 +140,7 @@ class GalleryModel(ThumbnailModel):
             if row["detail"]:
                 lines.append(str(row["detail"]))
             if isinstance(row.get("answer"), str) and row.get("answer"):
-                lines.append(f"answer: {row['answer']}")
+                lines.append(f"answer: {one_line(row['answer'], 500)}")
             return "\n".join(lines)
         if self.indices[r] < 0:  # not in the dataset (moved, or the run scored an embedding store)
             if role == Qt.ItemDataRole.DecorationRole:
@@ -367,7 +368,7 @@ class GalleryPanel(QWidget):
         if isinstance(r.get("answer"), str) and r.get("answer"):
             import html
 
-            detail += f"<br>answer: <i>{html.escape(r['answer'])}</i>"
+            detail += f"<br>answer: <i>{html.escape(one_line(r['answer'], 500))}</i>"
         self.prediction.setText(f"predicted: <b>{pred}</b>{score}<br>"
                                 f"{r['backbone']}, {r['level']} name(s) per class · {r['group']}{detail}")
         self.top_list.clear()

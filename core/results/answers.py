@@ -36,6 +36,14 @@ def answer_key(text: str) -> str:
     return " ".join(words)
 
 
+def one_line(text: str, limit: Optional[int] = None) -> str:
+    """An answer for display on one line: line breaks and tabs as spaces, other control characters
+    as "·", cut at ``limit`` characters with "…" (the raw answer stays as it is in the data)."""
+    text = " ".join(str(text).split())
+    text = "".join(ch if ch.isprintable() else "·" for ch in text)
+    return text if limit is None or len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
 # ---------------------------------------------------------------- answers.csv
 
 def read_answers(run_dir: str | Path) -> Optional[pd.DataFrame]:

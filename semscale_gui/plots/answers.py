@@ -18,12 +18,14 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QHeaderView, QLabel, QLineEdit, QStackedWidget, QTableView, QVBoxLayout, QWidget,
 )
 
+from core.results.answers import one_line
 from core.results.views import ResultsData
 from semscale_gui.plots.base import _controls, _labelled, refill_combo
 from semscale_gui.tasks import run_task
 
 UNMATCHED = QColor("#fde8d7")
 HIGHEST = "highest"
+ANSWER_CHARS = 160  # a long generated answer is cut on screen (its tooltip shows more)
 NO_ANSWERS = ("This run has no answers.csv. Answers are written for vision-language backbones in the open or "
               "closed mode (add one with “VLM…” in the Run panel's backbone picker).")
 
@@ -65,7 +67,7 @@ class AnswersModel(QAbstractTableModel):
             if c == 0:
                 return str(row["true_class"]) if self._first[r] else ""
             if c == 1:
-                return str(row["answer"]) if row["answer"] != "" else "(empty answer)"
+                return one_line(row["answer"], ANSWER_CHARS) if row["answer"] != "" else "(empty answer)"
             if c == 2:
                 return str(int(row["count"]))
             if c == 3:
@@ -80,7 +82,7 @@ class AnswersModel(QAbstractTableModel):
             f.setBold(True)
             return f
         if role == Qt.ItemDataRole.ToolTipRole and c == 1:
-            return str(row["answer"])
+            return one_line(row["answer"], 2000)
         if role == Qt.ItemDataRole.TextAlignmentRole and c in (2, 3, 5):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -107,6 +109,7 @@ class AnswersView(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self.backbone = QComboBox()
+        self.backbone.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "openai:model@url" in full
         self.level = QComboBox()
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter classes or answers…")

@@ -171,3 +171,22 @@ def test_vlm_clip_frequency_against_scipy(vlm_run):
     table2, stats2 = vlm_clip_frequency(freq[freq["backbone"] != "llava"], per_class, "llava", "clip-b", 2)
     pd.testing.assert_frame_equal(table2, table)
     assert stats2["difference"] == pytest.approx(stats["difference"])
+
+
+def test_raw_answers_with_line_breaks_read_back_exactly(tmp_path):
+    """A generated answer may hold any character; answers.csv keeps it and reads back row for row."""
+    from core.results.runs import RunWriter
+
+    answers = ["plain", "carriage\rreturn", "new\nline", "both\r\nkinds", 'a "quote", comma', "tab\there",
+               "\x04control\x11", "line\u2028separator", "", "None"]
+    rows = [{"backbone": "v", "image": f"{i}.png", "level": 1, "answer": a, "matched_names": "",
+             "matched_classes": "", "credit": 0.0} for i, a in enumerate(answers)]
+    run = tmp_path / "run"
+    w = RunWriter(run, {})
+    w.append("answers.csv", rows[:5], ["backbone", "image", "level", "answer", "matched_names", "matched_classes",
+                                        "credit"])
+    w.append("answers.csv", rows[5:], ["backbone", "image", "level", "answer", "matched_names", "matched_classes",
+                                        "credit"])
+    back = read_answers(run)
+    assert back["answer"].tolist() == answers
+    assert back["level"].tolist() == [1] * len(answers) and back["credit"].tolist() == [0.0] * len(answers)

@@ -175,8 +175,11 @@ class BackbonePicker(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.add_openclip)
         row.addWidget(self.add_ckpt)
-        row.addWidget(self.add_server)
-        row.addWidget(self.add_vlm)
+        kinds_row = QHBoxLayout()  # a second row: four buttons side by side would not fit the dock
+        kinds_row.setContentsMargins(0, 0, 0, 0)
+        kinds_row.addWidget(self.add_server)
+        kinds_row.addWidget(self.add_vlm)
+        kinds_row.addStretch(1)
         row.addStretch(1)
         row.addWidget(self.remove)
         lay = QVBoxLayout(self)
@@ -184,6 +187,7 @@ class BackbonePicker(QWidget):
         lay.addWidget(self.list, 1)
         lay.addWidget(self.hint)
         lay.addLayout(row)
+        lay.addLayout(kinds_row)
         self._models: list[tuple[str, list[str]]] = []
         self._loading = False
         for spec in settings.get_json(USER_KEY, []):

@@ -1,6 +1,6 @@
 """Choose one or more backbones: the bundled demo models, an open_clip architecture with a
-pretrained tag, or a local checkpoint. Ticking several runs them on the same label set
-for comparison."""
+pretrained tag, a local checkpoint, a CLIP server or a vision-language model. Ticking several
+runs them on the same label set for comparison."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ CHECKED_KEY = "backbones/checked"
 
 
 def spec_key(spec: dict) -> str:
-    return json.dumps({k: spec.get(k) for k in ("model", "pretrained", "checkpoint")}, sort_keys=True)
+    key = {k: spec.get(k) for k in ("model", "pretrained", "checkpoint")}
+    if spec.get("options"):  # a VLM asked openly and the same VLM in closed mode are two backbones
+        key["options"] = spec["options"]
+    return json.dumps(key, sort_keys=True)
 
 
 def spec_title(spec: dict) -> str:
@@ -36,7 +39,18 @@ def spec_title(spec: dict) -> str:
         return f"{model} / {spec['pretrained']}"
     if spec.get("checkpoint") and not spec.get("demo"):
         return f"{model} ← {Path(spec['checkpoint']).name}"
-    return model
+    mode = (spec.get("options") or {}).get("mode")
+    return f"{model} [{mode}]" if mode and mode != "open" else model
+
+
+def spec_tooltip(spec: dict) -> str:
+    """The entry's description, checkpoint and kind options (variable names only, never a key)."""
+    tip = spec.get("about") or ""
+    if spec.get("checkpoint"):
+        tip = f"{tip}\ncheckpoint: {spec['checkpoint']}".strip()
+    if spec.get("options"):
+        tip = "\n".join([tip, spec["model"], *(f"{k}: {v}" for k, v in spec["options"].items())]).strip()
+    return tip or spec_title(spec)
 
 
 
@@ -151,11 +165,21 @@ class BackbonePicker(QWidget):
                                         self.add_openclip_dialog, "open_clip…")
         self.add_ckpt = tool_button("add", "Add a local checkpoint file (offline weights)", self.add_checkpoint_dialog,
                                     "Checkpoint…")
+        self.add_server = tool_button("add", "Add a running CLIP server (clip-as-service, HTTP or gRPC)",
+                                      self.add_clip_server_dialog, "CLIP server…")
+        self.add_vlm = tool_button("add", "Add a vision-language model: a local folder or an OpenAI-compatible "
+                                   "endpoint", self.add_vlm_dialog, "VLM…")
         self.remove = tool_button("remove", "Remove the selected backbone", self.remove_selected)
+        self.dataset_provider = None  # () -> (the open dataset or None, its class names or None)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.add_openclip)
         row.addWidget(self.add_ckpt)
+        kinds_row = QHBoxLayout()  # a second row: four buttons side by side would not fit the dock
+        kinds_row.setContentsMargins(0, 0, 0, 0)
+        kinds_row.addWidget(self.add_server)
+        kinds_row.addWidget(self.add_vlm)
+        kinds_row.addStretch(1)
         row.addStretch(1)
         row.addWidget(self.remove)
         lay = QVBoxLayout(self)
@@ -163,6 +187,7 @@ class BackbonePicker(QWidget):
         lay.addWidget(self.list, 1)
         lay.addWidget(self.hint)
         lay.addLayout(row)
+        lay.addLayout(kinds_row)
         self._models: list[tuple[str, list[str]]] = []
         self._loading = False
         for spec in settings.get_json(USER_KEY, []):
@@ -210,10 +235,7 @@ class BackbonePicker(QWidget):
             item = QListWidgetItem(icon("backbone"), spec_title(spec))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setData(Qt.ItemDataRole.UserRole, dict(spec))
-            tip = spec.get("about") or ""
-            if spec.get("checkpoint"):
-                tip = f"{tip}\ncheckpoint: {spec['checkpoint']}".strip()
-            item.setToolTip(tip or spec_title(spec))
+            item.setToolTip(spec_tooltip(spec))
             item.setCheckState(Qt.CheckState.Unchecked)
             if row is None:
                 self.list.addItem(item)
@@ -247,6 +269,40 @@ class BackbonePicker(QWidget):
         models = [m for m, tags in (self._models or self._load_models()) if tags != ["(bundled)"]]
         dlg = CheckpointDialog(models, self)
         if dlg.exec() == QDialog.DialogCode.Accepted and dlg.spec()["checkpoint"]:
+            self.add_spec(dlg.spec())
+
+    def add_clip_server_dialog(self) -> None:
+        from semscale_gui.kind_dialogs import ClipServerDialog
+
+        dlg = ClipServerDialog(self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
+            self.add_spec(dlg.spec())
+
+    def current_dataset(self) -> tuple[object, Optional[list[str]]]:
+        """(the dataset open in the window, the label set's class names) for a VLM's test answer."""
+        if self.dataset_provider is not None:
+            return self.dataset_provider()
+        window = self.parentWidget()  # the main window (a floating dock's window() is the dock itself)
+        while window is not None and not hasattr(window, "browser"):
+            window = window.parentWidget()
+        ds = getattr(getattr(window, "browser", None), "dataset", None)
+        names: Optional[list[str]] = None
+        doc = getattr(window, "doc", None)
+        if doc is not None and hasattr(doc, "to_labelset"):  # every name of the label set being edited
+            try:
+                names = [n for ns in doc.to_labelset().names.values() for n in ns] or None
+            except Exception:  # a label set being edited may be incomplete; the dataset's classes will do
+                names = None
+        if names is None and ds is not None:
+            names = list(getattr(ds, "classes", []) or []) or None
+        return ds, names
+
+    def add_vlm_dialog(self) -> None:
+        from semscale_gui.kind_dialogs import VlmDialog
+
+        ds, names = self.current_dataset()
+        dlg = VlmDialog(ds, names, self)
+        if dlg.exec() == QDialog.DialogCode.Accepted:
             self.add_spec(dlg.spec())
 
     def _load_models(self) -> list[tuple[str, list[str]]]:

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
+from core.results.answers import one_line
 from semscale_gui import settings
 from semscale_gui.dataset_browser import ImagePreview
 from semscale_gui.icons import icon
@@ -49,13 +50,38 @@ def group_colour(group: str) -> Optional[QColor]:
 
 
 def caption(row: Any) -> str:
-    """Three short lines under a thumbnail: true class, winning category (class), score."""
+    """Three short lines under a thumbnail: true class, winning category (class), score — or, for a
+    vision-language backbone, its answer."""
     mark = {"correct": "✓ ", "gained": "▲ ", "wrong": "✗ ", "lost": "▼ ", "tied": "≈ "}.get(row.group, "")
     owners = row.owners if isinstance(row.owners, str) and row.owners else row.predicted_class
     pred = f"{row.predicted_label} ({owners})" if row.predicted_label not in ("", None) and \
         row.predicted_label == row.predicted_label else str(owners)
     score = f"score {row.score:.3f}" if row.score == row.score and row.score is not None else str(row.backbone)
+    answer = getattr(row, "answer", "")
+    if isinstance(answer, str) and answer and owners != owners:  # an answer that named no class
+        pred = "no class"
+    if isinstance(answer, str) and answer:
+        score = f"says: “{one_line(answer, 40)}”"
     return f"{mark}true: {row.true_class}\npred: {pred}\n{score}"
+
+
+_answers: dict[str, tuple[Any, Any]] = {}  # run folder -> (answers.csv mtime, its frame)
+
+
+def with_answers(rows: pd.DataFrame, run_dir: Optional[Path]) -> pd.DataFrame:
+    """Gallery rows plus each image's answer when the run has answers.csv (pool thread)."""
+    from core.results.answers import ANSWERS_FILE, image_answers, read_answers
+
+    if run_dir is None or rows.empty:
+        return rows
+    p = Path(run_dir) / ANSWERS_FILE
+    if not p.is_file():
+        return rows
+    mtime = p.stat().st_mtime_ns
+    hit = _answers.get(str(run_dir))
+    if hit is None or hit[0] != mtime:
+        hit = _answers[str(run_dir)] = (mtime, read_answers(run_dir))
+    return image_answers(hit[1], rows)
 
 
 class GalleryModel(ThumbnailModel):
@@ -70,7 +96,7 @@ class GalleryModel(ThumbnailModel):
     def set_rows(self, rows: pd.DataFrame, record_of: dict[str, int]) -> None:
         from core.results.drilldown import GALLERY_COLUMNS
 
-        self.rows = rows.reindex(columns=GALLERY_COLUMNS).reset_index(drop=True)
+        self.rows = rows.reindex(columns=GALLERY_COLUMNS + [c for c in ("answer",) if c in rows]).reset_index(drop=True)
         self._captions = {}  # built as rows are painted: 20,000 rows cost nothing up front
         self._shown = min(PAGE, len(self.rows))
         self.set_indices([record_of.get(str(im), -1) for im in self.rows["image"]] if len(self.rows) else [])
@@ -113,6 +139,8 @@ class GalleryModel(ThumbnailModel):
                      str(row["group"])]
             if row["detail"]:
                 lines.append(str(row["detail"]))
+            if isinstance(row.get("answer"), str) and row.get("answer"):
+                lines.append(f"answer: {one_line(row['answer'], 500)}")
             return "\n".join(lines)
         if self.indices[r] < 0:  # not in the dataset (moved, or the run scored an embedding store)
             if role == Qt.ItemDataRole.DecorationRole:
@@ -296,7 +324,7 @@ class GalleryPanel(QWidget):
                 self._set_rows(pd.DataFrame(columns=self.model.rows.columns if len(self.model.rows.columns) else []))
                 self.counts.setText(f"<span style='color:#b00'>{e}</span>")
 
-        run_task(lambda: selection.rows(source), done, failed, context=self)
+        run_task(lambda: with_answers(selection.rows(source), getattr(source, "dir", None)), done, failed, context=self)
 
     def _set_rows(self, rows: pd.DataFrame) -> None:
         self.all_rows = rows
@@ -353,6 +381,10 @@ class GalleryPanel(QWidget):
         pred = f"{r['predicted_label']} ({owners})" if r["predicted_label"] else str(owners)
         score = f", score {r['score']:.4f}" if pd.notna(r["score"]) else ""
         detail = f"<br>{r['detail']}" if r["detail"] else ""
+        if isinstance(r.get("answer"), str) and r.get("answer"):
+            import html
+
+            detail += f"<br>answer: <i>{html.escape(one_line(r['answer'], 500))}</i>"
         self.prediction.setText(f"predicted: <b>{pred}</b>{score}<br>"
                                 f"{r['backbone']}, {r['level']} name(s) per class · {r['group']}{detail}")
         self.top_list.clear()

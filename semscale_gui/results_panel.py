@@ -27,6 +27,7 @@ from semscale_gui.dialogs import show_error
 from semscale_gui.gallery import GalleryPanel
 from semscale_gui.widgets import make_action, text_toolbar, single_shot_timer
 from semscale_gui.kshot_plot import KShotPlot
+from semscale_gui.plots.answers import AnswersView
 from semscale_gui.plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
                     RecallHeatmap, RunComparison, export_graphics)
 from core.results.views import CONTROL_LABELS, ResultsData, names_of
@@ -158,6 +159,7 @@ class ResultsPanel(QWidget):
         self.ensembles = EnsemblePlot()
         self.kshot = KShotPlot()
         self.frequency = FrequencyPlot()
+        self.answers = AnswersView()
         self.table = LevelsTable()
         self.compare = RunComparison()
         self.compare.status_message.connect(self.status_message)
@@ -170,6 +172,7 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.ensembles, "Synergy")
         self.tabs.addTab(self.kshot, "k-shot")
         self.tabs.addTab(self.frequency, "Frequency")
+        self.tabs.addTab(self.answers, "Answers")
         self.tabs.addTab(self.table, "Table")
         self.tabs.addTab(self.compare, "Compare runs")
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -288,7 +291,7 @@ class ResultsPanel(QWidget):
         self.refresh_count += 1
         self._last_draw = time.monotonic()
         self._stale = {self.accuracy, self.heatmap, self.comparison, self.ensembles, self.kshot, self.frequency,
-                       self.table}
+                       self.table, self.answers}
         self._draw_current()
         self._update_header()
         has_run = bool(self.results.run_dir) and (Path(self.results.run_dir) / "run.json").exists()

@@ -28,7 +28,7 @@ from semscale_gui.icons import icon
 from semscale_gui.widgets import tool_button
 
 UNITS = {"encode-images": "img/s", "hash": "img/s", "encode-text": "prompts/s", "ensembles": "steps/s"}
-SPEC_FIELDS = ("model", "pretrained", "checkpoint", "label")
+SPEC_FIELDS = ("model", "pretrained", "checkpoint", "label", "options")  # options: the kind's own
 
 
 def format_eta(seconds: float) -> str:
@@ -327,7 +327,8 @@ class RunPanel(QWidget):
 
     def spec_fields(self) -> list[dict]:
         """The ticked backbones as BackboneSpec keyword arguments."""
-        return [{**{k: s.get(k) for k in SPEC_FIELDS}, "device": self.device.currentText(),
+        return [{**{k: s.get(k) for k in SPEC_FIELDS}, "options": dict(s.get("options") or {}),
+                 "device": self.device.currentText(),
                  "precision": self.precision.currentText(), "decode": self.decode.currentData()}
                 for s in self.backbones.checked_specs()]
 

@@ -12,6 +12,7 @@ holds it until it finishes, so two runs started at the same moment never share a
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import socket
@@ -264,8 +265,12 @@ class RunWriter:
         header = not path.exists() or path.stat().st_size == 0
         if columns is not None:
             df = df.reindex(columns=columns)
+        # pandas leaves a field with a lone carriage return unquoted, and every reader then splits the
+        # row there: text that holds one (a model's raw answer) is quoted, so it reads back exactly
+        text = df.select_dtypes(include=["object", "string"])
+        cr = any(text[c].astype(str).str.contains("\r", regex=False).any() for c in text.columns)
         with open(path, "a", encoding="utf-8", newline="") as f:
-            df.to_csv(f, index=False, header=header)
+            df.to_csv(f, index=False, header=header, quoting=csv.QUOTE_NONNUMERIC if cr else csv.QUOTE_MINIMAL)
             f.flush()
 
     def ensure_header(self, name: str, columns: list[str]) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QStackedWidget, QVBoxLayout, QWidget
 
 from core.results.views import ResultsData
 from semscale_gui.plots.base import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
@@ -46,12 +46,31 @@ class FrequencyPlot(QWidget):
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.summary = QLabel(" ")
+        # a run with a VLM and CLIP backbones can show both against frequency (plots/vlm_clip.py)
+        from semscale_gui.plots.vlm_clip import VlmClipFrequency
+
+        self.show_as = QComboBox()
+        self.show_as.addItems(["each backbone", "VLM vs CLIP"])
+        self.show_as.setToolTip("Per-class recall of a vision-language model and a CLIP backbone against class "
+                                "frequency, and their difference")
+        self.show_as.currentIndexChanged.connect(self._show_as_changed)
+        self.vlm_clip = VlmClipFrequency()
+        self.single = QWidget()
+        sl = QVBoxLayout(self.single)
+        sl.setContentsMargins(0, 0, 0, 0)
+        sl.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("names per class:", self.level),
+                               self.search))
+        sl.addWidget(self.summary)
+        sl.addWidget(self.view, 1)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.single)
+        self.stack.addWidget(self.vlm_clip)
+        self.show_box = _labelled("show:", self.show_as)
+        self.show_box.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("names per class:", self.level),
-                                self.search))
-        lay.addWidget(self.summary)
-        lay.addWidget(self.view, 1)
+        lay.addLayout(_controls(self.show_box))
+        lay.addWidget(self.stack, 1)
         self.results = ResultsData()
         self.points = 0
         self.selected: set[str] = set()  # classes labelled by a click
@@ -71,6 +90,20 @@ class FrequencyPlot(QWidget):
         refill_combo(self.backbone, [str(v) for v in pd.unique(df["backbone"].astype(str))] if not df.empty else [])
         refill_combo(self.level, [str(int(v)) for v in np.sort(pd.unique(df["level"]))] if not df.empty else [])
         self._redraw()
+        from core.results.answers import split_kinds
+
+        vlms, clips = split_kinds(results.meta)
+        both = bool(vlms and clips and not df.empty)
+        self.show_box.setVisible(both)
+        if both:
+            self.vlm_clip.set_results(results)
+        elif self.show_as.currentIndex():
+            self.show_as.setCurrentIndex(0)
+
+    def _show_as_changed(self, i: int) -> None:
+        self.stack.setCurrentIndex(i)
+        if i:
+            self.vlm_clip.set_results(self.results)
 
     def _redraw(self) -> None:
         plot = self.plot

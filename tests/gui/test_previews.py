@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PANELS = ["dataset_browser", "synonym_editor", "template_editor", "run_panel", "backbone_picker", "plots", "gallery",
-          "results_panel", "log_view", "kshot_plot", "study_plot", "study_panel"]
+          "results_panel", "log_view", "kshot_plot", "study_plot", "study_panel", "kind_dialogs"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -374,8 +374,6 @@ def _vlm_arguments(s: argparse.ArgumentParser) -> None:
                    help="likelihood: mean (default) or sum of the name's token log-probs")
     g.add_argument("--vlm-calibrate", action="store_true",
                    help="likelihood: subtract each name's score without the image (prompt-only prior)")
-    g.add_argument("--max-concurrency", type=int, default=None, help="endpoints: requests at a time (default 4)")
-    g.add_argument("--request-timeout", type=float, default=None, help="endpoints: seconds per request (default 120)")
     g.add_argument("--api-key-env", default=None,
                    help="endpoints: environment variable holding the key (default OPENAI_API_KEY); the key itself "
                         "is never written anywhere")
@@ -673,9 +671,10 @@ def _hardware_options(p: argparse.ArgumentParser) -> None:
 
 
 def _server_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("CLIP server (--model clip-server:URL)")
+    g = p.add_argument_group("remote backbones (--model clip-server:URL, --model openai:MODEL@URL)")
     g.add_argument("--max-concurrency", type=int, default=None, metavar="N",
-                   help="requests in flight at once (default 4); --batch-size is the documents per request")
+                   help="requests in flight at once (default 4); for a CLIP server --batch-size is the documents "
+                        "per request")
     g.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
                    help="seconds to wait for one answer before retrying (default 120)")
     g.add_argument("--ca-bundle", default=None, metavar="FILE",

@@ -37,26 +37,7 @@ import torch  # noqa: E402
 
 from . import data  # noqa: E402
 
-IMAGE_TOKEN = "<image>"
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN]
-
-# LLaVA-1.5 style: "USER: <image>\nPROMPT ASSISTANT:"; content is a string or a list of
-# {"type": "image"} / {"type": "text", "text": ...} parts, as processors and chat servers send it.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% if message['role'] == 'user' %}USER: {% elif message['role'] == 'assistant' %}ASSISTANT: "
-    "{% else %}{{ message['role'] | upper }}: {% endif %}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}"
-    "{% for part in message['content'] %}{% if part['type'] == 'image' or part['type'] == 'image_url' %}<image>\n"
-    "{% endif %}{% endfor %}"
-    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}"
-    "{% endif %}"
-    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %} "
-    "{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
+from .tiny_vlm import CHAT_TEMPLATE, IMAGE_TOKEN, SPECIAL_TOKENS  # noqa: E402  (one template for every demo LLaVA)
 
 EVAL_SET = "demo seed 0, 30 images per class"
 

@@ -25,6 +25,7 @@ class Listing(Protocol):
     records: list[ImageRecord]
     classes: list[str]
     problems: list[tuple[str, str]]
+    warnings: list[str]
 
     def describe(self) -> str: ...
 

@@ -536,6 +536,7 @@ class StoreListing:
     stores: list[Store] = field(default_factory=list)
     _row_of: dict = field(default_factory=dict, repr=False)
     kind: str = "embeddings"
+    warnings: list[str] = field(default_factory=list)  # what a dataset's listing warns about (none for stores)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -14,6 +14,7 @@ class-frequency file the per-class accuracy vs frequency correlation (:mod:`core
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -112,6 +113,7 @@ def run_sweep(
     writer = RunWriter(config.out, {**config.to_dict(), **resolved}, overwrite=config.overwrite)
     ctx.writer = writer
     summary = ctx.summary
+    loading: Optional[threading.Thread] = None
     try:
         writer.meta["backbones"] = []
         writer.add_skipped(dataset.problems)
@@ -124,7 +126,7 @@ def run_sweep(
         if why and config.save_logits is None:
             emit(Log(why))
         ctx.cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
-        _load_ahead(ctx)
+        loading = _load_ahead(ctx)
         ctx.book = CurveBook(ctx.levels, config.bootstrap, config.seed, config.alpha)
         outcomes = [_sweep_backbone(ctx, position, backbone) for position, backbone in enumerate(backbones)]
         if config.orderings > 1:
@@ -157,6 +159,8 @@ def run_sweep(
             raise full from e
         raise
     finally:
+        if loading is not None:  # a network still being built must not outlive the run (nor the process)
+            loading.join()
         writer.close()  # the folder's claim, whatever happened
         if ctx.cache is not None:
             ctx.cache.close()
@@ -164,14 +168,15 @@ def run_sweep(
     return SweepResult(str(writer.dir), status, summary, pd.DataFrame(ctx.all_levels))
 
 
-def _load_ahead(ctx: SweepContext) -> None:
+def _load_ahead(ctx: SweepContext) -> Optional[threading.Thread]:
     """Start building the first backbone's network while its images are hashed and looked up,
     when the cache has never seen it (a re-run from the cache never builds a model)."""
     first = ctx.backbones[0] if ctx.backbones and not ctx.config.embeddings else None
     if first is None or first.output != EMBEDDINGS or first.loaded or not hasattr(first, "prefetch"):
-        return
+        return None
     if ctx.cache is None or not ctx.cache.knows(first.identity):
-        first.prefetch()
+        return first.prefetch()
+    return None
 
 
 def _full_where(err: BaseException, run_dir, cache) -> tuple[str, str]:

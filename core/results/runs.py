@@ -331,7 +331,7 @@ class Run:
     ``levels``, ``predictions``, ``per_class`` and ``skipped`` are always DataFrames (empty
     when the file is); every other CSV of the run folder is in ``tables`` by file stem and
     reachable as an attribute (``run.ensembles``, ``run.frequency``, ...: None when absent).
-    ``dir`` is None for a run whose temporary folder is gone (``core.pipeline.runner(out=None)``).
+    ``dir`` is None for a run whose temporary folder is gone (``core.sweep(out=None)``).
     """
 
     dir: Optional[Path]

@@ -291,7 +291,7 @@ def test_out_of_range_api_options_are_refused(tiny_model, image_folder, labels_c
     cfg, ck = tiny_model
     out = tmp_path / "run"
     with pytest.raises(InputError) as e:
-        core.pipeline.runner(image_folder, labels_csv, [f"{cfg}={ck}"], templates="plain", out=out, device="cpu", **options)
+        core.sweep(image_folder, labels_csv, [f"{cfg}={ck}"], templates="plain", out=out, device="cpu", **options)
     assert e.value.field == {"num_workers": "workers"}.get(next(iter(options)), next(iter(options))).replace("_", "-")
     assert not out.exists()
 

@@ -20,27 +20,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QVBoxLayout, QWidget
 
 from semscale_gui.plots import _controls, _labelled, _style_plot, colour, refill_combo, tick_font
-from core.results.views import ResultsData
+from core.results.views import ResultsData, kshot_table  # noqa: F401  (kshot_table re-exported)
 
 ADAPTIVE = (("global", "global weights"), ("nlc", "logit controller (NLC)"))
 DODGE = 0.035  # log2 units: the methods' error bars side by side instead of on top of each other
 REFERENCES = (("best_single_oracle", "best single backbone", "#555555"),
               ("mean_logits", "mean of logits", "#009E73"))
-
-
-def kshot_table(results: ResultsData, level: int) -> pd.DataFrame:
-    """mean / sd / min / max / n over splits of every (method, k) at one level."""
-    df = results.table("ensembles")
-    if df.empty or not {"level", "method", "k", "top1"} <= set(df.columns):
-        return pd.DataFrame(columns=["method", "k", "mean", "sd", "min", "max", "n", "n_eval"])
-    d = df[(df["k"].astype(int) > 0) & (df["level"].astype(int) == level)]
-    if d.empty:
-        return pd.DataFrame(columns=["method", "k", "mean", "sd", "min", "max", "n", "n_eval"])
-    g = d.groupby(["method", "k"])
-    out = g["top1"].agg(mean="mean", sd="std", min="min", max="max", n="count").reset_index()
-    out["sd"] = out["sd"].fillna(0.0)
-    out["n_eval"] = g["n_eval"].mean().to_numpy() if "n_eval" in d else np.nan
-    return out
 
 
 class KShotPlot(QWidget):

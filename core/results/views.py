@@ -262,3 +262,18 @@ def confusion(predictions: pd.DataFrame, classes: list[str], level: int, backbon
     ok = t.notna() & p.notna()
     return confusion_matrix(t[ok].astype(int).to_numpy(), p[ok].astype(int).to_numpy(), len(classes),
                             df["weight"][ok].to_numpy(dtype=float) if tied else None)
+
+
+def kshot_table(results: ResultsData, level: int) -> pd.DataFrame:
+    """mean / sd / min / max / n over splits of every (method, k) at one level."""
+    df = results.table("ensembles")
+    if df.empty or not {"level", "method", "k", "top1"} <= set(df.columns):
+        return pd.DataFrame(columns=["method", "k", "mean", "sd", "min", "max", "n", "n_eval"])
+    d = df[(df["k"].astype(int) > 0) & (df["level"].astype(int) == level)]
+    if d.empty:
+        return pd.DataFrame(columns=["method", "k", "mean", "sd", "min", "max", "n", "n_eval"])
+    g = d.groupby(["method", "k"])
+    out = g["top1"].agg(mean="mean", sd="std", min="min", max="max", n="count").reset_index()
+    out["sd"] = out["sd"].fillna(0.0)
+    out["n_eval"] = g["n_eval"].mean().to_numpy() if "n_eval" in d else np.nan
+    return out

@@ -10,7 +10,6 @@ run has it, else its first backbone).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -25,119 +24,11 @@ from PySide6.QtWidgets import (
 )
 
 from semscale_gui import settings
-from core.results.views import ResultsData
+from core.results.compare import (COMPARED_KEYS, ComparedRun, comparison_table, config_differences,  # noqa: F401
+                                  names_differences, read_compared_run)
+
 from semscale_gui.tasks import run_task
 from semscale_gui.plots.base import _style_plot, colour, tick_font
-
-COMPARED_KEYS = ("mode", "templates", "labels", "levels_resolved", "orderings", "dataset")
-
-
-@dataclass
-class ComparedRun:
-    """One run folder's curves (mean over orderings) and the config they came from."""
-
-    path: Path
-    title: str
-    config: dict
-    status: str
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # backbone -> (levels, top1)
-
-
-def read_compared_run(path: str | Path) -> ComparedRun:
-    """run.json and levels.csv of a run folder (predictions are not needed to compare curves)."""
-    from core.util.errors import InputError
-    from core.results.runs import run_status
-    from core.util.tables import read_user_json
-
-    d = Path(path)
-    if d.name == "run.json":
-        d = d.parent
-    if not (d / "run.json").is_file():
-        raise InputError("not a run directory (no run.json)", file=d)
-    meta = read_user_json(d / "run.json")
-    lv = d / "levels.csv"
-    levels = pd.read_csv(lv, keep_default_na=False, na_values=[""]) if lv.is_file() and lv.stat().st_size else pd.DataFrame()
-    res = ResultsData(levels=levels.to_dict("records") if len(levels) else [])
-    out = ComparedRun(d, d.name, meta.get("config", {}) or {}, run_status(meta))
-    for b in res.backbones():
-        c = res.curve(b)
-        if c is not None and len(c.levels):
-            out.curves[b] = (c.levels.astype(int), c.top1)
-    return out
-
-
-def _describe(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value)) if len(value) <= 8 else f"{len(value)} items"
-    if isinstance(value, str) and ("/" in value or "\\" in value):
-        p = Path(value)
-        return f"{p.parent.name}/{p.name}" if p.parent.name else p.name  # the run folder often tells them apart
-    return str(value)
-
-
-def names_differences(ref: dict, other: dict, examples: int = 3) -> str:
-    """Which names differ between two runs' resolved labels (class -> ranked names), in words:
-    "names of 2 classes: cat +kitty −feline; dog reordered" ("" when they are the same)."""
-    out = []
-    for c in sorted(set(ref) | set(other)):
-        a, b = list(ref.get(c) or []), list(other.get(c) or [])
-        if a == b:
-            continue
-        if not a or not b:
-            out.append(f"{c} {'added' if b else 'removed'}")
-            continue
-        plus = [n for n in b if n not in a]
-        minus = [n for n in a if n not in b]
-        bits = [f"+{n}" for n in plus] + [f"−{n}" for n in minus]
-        out.append(f"{c} " + (" ".join(bits) if bits else "reordered"))
-    if not out:
-        return ""
-    more = f"; … {len(out) - examples} more" if len(out) > examples else ""
-    return f"names of {len(out)} class{'es' if len(out) != 1 else ''}: " + "; ".join(out[:examples]) + more
-
-
-def config_differences(ref: dict, other: dict) -> str:
-    """What differs between two run configs, in the keys that change a curve (for the labels:
-    which names, not that the file's path differs)."""
-    parts = []
-    for key in COMPARED_KEYS:
-        a, b = ref.get(key), other.get(key)
-        if key == "labels" and isinstance(ref.get("labels_resolved"), dict) \
-                and isinstance(other.get("labels_resolved"), dict):
-            names = names_differences(ref["labels_resolved"], other["labels_resolved"])
-            if names:
-                parts.append(names)
-            continue
-        if a != b and not (a is None and b is None):
-            parts.append(f"{key.replace('_resolved', '')}: {_describe(b)}")
-    return "; ".join(parts)
-
-
-def comparison_table(runs: Sequence[ComparedRun]) -> pd.DataFrame:
-    """One row per (run, backbone): top-1 at the first level, the peak, and the difference in
-    points from the reference curve (the first run) at every level both have."""
-    rows = []
-    if not runs:
-        return pd.DataFrame()
-    ref_run = runs[0]
-    all_levels = sorted({int(v) for r in runs for lv, _ in r.curves.values() for v in lv})
-    for r in runs:
-        diff = config_differences(ref_run.config, r.config) if r is not ref_run else "(reference)"
-        for b, (lv, top1) in r.curves.items():
-            ref = ref_run.curves.get(b) or next(iter(ref_run.curves.values()), None)
-            j = int(np.nanargmax(top1)) if len(top1) and not np.all(np.isnan(top1)) else 0
-            row = {"run": r.title, "backbone": b, "differs from the reference in": diff,
-                   "top-1 at first level (%)": round(float(top1[0]) * 100, 2) if len(top1) else np.nan,
-                   "peak level": int(lv[j]) if len(lv) else np.nan,
-                   "peak top-1 (%)": round(float(top1[j]) * 100, 2) if len(top1) else np.nan}
-            for k in all_levels:
-                d = np.nan
-                if ref is not None and k in set(lv.tolist()) and k in set(ref[0].tolist()):
-                    d = (float(top1[list(lv).index(k)]) - float(ref[1][list(ref[0]).index(k)])) * 100
-                row[f"Δ top-1 at {k} (points)"] = round(d, 2) if not math.isnan(d) else np.nan
-            rows.append(row)
-    return pd.DataFrame(rows)
-
 
 class RunComparison(QWidget):
     """Overlay of several runs' accuracy curves (legend per run) and a table of differences."""

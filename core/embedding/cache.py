@@ -102,6 +102,12 @@ def _unpack(dim, dtype, crc, data) -> Optional[np.ndarray]:
     return v
 
 
+def cache_has(root: str | Path | None, identity: str) -> bool:
+    """Whether the cache folder ``root`` (None: the default one) holds anything for ``identity``,
+    without opening or creating anything."""
+    return ((Path(root) if root is not None else default_cache_dir()) / f"{identity[:24]}.sqlite").is_file()
+
+
 class EmbeddingCache:
     """Cache for one directory; open one connection per thread that uses it."""
 
@@ -128,7 +134,7 @@ class EmbeddingCache:
 
     def knows(self, identity: str) -> bool:
         """Whether anything was ever cached for this identity (its database exists)."""
-        return identity in self._dbs or (self.root / f"{identity[:24]}.sqlite").is_file()
+        return identity in self._dbs or cache_has(self.root, identity)
 
     def close(self) -> None:
         for con in self._dbs.values():

@@ -71,6 +71,7 @@ class ModelKind(ABC):
     name: str  # display name
     identity: str  # cache identity (identity_hash(identity_info))
     identity_info: dict  # what the identity hashes; never credentials
+    cache_seen: bool = False  # set by the pipeline: the cache already holds this identity's results
 
     @property
     def loaded(self) -> bool:

@@ -287,7 +287,7 @@ class Backbone(EmbeddingModel):
     def ensure_weights(self) -> None:
         """Fetch (or find in the local cache) pretrained weights without building the model,
         so a missing download is reported before a run starts; a checkpoint is test-loaded."""
-        if self._model is None and self.checkpoint:
+        if self._model is None and self.checkpoint and not self.cache_seen:
             self.check_checkpoint()
         if self._model is not None or self.checkpoint or not self.spec.pretrained:
             return

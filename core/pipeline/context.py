@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from core.embedding.cache import EmbeddingCache
+from core.embedding.cache import EmbeddingCache, cache_has
 from core.models.base import ModelKind
 from core.results.runs import RunWriter
 from core.stats.significance import CurveBook
@@ -106,6 +106,9 @@ def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
         raise InputError(f"unknown answer matching '{config.vlm_match}' (choose from {', '.join(MATCH_RULES)})",
                          field="vlm-match")
     for b in backbones:
+        # a backbone whose results the cache already holds was loaded by an earlier run (its identity
+        # hashes its weights): a cached re-run never imports its library just to test-load them again
+        b.cache_seen = bool(config.use_cache and cache_has(config.cache_dir, b.identity))
         b.check()
         check_closed_prompts(b, labels, levels)  # a closed-world prompt longer than the context: refused now
     return SweepContext(config, images, labels, kinds, templates, levels, freq, externals, backbones,

@@ -179,9 +179,13 @@ def markdown(r: dict) -> list[str]:
 
 
 if __name__ == "__main__":
+    import argparse
     import tempfile
 
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", type=int, default=128, help="JPEG images encoded through the server (default 128)")
+    ns = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="semscale-bench-cs-") as d:
-        result = clip_server(Path(d), n_images=int(sys.argv[1]) if len(sys.argv) > 1 else 128)
+        result = clip_server(Path(d), n_images=ns.images)
     print(json.dumps(result, indent=1))
     print("\n".join(markdown(result)))

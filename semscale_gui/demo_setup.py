@@ -27,8 +27,8 @@ def demo_models() -> dict:
     out = {k: v for k, v in index.items()
            if isinstance(v, dict) and (resources.ROOT / "models" / str(v.get("weights", ""))).is_file()}
     if (resources.ROOT / "models" / "demo-vlm" / "config.json").is_file():
-        # offered, not ticked (DEFAULT_DEMOS): generating an answer for each of the 300 demo images takes
-        # well over the 30 s the first demo sweep takes on two CPU cores
+        # offered, not ticked (DEFAULT_DEMOS): its 300 answers took 8.7 s on two CPU cores, which with the two
+        # CLIP demos and their ensembles brings the first demo sweep close to 30 s
         out["demo-vlm"] = {"description": "the bundled tiny vision-language model (LLaVA architecture; open "
                                           "answers to \"What type of object is in this photo?\")", "kind": "vlm"}
     return out

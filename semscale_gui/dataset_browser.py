@@ -272,7 +272,7 @@ class DatasetBrowser(QWidget):
         what = html.escape(str(path)) if path is not None else "the dataset"
         kept = ""
         if self.dataset is not None and self.path is not None:
-            kept = f"<b>{html.escape(self.path.name)}</b> — {html.escape(self.dataset.describe())}<br>"
+            kept = f"<b>{html.escape(self.path.name)}</b> — {html.escape(self.dataset.describe(), quote=False)}<br>"
         self.summary.setText(f"{kept}<span style='color:#b00'>Could not open {what}: {html.escape(msg)}</span>")
         still = f"; still showing {self.path.name}" if kept else ""
         if not kept:  # nothing open: the Problems tab says what went wrong, not a green tick
@@ -292,7 +292,7 @@ class DatasetBrowser(QWidget):
         settings.set_value("last/dataset", str(path))
         settings.push_recent(RECENT_KEY, str(path))
         self._refresh_recent()
-        self.summary.setText(f"<b>{html.escape(path.name)}</b> — {html.escape(dataset.describe())}")
+        self.summary.setText(f"<b>{html.escape(path.name)}</b> — {html.escape(dataset.describe(), quote=False)}")
         self.thumbs.set_dataset(dataset)
         self.preview.clear()
         self._fill_classes()

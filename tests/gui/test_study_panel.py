@@ -119,9 +119,13 @@ def test_cancel_keeps_finished_datasets(main_window, qtbot, demo_study, tmp_path
     panel.controller.dataset_finished.connect(lambda ev: panel.cancel())
     status, _, info = _run(qtbot, panel)
     assert status == "cancelled"
-    assert [d["status"] for d in info["datasets"].values()] == ["completed", "pending", "pending"]
-    assert _statuses(panel)[0].startswith("✔ completed") and _statuses(panel)[1:] == ["… not run yet"] * 2
-    assert set(read_csv(out / "summary.csv")["dataset"]) == {panel.study.datasets[0].name}
+    # the cancel is handled on the GUI thread while the study's job goes on: the second dataset may
+    # already have started (then it is cancelled after its current batch), the third never runs
+    st = [d["status"] for d in info["datasets"].values()]
+    assert st[0] == "completed" and st[1] in ("pending", "cancelled") and st[2] == "pending", st
+    assert _statuses(panel)[0].startswith("✔ completed") and _statuses(panel)[2] == "… not run yet"
+    names = set(read_csv(out / "summary.csv")["dataset"])
+    assert panel.study.datasets[0].name in names and panel.study.datasets[2].name not in names
     assert json.loads((out / "study.json").read_text())["status"] == "cancelled"
 
 

@@ -101,3 +101,16 @@ class AnswerCache:
         rows = [(identity, image, prompt, n, float(v)) for n, v in scores]
         with self._lock, self._con:
             self._con.executemany("INSERT OR REPLACE INTO scores VALUES (?,?,?,?,?)", rows)
+
+
+def cached_answers(cache, identity: str, dataset, indices: Sequence[int], prompts: Sequence[str],
+                   keys: Optional[Sequence[str]] = None):
+    """(answer store or None, content keys, the answers already cached or None, the positions still to ask):
+    where every answering kind starts, so no image is asked (or paid for) twice."""
+    if len(prompts) != len(indices):
+        raise ValueError("one prompt per image")
+    store = AnswerCache.of(cache)
+    keys = list(keys) if keys is not None else [dataset.content_hash(i) for i in indices]
+    known = store.get_answers(identity, list(zip(keys, prompts))) if store else {}
+    out: list[Optional[str]] = [known.get((k, p)) for k, p in zip(keys, prompts)]
+    return store, keys, out, [j for j, a in enumerate(out) if a is None]

@@ -25,7 +25,7 @@ import numpy as np
 
 from core.util.errors import InputError, WeightsUnavailable
 from core.util.events import CancelToken, Log, Progress, Stage, ignore_events
-from core.models.answer_cache import AnswerCache
+from core.models.answer_cache import AnswerCache, cached_answers
 from core.models.base import ANSWERS, SCORES, AnsweringModel, ImageAnswers, ImageScores, ModelKind, ScoringModel
 from core.models.prompts import DEFAULT_MAX_NEW_TOKENS, DEFAULT_PROMPT, VLM_MODES, VLM_NORMS
 
@@ -270,14 +270,8 @@ class LocalVLM(ModelKind):
         """One raw answer per image (``prompts[j]`` is image j's prompt); None for an unusable image."""
         from core.data.images import BadImage
 
-        if len(prompts) != len(indices):
-            raise ValueError("one prompt per image")
-        store = AnswerCache.of(cache)
-        keys = list(keys) if keys is not None else [dataset.content_hash(i) for i in indices]
         ident = self.identity
-        known = store.get_answers(ident, list(zip(keys, prompts))) if store else {}
-        out: list[Optional[str]] = [known.get((k, p)) for k, p in zip(keys, prompts)]
-        todo = [j for j, a in enumerate(out) if a is None]
+        store, keys, out, todo = cached_answers(cache, ident, dataset, indices, prompts, keys)
         self.n_computed = len(todo)
         total, done, t0 = len(todo), 0, time.perf_counter()
         emit(Progress(Stage.ANSWER, 0, total, None, self.name))

@@ -57,7 +57,7 @@ def write_synthetic_run(out: str | Path, n_classes: int = 1000, n_images: int = 
                         kshot: bool = True, base_accuracy: float = 0.6) -> Path:
     """Write a completed run directory at ``out`` and return it."""
     from core.stats.frequency import frequency_table
-    from core.stats.metrics import peak_so_far
+    from core.stats.significance import threshold_verdict
     from core.results.runs import LEVEL_COLUMNS, PER_CLASS_COLUMNS, PREDICTION_COLUMNS, SKIPPED_COLUMNS
 
     out = Path(out)
@@ -113,9 +113,9 @@ def write_synthetic_run(out: str | Path, n_classes: int = 1000, n_images: int = 
 
     summary: dict = {"backbones": {}}
     for b in backbones:
-        d = levels_df[levels_df["backbone"] == b]
-        summary["backbones"][b] = {"n_images_scored": n_images,
-                                   "threshold": peak_so_far(list(d["level"]), list(d["top1"]))}
+        credit = np.stack([np.asarray(correct_of[(b, k)], dtype=float) for k in levels])
+        summary["backbones"][b] = {"n_images_scored": n_images,  # the engine's own paired-test verdict
+                                   "threshold": threshold_verdict(list(levels), credit, n_boot=200).to_dict()}
     if len(backbones) >= 2:
         bb_rows, ens_rows = [], []
         for k in levels:

@@ -384,3 +384,26 @@ def test_cli_perturb_flag(tiny_model, tmp_path, capsys):
                  "--checkpoint", ck, "--perturb", "blur:1", "--out", str(tmp_path / "bad"), "-q"])
     assert code != 0
     assert "unknown perturbation 'blur'" in capsys.readouterr().err
+
+
+def test_study_protocol_takes_perturb(tmp_path):
+    """A study's `perturb` reaches every dataset's SweepConfig; a bad one names the study file's line."""
+    from core.study.study import parse_study, sweep_config
+
+    text = ('levels = [1]\nperturb = ["gaussian_noise:1,3", "jpeg:5"]\n[[backbones]]\nmodel = "demo-vit"\n'
+            '[[datasets]]\nname = "a"\npath = "/x"\n')
+    study = parse_study(text, tmp_path / "s.toml")
+    cfg = sweep_config(study, study.datasets[0], tmp_path / "out")
+    assert cfg.perturb == ["gaussian_noise:1,3", "jpeg:5"]
+    with pytest.raises(InputError) as e:
+        parse_study(text.replace("jpeg:5", "jpeg:7"), tmp_path / "s.toml")
+    assert e.value.line == 2 and e.value.field == "perturb" and "severity 7" in str(e.value)
+
+
+def test_stores_cannot_be_perturbed(tmp_path):
+    from core.pipeline.robustness import check_perturbations
+    from core.util.config import SweepConfig
+
+    with pytest.raises(InputError, match="embedding stores"):
+        check_perturbations(SweepConfig(dataset="x", out=str(tmp_path), backbones=[], embeddings=["store"],
+                                        perturb=["jpeg:1"]))

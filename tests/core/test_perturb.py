@@ -407,3 +407,47 @@ def test_stores_cannot_be_perturbed(tmp_path):
     with pytest.raises(InputError, match="embedding stores"):
         check_perturbations(SweepConfig(dataset="x", out=str(tmp_path), backbones=[], embeddings=["store"],
                                         perturb=["jpeg:1"]))
+
+
+def test_clip_server_gets_the_perturbed_pixels(tmp_path):
+    """A CLIP server is sent the perturbed image (lossless PNG), never the file's own bytes."""
+    import base64
+
+    from core.data import load_dataset
+    from core.models.clip_server import image_data_uri
+
+    write_image_folder(tmp_path / "images", per_class=1, fmt="jpg")
+    ds = load_dataset(str(tmp_path / "images"))
+    assert image_data_uri(ds, 0).startswith("data:image/jpeg")  # clean: the file as it is
+    p = Perturbation("impulse_noise", 5)
+    pd_ = PerturbedDataset(ds, p, [ds.content_hash(i) for i in range(len(ds))])
+    uri = image_data_uri(pd_, 0)
+    assert uri.startswith("data:image/png")
+    sent = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+    assert np.array_equal(sent, np.asarray(pd_.open(0)))
+
+
+def test_cancel_during_perturbations_keeps_finished_ones(robustness_run, tiny_model, second_checkpoint):
+    """Cancelled while the second perturbation encodes: the run is 'cancelled', its robustness.csv holds
+    the clean rows and the whole first perturbation."""
+    from core.pipeline.runner import run_sweep
+    from core.util.events import CancelToken, Log
+
+    root, _, _ = robustness_run
+    cancel = CancelToken()
+    seen = []
+
+    def emit(ev) -> None:
+        if isinstance(ev, Log) and ev.message.startswith("perturbation "):
+            seen.append(ev.message)
+            if len(seen) == 2:
+                cancel.cancel("test")
+
+    result = run_sweep(_config(tiny_model, second_checkpoint, root, root / "cancelled",
+                               ["gaussian_noise:2", "rotation:3"]), emit=emit, cancel=cancel)
+    assert result.status == "cancelled"
+    rob = pd.read_csv(root / "cancelled" / "robustness.csv")
+    assert set(zip(rob.perturbation, rob.severity)) == {("none", 0), ("gaussian_noise", 2)}
+    full = pd.read_csv(root / "run" / "robustness.csv")
+    want = full[full.perturbation.isin(["none"]) | ((full.perturbation == "gaussian_noise") & (full.severity == 2))]
+    pd.testing.assert_frame_equal(rob.reset_index(drop=True), want.reset_index(drop=True))

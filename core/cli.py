@@ -276,6 +276,11 @@ def cmd_sweep(args) -> int:
         for k, methods in sorted(e.get("adaptive", {}).items()):
             line += f"; {k}-shot " + ", ".join(f"{m} {v:.3f}" for m, v in methods.items())
         print(line, file=sys.stderr)
+    rob = result.summary.get("robustness")
+    if rob:
+        print(f"robustness: {len(rob['perturbations'])} perturbation(s) x severity scored "
+              f"({rob['images_encoded']} perturbed images encoded, {rob['images_from_cache']} from the cache); "
+              "see robustness.csv", file=sys.stderr)
     for row in result.summary.get("frequency", []):
         print(f"{row['backbone']} level {row['level']}: Spearman(recall, frequency) = {row['spearman_rho']:.3f} "
               f"(p={row['p_value']:.3g}, {row['n_classes']} classes)", file=sys.stderr)

@@ -127,6 +127,14 @@ def markdown(r: dict) -> list[str]:
     return out
 
 
-if __name__ == "__main__":
+def main(argv=None) -> None:
+    import argparse
+
+    argparse.ArgumentParser(prog="python -m benchmarks.bench_perturb",
+                            description=__doc__.split("\n\n")[0]).parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="semscale-perturb-") as tmp:
         print(json.dumps(run(Path(tmp)), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -143,6 +143,10 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_memory import markdown as memory_markdown
 
         out += ["", memory_markdown(r["memory"])]
+    if r.get("perturb"):
+        from benchmarks.bench_perturb import markdown as perturb_markdown
+
+        out += perturb_markdown(r["perturb"])
     if r.get("vlm"):
         from benchmarks.bench_vlm import markdown as vlm_markdown
 
@@ -154,11 +158,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
                     help="amortisation text throughput gui gui_tabs gui_ensembles ray scaling drilldown pipeline clipbench text21k "
-                         "memory vlm clipserver")
+                         "memory vlm clipserver perturb")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "gui_ensembles", "ray", "scaling",
-                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver"])
+                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver",
+                             "perturb"])
     from benchmarks import bench_engine
 
     results: dict = {}
@@ -266,6 +271,12 @@ def main() -> None:
             results["clipserver"] = bench_clip_server.clip_server(tmp / "clipserver", n_images=64 if args.quick else 128,
                                                                   repeats=1 if args.quick else 2)
             print(json.dumps(results["clipserver"], indent=1), flush=True)
+        if "perturb" in only:
+            from benchmarks import bench_perturb
+
+            print("robustness perturbations …", flush=True)
+            results["perturb"] = bench_perturb.run(tmp / "perturb")
+            print(json.dumps(results["perturb"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

@@ -244,6 +244,7 @@ def cmd_sweep(args) -> int:
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
         alpha=args.alpha, overwrite=args.overwrite, vlm_match=args.vlm_match,
+        perturb=args.perturb or [],
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -275,6 +276,11 @@ def cmd_sweep(args) -> int:
         for k, methods in sorted(e.get("adaptive", {}).items()):
             line += f"; {k}-shot " + ", ".join(f"{m} {v:.3f}" for m, v in methods.items())
         print(line, file=sys.stderr)
+    rob = result.summary.get("robustness")
+    if rob:
+        print(f"robustness: {len(rob['perturbations'])} perturbation(s) x severity scored "
+              f"({rob['images_encoded']} perturbed images encoded, {rob['images_from_cache']} from the cache); "
+              "see robustness.csv", file=sys.stderr)
     for row in result.summary.get("frequency", []):
         print(f"{row['backbone']} level {row['level']}: Spearman(recall, frequency) = {row['spearman_rho']:.3f} "
               f"(p={row['p_value']:.3g}, {row['n_classes']} classes)", file=sys.stderr)
@@ -760,6 +766,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory to write (refused when it already holds a run)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (every file of the old run is removed first)")
+    s.add_argument("--perturb", action="append", metavar="NAME:SEVERITIES",
+                   help="also score perturbed copies of the images (repeatable), e.g. gaussian_noise:1,3,5 or jpeg:5 "
+                        "(severities 1-5; no severities: all five); writes robustness.csv. Names: "
+                        "gaussian_noise, shot_noise, impulse_noise, defocus_blur, motion_blur, gaussian_blur, jpeg, "
+                        "contrast, brightness, pixelate, elastic, rotation, crop_shift")
     _vlm_arguments(s)
     s.set_defaults(func=cmd_sweep)
 

@@ -28,6 +28,7 @@ from semscale_gui.gallery import GalleryPanel
 from semscale_gui.widgets import make_action, text_toolbar, single_shot_timer
 from semscale_gui.kshot_plot import KShotPlot
 from semscale_gui.plots.answers import AnswersView
+from semscale_gui.plots.robustness import RobustnessView
 from semscale_gui.plots import (AccuracyPlot, BackboneComparison, ConfusionPlot, EnsemblePlot, FrequencyPlot, LevelsTable,
                     RecallHeatmap, RunComparison, export_graphics)
 from core.results.views import CONTROL_LABELS, ResultsData, names_of
@@ -175,6 +176,9 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.answers, "Answers")
         self.tabs.addTab(self.table, "Table")
         self.tabs.addTab(self.compare, "Compare runs")
+        self.robustness = RobustnessView()  # robustness.csv: accuracy vs perturbation severity
+        self.tabs.addTab(self.robustness, "Robustness")
+        self.robustness.images_requested.connect(self.show_images)
         self.tabs.currentChanged.connect(self._tab_changed)
         # the images behind a clicked number, beside the plots (hidden until something is clicked)
         self.gallery = GalleryPanel()
@@ -291,7 +295,7 @@ class ResultsPanel(QWidget):
         self.refresh_count += 1
         self._last_draw = time.monotonic()
         self._stale = {self.accuracy, self.heatmap, self.comparison, self.ensembles, self.kshot, self.frequency,
-                       self.table, self.answers}
+                       self.table, self.answers, self.robustness}
         self._draw_current()
         self._update_header()
         has_run = bool(self.results.run_dir) and (Path(self.results.run_dir) / "run.json").exists()

@@ -189,6 +189,10 @@ class RunPanel(QWidget):
         aform.addRow("Predictions:", ext_row)
         aform.addRow("Synergy:", ens_row)
         aform.addRow("Controls:", ctrl_row)
+        from semscale_gui.robustness_options import PerturbOptions
+
+        self.perturb_options = PerturbOptions()  # perturbed copies of the images (robustness.csv)
+        aform.addRow("Robustness:", self.perturb_options)
         self.analysis_box = abox
 
         self.start_btn = QPushButton(icon("run"), "Start sweep")
@@ -361,6 +365,7 @@ class RunPanel(QWidget):
         cfg.external_predictions = [x.strip() for x in self.external.text().split(";") if x.strip()]
         cfg.ensemble_shots = self.shot_list() if self.ensembles.isChecked() else []
         cfg.controls = self.controls()
+        cfg.perturb = self.perturb_options.specs()
         return cfg
 
     def controls(self) -> list[str]:
@@ -398,6 +403,7 @@ class RunPanel(QWidget):
         controls = cfg.get("controls") or []
         self.control_words.setChecked("random-words" in controls)
         self.control_chars.setChecked("random-chars" in controls)
+        self.perturb_options.set_specs(cfg.get("perturb") or [])
         specs = cfg.get("backbones", [])
         if specs:
             self.device.setCurrentText(specs[0].get("device", defaults.DEFAULT_DEVICE))

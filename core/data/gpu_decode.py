@@ -100,9 +100,13 @@ def tensor_preprocess(preprocess) -> Callable[[torch.Tensor], torch.Tensor]:
     return run
 
 
-def decode_batch(jpegs: Sequence[RawJpeg], device: str, prep: Callable[[torch.Tensor], torch.Tensor]
+def decode_batch(jpegs: Sequence[RawJpeg], device: str, prep: Callable[[torch.Tensor], torch.Tensor],
+                 perturbs: Optional[Sequence[Callable[[torch.Tensor], torch.Tensor]]] = None
                  ) -> list[Optional[torch.Tensor]]:
-    """Preprocessed tensors (on ``device``) per JPEG; None where it did not decode (the caller retries on the CPU)."""
+    """Preprocessed tensors (on ``device``) per JPEG; None where it did not decode (the caller retries on the CPU).
+
+    ``perturbs``: per JPEG, a function of the upright uint8 image applied before ``prep``
+    (a robustness perturbation, :mod:`core.data.perturb`)."""
     import warnings
 
     with warnings.catch_warnings():  # torchvision 0.29 marks its image codecs deprecated in favour of torchcodec
@@ -120,6 +124,10 @@ def decode_batch(jpegs: Sequence[RawJpeg], device: str, prep: Callable[[torch.Te
             except Exception:
                 images.append(None)
     out: list[Optional[torch.Tensor]] = []
-    for j, im in zip(jpegs, images):
-        out.append(None if im is None else prep(upright(im, j.orientation)))
+    for n, (j, im) in enumerate(zip(jpegs, images)):
+        if im is not None:
+            im = upright(im, j.orientation)
+            if perturbs is not None:
+                im = perturbs[n](im)
+        out.append(None if im is None else prep(im))
     return out

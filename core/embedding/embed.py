@@ -100,11 +100,14 @@ def embed_images(
     cancel: Optional[CancelToken] = None,
     backoff: Optional["BatchBackoff"] = None,
     prefetch_factor: int = 4,
+    perturbation=None,
 ) -> ImageEmbeddings:
     """Embed every usable image once; cached images are not decoded or encoded at all.
 
     ``prefetch_factor``: batches each decode worker keeps ready, so the encoder (a GPU above
-    all) never waits for the next one.
+    all) never waits for the next one. ``perturbation`` (:class:`core.data.perturb.Perturbation`):
+    embed the perturbed images instead, seeded by each image's content key and cached under
+    ``<content key>|<perturbation key>``.
     """
     cancel = cancel or CancelToken()
     t_start = time.perf_counter()
@@ -112,8 +115,19 @@ def embed_images(
     skipped: list[tuple[str, str]] = []
     vectors: dict[int, np.ndarray] = {}
 
-    if cache is not None:
+    if perturbation is not None:
+        from core.data.perturb import PerturbedDataset
+
         keys, unreadable = _content_keys(dataset, cache, emit, cancel, name)
+        dataset = PerturbedDataset(dataset, perturbation, keys)
+        keys = [None if k is None else f"{k}|{perturbation.key}" for k in keys]
+        if cache is None:  # the keys only seeded the perturbation; every image is encoded
+            for i, reason in unreadable.items():
+                skipped.append((dataset.records[i].id, reason))
+            keys = [None] * len(dataset)
+    if cache is not None:
+        if perturbation is None:
+            keys, unreadable = _content_keys(dataset, cache, emit, cancel, name)
         for i, reason in unreadable.items():
             skipped.append((dataset.records[i].id, reason))
         hit = cache.get_images(backbone.identity, [k for k in keys if k is not None], dim=backbone.embed_dim)
@@ -129,8 +143,8 @@ def embed_images(
                 todo.append(i)
         n_cached = len(vectors)
     else:
+        todo = [i for i in range(len(dataset)) if perturbation is None or i not in unreadable]
         keys = [None] * len(dataset)
-        todo = list(range(len(dataset)))
         n_cached = 0
     if cache is not None and n_cached:
         emit(Log(f"{name}: {n_cached} of {len(dataset)} images found in the cache"))

@@ -56,11 +56,12 @@ class EncodedImages:
         return self.dataset
 
     def embeddings(self, backbone, position: int, *, cache=None, emit: EventCallback = ignore_events,
-                   cancel: Optional[CancelToken] = None) -> ImageEmbeddings:
+                   cancel: Optional[CancelToken] = None, perturbation=None) -> ImageEmbeddings:
+        """``perturbation`` (:class:`core.data.perturb.Perturbation`): embeddings of the perturbed images."""
         from core.embedding.embed import embed_images
 
         return embed_images(backbone, self.dataset, cache=cache, batch_size=self.batch_size,
-                            num_workers=self.num_workers, emit=emit, cancel=cancel)
+                            num_workers=self.num_workers, emit=emit, cancel=cancel, perturbation=perturbation)
 
 
 @dataclass

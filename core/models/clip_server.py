@@ -603,7 +603,7 @@ def image_data_uri(dataset, i: int) -> str:
     Raises BadImage for an unusable image."""
     rgb = dataset.open(i)  # semscale's decode: BadImage with the reason for unusable files
     rec = dataset.records[i]
-    if rec.path is not None:
+    if rec.path is not None and getattr(dataset, "perturbation", None) is None:  # a perturbed image goes as PNG
         data = rec.path.read_bytes()
         with Image.open(io.BytesIO(data)) as im:
             fmt, mode = im.format, im.mode

@@ -66,8 +66,11 @@ def _collate(items):
 def _decode_on_device(jpegs: list[tuple[int, RawJpeg]], idx: list[int], xs: Optional[torch.Tensor], device: str,
                       prep, dataset: Dataset, preprocess):
     """Join a batch's CPU-decoded tensors with its JPEGs decoded on ``device``; a JPEG the device
-    cannot decode is opened on the CPU (which names the reason if it is broken)."""
-    decoded = decode_batch([j for _, j in jpegs], device, prep)
+    cannot decode is opened on the CPU (which names the reason if it is broken). A perturbed
+    dataset (core.data.perturb) perturbs each decoded tensor on the device, as its ``open`` does."""
+    perturbs = ([dataset.tensor_perturbation(i) for i, _ in jpegs]
+                if getattr(dataset, "perturbation", None) is not None else None)
+    decoded = decode_batch([j for _, j in jpegs], device, prep, perturbs)
     parts = [xs.to(device, non_blocking=True)] if xs is not None else []
     idx, bad = list(idx), []
     for (i, _), x in zip(jpegs, decoded):

@@ -24,6 +24,7 @@ import pandas as pd
 
 from core.util.memory import release_free_memory
 from core.pipeline.analysis import BackboneOutcome, run_analysis
+from core.pipeline.robustness import check_perturbations, run_robustness
 from core.embedding.cache import EmbeddingCache
 from core.util.config import SweepConfig, check_numbers
 from core.labels.controls import SYNONYMS
@@ -96,6 +97,7 @@ def run_sweep(
     cancel = cancel or CancelToken()
     check_numbers(config.to_dict())  # out-of-range options are refused before any work
     check_out(config.out, config.overwrite)  # a reused or unwritable folder is refused before any work
+    perturbations = check_perturbations(config)  # --perturb: unknown names, bad severities refused here
     ctx = prepare(config, emit, cancel)
     dataset, labels, kinds, backbones = ctx.dataset, ctx.labels, ctx.kinds, ctx.backbones
     for w in [*dataset.warnings, *labels.warnings]:
@@ -133,6 +135,7 @@ def run_sweep(
             _write_ordering_summary(writer, ctx.all_levels)
         release_free_memory()  # the last level's scoring buffers, before the analysis allocates its own
         run_analysis(ctx, outcomes)
+        run_robustness(ctx, outcomes, perturbations)
         writer.finish(Status.COMPLETED, summary)
         status = Status.COMPLETED
     except (Cancelled, KeyboardInterrupt) as e:
@@ -323,7 +326,7 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
                                   "p_value": r["p_value"]} for r in controls if r["control"] == c}
             for c in kinds if c != SYNONYMS}
     writer.update(summary=summary)
-    if ctx.n_systems < 2:  # nothing rescores this backbone later: keep only what the summary needs
+    if ctx.n_systems < 2 and not config.perturb:  # nothing rescores this backbone later: keep only what the summary needs
         outcome.X = outcome.scores = None
     return outcome
 

@@ -32,6 +32,7 @@ STUDY_ENGINES = ("local", "ray")
 PROTOCOL_KEYS = (
     "levels", "mode", "templates", "orderings", "seed", "device", "precision", "batch_size", "controls",
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "bootstrap", "vocabulary", "alpha",
+    "perturb",
 )
 BACKBONE_KEYS = ("model", "pretrained", "checkpoint", "label", "options")  # options: the model kind's own table
 DATASET_KEYS = ("name", "path", "labels", "templates", "class_frequency", "external_predictions", "embeddings",
@@ -42,6 +43,7 @@ RUN_PROTOCOL_FIELDS = (
     "dataset", "labels", "templates", "levels", "mode", "orderings", "seed", "bootstrap", "top_k",
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "external_predictions", "embeddings",
     "controls", "vocabulary", "alpha", "split", "image_column", "label_column", "templates_resolved", "levels_resolved", "labels_resolved",
+    "perturb",
 )
 BACKBONE_PROTOCOL_FIELDS = ("model", "pretrained", "checkpoint", "label", "precision", "options")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -194,6 +196,7 @@ PROTOCOL_TYPES = {
     "batch_size": ("int",), "ensemble_splits": ("int",), "bootstrap": ("int",), "class_frequency": ("str",),
     "levels": ("ints", "str"), "templates": ("str", "strs"), "controls": ("strs", "str"),
     "ensemble_shots": ("ints",), "ensemble_methods": ("strs",), "vocabulary": ("str",), "alpha": ("num",),
+    "perturb": ("strs", "str"),
 }
 
 
@@ -237,6 +240,14 @@ def parse_study(text: str, file: Optional[str | Path] = None) -> Study:
             raise study.error(why, key=key)
     if isinstance(p.get("controls"), str):
         p["controls"] = [c.strip() for c in p["controls"].split(",") if c.strip()]
+    if "perturb" in p:  # robustness perturbations: "NAME:SEVERITIES" strings, checked here
+        from core.data.perturb import parse_perturbations
+
+        p["perturb"] = [p["perturb"]] if isinstance(p["perturb"], str) else list(p["perturb"])
+        try:
+            parse_perturbations(p["perturb"])
+        except InputError as e:
+            raise study.error(e.message, key="perturb") from None
     if "templates" in p:
         p["templates"] = _resolve_templates(p["templates"], base)
     for key in ("class_frequency", "vocabulary"):
@@ -445,7 +456,7 @@ def sweep_config(study: Study, ds: StudyDataset, out: str | Path, options: Optio
         use_cache=opts.use_cache, class_frequency=freq, external_predictions=list(ds.external_predictions),
         embeddings=list(ds.embeddings), **ds.reader_options(), **extra,
     )
-    for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap", "vocabulary", "alpha"):
+    for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap", "vocabulary", "alpha", "perturb"):
         if key in p:
             cfg[key] = list(p[key]) if isinstance(p[key], list) else p[key]
     known = SweepConfig.__dataclass_fields__

@@ -135,6 +135,9 @@ class SweepConfig:
     # answering kinds (VLMs): how an answer matches a name ("word": whole words through the name
     # normaliser; "substring": the published ``label.lower() in answer.lower()``)
     vlm_match: str = "word"
+    # robustness (core.pipeline.robustness): perturbations as "NAME:SEVERITIES" (e.g. "gaussian_noise:1,3,5"),
+    # each scored on perturbed copies of the images; robustness.csv
+    perturb: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -31,8 +31,8 @@ SIMILARITY_COLUMNS = ["backbone_a", "backbone_b", "scope", "class", "n_images", 
 def _centred(X: np.ndarray) -> torch.Tensor:
     """Column-centred features as float32 (the mean taken in float64)."""
     X = np.asarray(X)
-    mean = X.mean(axis=0, dtype=np.float64)
-    return torch.from_numpy(np.ascontiguousarray(X - mean, dtype=np.float32))
+    mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)) - torch.from_numpy(mean)
 
 
 def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:

@@ -1,0 +1,38 @@
+"""similarity.csv: how alike two embedding backbones see the same images (core.stats.similarity).
+
+Runs once per sweep, from the image embeddings the analysis already holds (no re-encoding):
+it needs two or more backbones with image embeddings, and uses the images every system
+could score, in the same order for every backbone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.stats.similarity import KNN_K, SIMILARITY_COLUMNS, similarity_rows
+from core.util.events import Log, TableRows
+
+if TYPE_CHECKING:
+    from core.pipeline.analysis import BackboneOutcome
+    from core.pipeline.context import SweepContext
+
+
+def write_similarity(ctx: "SweepContext", with_features: "list[tuple[BackboneOutcome, np.ndarray]]",
+                     y: np.ndarray) -> None:
+    """Write similarity.csv for every pair of backbones in ``with_features`` ((outcome, rows) pairs)."""
+    if len(with_features) < 2:
+        return
+    k = int(getattr(ctx.config, "similarity_k", KNN_K) or KNN_K)
+    feats = {o.name: o.X[s] for o, s in with_features}
+    rows = similarity_rows(feats, y, list(ctx.classes), k=k, cancel=ctx.cancel)
+    ctx.writer.rewrite("similarity.csv", rows, SIMILARITY_COLUMNS)
+    ctx.writer.commit()
+    ctx.emit(TableRows("similarity", rows))
+    overall = [r for r in rows if r["scope"] == "overall"]
+    ctx.summary["similarity"] = [{key: r[key] for key in ("backbone_a", "backbone_b", "cka", "knn_agreement")}
+                                 for r in overall]
+    for r in overall:
+        ctx.emit(Log(f"{r['backbone_a']} vs {r['backbone_b']}: linear CKA {r['cka']:.3f}, "
+                     f"{r['knn_k']}-NN agreement {r['knn_agreement']:.3f}"))

@@ -327,7 +327,8 @@ class ResultsPanel(QWidget):
             t = r.threshold(name)
             if t and t.get("peak_level") is not None:
                 trend = {"declining": "falls after it", "plateau": "plateaus after it",
-                         "rising": "still rising at the last level"}.get(t.get("trend", ""), t.get("trend", ""))
+                         "rising": "still rising at the last level",
+                         "fluctuating": "rises and falls, ending where it began"}.get(t.get("trend", ""), t.get("trend", ""))
                 lines.append(f"{name}: peak top-1 {t['peak_top1'] * 100:.1f}% at {t['peak_level']} "
                              f"name(s) per class; {trend}{verdict_note(t)}{effect_note(r, name)}")
         self.header.setText("<br>".join(lines))

@@ -244,6 +244,7 @@ def cmd_sweep(args) -> int:
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
         alpha=args.alpha, overwrite=args.overwrite, vlm_match=args.vlm_match,
+        similarity_k=args.similarity_k, extend_names=args.extend_names or "", extend_to=args.extend_to,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -728,7 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID, a config .json, or a CLIP server "
                         "(clip-server:http://HOST:PORT, clip-server:grpc://HOST:PORT); repeat for several "
                         "backbones (MODEL@TAG or MODEL=CHECKPOINT per backbone)")
-    s.add_argument("--levels", help="comma-separated names-per-class levels (default 1,2,4,… up to the longest list)")
+    s.add_argument("--levels", help="comma-separated names-per-class levels (default 1,2,4,… up to the longest list), "
+                                    "or until-settled: 1,2,4,… until the curve plateaus, declines or fluctuates")
     s.add_argument("--mode", choices=defaults.MODES, default=defaults.DEFAULT_MODE)
     s.add_argument("--orderings", type=int, default=defaults.DEFAULT_ORDERINGS,
                    help="number of name orderings (1 = the file's ranking)")
@@ -760,6 +762,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run directory to write (refused when it already holds a run)")
     s.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (every file of the old run is removed first)")
+    s.add_argument("--extend-names", metavar="wordnet|neighbours[:MODEL]",
+                   help="fill every class's names up to a power of two from WordNet (the bundled lexicon when no "
+                        "system WordNet is found) or a backbone's text-embedding neighbours; added names are listed "
+                        "with their source in labels_used.csv")
+    s.add_argument("--extend-to", type=int, default=0, metavar="N",
+                   help="the power of two --extend-names fills up to (default: the smallest at or above the "
+                        "longest list)")
+    s.add_argument("--similarity-k", type=int, default=10, metavar="K",
+                   help="neighbours per image for similarity.csv's k-NN agreement (default 10)")
     _vlm_arguments(s)
     s.set_defaults(func=cmd_sweep)
 

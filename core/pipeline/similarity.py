@@ -24,7 +24,7 @@ def write_similarity(ctx: "SweepContext", with_features: "list[tuple[BackboneOut
     """Write similarity.csv for every pair of backbones in ``with_features`` ((outcome, rows) pairs)."""
     if len(with_features) < 2:
         return
-    k = int(getattr(ctx.config, "similarity_k", KNN_K) or KNN_K)
+    k = int(ctx.config.similarity_k or KNN_K)
     feats = {o.name: o.X[s] for o, s in with_features}
     rows = similarity_rows(feats, y, list(ctx.classes), k=k, cancel=ctx.cancel)
     ctx.writer.rewrite("similarity.csv", rows, SIMILARITY_COLUMNS)

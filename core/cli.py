@@ -770,7 +770,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the power of two --extend-names fills up to (default: the smallest at or above the "
                         "longest list)")
     s.add_argument("--similarity-k", type=int, default=10, metavar="K",
-                   help="neighbours per image for similarity.csv's k-NN agreement (default 10)")
+                   help="neighbours per image for similarity.csv's k-NN agreement (default 10; 0 = CKA only, "
+                        "skipping the n x n neighbour search)")
     _vlm_arguments(s)
     s.set_defaults(func=cmd_sweep)
 

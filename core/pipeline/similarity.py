@@ -24,7 +24,7 @@ def write_similarity(ctx: "SweepContext", with_features: "list[tuple[BackboneOut
     """Write similarity.csv for every pair of backbones in ``with_features`` ((outcome, rows) pairs)."""
     if len(with_features) < 2:
         return
-    k = int(ctx.config.similarity_k or KNN_K)
+    k = int(ctx.config.similarity_k if ctx.config.similarity_k is not None else KNN_K)
     feats = {o.name: o.X[s] for o, s in with_features}
     rows = similarity_rows(feats, y, list(ctx.classes), k=k, cancel=ctx.cancel)
     ctx.writer.rewrite("similarity.csv", rows, SIMILARITY_COLUMNS)
@@ -34,5 +34,5 @@ def write_similarity(ctx: "SweepContext", with_features: "list[tuple[BackboneOut
     ctx.summary["similarity"] = [{key: r[key] for key in ("backbone_a", "backbone_b", "cka", "knn_agreement")}
                                  for r in overall]
     for r in overall:
-        ctx.emit(Log(f"{r['backbone_a']} vs {r['backbone_b']}: linear CKA {r['cka']:.3f}, "
-                     f"{r['knn_k']}-NN agreement {r['knn_agreement']:.3f}"))
+        knn = f", {r['knn_k']}-NN agreement {r['knn_agreement']:.3f}" if r["knn_k"] else ""
+        ctx.emit(Log(f"{r['backbone_a']} vs {r['backbone_b']}: linear CKA {r['cka']:.3f}{knn}"))

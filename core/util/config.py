@@ -135,7 +135,7 @@ class SweepConfig:
     # answering kinds (VLMs): how an answer matches a name ("word": whole words through the name
     # normaliser; "substring": the published ``label.lower() in answer.lower()``)
     vlm_match: str = "word"
-    # representation similarity (similarity.csv): neighbours per image of the k-NN agreement
+    # representation similarity (similarity.csv): neighbours per image of the k-NN agreement (0: CKA only)
     similarity_k: int = 10
     # --levels until-settled: fill every class's names up to a power of two from a suggestion source
     # ("wordnet", "neighbours" with the sweep's first backbone, or "neighbours:MODEL"); extend_to is that
@@ -179,7 +179,7 @@ NUMERIC_OPTIONS: dict[str, tuple[Optional[float], Optional[float], bool, bool, b
     "num_cpus": (1, None, False, False, True),
     "num_gpus_per_worker": (0, None, False, False, False),
     "decode_batch_size": (1, None, False, False, True),
-    "similarity_k": (1, None, False, False, True),
+    "similarity_k": (0, None, False, False, True),
     "extend_to": (0, None, False, False, True),
 }
 

@@ -136,3 +136,20 @@ def test_similarity_rows_overall_and_per_class():
     # the overall agreement is the mean over images, so the class means recombine to it
     total = sum(r["knn_agreement"] * r["n_images"] for r in per.values()) / 26
     assert total == pytest.approx(overall[("a", "c")]["knn_agreement"])
+
+
+def test_cka_small_classes_use_the_gram_form_with_the_same_value():
+    rng = np.random.default_rng(7)
+    X, Y = rng.normal(size=(6, 40)), rng.normal(size=(6, 30))  # fewer images than features
+    assert linear_cka(X, Y) == pytest.approx(hsic_cka(X, Y), rel=1e-5)
+    Q = ortho_group.rvs(40, random_state=2)
+    assert linear_cka(X @ Q, 3 * Y) == pytest.approx(linear_cka(X, Y), rel=1e-5)
+
+
+def test_similarity_rows_without_neighbours():
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(20, 4))
+    Y = X + rng.normal(size=X.shape)
+    rows = similarity_rows({"a": X, "b": Y}, np.arange(20) % 2, ["x", "y"], k=0)
+    assert all(r["knn_k"] == 0 and np.isnan(r["knn_agreement"]) for r in rows)
+    assert rows[0]["cka"] == pytest.approx(hsic_cka(X, Y), rel=1e-5)

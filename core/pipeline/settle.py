@@ -35,7 +35,6 @@ from core.util.errors import InputError
 from core.util.events import CancelToken, EventCallback, Log, ignore_events
 
 if TYPE_CHECKING:
-    from core.pipeline.context import SweepContext
     from core.util.config import SweepConfig
 
 LABELS_USED = "labels_used.csv"
@@ -69,9 +68,10 @@ def curve_credit(scores, y: np.ndarray, ids: list[str], names: dict, classes: li
     return np.asarray(score_level(scores, y, plan, top_k).credit, dtype=float)
 
 
-def settle_levels(ctx: "SweepContext", scored: Callable[[int, object], object]) -> list[int]:
-    """The levels of an until-settled sweep; ``scored(position, backbone)`` gives a backbone's scores
-    (the runner keeps them for its own pass, so nothing is encoded twice)."""
+def settle_levels(ctx, scored: Callable[[int, object], object]) -> list[int]:
+    """The levels of an until-settled sweep (``ctx``: the :class:`core.pipeline.context.SweepContext`, which
+    imports this module); ``scored(position, backbone)`` gives a backbone's scores (the runner keeps them
+    for its own pass, so nothing is encoded twice)."""
     config, emit = ctx.config, ctx.emit
     candidates = list(ctx.levels)
     names = ctx.labels.ordered(0, config.seed)

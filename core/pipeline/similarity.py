@@ -7,21 +7,16 @@ could score, in the same order for every backbone.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from core.stats.similarity import KNN_K, SIMILARITY_COLUMNS, similarity_rows
 from core.util.events import Log, TableRows
 
-if TYPE_CHECKING:
-    from core.pipeline.analysis import BackboneOutcome
-    from core.pipeline.context import SweepContext
 
-
-def write_similarity(ctx: "SweepContext", with_features: "list[tuple[BackboneOutcome, np.ndarray]]",
-                     y: np.ndarray) -> None:
-    """Write similarity.csv for every pair of backbones in ``with_features`` ((outcome, rows) pairs)."""
+def write_similarity(ctx, with_features: list, y: np.ndarray) -> None:
+    """Write similarity.csv for every pair of backbones in ``with_features``: (outcome, rows) pairs of
+    :class:`core.pipeline.analysis.BackboneOutcome` and the rows of the shared images; ``ctx`` is the sweep's
+    :class:`core.pipeline.context.SweepContext` (not imported here: the analysis imports this module)."""
     if len(with_features) < 2:
         return
     k = int(ctx.config.similarity_k if ctx.config.similarity_k is not None else KNN_K)

@@ -133,3 +133,27 @@ def test_extend_names_from_the_bundled_wordnet(tiny_model, tmp_path, monkeypatch
     # the levels go up to the filled power of two at most
     assert set(run.levels["level"]) <= {1, 2, 4}
     assert "labels_used.csv" in json.loads((tmp_path / "run" / "run.json").read_text())["files"]
+
+
+def test_cli_until_settled_extend_names_and_similarity_k(tiny_model, second_checkpoint, image_folder, tmp_path,
+                                                         monkeypatch):
+    """The command line reaches the same options: two backbones, names from WordNet, 3 neighbours."""
+    from core.cli import main
+
+    monkeypatch.setenv("SEMSCALE_WORDNET", "bundled")
+    cfg, ck = tiny_model
+    labels = tmp_path / "labels.csv"
+    labels.write_text("class,synonym\n" + "".join(f"{c},{c}\n" for c in CLASSES))
+    rc = main(["sweep", "--dataset", str(image_folder), "--labels", str(labels), "--model", f"{cfg}={ck}",
+               "--model", f"{cfg}={second_checkpoint}", "--device", "cpu", "--workers", "0", "--templates", "plain",
+               "--levels", "until-settled", "--extend-names", "wordnet", "--extend-to", "2", "--similarity-k", "3",
+               "--bootstrap", "20", "--ensemble-shots", "", "--out", str(tmp_path / "run"), "--quiet"])
+    assert rc == 0
+    run = core.load_run(tmp_path / "run")
+    assert run.config["levels"] == "until-settled" and run.config["extend_to"] == 2
+    assert set(run.similarity["knn_k"]) == {3}
+    used = pd.read_csv(tmp_path / "run" / "labels_used.csv", keep_default_na=False)
+    # "square" and "circle" have WordNet synonyms; the multi-word class names may not: never more than 2 each
+    assert used.groupby("class").size().max() <= 2
+    assert set(used["source"]) <= {"labels"} | {s for s in used["source"] if s.startswith("wordnet")}
+    assert set(run.levels["level"]) <= {1, 2}

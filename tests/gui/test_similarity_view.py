@@ -77,3 +77,15 @@ def test_similarity_matrix_hidden_without_the_file(qtbot, gui_env):
     v = shown(qtbot, BackboneComparison(), 800, 500)
     v.set_results(ResultsData())
     assert not v.similarity.isVisible()
+
+
+def test_similarity_preview_opens(qtbot, gui_env):
+    from semscale_gui.plots.similarity import preview
+
+    w = shown(qtbot, preview(), 560, 300)
+    qtbot.waitExposed(w)
+    names = w.backbones()
+    assert names == ["ViT-B-32", "ViT-B-16", "RN50"]
+    # the two related made-up backbones are more alike than either with the unrelated one
+    alike = float(cell(w, "ViT-B-32", "ViT-B-16"))
+    assert alike > float(cell(w, "ViT-B-32", "RN50")) and alike > float(cell(w, "ViT-B-16", "RN50"))

@@ -157,3 +157,30 @@ def test_cli_until_settled_extend_names_and_similarity_k(tiny_model, second_chec
     assert used.groupby("class").size().max() <= 2
     assert set(used["source"]) <= {"labels"} | {s for s in used["source"] if s.startswith("wordnet")}
     assert set(run.levels["level"]) <= {1, 2}
+
+
+def test_study_protocol_reaches_the_sweep_config(tmp_path):
+    from core.study.study import parse_study, run_protocol, sweep_config
+
+    text = '''levels = "until-settled"
+extend_names = "wordnet"
+extend_to = 8
+similarity_k = 5
+
+[[backbones]]
+model = "demo-vit"
+
+[[datasets]]
+name = "shapes"
+path = "images"
+'''
+    study = parse_study(text, tmp_path / "study.toml")
+    cfg = sweep_config(study, study.datasets[0], tmp_path / "out")
+    assert (cfg.levels, cfg.extend_names, cfg.extend_to, cfg.similarity_k) == ("until-settled", "wordnet", 8, 5)
+    # the levels a curve settled at and the names added are results: a finished run is not "changed" by them
+    d = cfg.to_dict()
+    a = run_protocol({**d, "levels_resolved": [1, 2, 4], "labels_resolved": {"x": ["x", "y"]}})
+    b = run_protocol({**d, "levels_resolved": [1, 2, 4, 8], "labels_resolved": {"x": ["x", "z"]}})
+    assert a == b
+    with pytest.raises(InputError):
+        parse_study(text.replace("extend_to = 8", 'extend_to = "many"'), tmp_path / "study.toml")

@@ -107,9 +107,9 @@ def test_extend_names_from_the_bundled_wordnet(tiny_model, tmp_path, monkeypatch
     labels = tmp_path / "labels.csv"
     labels.write_text("class,synonym\ndog,dog\ncar,car\ncat,cat\ncat,kitty\nboat,boat\n")
     cfg, ck = tiny_model
-    result = core.sweep(dataset=root, labels=labels, backbones=[f"{cfg}={ck}"], templates="plain", out=tmp_path / "run",
-                        device="cpu", num_workers=0, bootstrap=20, ensemble_shots=[], levels="until-settled",
-                        extend_names="wordnet", extend_to=4)
+    core.sweep(dataset=root, labels=labels, backbones=[f"{cfg}={ck}"], templates="plain", out=tmp_path / "run",
+               device="cpu", num_workers=0, bootstrap=20, ensemble_shots=[], levels="until-settled",
+               extend_names="wordnet", extend_to=4)
     run = core.load_run(tmp_path / "run")
     used = pd.read_csv(tmp_path / "run" / "labels_used.csv", keep_default_na=False)
     assert list(used.columns) == ["class", "synonym", "source"]

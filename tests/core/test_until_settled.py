@@ -182,3 +182,33 @@ path = "images"
     assert a == b
     with pytest.raises(InputError):
         parse_study(text.replace("extend_to = 8", 'extend_to = "many"'), tmp_path / "study.toml")
+
+
+def test_extend_names_from_embedding_neighbours(tiny_model, image_folder, tmp_path):
+    """neighbours: the sweep's own backbone ranks a vocabulary by text-embedding similarity to each class
+    (a suggestion that two classes share is dropped from both, so the vocabulary has some room)."""
+    from core import synonyms as syn
+    from core.labels.labelset import load_labels, load_templates
+    from core.models.registry import load_model
+
+    cfg, ck = tiny_model
+    words = ["crimson", "emerald", "azure", "lemon", "tile", "ring", "wedge", "stick", "pebble", "cloud", "lantern",
+             "meadow", "harbor", "violin", "saddle", "rocket"] + [f"word{i}" for i in range(60)]
+    vocab = tmp_path / "words.txt"
+    vocab.write_text("\n".join(words) + "\n")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("class,synonym\n" + "".join(f"{c},{c}\n" for c in CLASSES))
+    spec = BackboneSpec(cfg, checkpoint=ck, device="cpu", label="A")
+    config = SweepConfig(dataset=str(image_folder), out=str(tmp_path / "run"), labels=str(labels), templates="plain",
+                         backbones=[spec], levels="until-settled", num_workers=0, bootstrap=20, ensemble_shots=[],
+                         extend_names="neighbours", extend_to=4, vocabulary=str(vocab), use_cache=False)
+    assert run_sweep(config).status == "completed"
+    used = pd.read_csv(tmp_path / "run" / "labels_used.csv", keep_default_na=False)
+    expect = syn.suggest_for_labels(load_labels(str(labels)), 4, sources=("neighbours",), backbone=load_model(spec),
+                                    templates=load_templates("plain"), vocabulary=words).labels
+    for c in CLASSES:
+        rows = used[used["class"] == c]
+        assert rows["synonym"].tolist() == expect.names[c] and len(rows) == 4
+        assert rows["source"].iloc[0] == "labels"
+        assert all(s.startswith("neighbours:") for s in rows["source"].iloc[1:])
+        assert set(rows["synonym"].iloc[1:]) <= set(words)

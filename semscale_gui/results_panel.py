@@ -320,6 +320,9 @@ class ResultsPanel(QWidget):
             kinds = 1 + len(cfg.get("controls") or [])
             total = len(levels) * max(1, len(r.planned_backbones) or len(r.backbones())) * int(cfg.get("orderings", 1) or 1) * kinds
             parts.append(f"levels {', '.join(map(str, levels))} ({min(done * int(cfg.get('orderings', 1) or 1), total)}/{total} scored)")
+            settled = (r.summary or {}).get("until_settled")
+            if settled and settled.get("candidates"):  # --levels until-settled: where the sweep stopped
+                parts.append(f"until settled (of {', '.join(map(str, settled['candidates']))})")
         if r.levels:
             parts.append(f"{r.levels[0].get('n_images', '?')} images")
         lines = [" · ".join(parts)]

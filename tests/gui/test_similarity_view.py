@@ -89,3 +89,4 @@ def test_similarity_preview_opens(qtbot, gui_env):
     # the two related made-up backbones are more alike than either with the unrelated one
     alike = float(cell(w, "ViT-B-32", "ViT-B-16"))
     assert alike > float(cell(w, "ViT-B-32", "RN50")) and alike > float(cell(w, "ViT-B-16", "RN50"))
+

@@ -276,6 +276,13 @@ def cmd_sweep(args) -> int:
         for k, methods in sorted(e.get("adaptive", {}).items()):
             line += f"; {k}-shot " + ", ".join(f"{m} {v:.3f}" for m, v in methods.items())
         print(line, file=sys.stderr)
+    for row in result.summary.get("similarity", []):  # similarity.csv's overall rows
+        print(f"{row['backbone_a']} vs {row['backbone_b']}: linear CKA {row['cka']:.3f}, "
+              f"k-NN agreement {row['knn_agreement']:.3f}", file=sys.stderr)
+    settled = result.summary.get("until_settled")
+    if settled:
+        print(f"until settled: levels {', '.join(map(str, settled['levels']))} of "
+              f"{', '.join(map(str, settled['candidates']))}", file=sys.stderr)
     for row in result.summary.get("frequency", []):
         print(f"{row['backbone']} level {row['level']}: Spearman(recall, frequency) = {row['spearman_rho']:.3f} "
               f"(p={row['p_value']:.3g}, {row['n_classes']} classes)", file=sys.stderr)

@@ -134,7 +134,7 @@ def test_extend_names_from_the_bundled_wordnet(tiny_model, tmp_path, monkeypatch
 
 
 def test_cli_until_settled_extend_names_and_similarity_k(tiny_model, second_checkpoint, image_folder, tmp_path,
-                                                         monkeypatch):
+                                                         monkeypatch, capsys):
     """The command line reaches the same options: two backbones, names from WordNet, 3 neighbours."""
     from core.cli import main
 
@@ -145,9 +145,16 @@ def test_cli_until_settled_extend_names_and_similarity_k(tiny_model, second_chec
     rc = main(["sweep", "--dataset", str(image_folder), "--labels", str(labels), "--model", f"{cfg}={ck}",
                "--model", f"{cfg}={second_checkpoint}", "--device", "cpu", "--workers", "0", "--templates", "plain",
                "--levels", "until-settled", "--extend-names", "wordnet", "--extend-to", "2", "--similarity-k", "3",
-               "--bootstrap", "20", "--ensemble-shots", "", "--out", str(tmp_path / "run"), "--quiet"])
+               "--bootstrap", "20", "--ensemble-shots", "", "--out", str(tmp_path / "run")])
     assert rc == 0
     run = core.load_run(tmp_path / "run")
+    err = capsys.readouterr().err
+    sim = run.similarity[run.similarity.scope == "overall"].iloc[0]
+    assert f"linear CKA {sim.cka:.3f}, k-NN agreement {sim.knn_agreement:.3f}" in err
+    settled = run.summary["until_settled"]
+    assert settled["levels"] == run.config["levels_resolved"]
+    assert (f"until settled: levels {', '.join(map(str, settled['levels']))} of "
+            f"{', '.join(map(str, settled['candidates']))}") in err
     assert run.config["levels"] == "until-settled" and run.config["extend_to"] == 2
     assert set(run.similarity["knn_k"]) == {3}
     used = pd.read_csv(tmp_path / "run" / "labels_used.csv", keep_default_na=False)

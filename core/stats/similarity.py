@@ -79,7 +79,8 @@ def knn_indices(X: np.ndarray, k: int = KNN_K, block_elements: int = KNN_BLOCK_E
     for a in range(0, n, rows):
         b = min(a + rows, n)
         s = x[a:b] @ x.T
-        s[torch.arange(b - a), torch.arange(a, b)] = -float("inf")  # never one's own neighbour
+        rows_here = torch.arange(b - a, device=x.device)
+        s[rows_here, rows_here + a] = -float("inf")  # never one's own neighbour
         out[a:b] = torch.topk(s, k, dim=1).indices.cpu().numpy()
     return out
 

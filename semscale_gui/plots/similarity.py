@@ -116,8 +116,8 @@ class SimilarityMatrix(QWidget):
                 else:
                     v = float(row[key]) if row[key] is not None else float("nan")
                     n_images, k = int(row["n_images"]), int(row["knn_k"])
-                    tip = (f"{a} vs {b}: linear CKA {float(row['cka']):.3f}, {k}-NN agreement "
-                           f"{float(row['knn_agreement']):.3f} on {n_images} images")
+                    knn = f", {k}-NN agreement {float(row['knn_agreement']):.3f}" if k else ""
+                    tip = f"{a} vs {b}: linear CKA {float(row['cka']):.3f}{knn} on {n_images} images"
                 item = QTableWidgetItem("" if not math.isfinite(v) else f"{v:.3f}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 item.setBackground(cell_colour(v))

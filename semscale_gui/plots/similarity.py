@@ -54,8 +54,6 @@ class SimilarityMatrix(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.setMinimumHeight(90)
-        self.table.setMaximumHeight(220)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 4, 0, 0)
         lay.addLayout(_controls(self.title, _labelled("measure", self.measure), _labelled("images", self.scope)))
@@ -124,6 +122,9 @@ class SimilarityMatrix(QWidget):
                 item.setForeground(text_colour(v))
                 item.setToolTip(tip)
                 self.table.setItem(i, j, item)
+        # as tall as its rows (up to the maximum), so no empty band sits under a small matrix
+        rows_h = sum(self.table.rowHeight(i) for i in range(len(names)))
+        self.table.setFixedHeight(min(220, max(90, rows_h + self.table.horizontalHeader().height() + 4)))
         what = ("linear CKA of the image embeddings (1 = the same up to rotation and scale)" if key == "cka" else
                 f"share of each image's {k or ''} nearest neighbours common to both backbones")
         where = "all images" if self.scope.currentText() == ALL_IMAGES else f"class {self.scope.currentText()}"

@@ -130,6 +130,10 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
                 f"| images only one backbone gets right | {dd['only_one_right_seconds']:.3f} | {dd['only_one_right_rows']:,} |",
                 f"| GUI thread: {dd['gui_set_rows_n']:,} rows into the gallery | {dd['gui_set_rows_seconds']:.3f} | "
                 f"{dd['gui_rows_handed_to_view']} handed to the view at first |"]
+    if r.get("similarity"):
+        from benchmarks.bench_similarity import markdown as similarity_markdown
+
+        out += similarity_markdown(r["similarity"])
     if r.get("pipeline"):
         from benchmarks.bench_pipeline import markdown as pipeline_markdown
 
@@ -158,12 +162,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
                     help="amortisation text throughput gui gui_tabs gui_ensembles ray scaling drilldown pipeline clipbench text21k "
-                         "memory vlm clipserver perturb")
+                         "memory vlm clipserver perturb similarity")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "gui_ensembles", "ray", "scaling",
                              "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver",
-                             "perturb"])
+                             "perturb", "similarity"])
     from benchmarks import bench_engine
 
     results: dict = {}
@@ -277,6 +281,13 @@ def main() -> None:
             print("robustness perturbations …", flush=True)
             results["perturb"] = bench_perturb.run(tmp / "perturb")
             print(json.dumps(results["perturb"], indent=1), flush=True)
+        if "similarity" in only:
+            from benchmarks import bench_similarity
+
+            print("representation similarity …", flush=True)
+            results["similarity"] = bench_similarity.similarity(n_images=2_000 if args.quick else 20_000,
+                                                                n_classes=100 if args.quick else 1000)
+            print(json.dumps(results["similarity"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

@@ -245,6 +245,7 @@ def cmd_sweep(args) -> int:
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
         alpha=args.alpha, overwrite=args.overwrite, vlm_match=args.vlm_match,
         perturb=args.perturb or [],
+        similarity_k=args.similarity_k, extend_names=args.extend_names or "", extend_to=args.extend_to,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -281,6 +282,13 @@ def cmd_sweep(args) -> int:
         print(f"robustness: {len(rob['perturbations'])} perturbation(s) x severity scored "
               f"({rob['images_encoded']} perturbed images encoded, {rob['images_from_cache']} from the cache); "
               "see robustness.csv", file=sys.stderr)
+    for row in result.summary.get("similarity", []):  # similarity.csv's overall rows
+        print(f"{row['backbone_a']} vs {row['backbone_b']}: linear CKA {row['cka']:.3f}, "
+              f"k-NN agreement {row['knn_agreement']:.3f}", file=sys.stderr)
+    settled = result.summary.get("until_settled")
+    if settled:
+        print(f"until settled: levels {', '.join(map(str, settled['levels']))} of "
+              f"{', '.join(map(str, settled['candidates']))}", file=sys.stderr)
     for row in result.summary.get("frequency", []):
         print(f"{row['backbone']} level {row['level']}: Spearman(recall, frequency) = {row['spearman_rho']:.3f} "
               f"(p={row['p_value']:.3g}, {row['n_classes']} classes)", file=sys.stderr)
@@ -734,7 +742,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open_clip architecture, demo-vit/demo-resnet, hf-hub:ID, a config .json, or a CLIP server "
                         "(clip-server:http://HOST:PORT, clip-server:grpc://HOST:PORT); repeat for several "
                         "backbones (MODEL@TAG or MODEL=CHECKPOINT per backbone)")
-    s.add_argument("--levels", help="comma-separated names-per-class levels (default 1,2,4,… up to the longest list)")
+    s.add_argument("--levels", help="comma-separated names-per-class levels (default 1,2,4,… up to the longest list), "
+                                    "or until-settled: 1,2,4,… until the curve plateaus, declines or fluctuates")
     s.add_argument("--mode", choices=defaults.MODES, default=defaults.DEFAULT_MODE)
     s.add_argument("--orderings", type=int, default=defaults.DEFAULT_ORDERINGS,
                    help="number of name orderings (1 = the file's ranking)")
@@ -771,6 +780,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(severities 1-5; no severities: all five); writes robustness.csv. Names: "
                         "gaussian_noise, shot_noise, impulse_noise, defocus_blur, motion_blur, gaussian_blur, jpeg, "
                         "contrast, brightness, pixelate, elastic, rotation, crop_shift")
+    s.add_argument("--extend-names", metavar="wordnet|neighbours[:MODEL]",
+                   help="fill every class's names up to a power of two from WordNet (the bundled lexicon when no "
+                        "system WordNet is found) or a backbone's text-embedding neighbours; added names are listed "
+                        "with their source in labels_used.csv")
+    s.add_argument("--extend-to", type=int, default=0, metavar="N",
+                   help="the power of two --extend-names fills up to (default: the smallest at or above the "
+                        "longest list)")
+    s.add_argument("--similarity-k", type=int, default=10, metavar="K",
+                   help="neighbours per image for similarity.csv's k-NN agreement (default 10; 0 = CKA only, "
+                        "skipping the n x n neighbour search)")
     _vlm_arguments(s)
     s.set_defaults(func=cmd_sweep)
 

@@ -324,6 +324,9 @@ class ResultsPanel(QWidget):
             kinds = 1 + len(cfg.get("controls") or [])
             total = len(levels) * max(1, len(r.planned_backbones) or len(r.backbones())) * int(cfg.get("orderings", 1) or 1) * kinds
             parts.append(f"levels {', '.join(map(str, levels))} ({min(done * int(cfg.get('orderings', 1) or 1), total)}/{total} scored)")
+            settled = (r.summary or {}).get("until_settled")
+            if settled and settled.get("candidates"):  # --levels until-settled: where the sweep stopped
+                parts.append(f"until settled (of {', '.join(map(str, settled['candidates']))})")
         if r.levels:
             parts.append(f"{r.levels[0].get('n_images', '?')} images")
         lines = [" · ".join(parts)]
@@ -331,7 +334,8 @@ class ResultsPanel(QWidget):
             t = r.threshold(name)
             if t and t.get("peak_level") is not None:
                 trend = {"declining": "falls after it", "plateau": "plateaus after it",
-                         "rising": "still rising at the last level"}.get(t.get("trend", ""), t.get("trend", ""))
+                         "rising": "still rising at the last level",
+                         "fluctuating": "rises and falls, ending where it began"}.get(t.get("trend", ""), t.get("trend", ""))
                 lines.append(f"{name}: peak top-1 {t['peak_top1'] * 100:.1f}% at {t['peak_level']} "
                              f"name(s) per class; {trend}{verdict_note(t)}{effect_note(r, name)}")
         self.header.setText("<br>".join(lines))

@@ -96,7 +96,8 @@ class RunPanel(QWidget):
         self.workers.setToolTip("Processes decoding images (auto: none for small sets)")
         self.levels = QLineEdit()
         self.levels.setPlaceholderText("auto: 1, 2, 4, … up to the longest list")
-        self.levels.setToolTip("Names per class at each level, e.g. 1,2,4,8 (empty = auto)")
+        self.levels.setToolTip("Names per class at each level, e.g. 1,2,4,8 (empty = auto), or until-settled: "
+                               "1,2,4,… until the curve plateaus, declines or fluctuates")
         self.levels.textChanged.connect(lambda t: self.levels_text_changed.emit(t.strip() or "auto"))
         self.mode = QComboBox()
         self.mode.addItem("flat — every name is a category", "flat")

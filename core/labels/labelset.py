@@ -213,9 +213,14 @@ def default_levels(max_names: int) -> list[int]:
     return levels
 
 
+UNTIL_SETTLED = "until-settled"  # levels 1, 2, 4, … scored until the curve settles (core.pipeline.settle)
+
+
 def parse_levels(text: str | Sequence[int] | None, max_names: int) -> list[int]:
     if text is None or text == "" or text == "auto":
         return default_levels(max_names)
+    if isinstance(text, str) and text.strip().lower() == UNTIL_SETTLED:
+        return default_levels(max_names)  # the candidates; the sweep stops early once the curve settles
     if isinstance(text, str):
         try:
             values = [int(x) for x in text.replace(" ", "").split(",") if x]

@@ -26,6 +26,7 @@ from core.util.events import EventCallback, Log, Progress, Stage, TableRows
 from core.stats.frequency import frequency_table
 from core.stats.metrics import credit_count, per_class_recall
 from core.pipeline.scoring import LevelPlan, level_class_scores
+from core.pipeline.similarity import write_similarity
 
 if TYPE_CHECKING:
     from core.results.runs import RunWriter
@@ -106,6 +107,7 @@ def run_analysis(ctx: "SweepContext", outcomes: list[BackboneOutcome]) -> None:
         scales = [o.scale for o, _ in scored]
         with_features = [(o, s) for o, s in scored if o.X is not None]
         feats = np.concatenate([o.X[s] for o, s in with_features], axis=1) if with_features else None
+        write_similarity(ctx, with_features, y)  # similarity.csv (two or more embedding backbones)
         ext_choices = np.stack([e.choices(ids, len(classes)) for e in externals]) if externals else None
         for e in externals:
             cov = e.coverage(ids)

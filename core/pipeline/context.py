@@ -48,6 +48,7 @@ class SweepContext:
     summary: dict[str, Any] = field(default_factory=lambda: {"backbones": {}})
     all_levels: list[dict] = field(default_factory=list)  # every levels.csv row so far
     all_per_class: list[dict] = field(default_factory=list)  # per_class.csv rows of ordering 0, synonyms
+    prescored: dict[int, Any] = field(default_factory=dict)  # until-settled: scores computed before the sweep
 
     @property
     def dataset(self) -> Listing:
@@ -95,6 +96,10 @@ def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
     labels = (load_labels(config.labels, dataset.classes, config.data_root) if config.labels
               else labels_from_classes(dataset.classes))
     templates = load_templates(config.templates)
+    if config.extend_names:  # fill the lists up to a power of two (core.pipeline.settle)
+        from core.pipeline.settle import extend_labels
+
+        labels = extend_labels(config, labels, specs[0] if specs else None, templates, emit, cancel)
     levels = parse_levels(config.levels, labels.max_names)
     kinds = names_kinds(labels, config.controls, config.seed, config.vocabulary)
     freq = class_frequency(config.class_frequency, labels.names) if config.class_frequency else None

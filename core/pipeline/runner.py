@@ -25,6 +25,8 @@ import pandas as pd
 from core.util.memory import release_free_memory
 from core.pipeline.analysis import BackboneOutcome, run_analysis
 from core.pipeline.robustness import check_perturbations, run_robustness
+from core.pipeline.settle import (LABELS_USED, LABELS_USED_COLUMNS, labels_used_rows, settle_levels, wants_settling,
+                                  with_sources)
 from core.embedding.cache import EmbeddingCache
 from core.util.config import SweepConfig, check_numbers
 from core.labels.controls import SYNONYMS
@@ -112,6 +114,8 @@ def run_sweep(
         "dataset_classes": dataset.classes,
         "backbones_resolved": [b.spec.to_dict() for b in backbones],
     }
+    if config.extend_names:  # where each name came from (labels_used.csv has the same)
+        resolved["labels_sources"] = with_sources(labels)
     writer = RunWriter(config.out, {**config.to_dict(), **resolved}, overwrite=config.overwrite)
     ctx.writer = writer
     summary = ctx.summary
@@ -129,6 +133,13 @@ def run_sweep(
             emit(Log(why))
         ctx.cache = EmbeddingCache(config.cache_dir) if config.use_cache else None
         loading = _load_ahead(ctx)
+        if config.extend_names:
+            writer.rewrite(LABELS_USED, labels_used_rows(labels), LABELS_USED_COLUMNS)
+        if wants_settling(config.levels):  # score the synonym curves until they settle; keep those levels
+            ctx.levels = settle_levels(ctx, lambda position, b: ctx.prescored.setdefault(
+                position, _backbone_scores(ctx, position, b)))
+            writer.meta["config"]["levels_resolved"] = ctx.levels
+            writer.update(summary=summary)
         ctx.book = CurveBook(ctx.levels, config.bootstrap, config.seed, config.alpha)
         outcomes = [_sweep_backbone(ctx, position, backbone) for position, backbone in enumerate(backbones)]
         if config.orderings > 1:
@@ -204,7 +215,7 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
     writer.update()
     name = backbone.name
 
-    got = _backbone_scores(ctx, position, backbone)
+    got = ctx.prescored.pop(position, None) or _backbone_scores(ctx, position, backbone)
     ids, y, scores = got.ids, got.y, got.scores
     labels = kinds[SYNONYMS]
     classes = labels.classes

@@ -88,7 +88,7 @@ def confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int,
 
 
 def peak_so_far(levels: Sequence[int], accuracy: Sequence[float]) -> dict:
-    """Where a curve peaks so far, without a verdict: the verdict (rising, plateau, declining)
+    """Where a curve peaks so far, without a verdict: the verdict (rising, plateau, declining, fluctuating)
     is decided once, by the paired tests of :func:`core.stats.significance.threshold_verdict`."""
     levels = list(levels)
     acc = np.asarray(accuracy, dtype=float)

@@ -165,6 +165,33 @@ def verdicts_from_predictions(predictions: "pd.DataFrame", alpha: float = ALPHA,
     return out
 
 
+TRENDS = ("rising", "plateau", "declining", "fluctuating", "unknown")
+SETTLED = ("plateau", "declining", "fluctuating")  # verdicts under which adding names has stopped paying
+
+
+def fluctuation(credit: np.ndarray, alpha: float = ALPHA) -> Optional[dict]:
+    """The ``fluctuating`` test of a curve (``credit`` [levels, images]), or None when it does not hold.
+
+    Consecutive levels are compared with McNemar, Holm-adjusted over the K - 1 steps of the
+    curve; the curve fluctuates when some step is a significant rise, some other step a
+    significant fall, and the last level does not differ significantly from the first (raw
+    McNemar). Returns the adjusted p of the strongest rise and fall and the first-vs-last p.
+    """
+    credit = np.atleast_2d(np.asarray(credit, dtype=float))
+    if len(credit) < 3 or credit.shape[1] == 0:
+        return None
+    acc = credit.mean(axis=1)
+    steps = holm([mcnemar_exact(credit[i - 1], credit[i]) for i in range(1, len(credit))])
+    delta = np.diff(acc)
+    rises, falls = steps[(steps < alpha) & (delta > 0)], steps[(steps < alpha) & (delta < 0)]
+    if len(rises) == 0 or len(falls) == 0:
+        return None
+    p_ends = mcnemar_exact(credit[0], credit[-1])
+    if p_ends < alpha:
+        return None
+    return {"p_rise": float(rises.min()), "p_fall": float(falls.min()), "p_first_last": float(p_ends)}
+
+
 @dataclass
 class Verdict:
     """The threshold of one curve, decided by paired tests."""
@@ -173,7 +200,7 @@ class Verdict:
     peak_top1: Optional[float]
     final_top1: Optional[float]
     drop_after_peak: Optional[float]
-    trend: str  # rising | plateau | declining | unknown
+    trend: str  # one of TRENDS: rising | plateau | declining | fluctuating | unknown
     p_value: Optional[float]  # the test behind the trend (see ``test``)
     test: str
     alpha: float = ALPHA
@@ -193,7 +220,12 @@ def threshold_verdict(levels: Sequence[int], credit: np.ndarray, alpha: float = 
     """Peak and trend of one curve from paired McNemar tests on ``credit`` [levels, images].
 
     * ``declining``: the last level is significantly below the peak (Holm over the levels
-      after the peak, each tested against the peak);
+      after the peak, each tested against the peak) — checked first: a rise and then a fall
+      is the threshold the studies look for;
+    * ``fluctuating``: not declining, but a significant rise and a significant fall between
+      consecutive levels (Holm over the curve's K - 1 steps) and the last level not
+      significantly different from the first (:func:`fluctuation`); ``p_value`` is the larger
+      of the strongest rise's and the strongest fall's adjusted p (both must hold);
     * ``plateau``: no level after the peak differs significantly from it, or the peak is
       the last level but not significantly above level 1 (a flat curve);
     * ``rising``: otherwise — the peak is the last level and significantly above level 1
@@ -211,13 +243,18 @@ def threshold_verdict(levels: Sequence[int], credit: np.ndarray, alpha: float = 
     share = {int(k): float(s) for k, s in zip(levels, shares)}
     base = dict(peak_level=int(levels[j]), peak_top1=float(acc[j]), final_top1=float(acc[last]),
                 drop_after_peak=float(acc[j] - acc[last]), alpha=alpha, peak_share=share)
-    if j == last:
+    after = holm([mcnemar_exact(credit[j], credit[i]) for i in range(j + 1, last + 1)]) if j < last else None
+    if after is not None and after[-1] < alpha and acc[last] < acc[j]:
+        return Verdict(trend="declining", p_value=float(after[-1]), test="last level vs peak", **base)
+    fluct = fluctuation(credit, alpha)
+    if fluct is not None:
+        return Verdict(trend="fluctuating", p_value=max(fluct["p_rise"], fluct["p_fall"]),
+                       test=f"rise and fall between consecutive levels (Holm); last vs level 1 "
+                            f"p = {fluct['p_first_last']:.2g}", **base)
+    if after is None:
         p = float(curve_tests(credit).p_vs_level1_holm[j]) if j > 0 else 1.0
         trend = "rising" if j > 0 and p < alpha else "plateau"
         return Verdict(trend=trend, p_value=p, test="peak vs level 1", **base)
-    after = holm([mcnemar_exact(credit[j], credit[i]) for i in range(j + 1, last + 1)])
-    if after[-1] < alpha and acc[last] < acc[j]:
-        return Verdict(trend="declining", p_value=float(after[-1]), test="last level vs peak", **base)
     if np.all(after >= alpha):
         return Verdict(trend="plateau", p_value=float(after.min()),
                        test="smallest over later levels vs peak", **base)

@@ -33,6 +33,7 @@ PROTOCOL_KEYS = (
     "levels", "mode", "templates", "orderings", "seed", "device", "precision", "batch_size", "controls",
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "bootstrap", "vocabulary", "alpha",
     "perturb",
+    "extend_names", "extend_to", "similarity_k",
 )
 BACKBONE_KEYS = ("model", "pretrained", "checkpoint", "label", "options")  # options: the model kind's own table
 DATASET_KEYS = ("name", "path", "labels", "templates", "class_frequency", "external_predictions", "embeddings",
@@ -44,6 +45,7 @@ RUN_PROTOCOL_FIELDS = (
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "external_predictions", "embeddings",
     "controls", "vocabulary", "alpha", "split", "image_column", "label_column", "templates_resolved", "levels_resolved", "labels_resolved",
     "perturb",
+    "extend_names", "extend_to",
 )
 BACKBONE_PROTOCOL_FIELDS = ("model", "pretrained", "checkpoint", "label", "precision", "options")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -197,6 +199,7 @@ PROTOCOL_TYPES = {
     "levels": ("ints", "str"), "templates": ("str", "strs"), "controls": ("strs", "str"),
     "ensemble_shots": ("ints",), "ensemble_methods": ("strs",), "vocabulary": ("str",), "alpha": ("num",),
     "perturb": ("strs", "str"),
+    "extend_names": ("str",), "extend_to": ("int",), "similarity_k": ("int",),
 }
 
 
@@ -456,7 +459,8 @@ def sweep_config(study: Study, ds: StudyDataset, out: str | Path, options: Optio
         use_cache=opts.use_cache, class_frequency=freq, external_predictions=list(ds.external_predictions),
         embeddings=list(ds.embeddings), **ds.reader_options(), **extra,
     )
-    for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap", "vocabulary", "alpha", "perturb"):
+    for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap", "vocabulary", "alpha", "perturb",
+                "extend_names", "extend_to", "similarity_k"):
         if key in p:
             cfg[key] = list(p[key]) if isinstance(p[key], list) else p[key]
     known = SweepConfig.__dataclass_fields__
@@ -579,6 +583,12 @@ def run_protocol(config: dict, study_out: Optional[Path] = None) -> dict:
         elif f.default_factory is not MISSING:
             defaults[f.name] = f.default_factory()
     out = {k: config.get(k, defaults.get(k)) for k in RUN_PROTOCOL_FIELDS}
+    from core.pipeline.settle import wants_settling
+
+    if wants_settling(out.get("levels")):  # the levels a curve settled at are a result, not a setting
+        out["levels_resolved"] = None
+    if out.get("extend_names"):  # so are the names the suggestion engine added
+        out["labels_resolved"] = None
     own = str((study_out / "embeddings").resolve()) if study_out is not None else None
     out["embeddings"] = [e for e in (out["embeddings"] or []) if not (own and str(Path(e).resolve()).startswith(own))]
     # a run written before specs had options has none

@@ -138,6 +138,13 @@ class SweepConfig:
     # robustness (core.pipeline.robustness): perturbations as "NAME:SEVERITIES" (e.g. "gaussian_noise:1,3,5"),
     # each scored on perturbed copies of the images; robustness.csv
     perturb: list[str] = field(default_factory=list)
+    # representation similarity (similarity.csv): neighbours per image of the k-NN agreement (0: CKA only)
+    similarity_k: int = 10
+    # --levels until-settled: fill every class's names up to a power of two from a suggestion source
+    # ("wordnet", "neighbours" with the sweep's first backbone, or "neighbours:MODEL"); extend_to is that
+    # power of two (0: the smallest one at or above the longest list)
+    extend_names: str = ""
+    extend_to: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -175,6 +182,8 @@ NUMERIC_OPTIONS: dict[str, tuple[Optional[float], Optional[float], bool, bool, b
     "num_cpus": (1, None, False, False, True),
     "num_gpus_per_worker": (0, None, False, False, False),
     "decode_batch_size": (1, None, False, False, True),
+    "similarity_k": (0, None, False, False, True),
+    "extend_to": (0, None, False, False, True),
 }
 
 

@@ -362,7 +362,8 @@ class AccuracyPlot(QWidget):
         it["vline"].setPos(x)
         it["star"].setData([x], [y])
         trend = t.get("trend", "")
-        words = {"declining": "falls after", "plateau": "plateaus after", "rising": "still rising"}
+        words = {"declining": "falls after", "plateau": "plateaus after", "rising": "still rising",
+                 "fluctuating": "fluctuates"}
         lv = int(t["peak_level"])
         mid = (float(np.min(xs)) + float(np.max(xs))) / 2
         # keep the label inside the plot: right-aligned in the right half, left-aligned otherwise

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetIte
 
 from core.results.views import ResultsData
 from semscale_gui.plots.base import _style_plot, colour
+from semscale_gui.plots.similarity import SimilarityMatrix
 
 
 def bar_range(curves) -> tuple[float, float]:
@@ -55,12 +56,15 @@ class BackboneComparison(QWidget):
         lay.addWidget(self.hint)
         lay.addWidget(self.view, 1)
         lay.addWidget(self.table)
+        self.similarity = SimilarityMatrix()  # similarity.csv: shown when the run has it
+        lay.addWidget(self.similarity)
         self.results = ResultsData()
         self._redraw()
 
     def set_results(self, results: ResultsData) -> None:
         self.results = results
         self._redraw()
+        self.similarity.set_results(results)
 
     def _redraw(self) -> None:
         plot, res = self.plot, self.results

@@ -76,7 +76,7 @@ def test_a_run_with_controls_in_the_results_panel(qtbot, gui_env, control_run, t
     header = p.header.text()
     assert f"McNemar p = {thr.loc['synonyms', 'p_value']:.2g}, Holm" in header
     assert {"plateau": "plateaus after it", "declining": "falls after it",
-            "rising": "still rising"}[thr.loc["synonyms", "trend"]] in header
+            "rising": "still rising", "fluctuating": "rises and falls"}[thr.loc["synonyms", "trend"]] in header
     assert "synonyms vs random words" in header and "(9/9 scored)" in header
     # the plot: one dashed curve per control, markers filled exactly where levels.csv's Holm p < 0.05
     acc = p.accuracy

@@ -222,6 +222,13 @@ def _server_options_given(args) -> dict:
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
+def _probe_shots(args) -> list:
+    """--probe-shots 1,2,4,16,all, checked here so a typo stops the run before anything is loaded."""
+    from core.stats.probe import parse_probe_shots
+
+    return parse_probe_shots(getattr(args, "probe_shots", None))
+
+
 def cmd_sweep(args) -> int:
     from core.labels.controls import parse_controls
     from core.pipeline.runner import SweepConfig, run_sweep
@@ -244,6 +251,7 @@ def cmd_sweep(args) -> int:
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
         alpha=args.alpha, overwrite=args.overwrite, vlm_match=args.vlm_match,
+        probe_shots=_probe_shots(args),
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -746,6 +754,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labelled images per class for adaptive ensembles ('' = none)")
     s.add_argument("--ensemble-splits", type=int, default=defaults.DEFAULT_ENSEMBLE_SPLITS,
                    help="seeded splits per shot count")
+    s.add_argument("--probe-shots", metavar="1,2,4,16,all",
+                   help="linear probes: a logistic regression on each backbone's image embeddings, fitted on this "
+                        "many images per class ('all': half of each class) on the ensembles' seeded splits and "
+                        "scored on the same held-out images as zero-shot (probes.csv)")
     s.add_argument("--class-frequency", metavar="FILE|wordfreq",
                    help="CSV class,frequency, or 'wordfreq' (web-text word frequency of each class's names, a proxy "
                         "for pretraining counts): correlate per-class accuracy with frequency")

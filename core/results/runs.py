@@ -32,7 +32,7 @@ RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 # everything a run of this or an earlier version writes; newer runs also list their files in run.json
 RUN_OUTPUTS = ("run.json", "run.json.tmp", *RUN_FILES, "levels_summary.csv", "backbones.csv", "pairs.csv",
                "ensembles.csv", "frequency.csv", "frequency_summary.csv", "logits", "threshold.csv", "controls.csv",
-               "levels.csv.tmp", "flips.csv")
+               "levels.csv.tmp", "flips.csv", "probes.csv")
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
@@ -366,6 +366,7 @@ class Run:
     ensembles = _table("ensembles")
     frequency = _table("frequency")
     frequency_summary = _table("frequency_summary")
+    probes = _table("probes")  # linear probes (--probe-shots), core.stats.probe
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         """Tables that later versions add (``run.<stem>`` for ``<stem>.csv``)."""

@@ -135,6 +135,9 @@ class SweepConfig:
     # answering kinds (VLMs): how an answer matches a name ("word": whole words through the name
     # normaliser; "substring": the published ``label.lower() in answer.lower()``)
     vlm_match: str = "word"
+    # linear probes (core.stats.probe): shots per class, positive integers and/or "all" ("1,2,4,16,all" or a
+    # list); fitted on the adaptive ensembles' seeded splits (ensemble_splits of them), written to probes.csv
+    probe_shots: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -251,7 +251,7 @@ def cmd_sweep(args) -> int:
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
         alpha=args.alpha, overwrite=args.overwrite, vlm_match=args.vlm_match,
-        probe_shots=_probe_shots(args),
+        probe_shots=_probe_shots(args), probe_solver=args.probe_solver,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -758,6 +758,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="linear probes: a logistic regression on each backbone's image embeddings, fitted on this "
                         "many images per class ('all': half of each class) on the ensembles' seeded splits and "
                         "scored on the same held-out images as zero-shot (probes.csv)")
+    s.add_argument("--probe-solver", choices=("optimum", "clip_benchmark"), default="optimum",
+                   help="optimum: the regularised logistic regression solved exactly (default); clip_benchmark: "
+                        "CLIP_benchmark's AdamW training (lr 0.1, 10 epochs, batches of 64), to reproduce its figures")
     s.add_argument("--class-frequency", metavar="FILE|wordfreq",
                    help="CSV class,frequency, or 'wordfreq' (web-text word frequency of each class's names, a proxy "
                         "for pretraining counts): correlate per-class accuracy with frequency")

@@ -91,6 +91,9 @@ def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
         from core.stats.probe import parse_probe_shots
 
         config.probe_shots = parse_probe_shots(config.probe_shots)
+    if getattr(config, "probe_solver", "optimum") not in ("optimum", "clip_benchmark"):
+        raise InputError(f"unknown probe solver '{config.probe_solver}' (choose optimum or clip_benchmark)",
+                         field="probe-solver")
     names = [b.display for b in specs]
     if len(set(names)) != len(names):
         raise InputError("two backbones have the same name; give them labels", field="model")

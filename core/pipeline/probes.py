@@ -64,7 +64,8 @@ def run_probes(ctx: "SweepContext", outcomes: list["BackboneOutcome"]) -> None:
             emit(Progress(Stage.ENSEMBLES, done, total, None, name, f"linear probe, {k} shots, split {split + 1}"))
 
         rows = probe_rows(o.name, o.X[rows_o], y, len(ctx.classes), ctx.levels, credit, shots, n_splits,
-                          seed=config.seed, n_boot=config.bootstrap, on_split=on_split)
+                          seed=config.seed, n_boot=config.bootstrap, on_split=on_split,
+                          solver=getattr(config, "probe_solver", "optimum"))
         if rows:
             writer.append("probes.csv", rows, PROBE_COLUMNS)
             writer.commit()

@@ -33,7 +33,17 @@ WD_COARSE = [i for i in range(len(WD_GRID)) if i % 16 == 0]  # its 7 starting po
 NO_VALIDATION_WD = 1.0  # one shot per class leaves nothing to validate on: a strong prior (near class means)
 VAL_SHARE = 0.25  # of each class's training images, for choosing the weight decay
 
+SOLVERS = ("optimum", "clip_benchmark")
 Shots = Union[int, str]
+
+
+@dataclass
+class SgdSettings:
+    """The ``clip_benchmark`` solver: CLIP_benchmark's command-line defaults for its linear probe."""
+
+    lr: float = 0.1
+    epochs: int = 10
+    batch_size: int = 64
 
 
 def parse_probe_shots(value: Union[str, Sequence, None], field: str = "probe-shots") -> list[Shots]:
@@ -144,6 +154,41 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: flo
     return res.x[: n_classes * d].reshape(n_classes, d), res.x[n_classes * d:]
 
 
+def fit_clip_benchmark(X: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float, seed: int = 0,
+                       settings: Optional[SgdSettings] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(W, b) trained as CLIP_benchmark's ``linear_probe.train`` trains them: a torch linear layer
+    (its default initialisation after ``torch.manual_seed(seed)``), AdamW with decoupled weight
+    decay, a cosine learning rate without warm-up, shuffled batches, a fixed number of epochs.
+
+    Not the optimum of the regularised loss (few-shot fits stop after a few dozen steps), but
+    CLIP_benchmark's figures: the solver to reproduce them. The global torch RNG is left as it was.
+    """
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from core.stats.adaptive import _threads_for
+
+    st = settings or SgdSettings()
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    Yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    with torch.random.fork_rng(devices=[]), _threads_for(Xt.numel() * n_classes):
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(Xt.shape[1], n_classes)
+        opt = torch.optim.AdamW(model.parameters(), lr=st.lr, weight_decay=weight_decay)
+        loader = DataLoader(TensorDataset(Xt, Yt), batch_size=st.batch_size, shuffle=True)
+        steps = st.epochs * len(loader)
+        for epoch in range(st.epochs):
+            for i, (xb, yb) in enumerate(loader):
+                step = i + epoch * len(loader)
+                for group in opt.param_groups:
+                    group["lr"] = 0.5 * (1 + np.cos(np.pi * step / steps)) * st.lr
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+    return model.weight.detach().numpy().astype(np.float64), model.bias.detach().numpy().astype(np.float64)
+
+
 @contextmanager
 def _one_blas_thread(n_elements: int):
     """Small fits on one BLAS thread: hundreds of tiny products, where waiting for a second
@@ -172,9 +217,14 @@ class ProbeFit:
     n_val: int  # 0: no validation possible (one image per class), NO_VALIDATION_WD used
     val_top1: float  # validation accuracy at the chosen weight decay (NaN without validation)
 
+    solver: str = "optimum"
+
     @property
     def C(self) -> float:
-        """scikit-learn's inverse regularisation for the same optimum."""
+        """scikit-learn's inverse regularisation for the same optimum (NaN for the clip_benchmark solver,
+        whose decoupled weight decay is no L2 penalty, and for weight decay 0)."""
+        if self.solver != "optimum" or self.weight_decay <= 0:
+            return float("nan")
         return 1.0 / (self.weight_decay * self.n_train)
 
     def scores(self, X: np.ndarray) -> np.ndarray:
@@ -192,16 +242,21 @@ class _Validator:
     """Validation accuracy per weight decay; each fit starts from the solution at the nearest
     weight decay already fitted (a convex problem: same optimum, fewer iterations)."""
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, val_rows: np.ndarray) -> None:
+    def __init__(self, X: np.ndarray, y: np.ndarray, fit_rows: np.ndarray, val_rows: np.ndarray,
+                 train: Optional[Callable] = None) -> None:
         self.classes, self.yi = np.unique(y[fit_rows], return_inverse=True)
         self.Xf, self.Xv, self.yv = X[fit_rows], X[val_rows], y[val_rows]
         self.solved: dict[float, np.ndarray] = {}
+        self.train = train  # another solver (X, y, n_classes, wd) -> (W, b); None: the optimum
 
     def __call__(self, wd: float) -> float:
-        near = min(self.solved, key=lambda w: abs(np.log(w / wd)), default=None)
-        init = self.solved[near] if near is not None else None
-        W, b = fit_logistic(self.Xf, self.yi, len(self.classes), wd, init=init)
-        self.solved[wd] = np.concatenate([W.ravel(), b])
+        if self.train is not None:
+            W, b = self.train(self.Xf, self.yi, len(self.classes), wd)
+        else:
+            near = min(self.solved, key=lambda w: abs(np.log(w / wd)), default=None)
+            init = self.solved[near] if near is not None else None
+            W, b = fit_logistic(self.Xf, self.yi, len(self.classes), wd, init=init)
+            self.solved[wd] = np.concatenate([W.ravel(), b])
         pred = self.classes[np.argmax(self.Xv @ W.T + b, axis=1)]
         return float(np.mean(pred == self.yv))
 
@@ -229,18 +284,31 @@ def find_peak(evaluate: Callable[[float], float]) -> tuple[int, float]:
     return peak, memo.get(peak, float("nan"))
 
 
-def fit_probe(X: np.ndarray, y: np.ndarray, seed: int = 0) -> ProbeFit:
-    """Weight decay chosen on a validation split of (normalised) ``X``, then refitted on all of it."""
+def fit_probe(X: np.ndarray, y: np.ndarray, seed: int = 0, solver: str = "optimum", train_seed: int = 0,
+              sgd: Optional[SgdSettings] = None) -> ProbeFit:
+    """Weight decay chosen on a validation split of (normalised) ``X``, then refitted on all of it.
+
+    ``seed`` draws the validation split; ``solver`` is ``optimum`` (:func:`fit_logistic`) or
+    ``clip_benchmark`` (:func:`fit_clip_benchmark`, seeded with ``train_seed`` as CLIP_benchmark
+    seeds every fit with its one ``--seed``; without validation it uses weight decay 0 as
+    CLIP_benchmark does without a validation set).
+    """
+    if solver not in SOLVERS:
+        raise InputError(f"unknown probe solver {solver!r} (choose {' or '.join(SOLVERS)})", field="probe-solver")
+    train = None
+    if solver == "clip_benchmark":
+        def train(Xs, ys, n, wd):
+            return fit_clip_benchmark(Xs, ys, n, wd, seed=train_seed, settings=sgd)
     fit_rows, val_rows = validation_split(y, seed)
     usable = len(val_rows) > 0 and len(np.unique(y[fit_rows])) >= 2
     if usable:
-        idx, val_top1 = find_peak(_Validator(X, y, fit_rows, val_rows))
+        idx, val_top1 = find_peak(_Validator(X, y, fit_rows, val_rows, train))
         wd = float(WD_GRID[idx])
     else:
-        wd, val_top1 = NO_VALIDATION_WD, float("nan")
+        wd, val_top1 = (NO_VALIDATION_WD if train is None else 0.0), float("nan")
     classes, yi = np.unique(y, return_inverse=True)
-    W, b = fit_logistic(X, yi, len(classes), wd)
-    return ProbeFit(W, b, classes, wd, len(y), len(val_rows) if usable else 0, val_top1)
+    W, b = (train or fit_logistic)(X, yi, len(classes), wd)
+    return ProbeFit(W, b, classes, wd, len(y), len(val_rows) if usable else 0, val_top1, solver)
 
 
 def ci_over_splits(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -259,12 +327,13 @@ def ci_over_splits(values: Sequence[float], level: float = 0.95) -> tuple[float,
 
 PROBE_COLUMNS = ["backbone", "shots", "split", "n_train", "n_test", "top1", "ci_low", "ci_high",
                  "zeroshot_top1", "zeroshot_level", "zeroshot_first_top1", "weight_decay", "C", "n_val", "val_top1",
-                 "n_splits"]
+                 "n_splits", "solver"]
 
 
 def probe_rows(backbone: str, X: np.ndarray, y: np.ndarray, n_classes: int, levels: Sequence[int],
                zeroshot_credit: np.ndarray, shots: Sequence[Shots], n_splits: int, seed: int = 0,
-               n_boot: int = 1000, on_split: Optional[Callable[[Shots, int], None]] = None) -> list[dict]:
+               n_boot: int = 1000, on_split: Optional[Callable[[Shots, int], None]] = None,
+               solver: str = "optimum") -> list[dict]:
     """probes.csv rows of one backbone: one per (shots, split) and a summary row (``split = "mean"``) per shots.
 
     ``X`` are the raw image features of the images, ``y`` their classes (name order, as the
@@ -283,7 +352,8 @@ def probe_rows(backbone: str, X: np.ndarray, y: np.ndarray, n_classes: int, leve
                 if on_split is not None:
                     on_split(k, split)
                 continue
-            fit = fit_probe(Xn[tr], y[tr], seed=split_seed(seed, 0 if k == ALL else int(k), split))
+            fit = fit_probe(Xn[tr], y[tr], seed=split_seed(seed, 0 if k == ALL else int(k), split), solver=solver,
+                            train_seed=seed)
             credit = topk_correct(fit.scores_for(Xn[te], n_classes), y[te], 1)
             on_train = zeroshot_credit[:, tr].mean(axis=1)
             best = int(np.argmax(on_train))  # first of equals: the fewest names
@@ -293,7 +363,7 @@ def probe_rows(backbone: str, X: np.ndarray, y: np.ndarray, n_classes: int, leve
                 "zeroshot_top1": float(zeroshot_credit[best, te].mean()), "zeroshot_level": levels[best],
                 "zeroshot_first_top1": float(zeroshot_credit[0, te].mean()),
                 "weight_decay": fit.weight_decay, "C": fit.C, "n_val": fit.n_val, "val_top1": fit.val_top1,
-                "n_splits": 1,
+                "n_splits": 1, "solver": solver,
             })
             if n_splits == 1:  # no spread over splits: the bootstrap over held-out images instead
                 cell[-1]["ci_low"], cell[-1]["ci_high"] = bootstrap_ci(credit, n_boot=n_boot, seed=seed)
@@ -316,8 +386,14 @@ def summary_row(backbone: str, k: Shots, cell: list[dict]) -> dict:
         "top1": float(np.mean(top1)), "ci_low": lo, "ci_high": hi,
         "zeroshot_top1": mean("zeroshot_top1"), "zeroshot_level": levels[0] if len(levels) == 1 else ";".join(map(str, levels)),
         "zeroshot_first_top1": mean("zeroshot_first_top1"),
-        "weight_decay": float(np.exp(np.mean(np.log([r["weight_decay"] for r in cell])))),  # geometric mean
+        "weight_decay": _geomean([r["weight_decay"] for r in cell]),
         "C": np.nan, "n_val": mean("n_val"), "val_top1": float(np.nanmean([r["val_top1"] for r in cell]))
         if any(np.isfinite(r["val_top1"]) for r in cell) else np.nan,
-        "n_splits": len(cell),
+        "n_splits": len(cell), "solver": cell[0]["solver"],
     }
+
+
+def _geomean(values: Sequence[float]) -> float:
+    """Geometric mean of the chosen weight decays (they lie on a log grid); 0 when one is 0."""
+    v = np.asarray(values, dtype=float)
+    return 0.0 if np.any(v <= 0) else float(np.exp(np.mean(np.log(v))))

@@ -32,7 +32,7 @@ STUDY_ENGINES = ("local", "ray")
 PROTOCOL_KEYS = (
     "levels", "mode", "templates", "orderings", "seed", "device", "precision", "batch_size", "controls",
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "bootstrap", "vocabulary", "alpha",
-    "probe_shots",
+    "probe_shots", "probe_solver",
 )
 BACKBONE_KEYS = ("model", "pretrained", "checkpoint", "label", "options")  # options: the model kind's own table
 DATASET_KEYS = ("name", "path", "labels", "templates", "class_frequency", "external_predictions", "embeddings",
@@ -43,7 +43,7 @@ RUN_PROTOCOL_FIELDS = (
     "dataset", "labels", "templates", "levels", "mode", "orderings", "seed", "bootstrap", "top_k",
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "external_predictions", "embeddings",
     "controls", "vocabulary", "alpha", "split", "image_column", "label_column", "templates_resolved", "levels_resolved", "labels_resolved",
-    "probe_shots",
+    "probe_shots", "probe_solver",
 )
 BACKBONE_PROTOCOL_FIELDS = ("model", "pretrained", "checkpoint", "label", "precision", "options")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -198,7 +198,7 @@ PROTOCOL_TYPES = {
     "batch_size": ("int",), "ensemble_splits": ("int",), "bootstrap": ("int",), "class_frequency": ("str",),
     "levels": ("ints", "str"), "templates": ("str", "strs"), "controls": ("strs", "str"),
     "ensemble_shots": ("ints",), "ensemble_methods": ("strs",), "vocabulary": ("str",), "alpha": ("num",),
-    "probe_shots": ("ints", "str", "shots"),
+    "probe_shots": ("ints", "str", "shots"), "probe_solver": ("str",),
 }
 
 
@@ -450,7 +450,7 @@ def sweep_config(study: Study, ds: StudyDataset, out: str | Path, options: Optio
         use_cache=opts.use_cache, class_frequency=freq, external_predictions=list(ds.external_predictions),
         embeddings=list(ds.embeddings), **ds.reader_options(), **extra,
     )
-    for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap", "vocabulary", "alpha", "probe_shots"):
+    for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap", "vocabulary", "alpha", "probe_shots", "probe_solver"):
         if key in p:
             cfg[key] = list(p[key]) if isinstance(p[key], list) else p[key]
     if "probe_shots" in cfg:  # "1,2,all" and [1, 2, "all"] are one protocol (run.json keeps the list)

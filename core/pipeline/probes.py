@@ -18,11 +18,10 @@ from core.stats.metrics import topk_correct
 from core.util.events import Log, Progress, Stage, TableRows
 
 if TYPE_CHECKING:
-    from core.pipeline.analysis import BackboneOutcome
     from core.pipeline.context import SweepContext
 
 
-def probe_inputs(outcomes: list["BackboneOutcome"], classes: list[str]) -> tuple[list[str], list[np.ndarray], np.ndarray, np.ndarray]:
+def probe_inputs(outcomes: list, classes: list[str]) -> tuple[list[str], list[np.ndarray], np.ndarray, np.ndarray]:
     """(ids, rows of each outcome, y in name order, name order) exactly as the ensemble stage builds them."""
     common = set(outcomes[0].ids)
     for o in outcomes[1:]:
@@ -35,8 +34,11 @@ def probe_inputs(outcomes: list["BackboneOutcome"], classes: list[str]) -> tuple
     return ids, sel, y, by_name
 
 
-def run_probes(ctx: "SweepContext", outcomes: list["BackboneOutcome"]) -> None:
-    """Write probes.csv for every backbone with image embeddings (no-op without ``probe_shots``)."""
+def run_probes(ctx: "SweepContext", outcomes: list) -> None:
+    """Write probes.csv for every backbone with image embeddings (no-op without ``probe_shots``).
+
+    ``outcomes`` are the sweep's :class:`core.pipeline.analysis.BackboneOutcome` (not imported here:
+    the analysis imports this module)."""
     from core.stats.probe import PROBE_COLUMNS, parse_probe_shots, probe_rows
 
     config, writer, emit = ctx.config, ctx.writer, ctx.emit

@@ -215,3 +215,18 @@ def test_probe_numbers_recomputed_independently(tiny_model, tmp_path):
         lo, hi = stats.t.interval(0.95, len(v) - 1, loc=v.mean(), scale=stats.sem(v)) if v.std() else (v.mean(),) * 2
         assert (float(mean["ci_low"]), float(mean["ci_high"])) == pytest.approx((lo, hi))
     assert set(res.summary["probes"]) == {res.levels["backbone"].iloc[0]}
+
+
+def test_study_files_carry_probe_shots(tmp_path):
+    """A study's protocol takes probe_shots as a list or a string; both reach the sweep as one list."""
+    from core.study.study import parse_study, sweep_config
+
+    (tmp_path / "d").mkdir()
+    base = '[[backbones]]\nmodel = "demo-vit"\n[[datasets]]\nname = "d"\npath = "{p}"\n'.format(p=tmp_path / "d")
+    for line in ('probe_shots = [1, 4, "all"]\nprobe_solver = "clip_benchmark"\n', 'probe_shots = "1,4,all"\n'):
+        study = parse_study(line + base)
+        cfg = sweep_config(study, study.datasets[0], tmp_path / "out")
+        assert cfg.probe_shots == [1, 4, "all"]
+    assert cfg.probe_solver == "optimum"
+    with pytest.raises(InputError, match="probe_shots"):
+        parse_study('probe_shots = [1, "half"]\n' + base)

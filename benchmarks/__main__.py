@@ -134,7 +134,8 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_pipeline import markdown as pipeline_markdown
 
         out += pipeline_markdown(r["pipeline"])
-    for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text"), ("clipserver", "bench_clip_server")):
+    for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text"), ("clipserver", "bench_clip_server"),
+                        ("probes", "bench_probes")):
         if r.get(key):
             import importlib
 
@@ -154,11 +155,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
                     help="amortisation text throughput gui gui_tabs gui_ensembles ray scaling drilldown pipeline clipbench text21k "
-                         "memory vlm clipserver")
+                         "memory vlm clipserver probes")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "gui_ensembles", "ray", "scaling",
-                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver"])
+                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver", "probes"])
     from benchmarks import bench_engine
 
     results: dict = {}
@@ -266,6 +267,12 @@ def main() -> None:
             results["clipserver"] = bench_clip_server.clip_server(tmp / "clipserver", n_images=64 if args.quick else 128,
                                                                   repeats=1 if args.quick else 2)
             print(json.dumps(results["clipserver"], indent=1), flush=True)
+        if "probes" in only:
+            from benchmarks import bench_probes
+
+            print("linear probes vs CLIP_benchmark …", flush=True)
+            results["probes"] = bench_probes.run(quick=args.quick)
+            print(json.dumps(results["probes"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

@@ -94,6 +94,7 @@ def test_parity_with_clip_benchmark():
     clip_benchmark solver within one point (here: the same figure, the same weight decay). The
     optimum solver is not held to it: ten AdamW epochs on a few shots stop short of the optimum
     (benchmarks/results.md, "Linear probes")."""
+    pytest.importorskip("clip_benchmark.metrics.linear_probe", reason="clip_benchmark is not installed")
     from benchmarks.bench_probes import clip_benchmark_probe
 
     X, y = _features(n_classes=4, per_class=20, dim=12, seed=3, signal=1.5)

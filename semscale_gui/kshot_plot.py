@@ -32,7 +32,7 @@ ADAPTIVE = (("global", "global weights"), ("nlc", "logit controller (NLC)"))
 DODGE = 0.035  # log2 units: the methods' error bars side by side instead of on top of each other
 REFERENCES = (("best_single_oracle", "best single backbone", "#555555"),
               ("mean_logits", "mean of logits", "#009E73"))
-PROBE_COLOUR = "#D55E00"
+PROBE_COLOUR = "#CC79A7"  # not one of the adaptive methods' colours
 ZEROSHOT_COLOUR = "#7A7A7A"
 
 
@@ -160,6 +160,8 @@ class KShotPlot(QWidget):
             x_all = math.log2(max(ks)) + 1 if ks else 0.0
             ticks += [(x_all, "all")] if (probes["shots"] == "all").any() else []
             self._draw_probe(probes, x_all)
+        # six entries with a probe: two columns keep the legend above the curves
+        self.legend.setColumnCount(2 if "probe" in self.curves and len(self.curves) > 2 else 1)
         plot.getAxis("bottom").setTicks([ticks, []] if ticks else None)
         if ticks:
             lo_x, hi_x = min(x for x, _ in ticks), max(x for x, _ in ticks)
@@ -168,8 +170,9 @@ class KShotPlot(QWidget):
         if drawn:
             lo_y, hi_y = min(drawn), max(drawn)
             span = max(hi_y - lo_y, 2.0)
-            # headroom above the curves for the legend's rows
-            plot.setYRange(max(0.0, lo_y - 0.1 * span), min(100.0, hi_y + 0.45 * span) + 0.5, padding=0)
+            # headroom above the curves for the legend's rows (two more with a probe)
+            room = 0.45 + (0.25 if "probe" in self.curves else 0.0)
+            plot.setYRange(max(0.0, lo_y - 0.1 * span), min(100.0, hi_y + room * span) + 0.5, padding=0)
         text = self._summary(t, level) if level is not None else ""
         if probes is not None and not probes.empty:
             text = " ".join(x for x in (text, self._probe_summary(probes)) if x)
@@ -195,7 +198,8 @@ class KShotPlot(QWidget):
     def _probe_summary(self, probes: pd.DataFrame) -> str:
         last = probes.iloc[-1]
         gap = (last["mean"] - last["zeroshot"]) * 100
-        return (f"Linear probe of <b>{self.probe_backbone.currentText()}</b> with {last['shots']} image(s) per class: "
+        shots = "half of each class" if last["shots"] == "all" else f"{last['shots']} image(s) per class"
+        return (f"Linear probe of <b>{self.probe_backbone.currentText()}</b> with {shots}: "
                 f"{last['mean'] * 100:.1f}% vs zero-shot {last['zeroshot'] * 100:.1f}% on the same held-out images "
                 f"({gap:+.1f} points).")
 

@@ -1,7 +1,7 @@
 """Linear probes: semscale's probe (``core.stats.probe``) against CLIP_benchmark's own linear probe
 (``clip_benchmark.metrics.linear_probe``, 1.6.2) on the same features and the same splits.
 
-Workload: structured synthetic image features, 20 classes x 150 images in 128 dimensions:
+Workload: structured synthetic image features, 20 classes x 100 images in 128 dimensions:
 each class a direction on the sphere plus a shared nuisance subspace (a few strong directions
 every image varies along) and isotropic noise, scaled so a probe lands well below 100%. Per
 shot count (2, 4, 16 per class and ``all`` = half of each class) and seeded split, both
@@ -119,7 +119,7 @@ def structured_features(n_classes: int = 20, per_class: int = 150, dim: int = 12
     return X[order].astype(np.float32), y[order]
 
 
-def parity(n_classes: int = 20, per_class: int = 150, dim: int = 128, splits: int = 3, seed: int = 0,
+def parity(n_classes: int = 20, per_class: int = 100, dim: int = 128, splits: int = 2, seed: int = 0,
            shots=SHOTS) -> dict:
     """semscale's two solvers and CLIP_benchmark per shot count and split: top-1 means, gaps, times."""
     from core.stats.probe import ALL, fit_probe, normalise, probe_split, split_seed, validation_split
@@ -159,6 +159,7 @@ def parity(n_classes: int = 20, per_class: int = 150, dim: int = 128, splits: in
             "clip_benchmark_seconds": secs["theirs"],
             "weight_decays": wds, "n_train": int(len(tr)), "n_test": int(len(te)),
         }
+        print(f"  {k} shots: {out['shots'][str(k)]}", flush=True)
     return out
 
 

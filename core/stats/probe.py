@@ -6,10 +6,11 @@ image features, its L2 regularisation chosen on a validation split of the traini
 the same coarse-to-fine search over ``logspace(-6, 2, 97)`` (7 coarse values, then halving
 steps of 8, 4, 2, 1 grid points around the best), then refitted on all training images.
 
-CLIP_benchmark trains the linear layer with AdamW for a few epochs on a GPU; here the same
-objective is solved to its optimum with full-batch L-BFGS (scipy, analytic gradient): the
-result is deterministic and equals scikit-learn's
-``LogisticRegression(C=1 / (weight_decay * n_train))`` on the same features. The training and
+CLIP_benchmark trains the linear layer with AdamW for a few epochs on a GPU. The default
+solver here (``optimum``) solves the L2-regularised objective to its optimum with full-batch
+L-BFGS (scipy, analytic gradient): deterministic, and equal to scikit-learn's
+``LogisticRegression(C=1 / (weight_decay * n_train))`` on the same features. The
+``clip_benchmark`` solver trains as CLIP_benchmark does, to reproduce its figures. The training and
 held-out images are the adaptive ensembles' seeded k-shot splits
 (:func:`core.stats.ensemble.k_shot_split`), so zero-shot, probe and ensembles are compared on
 the very same held-out images.

@@ -63,13 +63,15 @@ def clip_benchmark_compat():
 
 def clip_benchmark_probe(X_fit: np.ndarray, y_fit: np.ndarray, X_val: Optional[np.ndarray], y_val: Optional[np.ndarray],
                          X_test: np.ndarray, y_test: np.ndarray, n_classes: int, seed: int = 0, lr: float = 0.1,
-                         epochs: int = 10, batch_size: int = 64) -> tuple[float, float]:
+                         epochs: int = 10, batch_size: int = 64,
+                         train_all: Optional[tuple[np.ndarray, np.ndarray]] = None) -> tuple[float, float]:
     """(top-1 on the test features, chosen weight decay) by CLIP_benchmark's linear-probe functions.
 
     Features are L2-normalised first (its Featurizer's ``normalize=True``). The weight decay is
     searched with its ``find_peak`` on (fit, validation) when a validation part exists, else 0 as
     its ``evaluate`` does without a validation loader; the final layer is trained on fit +
-    validation (all the training shots, as semscale refits) and scored with its ``infer``.
+    validation (all the training shots, as semscale refits; ``train_all`` gives them in the order
+    semscale holds them, which decides the shuffled batches) and scored with its ``infer``.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -96,7 +98,7 @@ def clip_benchmark_probe(X_fit: np.ndarray, y_fit: np.ndarray, X_val: Optional[n
                                     False, seed)
                 span //= 2
             wd = wd_list[peak]
-            X_all, y_all = np.concatenate([X_fit, X_val]), np.concatenate([y_fit, y_val])
+            X_all, y_all = train_all or (np.concatenate([X_fit, X_val]), np.concatenate([y_fit, y_val]))
         else:
             wd, X_all, y_all = 0.0, X_fit, y_fit
         model = lp.train(loader(X_all, y_all), d, n_classes, wd, lr, epochs, amp, device, seed)
@@ -144,7 +146,7 @@ def parity(n_classes: int = 20, per_class: int = 100, dim: int = 128, splits: in
             f_rows, v_rows = validation_split(y[tr], vseed)
             t0 = time.perf_counter()
             a, wd = clip_benchmark_probe(X[tr][f_rows], y[tr][f_rows], X[tr][v_rows], y[tr][v_rows], X[te], y[te],
-                                         n_classes, seed=seed)
+                                         n_classes, seed=seed, train_all=(X[tr], y[tr]))
             secs["theirs"] += time.perf_counter() - t0
             acc["theirs"].append(a)
             wds.append([*chosen, wd])

@@ -102,7 +102,8 @@ def test_parity_with_clip_benchmark():
     tr, te = probe.probe_split(y, 4, seed=0, split=0)
     vseed = probe.split_seed(0, 4, 0)
     f_rows, v_rows = probe.validation_split(y[tr], vseed)
-    theirs, wd = clip_benchmark_probe(X[tr][f_rows], y[tr][f_rows], X[tr][v_rows], y[tr][v_rows], X[te], y[te], 4)
+    theirs, wd = clip_benchmark_probe(X[tr][f_rows], y[tr][f_rows], X[tr][v_rows], y[tr][v_rows], X[te], y[te], 4,
+                                      train_all=(X[tr], y[tr]))
     ours = {}
     for solver in probe.SOLVERS:
         fit = probe.fit_probe(Xn[tr], y[tr], seed=vseed, solver=solver)

@@ -283,6 +283,9 @@ def cmd_sweep(args) -> int:
         for k, methods in sorted(e.get("adaptive", {}).items()):
             line += f"; {k}-shot " + ", ".join(f"{m} {v:.3f}" for m, v in methods.items())
         print(line, file=sys.stderr)
+    for name, shots in result.summary.get("probes", {}).items():  # --probe-shots
+        print(f"{name} linear probe vs zero-shot on the same held-out images: " + "; ".join(
+            f"{k}-shot {p['top1']:.3f} vs {p['zeroshot_top1']:.3f}" for k, p in shots.items()), file=sys.stderr)
     for row in result.summary.get("frequency", []):
         print(f"{row['backbone']} level {row['level']}: Spearman(recall, frequency) = {row['spearman_rho']:.3f} "
               f"(p={row['p_value']:.3g}, {row['n_classes']} classes)", file=sys.stderr)

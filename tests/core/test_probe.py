@@ -117,7 +117,7 @@ def test_parity_with_clip_benchmark():
 # ---------------------------------------------------------------- sweeps
 
 
-def test_sweep_probes_share_the_ensembles_held_out_images(tiny_model, second_checkpoint, tmp_path, monkeypatch):
+def test_sweep_probes_share_the_ensembles_held_out_images(tiny_model, second_checkpoint, tmp_path, monkeypatch, capsys):
     """A real two-backbone sweep from the command line: probes.csv, load_run, and every probe split
     drawn from exactly the y and seed the adaptive ensembles drew theirs from."""
     cfg, ck = tiny_model
@@ -141,6 +141,7 @@ def test_sweep_probes_share_the_ensembles_held_out_images(tiny_model, second_che
                                 "--seed", "3", "--probe-shots", "1,2,all",
                                 "--bootstrap", "50", "--out", out, "--quiet"]])
     assert rc == 0
+    assert capsys.readouterr().err.count("linear probe vs zero-shot on the same held-out images: 1-shot") == 2
     run = core.load_run(out)
     df = run.probes
     assert list(df.columns) == probe.PROBE_COLUMNS
@@ -161,6 +162,11 @@ def test_sweep_probes_share_the_ensembles_held_out_images(tiny_model, second_che
         n_eval = ensembles[(ensembles["k"] == int(r["shots"])) & (ensembles["split"] == int(r["split"]))]["n_eval"]
         assert set(n_eval) == {r["n_test"]}
     assert df["top1"].between(0, 1).all() and df["zeroshot_top1"].between(0, 1).all()
+    means = df[df["split"].astype(str) == "mean"].assign(shots=lambda d: d["shots"].astype(str))
+    means = means.set_index(["backbone", "shots"])
+    for name, shots in run.summary["probes"].items():  # run.json's summary holds the summary rows
+        for k, p in shots.items():
+            assert p["top1"] == pytest.approx(float(means.loc[(name, k), "top1"]))
 
 
 def test_probe_numbers_recomputed_independently(tiny_model, tmp_path):

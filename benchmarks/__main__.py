@@ -138,7 +138,8 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_pipeline import markdown as pipeline_markdown
 
         out += pipeline_markdown(r["pipeline"])
-    for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text"), ("clipserver", "bench_clip_server")):
+    for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text"), ("clipserver", "bench_clip_server"),
+                        ("probes", "bench_probes")):
         if r.get(key):
             import importlib
 
@@ -155,19 +156,29 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_vlm import markdown as vlm_markdown
 
         out += vlm_markdown(r["vlm"])
+    if NOTES.exists():
+        out += ["", NOTES.read_text().strip()]
     return "\n".join(out) + "\n"
+
+
+# every section `--only` knows, in the order `make bench` runs them
+SECTIONS = [
+    "amortisation", "text", "throughput", "gui", "gui_tabs", "gui_ensembles", "ray", "scaling", "drilldown",
+    "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver",
+    "perturb",
+    "similarity",
+    "probes",
+]
+# measurements made by hand (e.g. against a previous release), kept below the generated sections
+NOTES = HERE / "notes.md"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", nargs="*", default=None,
-                    help="amortisation text throughput gui gui_tabs gui_ensembles ray scaling drilldown pipeline clipbench text21k "
-                         "memory vlm clipserver perturb similarity")
+    ap.add_argument("--only", nargs="*", default=None, help=" ".join(SECTIONS))
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
-    only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "gui_ensembles", "ray", "scaling",
-                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver",
-                             "perturb", "similarity"])
+    only = set(args.only or SECTIONS)
     from benchmarks import bench_engine
 
     results: dict = {}
@@ -288,6 +299,12 @@ def main() -> None:
             results["similarity"] = bench_similarity.similarity(n_images=2_000 if args.quick else 20_000,
                                                                 n_classes=100 if args.quick else 1000)
             print(json.dumps(results["similarity"], indent=1), flush=True)
+        if "probes" in only:
+            from benchmarks import bench_probes
+
+            print("linear probes vs CLIP_benchmark …", flush=True)
+            results["probes"] = bench_probes.run(quick=args.quick)
+            print(json.dumps(results["probes"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

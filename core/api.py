@@ -82,7 +82,7 @@ def sweep(
     ``backbones`` are names as on the command line (``"demo-resnet"``,
     ``"ViT-B-32@laion2b_s34b_b79k"``, ``"NAME=CHECKPOINT"``) or :class:`BackboneSpec`
     objects; ``options`` are any other :class:`SweepConfig` field (``orderings``, ``seed``,
-    ``bootstrap``, ``class_frequency``, ``external_predictions``, ``ensemble_shots``,
+    ``bootstrap``, ``class_frequency``, ``external_predictions``, ``ensemble_shots``, ``probe_shots``,
     ``embeddings``, ``cache_dir``, ``use_cache`` ...). ``out=None`` writes nothing that
     outlives the call; otherwise ``out`` is the run directory and ``result.run_dir`` points
     at it. Bad input raises :class:`~core.util.errors.InputError` before anything is written.

@@ -222,6 +222,13 @@ def _server_options_given(args) -> dict:
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
+def _probe_shots(args) -> list:
+    """--probe-shots 1,2,4,16,all, checked here so a typo stops the run before anything is loaded."""
+    from core.stats.probe import parse_probe_shots
+
+    return parse_probe_shots(getattr(args, "probe_shots", None))
+
+
 def cmd_sweep(args) -> int:
     from core.labels.controls import parse_controls
     from core.pipeline.runner import SweepConfig, run_sweep
@@ -246,6 +253,7 @@ def cmd_sweep(args) -> int:
         alpha=args.alpha, overwrite=args.overwrite, vlm_match=args.vlm_match,
         perturb=args.perturb or [],
         similarity_k=args.similarity_k, extend_names=args.extend_names or "", extend_to=args.extend_to,
+        probe_shots=_probe_shots(args), probe_solver=args.probe_solver,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -289,6 +297,9 @@ def cmd_sweep(args) -> int:
     if settled:
         print(f"until settled: levels {', '.join(map(str, settled['levels']))} of "
               f"{', '.join(map(str, settled['candidates']))}", file=sys.stderr)
+    for name, shots in result.summary.get("probes", {}).items():  # --probe-shots
+        print(f"{name} linear probe vs zero-shot on the same held-out images: " + "; ".join(
+            f"{k}-shot {p['top1']:.3f} vs {p['zeroshot_top1']:.3f}" for k, p in shots.items()), file=sys.stderr)
     for row in result.summary.get("frequency", []):
         print(f"{row['backbone']} level {row['level']}: Spearman(recall, frequency) = {row['spearman_rho']:.3f} "
               f"(p={row['p_value']:.3g}, {row['n_classes']} classes)", file=sys.stderr)
@@ -761,6 +772,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="labelled images per class for adaptive ensembles ('' = none)")
     s.add_argument("--ensemble-splits", type=int, default=defaults.DEFAULT_ENSEMBLE_SPLITS,
                    help="seeded splits per shot count")
+    s.add_argument("--probe-shots", metavar="1,2,4,16,all",
+                   help="linear probes: a logistic regression on each backbone's image embeddings, fitted on this "
+                        "many images per class ('all': half of each class) on the ensembles' seeded splits and "
+                        "scored on the same held-out images as zero-shot (probes.csv)")
+    s.add_argument("--probe-solver", choices=("optimum", "clip_benchmark"), default="optimum",
+                   help="optimum: the regularised logistic regression solved exactly (default); clip_benchmark: "
+                        "CLIP_benchmark's AdamW training (lr 0.1, 10 epochs, batches of 64), to reproduce its figures")
     s.add_argument("--class-frequency", metavar="FILE|wordfreq",
                    help="CSV class,frequency, or 'wordfreq' (web-text word frequency of each class's names, a proxy "
                         "for pretraining counts): correlate per-class accuracy with frequency")

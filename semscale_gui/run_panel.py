@@ -171,6 +171,28 @@ class RunPanel(QWidget):
         ens_row.addWidget(self.ensembles)
         ens_row.addWidget(self.shots)
         ens_row.addStretch(1)
+        # linear probes on each backbone's image embeddings (core.stats.probe), on the ensembles' k-shot splits
+        self.probes = QCheckBox("linear probes, shots =")
+        self.probes.setToolTip("Fit a logistic-regression probe on each backbone's image embeddings with this many "
+                               "labelled images per class ('all' = half of each class) and compare it with zero-shot "
+                               "on the same held-out images (probes.csv, the k-shot tab)")
+        self.probe_shots = QLineEdit("1,2,4,16,all")
+        self.probe_shots.setMaximumWidth(120)
+        self.probe_shots.setEnabled(False)
+        self.probes.toggled.connect(self.probe_shots.setEnabled)
+        self.probe_solver = QComboBox()
+        self.probe_solver.addItem("optimum", "optimum")
+        self.probe_solver.addItem("as CLIP_benchmark", "clip_benchmark")
+        self.probe_solver.setToolTip("optimum: the regularised logistic regression solved exactly; as CLIP_benchmark: "
+                                     "its AdamW training (10 epochs), to reproduce its figures")
+        self.probe_solver.setEnabled(False)
+        self.probes.toggled.connect(self.probe_solver.setEnabled)
+        probe_row = QHBoxLayout()
+        probe_row.setContentsMargins(0, 0, 0, 0)
+        probe_row.addWidget(self.probes)
+        probe_row.addWidget(self.probe_shots)
+        probe_row.addWidget(self.probe_solver)
+        probe_row.addStretch(1)
         # control curves: the same name counts per class, with meaningless names (core.labels.controls)
         self.control_words = QCheckBox("random words")
         self.control_words.setToolTip("A control curve whose extra names are random real words (none of them a name "
@@ -189,6 +211,7 @@ class RunPanel(QWidget):
         aform.addRow("Frequency:", freq_row)
         aform.addRow("Predictions:", ext_row)
         aform.addRow("Synergy:", ens_row)
+        aform.addRow("Probes:", probe_row)
         aform.addRow("Controls:", ctrl_row)
         from semscale_gui.robustness_options import PerturbOptions
 
@@ -367,7 +390,15 @@ class RunPanel(QWidget):
         cfg.ensemble_shots = self.shot_list() if self.ensembles.isChecked() else []
         cfg.controls = self.controls()
         cfg.perturb = self.perturb_options.specs()
+        cfg.probe_shots = self.probe_shot_list() if self.probes.isChecked() else []
+        cfg.probe_solver = self.probe_solver.currentData()
         return cfg
+
+    def probe_shot_list(self) -> list:
+        """The probe shots typed ("1,2,all"); a typo raises InputError naming probe-shots."""
+        from core.stats.probe import parse_probe_shots
+
+        return parse_probe_shots(self.probe_shots.text().replace(" ", ""))
 
     def controls(self) -> list[str]:
         """The control curves ticked, in the engine's names."""
@@ -401,6 +432,11 @@ class RunPanel(QWidget):
             self.ensembles.setChecked(bool(cfg["ensemble_shots"]))
             if cfg["ensemble_shots"]:
                 self.shots.setText(",".join(map(str, cfg["ensemble_shots"])))
+        probe_shots = cfg.get("probe_shots") or []
+        self.probes.setChecked(bool(probe_shots))
+        if probe_shots:
+            self.probe_shots.setText(",".join(map(str, probe_shots)))
+        self.probe_solver.setCurrentIndex(max(0, self.probe_solver.findData(cfg.get("probe_solver", "optimum"))))
         controls = cfg.get("controls") or []
         self.control_words.setChecked("random-words" in controls)
         self.control_chars.setChecked("random-chars" in controls)

@@ -160,6 +160,10 @@ def run_analysis(ctx: "SweepContext", outcomes: list[BackboneOutcome]) -> None:
         emit(TableRows("frequency", table.to_dict("records")))
         emit(TableRows("frequency_summary", corr.to_dict("records")))
         ctx.summary["frequency"] = corr.to_dict("records")
+    # linear probes on each backbone's image embeddings, on the ensembles' k-shot splits (--probe-shots)
+    from core.pipeline.probes import run_probes
+
+    run_probes(ctx, outcomes)
 
 
 def _adaptive_splits(config, n_clip: int) -> int:

@@ -88,6 +88,13 @@ def prepare(config: SweepConfig, emit: EventCallback = ignore_events,
         raise InputError("orderings must be at least 1", field="orderings")
     if any(int(k) < 1 for k in config.ensemble_shots):
         raise InputError("ensemble shots must be positive integers", field="ensemble-shots")
+    if config.probe_shots:  # "1,2,all" -> [1, 2, "all"]; run.json keeps the checked list
+        from core.stats.probe import parse_probe_shots
+
+        config.probe_shots = parse_probe_shots(config.probe_shots)
+    if getattr(config, "probe_solver", "optimum") not in ("optimum", "clip_benchmark"):
+        raise InputError(f"unknown probe solver '{config.probe_solver}' (choose optimum or clip_benchmark)",
+                         field="probe-solver")
     names = [b.display for b in specs]
     if len(set(names)) != len(names):
         raise InputError("two backbones have the same name; give them labels", field="model")

@@ -337,7 +337,8 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
                                   "p_value": r["p_value"]} for r in controls if r["control"] == c}
             for c in kinds if c != SYNONYMS}
     writer.update(summary=summary)
-    if ctx.n_systems < 2 and not config.perturb:  # nothing rescores this backbone later: keep only what the summary needs
+    if ctx.n_systems < 2 and not config.perturb and not config.probe_shots:
+        # nothing rescores this backbone later (perturbations and probes would): keep only what the summary needs
         outcome.X = outcome.scores = None
     return outcome
 

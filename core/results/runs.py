@@ -33,7 +33,9 @@ RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 RUN_OUTPUTS = ("run.json", "run.json.tmp", *RUN_FILES, "levels_summary.csv", "backbones.csv", "pairs.csv",
                "ensembles.csv", "frequency.csv", "frequency_summary.csv", "logits", "threshold.csv", "controls.csv",
                "levels.csv.tmp", "flips.csv",
-               "similarity.csv", "labels_used.csv")
+               "similarity.csv", "labels_used.csv",
+               "robustness.csv", "robustness_predictions.csv",
+               "probes.csv")
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
@@ -368,6 +370,7 @@ class Run:
     frequency = _table("frequency")
     frequency_summary = _table("frequency_summary")
     similarity = _table("similarity")
+    probes = _table("probes")  # linear probes (--probe-shots), core.stats.probe
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         """Tables that later versions add (``run.<stem>`` for ``<stem>.csv``)."""

@@ -17,7 +17,8 @@ import pandas as pd
 from core.stats.metrics import confusion_matrix, peak_so_far
 
 ANALYSIS_TABLES = ("backbones", "pairs", "ensembles", "frequency", "frequency_summary", "threshold", "controls",
-                   "robustness", "similarity")
+                   "robustness", "similarity",
+                   "probes")
 from core.labels.controls import SYNONYMS  # noqa: E402  (the names kind of the labels file's names)
 CONTROL_LABELS = {"random-words": "random words", "random-chars": "random letters"}
 _tokens = itertools.count(1)

@@ -34,6 +34,7 @@ PROTOCOL_KEYS = (
     "ensemble_shots", "ensemble_splits", "ensemble_methods", "class_frequency", "bootstrap", "vocabulary", "alpha",
     "perturb",
     "extend_names", "extend_to", "similarity_k",
+    "probe_shots", "probe_solver",
 )
 BACKBONE_KEYS = ("model", "pretrained", "checkpoint", "label", "options")  # options: the model kind's own table
 DATASET_KEYS = ("name", "path", "labels", "templates", "class_frequency", "external_predictions", "embeddings",
@@ -46,6 +47,7 @@ RUN_PROTOCOL_FIELDS = (
     "controls", "vocabulary", "alpha", "split", "image_column", "label_column", "templates_resolved", "levels_resolved", "labels_resolved",
     "perturb",
     "extend_names", "extend_to",
+    "probe_shots", "probe_solver",
 )
 BACKBONE_PROTOCOL_FIELDS = ("model", "pretrained", "checkpoint", "label", "precision", "options")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -186,10 +188,12 @@ def _check_type(study: Study, where: str, key: str, value: Any, kind: str) -> No
         "num": isinstance(value, (int, float)) and not isinstance(value, bool),
         "ints": isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
         "strs": isinstance(value, list) and all(isinstance(v, str) and v for v in value),
+        "shots": isinstance(value, list) and all(v == "all" or isinstance(v, int) and not isinstance(v, bool) for v in value),
     }[kind]
     if not ok:
         what = {"str": "a non-empty string", "int": "an integer", "num": "a number", "ints": "a list of integers",
-                "strs": "a list of strings"}[kind]
+                "strs": "a list of strings",
+                "shots": "a list of whole numbers and 'all'"}[kind]
         raise study.error(f"expected {what}, got {value!r}", where, key)
 
 
@@ -200,6 +204,7 @@ PROTOCOL_TYPES = {
     "ensemble_shots": ("ints",), "ensemble_methods": ("strs",), "vocabulary": ("str",), "alpha": ("num",),
     "perturb": ("strs", "str"),
     "extend_names": ("str",), "extend_to": ("int",), "similarity_k": ("int",),
+    "probe_shots": ("ints", "str", "shots"), "probe_solver": ("str",),
 }
 
 
@@ -460,9 +465,14 @@ def sweep_config(study: Study, ds: StudyDataset, out: str | Path, options: Optio
         embeddings=list(ds.embeddings), **ds.reader_options(), **extra,
     )
     for key in ("ensemble_shots", "ensemble_splits", "ensemble_methods", "bootstrap", "vocabulary", "alpha", "perturb",
-                "extend_names", "extend_to", "similarity_k"):
+                "extend_names", "extend_to", "similarity_k",
+                "probe_shots", "probe_solver"):
         if key in p:
             cfg[key] = list(p[key]) if isinstance(p[key], list) else p[key]
+    if "probe_shots" in cfg:  # "1,2,all" and [1, 2, "all"] are one protocol (run.json keeps the list)
+        from core.stats.probe import parse_probe_shots
+
+        cfg["probe_shots"] = parse_probe_shots(cfg["probe_shots"], field="probe_shots")
     known = SweepConfig.__dataclass_fields__
     for key in cfg:
         if key not in known:

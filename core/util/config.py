@@ -145,6 +145,11 @@ class SweepConfig:
     # power of two (0: the smallest one at or above the longest list)
     extend_names: str = ""
     extend_to: int = 0
+    # linear probes (core.stats.probe): shots per class, positive integers and/or "all" ("1,2,4,16,all" or a
+    # list); fitted on the adaptive ensembles' seeded splits (ensemble_splits of them), written to probes.csv
+    probe_shots: list = field(default_factory=list)
+    # "optimum" (the regularised logistic regression solved exactly) or "clip_benchmark" (its AdamW epochs)
+    probe_solver: str = "optimum"
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -108,6 +108,13 @@ def markdown(s: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    r = similarity()
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Linear CKA and k-NN agreement at 20,000 images x 2 backbones "
+                                             "(the `similarity` section of `python -m benchmarks`).")
+    ap.add_argument("--images", type=int, default=20_000)
+    ap.add_argument("--classes", type=int, default=1000)
+    args = ap.parse_args()
+    r = similarity(n_images=args.images, n_classes=args.classes)
     print(json.dumps(r, indent=1))
     print("\n".join(markdown(r)))

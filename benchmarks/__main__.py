@@ -147,6 +147,10 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_vlm import markdown as vlm_markdown
 
         out += vlm_markdown(r["vlm"])
+    if r.get("whatif"):
+        from benchmarks.bench_whatif import markdown as whatif_markdown
+
+        out += whatif_markdown(r["whatif"])
     return "\n".join(out) + "\n"
 
 
@@ -154,11 +158,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
                     help="amortisation text throughput gui gui_tabs gui_ensembles ray scaling drilldown pipeline clipbench text21k "
-                         "memory vlm clipserver")
+                         "memory vlm clipserver whatif")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "gui_ensembles", "ray", "scaling",
-                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver"])
+                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver", "whatif"])
     from benchmarks import bench_engine
 
     results: dict = {}
@@ -266,6 +270,12 @@ def main() -> None:
             results["clipserver"] = bench_clip_server.clip_server(tmp / "clipserver", n_images=64 if args.quick else 128,
                                                                   repeats=1 if args.quick else 2)
             print(json.dumps(results["clipserver"], indent=1), flush=True)
+        if "whatif" in only:
+            from benchmarks import bench_whatif
+
+            print("live what-if …", flush=True)
+            results["whatif"] = bench_whatif.whatif(*((5_000, 100) if args.quick else (50_000, 1000)))
+            print(json.dumps(results["whatif"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

@@ -11,10 +11,12 @@ can no longer tell the best score and how many classes share it are re-scored in
 
 Top-1 credit follows the engine's tie policy exactly (:mod:`core.pipeline.scoring`, docs
 "Ties"): the true class earns 1/m when it is one of the m classes sharing the best score.
-Scores are the cosines a sweep computes (the same name and pooled embeddings); each is
-computed in fixed blocks of rows and columns (:func:`canonical_scores`), so a name shared by
-two classes gets the very same float in both columns whichever of them was edited, and
-shared names tie exactly as in a sweep.
+Scores are the cosines a sweep computes (the same name and pooled embeddings), accumulated
+in float64 and rounded to float32 (:func:`canonical_scores`), so a name shared by two classes
+gets the very same float in both columns whichever of them was edited, and shared names tie
+exactly as in a sweep. (A sweep's float32 products may differ from these in the last bit, so
+two *different* names scoring within ~1e-7 of each other could in principle be ordered
+differently; shared names and identical pooled sets, the ties that occur, cannot.)
 """
 
 from __future__ import annotations
@@ -33,31 +35,23 @@ from core.util.errors import InputError
 from core.util.events import CancelToken
 
 TOP = 8  # class scores kept per image and level
-ROW_BLOCK = 512  # rows scored at once; a fallback re-scores whole blocks
-COL_BLOCK = 16  # embeddings scored at once (zero-padded): a column's floats never depend on its neighbours
+ROW_BLOCK = 1024  # images scored at once while building
+COL_BLOCK = 4096  # embeddings scored at once (bounds the float64 block)
 
 
-def canonical_scores(X: np.ndarray, V: np.ndarray, rows: Optional[Sequence[int]] = None) -> np.ndarray:
-    """[rows, len(V)] cosines X @ V.T, float32, computed in fixed blocks.
+def canonical_scores(X64: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """[rows, len(V)] cosines X @ V.T as float32, accumulated in float64.
 
-    BLAS rounds a dot product differently for different matrix shapes; scoring every block
-    with the same shape ([ROW_BLOCK, d] x [d, COL_BLOCK]) makes each score a function of its
-    image and its embedding alone, so the same name scored at build time and after an edit
-    (or for two classes that share it) gives the same float. ``rows`` are row-block indices.
+    BLAS rounds a float32 dot product differently for different matrix shapes; a float64
+    product rounded to float32 is the same float whatever the shapes (but for a dot product
+    within ~1e-16 of a float32 rounding boundary), so a name scored at build time and again
+    after an edit, or for two classes that share it, gets the same score and ties exactly.
     """
-    n, d = X.shape
-    blocks = range((n + ROW_BLOCK - 1) // ROW_BLOCK) if rows is None else rows
-    m = len(V)
-    padded = np.zeros(((m + COL_BLOCK - 1) // COL_BLOCK * COL_BLOCK, d), dtype=np.float32)
-    padded[:m] = V
-    parts = []
-    for b in blocks:
-        Xb = X[b * ROW_BLOCK:(b + 1) * ROW_BLOCK]
-        out = np.empty((len(Xb), len(padded)), dtype=np.float32)
-        for j in range(0, len(padded), COL_BLOCK):
-            np.matmul(Xb, padded[j:j + COL_BLOCK].T, out=out[:, j:j + COL_BLOCK])
-        parts.append(out[:, :m])
-    return np.concatenate(parts) if parts else np.zeros((0, m), dtype=np.float32)
+    V64 = np.asarray(V, dtype=np.float64)
+    out = np.empty((len(X64), len(V64)), dtype=np.float32)
+    for j in range(0, len(V64), COL_BLOCK):
+        out[:, j:j + COL_BLOCK] = X64 @ V64[j:j + COL_BLOCK].T
+    return out
 
 
 def pooled_vectors(emb: Sequence[np.ndarray]) -> np.ndarray:
@@ -131,7 +125,7 @@ class WhatIfScorer:
                  cancel: Optional[CancelToken] = None) -> None:
         if mode not in MODES:
             raise InputError(f"unknown mode '{mode}' (choose flat or pooled)", field="mode")
-        self.X = np.ascontiguousarray(X, dtype=np.float32)
+        self.X = np.ascontiguousarray(X, dtype=np.float64)
         self.y = np.asarray(y, dtype=np.int64)
         self.classes = list(classes)
         self.levels = sorted(int(k) for k in levels)
@@ -142,8 +136,9 @@ class WhatIfScorer:
         self.base = _clean(names, self.classes)
         self.names = {c: list(v) for c, v in self.base.items()}
         self.counts = np.bincount(self.y, minlength=len(self.classes))
-        self._n_blocks = (len(self.X) + ROW_BLOCK - 1) // ROW_BLOCK
+        self._plan = None  # (flat) the vocabulary's embeddings and each rank's name per class, until an edit
         self.T = min(TOP, len(self.classes))
+        self.rescored = 0  # images re-scored in full after edits (kept lists run out)
         self.state = self._build()
         self.base_credit = {lv.k: lv.credit()[0] for lv in self.state}
 
@@ -177,36 +172,53 @@ class WhatIfScorer:
         return cols
 
     # ---------------------------------------------------------------- state
-    def _level_matrices(self, blocks: Sequence[int]) -> list[np.ndarray]:
-        """[rows, C] class scores per level for the given row blocks, every class."""
+    def _level_plan(self):
+        """flat: (vocabulary embeddings, per rank j the vocabulary row of each class's j-th name or its last);
+        pooled: per level (distinct pooled embeddings, each class's row)."""
+        if self._plan is None:
+            if self.mode == "flat":
+                top = self.levels[-1]
+                vocab = sorted({n for c in self.classes for n in self.names[c][:top]})
+                row = {n: i for i, n in enumerate(vocab)}
+                most = min(top, max(len(self.names[c]) for c in self.classes))
+                idx = [np.asarray([row[self.names[c][min(j, len(self.names[c]) - 1)]] for c in self.classes])
+                       for j in range(most)]
+                self._plan = (np.stack([self._emb[n] for n in vocab]), idx)
+            else:
+                plan = []
+                for k in self.levels:
+                    keys = {c: tuple(sorted(set(self.names[c][:k]))) for c in self.classes}
+                    distinct = sorted(set(keys.values()))
+                    at = {key: i for i, key in enumerate(distinct)}
+                    plan.append((pooled_vectors([[self._emb[n] for n in key] for key in distinct]),
+                                 np.asarray([at[keys[c]] for c in self.classes])))
+                self._plan = plan
+        return self._plan
+
+    def _level_matrices(self, rows: np.ndarray) -> list[np.ndarray]:
+        """[rows, C] class scores per level for the given images, every class."""
+        Xr = self.X[rows]
         if self.mode == "flat":
-            vocab = sorted({n for c in self.classes for n in self.names[c][:self.levels[-1]]})
-            row = {n: i for i, n in enumerate(vocab)}
-            S = canonical_scores(self.X, np.stack([self._emb[n] for n in vocab]), blocks)
+            V, idx = self._level_plan()
+            S = canonical_scores(Xr, V)
             out, cur, j = [], None, 0
-            top = max(len(self.names[c]) for c in self.classes)
             for k in self.levels:
-                while j < min(k, top):
-                    idx = np.asarray([row[self.names[c][min(j, len(self.names[c]) - 1)]] for c in self.classes])
-                    cur = S[:, idx] if cur is None else np.maximum(cur, S[:, idx])
+                while j < min(k, len(idx)):
+                    cur = S[:, idx[j]] if cur is None else np.maximum(cur, S[:, idx[j]])
                     j += 1
                 out.append(cur)
             return out
-        out = []
-        for k in self.levels:
-            keys = {c: tuple(sorted(set(self.names[c][:k]))) for c in self.classes}
-            distinct = sorted(set(keys.values()))
-            at = {key: i for i, key in enumerate(distinct)}
-            P = pooled_vectors([[self._emb[n] for n in key] for key in distinct])
-            S = canonical_scores(self.X, P, blocks)
-            out.append(S[:, [at[keys[c]] for c in self.classes]])
-        return out
+        return [canonical_scores(Xr, P)[:, at] for P, at in self._level_plan()]
 
-    def _fill(self, lv: _Level, li: int, blocks: Sequence[int], mats: Optional[list[np.ndarray]] = None) -> None:
-        """Set the kept state of every image in ``blocks`` from full class scores."""
-        rows = np.concatenate([np.arange(b * ROW_BLOCK, min((b + 1) * ROW_BLOCK, len(self.X))) for b in blocks])
-        cs = (mats or self._level_matrices(blocks))[li]
-        T, C = self.T, cs.shape[1]
+    def _fill(self, lv: _Level, li: int, rows: np.ndarray, mats: Optional[list[np.ndarray]] = None) -> None:
+        """Set the kept state of these images from their full class scores."""
+        cs = (mats or self._level_matrices(rows))[li]
+        C = cs.shape[1]
+        # the kept list must hold every class sharing the best score and one below it (or all classes)
+        need = int((cs == cs.max(axis=1, keepdims=True)).sum(axis=1).max(initial=0)) + 1
+        if need > self.T and self.T < C:
+            self._widen(min(need, C))
+        T = self.T
         if C > T:
             part = np.argpartition(-cs, T, axis=1)
             top = part[:, :T]
@@ -221,18 +233,28 @@ class WhatIfScorer:
         lv.depth[rows] = T
         lv.true_score[rows] = cs[np.arange(len(rows)), self.y[rows]]
 
+    def _widen(self, T: int) -> None:
+        """Keep T scores per image from now on (a tie wider than the kept list was met)."""
+        extra = T - self.T
+        for lv in self.state:
+            lv.val = np.concatenate([lv.val, np.full((len(lv.val), extra), -np.inf, np.float32)], axis=1)
+            lv.cls = np.concatenate([lv.cls, np.full((len(lv.cls), extra), -1, np.int32)], axis=1)
+        self.T = T
+
     def _build(self) -> list[_Level]:
         self._embed([n for c in self.classes for n in self.names[c][:self.levels[-1]]])
         n = len(self.X)
         state = [_Level(k, np.full((n, self.T), -np.inf, np.float32), np.full((n, self.T), -1, np.int32),
                         np.zeros(n, np.int64), np.full(n, -np.inf, np.float32), np.zeros(n, np.float32))
                  for k in self.levels]
-        for b in range(self._n_blocks):
+        self.state = state
+        for b in range(0, n, ROW_BLOCK):
             self._cancel.raise_if_cancelled()
-            mats = self._level_matrices([b])
-            for li, lv in enumerate(state):
-                self._fill(lv, li, [b], mats)
-        return state
+            rows = np.arange(b, min(b + ROW_BLOCK, n))
+            mats = self._level_matrices(rows)
+            for li in range(len(self.levels)):
+                self._fill(self.state[li], li, rows, mats)
+        return self.state
 
     # ---------------------------------------------------------------- edits
     def _replace_class(self, ci: int, li: int, v: np.ndarray) -> None:
@@ -271,16 +293,18 @@ class WhatIfScorer:
             self.names[cls] = new
             return
         self.names[cls] = new
+        self._plan = None
         self._embed(new[:self.levels[-1]])
         ci = self.classes.index(cls)
         S = canonical_scores(self.X, self._class_vectors(cls))
         for li, col in enumerate(self._columns(S, len(new))):
             self._replace_class(ci, li, col)
-        for li, lv in enumerate(self.state):  # images whose kept list ran out: re-score their blocks
+        for li, lv in enumerate(self.state):  # images whose kept list ran out: re-score them in full
             _, lost = lv.credit()
-            blocks = np.unique(np.flatnonzero(lost) // ROW_BLOCK)
-            if len(blocks):
-                self._fill(lv, li, blocks)
+            rows = np.flatnonzero(lost)
+            for b in range(0, len(rows), ROW_BLOCK):
+                self.rescored += len(rows[b:b + ROW_BLOCK])
+                self._fill(lv, li, rows[b:b + ROW_BLOCK])
 
     def set_names(self, names: dict[str, Sequence[str]]) -> WhatIfResult:
         """Bring the scorer to these names (every class of the run), editing only the classes that changed."""
@@ -303,25 +327,29 @@ class WhatIfScorer:
 
     def result(self, seconds: float = 0.0) -> WhatIfResult:
         after = self.credits()
-        edited = [c for c in self.classes if self.names[c][:self.levels[-1]] != self.base[c][:self.levels[-1]]]
-        level_rows, class_rows = [], []
-        with np.errstate(invalid="ignore", divide="ignore"):
-            for k in self.levels:
-                b, a = self.base_credit[k], after[k]
-                level_rows.append({"level": k, "top1_before": float(b.mean()), "top1_after": float(a.mean()),
-                                   "change": float(a.mean() - b.mean()),
-                                   "n_correct_before": round(float(b.sum()), 6), "n_correct_after": round(float(a.sum()), 6)})
-                rb, ra = per_class_recall(self.y, b, len(self.classes))[1], per_class_recall(self.y, a, len(self.classes))[1]
-                for ci, c in enumerate(self.classes):
-                    class_rows.append({"class": c, "level": k, "n_images": int(self.counts[ci]),
-                                       "recall_before": float(rb[ci]), "recall_after": float(ra[ci]),
-                                       "change": float(ra[ci] - rb[ci]), "edited": c in edited})
-        per_class = pd.DataFrame(class_rows)
-        if len(per_class):  # edited classes first, then the classes that changed most, then the rest
-            size = per_class.groupby("class")["change"].transform(lambda s: s.abs().max()).fillna(0)
-            per_class = (per_class.assign(_e=~per_class["edited"], _s=-size)
-                         .sort_values(["_e", "_s", "class", "level"], kind="stable").drop(columns=["_e", "_s"])
-                         .reset_index(drop=True))
+        top = self.levels[-1]
+        edited = [c for c in self.classes if self.names[c][:top] != self.base[c][:top]]
+        C, L = len(self.classes), len(self.levels)
+        level_rows = []
+        rb = np.empty((L, C))
+        ra = np.empty((L, C))
+        for li, k in enumerate(self.levels):
+            b, a = self.base_credit[k], after[k]
+            level_rows.append({"level": k, "top1_before": float(b.mean()), "top1_after": float(a.mean()),
+                               "change": float(a.mean() - b.mean()),
+                               "n_correct_before": round(float(b.sum()), 6), "n_correct_after": round(float(a.sum()), 6)})
+            rb[li] = per_class_recall(self.y, b, C)[1]
+            ra[li] = per_class_recall(self.y, a, C)[1]
+        # edited classes first, then the classes whose recall changed most, then the rest (by name)
+        is_edited = np.isin(np.arange(C), [self.classes.index(c) for c in edited])
+        size = np.nan_to_num(np.abs(ra - rb)).max(axis=0)
+        order = np.lexsort((np.asarray(self.classes, dtype=object).argsort().argsort(), -size, ~is_edited))
+        ci = np.repeat(order, L)
+        li = np.tile(np.arange(L), C)
+        per_class = pd.DataFrame({
+            "class": np.asarray(self.classes, dtype=object)[ci], "level": np.asarray(self.levels)[li],
+            "n_images": self.counts[ci], "recall_before": rb[li, ci], "recall_after": ra[li, ci],
+            "change": ra[li, ci] - rb[li, ci], "edited": is_edited[ci]})
         return WhatIfResult(pd.DataFrame(level_rows), per_class, edited, seconds, dict(self.base_credit), after)
 
 

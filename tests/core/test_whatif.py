@@ -93,9 +93,13 @@ def test_whatif_equals_a_full_sweep(tiny_model, folder, mode):
         assert all(np.array_equal(scorer.credits()[k], scorer.base_credit[k]) for k in LEVELS)
 
 
-def test_incremental_state_matches_brute_force():
+@pytest.mark.parametrize("top", [2, 8])
+def test_incremental_state_matches_brute_force(top, monkeypatch):
     """Many random edits on random data: the kept lists give the credits a full recount gives
-    (many classes, so the kept lists run out and the fallback re-scores blocks)."""
+    (with 2 kept scores the lists run out and those images are re-scored in full)."""
+    import core.pipeline.whatif as whatif
+
+    monkeypatch.setattr(whatif, "TOP", top)
     rng = np.random.default_rng(3)
     d, C, N = 24, 40, 1300
     X = rng.standard_normal((N, d)).astype(np.float32)
@@ -143,6 +147,8 @@ def test_incremental_state_matches_brute_force():
             got = s.credits()
             for k in levels:
                 assert np.array_equal(got[k], want[k]), (mode, step, k)
+        if top == 2:
+            assert s.rescored > 0
 
 
 def names_key(rng, C):

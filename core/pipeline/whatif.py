@@ -141,6 +141,9 @@ class WhatIfScorer:
         self.rescored = 0  # images re-scored in full after edits (kept lists run out)
         self.state = self._build()
         self.base_credit = {lv.k: lv.credit()[0] for lv in self.state}
+        self._credit = dict(self.base_credit)  # current credits per level (kept up to date by edits)
+        self._index = {c: i for i, c in enumerate(self.classes)}
+        self._edited: set[str] = set()
 
     # ---------------------------------------------------------------- embeddings
     def _embed(self, names: Sequence[str]) -> None:
@@ -289,22 +292,25 @@ class WhatIfScorer:
         if cls not in self.classes:
             raise InputError(f"class '{cls}' is not one of the run's classes", field="class")
         new = _clean({cls: names}, [cls])[cls]
-        if new[:self.levels[-1]] == self.names[cls][:self.levels[-1]]:
+        top = self.levels[-1]
+        if new[:top] == self.names[cls][:top]:
             self.names[cls] = new
             return
         self.names[cls] = new
+        (self._edited.add if new[:top] != self.base[cls][:top] else self._edited.discard)(cls)
         self._plan = None
-        self._embed(new[:self.levels[-1]])
-        ci = self.classes.index(cls)
+        self._embed(new[:top])
+        ci = self._index[cls]
         S = canonical_scores(self.X, self._class_vectors(cls))
         for li, col in enumerate(self._columns(S, len(new))):
             self._replace_class(ci, li, col)
         for li, lv in enumerate(self.state):  # images whose kept list ran out: re-score them in full
-            _, lost = lv.credit()
+            credit, lost = lv.credit()
             rows = np.flatnonzero(lost)
             for b in range(0, len(rows), ROW_BLOCK):
                 self.rescored += len(rows[b:b + ROW_BLOCK])
                 self._fill(lv, li, rows[b:b + ROW_BLOCK])
+            self._credit[lv.k] = lv.credit()[0] if len(rows) else credit
 
     def set_names(self, names: dict[str, Sequence[str]]) -> WhatIfResult:
         """Bring the scorer to these names (every class of the run), editing only the classes that changed."""
@@ -315,20 +321,19 @@ class WhatIfScorer:
             what = "; ".join(filter(None, [f"missing {', '.join(missing[:5])}" if missing else "",
                                            f"not in the run: {', '.join(extra[:5])}" if extra else ""]))
             raise InputError(f"the names' classes differ from the run's ({what})", field="class")
-        clean = _clean(names, self.classes)
         for c in self.classes:
-            if clean[c] != self.names[c]:
-                self.edit(c, clean[c])
+            if list(names[c]) != self.names[c]:  # edit() cleans the names as the labels reader does
+                self.edit(c, names[c])
         return self.result(time.perf_counter() - t0)
 
     # ---------------------------------------------------------------- results
     def credits(self) -> dict[int, np.ndarray]:
-        return {lv.k: lv.credit()[0] for lv in self.state}
+        """Top-1 credit per image and level, for the current names."""
+        return dict(self._credit)
 
     def result(self, seconds: float = 0.0) -> WhatIfResult:
         after = self.credits()
-        top = self.levels[-1]
-        edited = [c for c in self.classes if self.names[c][:top] != self.base[c][:top]]
+        edited = [c for c in self.classes if c in self._edited]
         C, L = len(self.classes), len(self.levels)
         level_rows = []
         rb = np.empty((L, C))
@@ -341,7 +346,7 @@ class WhatIfScorer:
             rb[li] = per_class_recall(self.y, b, C)[1]
             ra[li] = per_class_recall(self.y, a, C)[1]
         # edited classes first, then the classes whose recall changed most, then the rest (by name)
-        is_edited = np.isin(np.arange(C), [self.classes.index(c) for c in edited])
+        is_edited = np.isin(np.arange(C), [self._index[c] for c in edited])
         size = np.nan_to_num(np.abs(ra - rb)).max(axis=0)
         order = np.lexsort((np.asarray(self.classes, dtype=object).argsort().argsort(), -size, ~is_edited))
         ci = np.repeat(order, L)

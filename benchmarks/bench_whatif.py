@@ -104,7 +104,7 @@ def whatif(n_images: int = 50_000, n_classes: int = 1000, per_class: int = 16, n
                      **{f"edit_{k}_median_seconds": round(statistics.median(v), 4) for k, v in times.items()},
                      **{f"edit_{k}_max_seconds": round(max(v), 4) for k, v in times.items()},
                      "edit_median_seconds": round(edit, 4), "ratio_full_vs_edit": round(t_full / edit, 1),
-                     "blocks_rescored": scorer.rescored_blocks, "equals_full_rescore": bool(equal)}
+                     "images_rescored": scorer.rescored, "equals_full_rescore": bool(equal)}
         print(json.dumps(out[mode]), flush=True)
     return out
 

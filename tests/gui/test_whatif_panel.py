@@ -64,6 +64,19 @@ def test_edits_rescore_live_and_equal_the_engine(qtbot, gui_env, run_and_labels)
         engine = open_run(run).set_names(w.doc.to_labelset().names)
         assert list(panel.result.levels["top1_after"]) == list(engine.levels["top1_after"])
         assert panel.result.per_class["recall_after"].tolist() == engine.per_class["recall_after"].tolist()
+        # edits in quick succession: the newest wins, and the event loop stays free meanwhile
+        w.select_cell("red square", 2)
+        w.rank_up_action.trigger()
+        w.rank_up_action.trigger()
+        w.model.setData(w.model.index(w.model.row_of("yellow bar"), 1), "lemon stripe", Qt.ItemDataRole.EditRole)
+        final = w.doc.to_labelset().names
+        assert final["red square"][0] == "scarlet tile" and final["yellow bar"] == ["yellow bar", "lemon stripe"]
+        qtbot.waitUntil(lambda: panel.result is not None and set(panel.result.edited) == {
+            "blue triangle", "green circle", "red square", "yellow bar"}, timeout=60_000)
+        engine = open_run(run).set_names(final)
+        assert list(panel.result.levels["top1_after"]) == list(engine.levels["top1_after"])
+        assert _table(panel.levels) == [[str(r.level), f"{r.top1_before:.2%}", f"{r.top1_after:.2%}",
+                                         f"{r.change:+.2%}"] for r in engine.levels.itertuples()]
     finally:
         panel.close_engine()
 

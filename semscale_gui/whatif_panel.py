@@ -72,9 +72,10 @@ def _same(a: Path, b: Path) -> bool:
 class WhatIfEngine(QObject):
     """The scorer on its own thread: ``open`` a run, ``submit`` names; results come back as signals."""
 
-    opened = Signal(str, object)  # run folder, the scorer's result before any edit
-    ready = Signal(object)  # core.pipeline.whatif.WhatIfResult
-    failed = Signal(str)
+    # each carries the generation of the run it belongs to: results of a run no longer chosen are dropped
+    opened = Signal(int, str, object)  # generation, run folder, the scorer's result before any edit
+    ready = Signal(int, object)  # generation, core.pipeline.whatif.WhatIfResult
+    failed = Signal(int, str)
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
@@ -85,10 +86,17 @@ class WhatIfEngine(QObject):
         self._thread: Optional[threading.Thread] = None
         self.scorer = None
         self.busy = False
+        self._cancel = None  # the token of the run being read
+        self.generation = 0  # one more each time a run is chosen
+        self._scorer_generation = -1
 
     def open(self, run_dir: str, backbone: Optional[str] = None) -> None:
+        """Re-score this run from now on; a run still being read is abandoned."""
         with self._cv:
-            self._open = (str(run_dir), backbone)
+            self.generation += 1
+            self._open = (str(run_dir), backbone, self.generation)
+            if self._cancel is not None:
+                self._cancel.cancel("another run was chosen")
             self._cv.notify()
         self._start()
 
@@ -107,7 +115,7 @@ class WhatIfEngine(QObject):
     def _loop(self) -> None:  # the worker thread
         from core.pipeline.whatif import open_run
         from core.util.errors import InputError
-        from core.util.events import CancelToken
+        from core.util.events import CancelToken, Cancelled
 
         while True:
             with self._cv:
@@ -119,30 +127,41 @@ class WhatIfEngine(QObject):
                 names = None
                 if job is None:
                     names, self._names = self._names, None
+                gen = job[2] if job is not None else self._scorer_generation
                 self.busy = True
             try:
                 if job is not None:
                     self.scorer = None
-                    self._cancel = CancelToken()
+                    with self._cv:
+                        self._cancel = CancelToken()
                     scorer = open_run(job[0], job[1], cancel=self._cancel)
-                    self.scorer = scorer
-                    self.opened.emit(job[0], scorer.result())
+                    self.scorer, self._scorer_generation = scorer, gen
+                    self._send(self.opened, gen, job[0], scorer.result())
                 else:
-                    self.ready.emit(self.scorer.set_names(names))
+                    self._send(self.ready, gen, self.scorer.set_names(names))
+            except Cancelled:
+                pass  # a newer run was chosen (or the panel is closing): its request is next
             except InputError as e:
-                self.failed.emit(str(e))
+                self._send(self.failed, gen, str(e))
             except Exception as e:  # noqa: BLE001 - shown in the panel, never lost on the thread
-                if not self._closed:
-                    self.failed.emit(f"{type(e).__name__}: {e}")
+                self._send(self.failed, gen, f"{type(e).__name__}: {e}")
             finally:
                 self.busy = False
+
+    def _send(self, signal, *args) -> None:
+        """Emit from the worker thread unless the panel is gone (its window closed meanwhile)."""
+        if self._closed:
+            return
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the QObject was deleted with its window
+            self._closed = True
 
     def close(self) -> None:
         with self._cv:
             self._closed = True
-            cancel = getattr(self, "_cancel", None)
-            if cancel is not None:
-                cancel.cancel("closing")
+            if self._cancel is not None:
+                self._cancel.cancel("closing")
             self._cv.notify()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -190,13 +209,17 @@ class WhatIfPanel(QGroupBox):
         self.backbones.activated.connect(lambda _i: self._open_current())
         self.find_button.clicked.connect(self.find_runs)
         self.open_button.clicked.connect(self._browse)
-        self.engine.opened.connect(self._opened)
-        self.engine.ready.connect(self._show)
-        self.engine.failed.connect(self._failed)
+        self.engine.opened.connect(lambda g, run, res: self._current(g) and self._opened(run, res))
+        self.engine.ready.connect(lambda g, res: self._current(g) and self._show(res))
+        self.engine.failed.connect(lambda g, text: self._current(g) and self._failed(text))
         editor.labels_changed.connect(self.edited)
         self._say("No run yet: run a sweep of these classes first (the what-if re-scores its cached image embeddings).")
 
     # ---------------------------------------------------------------- runs
+    def _current(self, generation: int) -> bool:
+        """Whether a result belongs to the run chosen last (older ones arrive late and are dropped)."""
+        return generation == self.engine.generation
+
     def _say(self, text: str) -> None:
         self.message.setText(text)
 

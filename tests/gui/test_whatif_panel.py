@@ -95,3 +95,34 @@ def test_no_run_says_run_a_sweep_first(qtbot, gui_env, tmp_path):
         assert "run a sweep first" in w.whatif.message.text()
     finally:
         w.whatif.close_engine()
+
+
+def test_pick_the_backbone_of_a_two_backbone_run(qtbot, gui_env, two_backbone_run):
+    import pandas as pd
+    from PySide6.QtCore import Qt
+
+    from core.labels.labelset import LabelSet
+    from semscale_gui.synonym_editor import SynonymEditor
+
+    w = shown(qtbot, SynonymEditor(), 1300, 800)
+    panel = w.whatif
+    try:
+        w.doc.load_labelset(LabelSet(names={c: list(v) for c, v in CLASSES.items()}))
+        panel.search_roots = [two_backbone_run.parent]
+        assert panel.find_runs() == [two_backbone_run.resolve()]
+        assert [panel.backbones.itemText(i) for i in range(panel.backbones.count())] == ["A", "B"]
+        qtbot.waitUntil(lambda: panel.result is not None, timeout=60_000)
+        panel.backbones.setCurrentIndex(1)  # what choosing "B" in the list does
+        panel.backbones.activated.emit(1)
+        qtbot.waitUntil(lambda: panel.result is not None and "Comparing with run (B)" in panel.message.text(),
+                        timeout=60_000)
+        levels = pd.read_csv(two_backbone_run / "levels.csv")
+        want = levels[(levels["backbone"] == "B") & (levels["names"] == "synonyms") & (levels["ordering"] == 0)]
+        assert list(panel.result.levels["top1_before"]) == list(want["top1"])  # unedited: the run's own numbers
+        assert list(panel.result.levels["top1_after"]) == list(want["top1"])
+        assert panel.per_class.rowCount() == 0  # nothing edited, nothing changed
+        w.model.setData(w.model.index(w.model.row_of("yellow bar"), 1), "lemon stripe", Qt.ItemDataRole.EditRole)
+        qtbot.waitUntil(lambda: panel.result is not None and panel.result.edited == ["yellow bar"], timeout=60_000)
+        assert panel.engine.scorer.source.backbone == "B"
+    finally:
+        panel.close_engine()

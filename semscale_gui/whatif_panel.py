@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -178,6 +178,7 @@ class WhatIfPanel(QGroupBox):
         self.result = None
         self.run_dir: Optional[Path] = None
         self._searched: object = ()  # the labels file runs were last looked for beside
+        self._sized = False
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.runs = QComboBox()
@@ -337,6 +338,26 @@ class WhatIfPanel(QGroupBox):
         if result.edited:
             self._say(f"Edited: {', '.join(result.edited[:6])}{' …' if len(result.edited) > 6 else ''} "
                       f"(re-scored in {result.seconds:.2f} s)")
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """The first time it shows in a splitter left without room for it, take a third of the height."""
+        super().showEvent(event)
+        from PySide6.QtWidgets import QSplitter
+
+        split = self.parentWidget()
+        if not self._sized and isinstance(split, QSplitter):
+            self._sized = True
+            sizes = split.sizes()
+            if sizes and sizes[-1] < 120 and sum(sizes) > 300:
+                total = sum(sizes)
+                mine = total // 3
+                rest = [max(1, round(v * (total - mine) / max(sum(sizes[:-1]), 1))) for v in sizes[:-1]]
+                split.setSizes(rest + [mine])
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """Squeezable to nothing in the editor's splitter: the window's minimum height stays that of the
+        editor without it (the user drags the panel open)."""
+        return QSize(super().minimumSizeHint().width(), 0)
 
     def close_engine(self) -> None:
         self.engine.close()

@@ -340,8 +340,11 @@ class WhatIfPanel(QGroupBox):
                       f"(re-scored in {result.seconds:.2f} s)")
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        """The first time it shows in a splitter left without room for it, take a third of the height."""
+        """The first time it shows in a splitter left without room for it, take a third of the height;
+        without a run yet, look again (a sweep may have finished since)."""
         super().showEvent(event)
+        if self.run_dir is None and self.editor.doc.classes:
+            self.find_runs()
         from PySide6.QtWidgets import QSplitter
 
         split = self.parentWidget()

@@ -33,9 +33,12 @@ def find_runs(roots: Sequence[Path], classes: Sequence[str], labels_path: Option
             continue
         for meta in _run_files(root, depth):
             try:
-                config = json.loads(meta.read_text(encoding="utf-8")).get("config", {})
+                data = json.loads(meta.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
+            if not isinstance(data, dict) or data.get("status") == "failed":  # nothing to compare with
+                continue
+            config = data.get("config", {})
             labels = config.get("labels_resolved") or {}
             if not labels or set(labels) != want:
                 continue
@@ -194,6 +197,7 @@ class WhatIfPanel(QGroupBox):
         self.per_class.setHorizontalHeaderLabels(["class", "level", "recall run", "recall edited", "change"])
         for t in (self.levels, self.per_class):
             t.verticalHeader().hide()
+            t.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)  # compact rows
             t.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
             t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         top = QHBoxLayout()
@@ -317,6 +321,9 @@ class WhatIfPanel(QGroupBox):
         self.result = result
         lv = result.levels
         self.levels.setRowCount(len(lv))
+        rows = min(len(lv), 8)  # the level table shows every level (up to 8) without scrolling
+        self.levels.setFixedHeight(self.levels.horizontalHeader().height() + rows * self.levels.verticalHeader()
+                                   .defaultSectionSize() + 2 * self.levels.frameWidth() + 2)
         for r, row in enumerate(lv.itertuples()):
             cells = [str(row.level), f"{row.top1_before:.2%}", f"{row.top1_after:.2%}", f"{row.change:+.2%}"]
             for c, text in enumerate(cells):
@@ -340,7 +347,7 @@ class WhatIfPanel(QGroupBox):
                       f"(re-scored in {result.seconds:.2f} s)")
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        """The first time it shows in a splitter left without room for it, take a third of the height;
+        """The first time it shows in a splitter left without room for it, take 40% of the height;
         without a run yet, look again (a sweep may have finished since)."""
         super().showEvent(event)
         if self.run_dir is None and self.editor.doc.classes:
@@ -353,7 +360,7 @@ class WhatIfPanel(QGroupBox):
             sizes = split.sizes()
             if sizes and sizes[-1] < 120 and sum(sizes) > 300:
                 total = sum(sizes)
-                mine = total // 3
+                mine = total * 2 // 5
                 rest = [max(1, round(v * (total - mine) / max(sum(sizes[:-1]), 1))) for v in sizes[:-1]]
                 split.setSizes(rest + [mine])
 

@@ -450,7 +450,8 @@ def open_run(run_dir: str | Path, backbone: Optional[str] = None, *, cache_dir: 
     X = np.asarray(got.matrix)[keep]
     y = np.asarray([index[listing.records[got.indices[j]].label] for j in keep], dtype=np.int64)
     if len(X) == 0:
-        raise InputError("no image of the run could be read back", file=run_dir)
+        raise InputError("no image of the run could be read back (none of its classes' images were scored): "
+                         "run a sweep first", file=run_dir)
 
     def encode(new: list[str]) -> np.ndarray:
         return embed_names(model, new, templates, cache=cache, cancel=cancel)

@@ -156,6 +156,10 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_vlm import markdown as vlm_markdown
 
         out += vlm_markdown(r["vlm"])
+    if r.get("whatif"):
+        from benchmarks.bench_whatif import markdown as whatif_markdown
+
+        out += whatif_markdown(r["whatif"])
     if NOTES.exists():
         out += ["", NOTES.read_text().strip()]
     return "\n".join(out) + "\n"
@@ -168,6 +172,7 @@ SECTIONS = [
     "perturb",
     "similarity",
     "probes",
+    "whatif",
 ]
 # measurements made by hand (e.g. against a previous release), kept below the generated sections
 NOTES = HERE / "notes.md"
@@ -305,6 +310,12 @@ def main() -> None:
             print("linear probes vs CLIP_benchmark …", flush=True)
             results["probes"] = bench_probes.run(quick=args.quick)
             print(json.dumps(results["probes"], indent=1), flush=True)
+        if "whatif" in only:
+            from benchmarks import bench_whatif
+
+            print("live what-if …", flush=True)
+            results["whatif"] = bench_whatif.whatif(*((5_000, 100) if args.quick else (50_000, 1000)))
+            print(json.dumps(results["whatif"], indent=1), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

@@ -449,6 +449,10 @@ class SynonymEditor(QWidget):
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(tbox)
         right.addWidget(lbox)
+        from semscale_gui.whatif_panel import WhatIfPanel  # live what-if: edits re-scored against the last run
+
+        self.whatif = WhatIfPanel(self)
+        right.addWidget(self.whatif)
         right.setSizes([220, 480])
 
         split = QSplitter(Qt.Orientation.Horizontal)

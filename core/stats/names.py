@@ -179,7 +179,8 @@ class LevelNames:
         if self.mode == "flat":
             won, right, change = self.won, self.won_correct, self.change
         else:  # pooled: values only for the names entering at this level
-            at = np.asarray([sum(sizes[:c]) + r for c, r in self.loo], dtype=np.int64)
+            offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            at = offset[self.loo_class] + np.asarray([r for _, r in self.loo], dtype=np.int64)
             won, right, change = (np.full(len(cls), np.nan) for _ in range(3))
             won[at], right[at], change[at] = self.won, self.won_correct, self.change
         df = pd.DataFrame({**{k: [v] * len(cls) for k, v in keys.items()}, "level": self.level,

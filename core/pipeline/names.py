@@ -50,6 +50,9 @@ def _pooled_embeddings(scores: EmbeddingScores, keys: list[tuple]) -> np.ndarray
         by_size.setdefault(len(key), []).append(j)
     for size, js in by_size.items():
         rows = np.asarray([[scores.name_row[n] for n in keys[j]] for j in js], dtype=np.int64)
-        T[js] = scores.name_emb[rows].mean(axis=1)
+        acc = scores.name_emb[rows[:, 0]].copy()  # summed name by name, in the order a mean sums them
+        for i in range(1, size):
+            acc += scores.name_emb[rows[:, i]]
+        T[js] = acc / acc.dtype.type(size)
     T /= np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
     return T

@@ -125,9 +125,17 @@ def run(tmp, quick: bool = False) -> dict:
     return r
 
 
-if __name__ == "__main__":
+def main(argv=None) -> None:
+    import argparse
     import json
     import tempfile
 
+    args = argparse.ArgumentParser(prog="python -m benchmarks.bench_names", description=__doc__.split("\n\n")[0])
+    args.add_argument("--quick", action="store_true", help="200 classes, 5,000 images (a smoke run)")
+    quick = args.parse_args(argv).quick
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(run(tmp), indent=1))
+        print(json.dumps(run(tmp, quick=quick), indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -134,6 +134,10 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_similarity import markdown as similarity_markdown
 
         out += similarity_markdown(r["similarity"])
+    if r.get("names"):
+        from benchmarks.bench_names import markdown as names_markdown
+
+        out += names_markdown(r["names"])
     if r.get("pipeline"):
         from benchmarks.bench_pipeline import markdown as pipeline_markdown
 
@@ -173,6 +177,7 @@ SECTIONS = [
     "similarity",
     "probes",
     "whatif",
+    "names",
 ]
 # measurements made by hand (e.g. against a previous release), kept below the generated sections
 NOTES = HERE / "notes.md"
@@ -316,6 +321,12 @@ def main() -> None:
             print("live what-if …", flush=True)
             results["whatif"] = bench_whatif.whatif(*((5_000, 100) if args.quick else (50_000, 1000)))
             print(json.dumps(results["whatif"], indent=1), flush=True)
+        if "names" in only:
+            from benchmarks import bench_names
+
+            print("names.csv at ImageNet shape …", flush=True)
+            results["names"] = bench_names.run(tmp / "names", quick=args.quick)
+            print("\n".join(bench_names.markdown(results["names"])), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

@@ -150,6 +150,8 @@ class SweepConfig:
     probe_shots: list = field(default_factory=list)
     # "optimum" (the regularised logistic regression solved exactly) or "clip_benchmark" (its AdamW epochs)
     probe_solver: str = "optimum"
+    # names.csv (core.stats.names): per-name wins and leave-one-out credit; off skips its cost
+    save_names: bool = True
 
     def to_dict(self) -> dict:
         d = asdict(self)

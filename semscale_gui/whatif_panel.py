@@ -233,8 +233,8 @@ class WhatIfPanel(QGroupBox):
         classes = self.editor.doc.classes
         src = getattr(self.editor, "source_path", None)
         roots = list(self.search_roots)
-        if src is not None:
-            roots += [Path(src).parent, Path(src).parent.parent]
+        if src is not None:  # its own folder only: a parent could be a whole home folder to walk
+            roots.append(Path(src).parent)
         try:
             from semscale_gui.settings import runs_dir
 

@@ -63,6 +63,7 @@ class SynonymTableModel(QAbstractTableModel):
         self._classes: list[str] = []
         self._names: dict[str, tuple[str, ...]] = {}  # what the view was last told about
         self._columns = 1
+        self.effects: Any = None  # semscale_gui.name_effects.NameEffects of the last run (colours, tooltips)
         doc.changed.connect(self._doc_changed)
         self._reset()
 
@@ -150,6 +151,8 @@ class SynonymTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.BackgroundRole:
             if name is not None and name_key(name) in self._dups:
                 return DUP_BRUSH
+            if name is not None and self.effects is not None and self.effects.get(cls, name) is not None:
+                return self.effects.brush(cls, name)
             if name is not None and col < self.highlight_level:
                 return LEVEL_BRUSH
             return None
@@ -160,7 +163,9 @@ class SynonymTableModel(QAbstractTableModel):
             if others:
                 return f"'{name}' also appears under " + ", ".join(f"'{o}'" for o in others) + \
                     ": an image of either class predicted as this name counts for the first class listed"
-            return f"rank {col + 1} of {cls}" + (" (canonical name)" if col == 0 else "")
+            measured = self.effects.tooltip(cls, name) if self.effects is not None else ""
+            return f"rank {col + 1} of {cls}" + (" (canonical name)" if col == 0 else "") + \
+                (f"\n{measured}" if measured else "")
         if role == Qt.ItemDataRole.ForegroundRole and name is None:
             return QBrush(QColor("#999999"))
         return None
@@ -410,6 +415,10 @@ class SynonymEditor(QWidget):
         ll.addWidget(tb)
         ll.addWidget(self.suggest_busy)
         ll.addWidget(self.table, 1)
+        from semscale_gui.name_effects import EditorEffects
+
+        self.name_effects = EditorEffects(self)  # colours by the last run's measured effects, "Remove harmful…"
+        ll.addWidget(self.name_effects.legend)
         ll.addWidget(self.issues_title)
         ll.addWidget(self.fix_missing)
         ll.addWidget(self.issues)

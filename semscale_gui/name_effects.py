@@ -1,0 +1,326 @@
+"""Each name's measured effect in the last run, for the Names view and the synonym editor.
+
+A name's *effect* is the run's ``credit_change`` at the level it enters its class's list (the
+first level with at least ``rank`` names): how many more (or fewer) images the run got right
+when it was added. The editor tints a name by it — red-ish for a name that cost images, green-ish
+for one that brought them, stronger for a bigger effect — with the numbers in its tooltip and a
+legend under the table, and offers *Remove harmful names…*: the engine's harmful names
+(:func:`core.results.names.harmful_names`) that are still in the list, shown before anything is
+removed and removed as one undoable edit.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import (
+    QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget,
+)
+
+from core.util.names import name_key
+
+HARMFUL = QColor("#f2a6a0")  # the strongest tints; weaker effects blend towards white
+HELPFUL = QColor("#9fd8ab")
+WHITE = QColor("#ffffff")
+MIN_TINT = 0.3  # the weakest effect still shows
+
+
+def fmt_count(v: Any) -> str:
+    """An image count: whole numbers plain, a tie-shared count with one decimal."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return ""
+    if math.isnan(x):
+        return "–"
+    return f"{x:.0f}" if abs(x - round(x)) < 1e-9 else f"{x:.1f}"
+
+
+def fmt_signed(v: Any) -> str:
+    """A change with its sign (a real minus sign), '–' when unknown."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return ""
+    if math.isnan(x):
+        return "–"
+    s = fmt_count(abs(x))
+    return "0" if s in ("0", "0.0") else ("+" if x > 0 else "−") + s
+
+
+def effect_colour(value: Any, scale: Optional[float]) -> Optional[QColor]:
+    """Red-ish for a negative effect, green-ish for a positive one, by its size against ``scale``
+    (the largest effect of the run); None for no effect."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(v) or abs(v) < 1e-9:
+        return None
+    s = float(scale) if scale and scale > 0 else abs(v)
+    t = MIN_TINT + (1 - MIN_TINT) * min(1.0, abs(v) / s) ** 0.5
+    end = HARMFUL if v < 0 else HELPFUL
+    return QColor(round(WHITE.red() + (end.red() - WHITE.red()) * t),
+                  round(WHITE.green() + (end.green() - WHITE.green()) * t),
+                  round(WHITE.blue() + (end.blue() - WHITE.blue()) * t))
+
+
+def effect_brush(value: Any, scale: Optional[float]) -> Optional[QBrush]:
+    c = effect_colour(value, scale)
+    return QBrush(c) if c is not None else None
+
+
+def entering_level(rank: int, levels: Sequence[int]) -> Optional[int]:
+    """The first level that uses a name of this rank (level k uses ranks 1…k)."""
+    for k in sorted(levels):
+        if k >= rank:
+            return int(k)
+    return None
+
+
+def entering_rows(d: pd.DataFrame, levels: Sequence[int]) -> pd.Series:
+    """True for the rows at the level their name enters."""
+    if not len(d):
+        return pd.Series(dtype=bool)
+    enter = d["rank"].astype(int).map(lambda r: entering_level(r, levels))
+    return d["level"].astype(int) == enter
+
+
+@dataclass
+class Effect:
+    cls: str
+    name: str
+    rank: int
+    level: Optional[int]  # where it enters
+    won: float = float("nan")
+    own: float = float("nan")
+    taken: float = float("nan")
+    net: float = float("nan")
+    n_owners: int = 1
+    harmful: bool = False
+    per_level: list[tuple[int, float, float, float, float]] = field(default_factory=list)  # level, won, own, taken, net
+
+
+@dataclass
+class NameEffects:
+    """What one run measured for each name of one backbone."""
+
+    run_dir: str
+    backbone: str
+    effects: dict[tuple[str, str], Effect]  # (class, name key) -> effect
+    scale: float  # the largest |net effect| (colours are relative to it)
+    harmful: list[tuple[str, str]]  # (class, name), most harmful first, as the engine ranks them
+
+    @classmethod
+    def from_names(cls, d: pd.DataFrame, backbone: str, run_dir: str, harmful: pd.DataFrame) -> "NameEffects":
+        """From names.csv's rows of one backbone (synonyms, ordering 0) and the engine's harmful names."""
+        levels = sorted(int(v) for v in pd.unique(d["level"].dropna())) if len(d) else []
+        effects: dict[tuple[str, str], Effect] = {}
+        num = {c: pd.to_numeric(d[c], errors="coerce").to_numpy(dtype=float) if c in d else np.full(len(d), np.nan)
+               for c in ("images_won", "won_correct", "won_from_other_classes", "credit_change", "n_owners")}
+        order = np.lexsort((d["level"].astype(int).to_numpy(),)) if len(d) else np.zeros(0, dtype=int)
+        classes, names = d["class"].astype(str).to_numpy(), d["name"].astype(str).to_numpy()
+        ranks, lv = d["rank"].astype(int).to_numpy(), d["level"].astype(int).to_numpy()
+        for i in order:
+            key = (classes[i], name_key(names[i]))
+            e = effects.get(key)
+            if e is None:
+                e = effects[key] = Effect(classes[i], names[i], int(ranks[i]), entering_level(int(ranks[i]), levels))
+            row = (int(lv[i]), num["images_won"][i], num["won_correct"][i], num["won_from_other_classes"][i],
+                   num["credit_change"][i])
+            e.per_level.append(row)
+            if lv[i] == e.level:
+                _, e.won, e.own, e.taken, e.net = row
+                n = num["n_owners"][i]
+                e.n_owners = int(n) if n == n else 1
+        listed = []
+        for r in (harmful.to_dict("records") if harmful is not None and len(harmful) else []):
+            key = (str(r["class"]), name_key(str(r["name"])))
+            if key in effects and key not in listed:
+                effects[key].harmful = True
+                listed.append(key)
+        nets = [abs(e.net) for e in effects.values() if e.net == e.net]
+        return cls(run_dir, backbone, effects, max(nets, default=0.0),
+                   [(effects[k].cls, effects[k].name) for k in listed])
+
+    def get(self, cls: str, name: str) -> Optional[Effect]:
+        return self.effects.get((cls, name_key(name)))
+
+    def entered_at(self, cls: str, name: str) -> Optional[int]:
+        e = self.get(cls, name)
+        return e.level if e is not None else None
+
+    def brush(self, cls: str, name: str) -> Optional[QBrush]:
+        e = self.get(cls, name)
+        return effect_brush(e.net, self.scale) if e is not None else None
+
+    def colour(self, cls: str, name: str) -> Optional[QColor]:
+        e = self.get(cls, name)
+        return effect_colour(e.net, self.scale) if e is not None else None
+
+    @property
+    def run_name(self) -> str:
+        return Path(self.run_dir).name if self.run_dir else "the last run"
+
+    def tooltip(self, cls: str, name: str, per_level: bool = False) -> str:
+        """The name's numbers in words (and, with ``per_level``, at every level)."""
+        e = self.get(cls, name)
+        if e is None:
+            return ""
+        where = f"at level {e.level}" if e.level is not None else "at no level of the run"
+        lines = [f"'{e.name}' ({e.cls}), rank {e.rank}: enters {where} in {self.run_name} ({self.backbone})"]
+        if e.won == e.won:
+            lines.append(f"wins {fmt_count(e.won)} image(s): {fmt_count(e.own)} of its own class, "
+                         f"{fmt_count(e.taken)} taken from other classes")
+        lines.append(f"net effect when it enters: {fmt_signed(e.net)} correct")
+        if e.n_owners > 1:
+            lines.append(f"listed under {e.n_owners} classes")
+        if e.harmful:
+            lines.append("harmful: it takes more than it brings")
+        if per_level and e.per_level:
+            lines.append("level: won / own / taken / net")
+            lines += [f"  {k}: {fmt_count(w)} / {fmt_count(o)} / {fmt_count(t)} / {fmt_signed(n)}"
+                      for k, w, o, t, n in e.per_level]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the synonym editor's side
+
+
+class RemoveHarmfulDialog(QDialog):
+    """The harmful names that would be removed, each ticked; OK removes the ticked ones."""
+
+    def __init__(self, items: Sequence[tuple[str, str, str]], run: str, parent: Optional[QWidget] = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Remove harmful names")
+        self.list = QListWidget()
+        for cls, name, why in items:
+            it = QListWidgetItem(f"'{name}' from {cls} — {why}")
+            it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            it.setCheckState(Qt.CheckState.Checked)
+            it.setData(Qt.ItemDataRole.UserRole, (cls, name))
+            self.list.addItem(it)
+        text = QLabel(f"{len(items)} name(s) took more images than they brought in {html.escape(run)}. "
+                      "Untick any to keep; the removal is one step that Undo reverses.")
+        text.setWordWrap(True)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok_button.setText(f"Remove {len(items)} name(s)")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.list.itemChanged.connect(self._count)
+        lay = QVBoxLayout(self)
+        lay.addWidget(text)
+        lay.addWidget(self.list, 1)
+        lay.addWidget(self.buttons)
+        self.resize(560, 360)
+
+    def _count(self, *_args: Any) -> None:
+        n = len(self.chosen())
+        self.ok_button.setText(f"Remove {n} name(s)")
+        self.ok_button.setEnabled(n > 0)
+
+    def chosen(self) -> list[tuple[str, str]]:
+        out = []
+        for i in range(self.list.count()):
+            it = self.list.item(i)
+            if it.checkState() == Qt.CheckState.Checked:
+                out.append(tuple(it.data(Qt.ItemDataRole.UserRole)))
+        return out
+
+
+class EditorEffects(QObject):
+    """Installed on a :class:`semscale_gui.synonym_editor.SynonymEditor`: colours its names by the
+    last run's measurements, a legend under the table, and *Remove harmful names…* in its tool bar."""
+
+    def __init__(self, editor: Any) -> None:
+        super().__init__(editor)
+        from semscale_gui.widgets import make_action
+
+        self.editor = editor
+        self.effects: Optional[NameEffects] = None
+        self.dialog: Optional[RemoveHarmfulDialog] = None
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.hide()
+        self.remove_action = make_action(editor, "Remove harmful names…", "remove", self.open_dialog,
+                                         "Remove the names that took more images than they brought in the last "
+                                         "run (you see the list first; Undo restores them)")
+        self.remove_action.setEnabled(False)
+        editor.toolbar.addSeparator()
+        editor.toolbar.addAction(self.remove_action)
+        editor.doc.changed.connect(self._update)
+
+    def set_effects(self, effects: Optional[NameEffects]) -> None:
+        """The measurements to show (None: none), from the Names view of the last run opened."""
+        self.effects = effects
+        model = self.editor.model
+        model.effects = effects
+        if model.rowCount() and model.columnCount():
+            model.dataChanged.emit(model.index(0, 0), model.index(model.rowCount() - 1, model.columnCount() - 1),
+                                   [Qt.ItemDataRole.BackgroundRole, Qt.ItemDataRole.ToolTipRole])
+        self._update()
+
+    def harmful_names(self) -> list[tuple[str, str, str]]:
+        """(class, name, why) of the run's harmful names still in the list; never a class's first
+        (canonical) name."""
+        if self.effects is None:
+            return []
+        doc, out = self.editor.doc, []
+        for cls, name in self.effects.harmful:
+            names = doc.names(cls)
+            keys = [name_key(n) for n in names]
+            k = name_key(name)
+            if k in keys and keys.index(k) > 0:
+                e = self.effects.get(cls, name)
+                why = (f"takes {fmt_count(e.taken)} image(s) from other classes at level {e.level}, "
+                       f"net {fmt_signed(e.net)}")
+                out.append((cls, names[keys.index(k)], why))
+        return out
+
+    def _update(self) -> None:
+        e = self.effects
+        if e is None:
+            self.legend.hide()
+            self.remove_action.setEnabled(False)
+            return
+        n = len(self.harmful_names())
+        self.remove_action.setEnabled(n > 0)
+        sw = "<span style='background:{};'>&nbsp;&nbsp;&nbsp;&nbsp;</span>"
+        self.legend.setText(
+            f"Colours: each name's net effect when it entered, measured in <b>{html.escape(e.run_name)}</b> "
+            f"({html.escape(e.backbone)}): {sw.format(effect_colour(-1, 1).name())} cost images "
+            f"{sw.format(effect_colour(1, 1).name())} brought images (stronger = bigger; hover a name for the "
+            f"numbers). {n} harmful name(s) in this list.")
+        self.legend.show()
+
+    def open_dialog(self) -> Optional[RemoveHarmfulDialog]:
+        items = self.harmful_names()
+        if not items:
+            self.editor.status_message.emit("No harmful names of the last run are in this list")
+            return None
+        dlg = RemoveHarmfulDialog(items, self.effects.run_name if self.effects else "", self.editor)
+        dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.remove(dlg.chosen()))
+        self.dialog = dlg
+        dlg.open()
+        return dlg
+
+    def remove(self, chosen: Sequence[tuple[str, str]]) -> int:
+        """Remove (class, name) pairs as one undoable edit."""
+        removals: dict[str, list[str]] = {}
+        for cls, name in chosen:
+            removals.setdefault(cls, []).append(name)
+        n = self.editor.doc.remove_names(removals, f"Remove {len(chosen)} harmful name(s)")
+        self.editor.status_message.emit(f"Removed {n} harmful name(s); Undo restores them" if n else
+                                        "No names removed")
+        return n

@@ -1,8 +1,8 @@
 """Each name's measured effect in the last run, for the Names view and the synonym editor.
 
-A name's *effect* is the run's ``credit_change`` at the level it enters its class's list (the
-first level with at least ``rank`` names): how many more (or fewer) images the run got right
-when it was added. The editor tints a name by it — red-ish for a name that cost images, green-ish
+A name's *effect* is the run's ``credit_change`` (correct predictions with the name minus
+without it) at the last level that measured it — the longest lists, which is what the editor
+holds; in pooled mode, the level the name enters. The editor tints a name by it — red-ish for a name that cost images, green-ish
 for one that brought them, stronger for a bigger effect — with the numbers in its tooltip and a
 legend under the table, and offers *Remove harmful names…*: the engine's harmful names
 (:func:`core.results.names.harmful_names`) that are still in the list, shown before anything is
@@ -100,6 +100,7 @@ class Effect:
     name: str
     rank: int
     level: Optional[int]  # where it enters
+    at: Optional[int] = None  # the level its effect is read at: the last one that measured it
     won: float = float("nan")
     own: float = float("nan")
     taken: float = float("nan")
@@ -137,7 +138,8 @@ class NameEffects:
             row = (int(lv[i]), num["images_won"][i], num["won_correct"][i], num["won_from_other_classes"][i],
                    num["credit_change"][i])
             e.per_level.append(row)
-            if lv[i] == e.level:
+            if row[4] == row[4] or e.at is None:  # rows come by level: the last measured level wins
+                e.at = int(lv[i])
                 _, e.won, e.own, e.taken, e.net = row
                 n = num["n_owners"][i]
                 e.n_owners = int(n) if n == n else 1
@@ -178,9 +180,9 @@ class NameEffects:
         where = f"at level {e.level}" if e.level is not None else "at no level of the run"
         lines = [f"'{e.name}' ({e.cls}), rank {e.rank}: enters {where} in {self.run_name} ({self.backbone})"]
         if e.won == e.won:
-            lines.append(f"wins {fmt_count(e.won)} image(s): {fmt_count(e.own)} of its own class, "
-                         f"{fmt_count(e.taken)} taken from other classes")
-        lines.append(f"net effect when it enters: {fmt_signed(e.net)} correct")
+            lines.append(f"at level {e.at} it wins {fmt_count(e.won)} image(s): {fmt_count(e.own)} of its own "
+                         f"class, {fmt_count(e.taken)} taken from other classes")
+        lines.append(f"net effect at level {e.at}: {fmt_signed(e.net)} correct with it than without it")
         if e.n_owners > 1:
             lines.append(f"listed under {e.n_owners} classes")
         if e.harmful:
@@ -282,7 +284,7 @@ class EditorEffects(QObject):
             k = name_key(name)
             if k in keys and keys.index(k) > 0:
                 e = self.effects.get(cls, name)
-                why = (f"takes {fmt_count(e.taken)} image(s) from other classes at level {e.level}, "
+                why = (f"takes {fmt_count(e.taken)} image(s) from other classes at level {e.at}, "
                        f"net {fmt_signed(e.net)}")
                 out.append((cls, names[keys.index(k)], why))
         return out

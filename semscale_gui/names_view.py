@@ -36,9 +36,8 @@ from semscale_gui.tasks import run_task
 
 NAMES_FILE = "names.csv"
 HARMFUL_TOP = 12  # sentences in the "most harmful" list
-NO_NAMES = ("This run has no names.csv and its names could not be worked out again (it needs the run's "
-            "predictions with their winning names, or its saved class scores). Runs made with this version "
-            "write names.csv.")
+NO_NAMES = ("This run has no names.csv, and its names could not be scored again (that needs every image and "
+            "name embedding of the run in the embedding cache). Runs made with this version write names.csv.")
 LIVE = "Names are measured when the run finishes."
 
 # (header, names.csv column, tooltip); the model's columns in this order
@@ -51,34 +50,34 @@ COLUMNS = [
     ("own class", "won_correct", "of those, images of the name's own class"),
     ("taken", "won_from_other_classes", "of those, images of other classes: what the name takes from them; "
                                         "click to see them"),
-    ("net effect", "credit_change", "the change in correct predictions (credit) when the name entered the list, "
-                                    "against the level before; click for the flips"),
+    ("net effect", "credit_change", "correct predictions (credit) with the name minus without it, at this level "
+                                    "(leave-one-out): below zero, the class list is better off without it; click "
+                                    "for the flips when it enters"),
     ("shared by", "n_owners", "classes listing this name (a shared name splits its images among them)"),
 ]
 COL_CLASS, COL_RANK, COL_NAME, COL_WON, COL_OWN, COL_TAKEN, COL_NET, COL_OWNERS = range(len(COLUMNS))
 NUMERIC = {COL_RANK, COL_WON, COL_OWN, COL_TAKEN, COL_NET, COL_OWNERS}
 
 
-def read_names(run_dir: str) -> Optional[pd.DataFrame]:
-    """The run's names.csv (only its committed rows), or the engine's recomputation for an older run;
-    None when neither is possible. Pool thread."""
+def read_names(run_dir: str) -> tuple[Optional[pd.DataFrame], str]:
+    """(the run's names.csv, only its committed rows, or the engine's recomputation for an older
+    run; why not, when neither is possible). Pool thread."""
     from core.results.runs import committed_length, read_csv
+    from core.util.errors import InputError
 
     path = Path(run_dir) / NAMES_FILE
     if path.is_file():
         df = read_csv(path, committed_length(path))
-        return df if len(df) else None
+        return (df, "") if len(df) else (None, f"{path} has no rows")
     try:
         import core
 
         df = core.load_run(run_dir).names
-    except (AttributeError, OSError, ValueError, KeyError):
-        return None
-    except Exception as e:  # noqa: BLE001 - an engine that cannot recompute them: the view says so
-        if type(e).__name__ == "InputError":
-            return None
-        raise
-    return df if df is not None and len(df) else None
+    except InputError as e:
+        return None, str(e)
+    except AttributeError:  # an engine without per-name attribution
+        return None, NO_NAMES
+    return (df, "") if df is not None and len(df) else (None, NO_NAMES)
 
 
 def synonym_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -283,11 +282,8 @@ class NamesModel(QAbstractTableModel):
             return self._cols[c][i]
         if role == Qt.ItemDataRole.TextAlignmentRole and c in NUMERIC:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.BackgroundRole and c in (COL_NET, COL_NAME):
-            cls, name = str(self._cols[COL_CLASS][i]), str(self._cols[COL_NAME][i])
-            if c == COL_NET:
-                return effect_brush(self._cols[COL_NET][i], self.effects.scale if self.effects else None)
-            return self.effects.brush(cls, name) if self.effects is not None else None
+        if role == Qt.ItemDataRole.BackgroundRole and c == COL_NET:  # at the last level: the editor's colours
+            return effect_brush(self._cols[COL_NET][i], self.effects.scale if self.effects else None)
         if role == Qt.ItemDataRole.ForegroundRole and c == COL_TAKEN:
             v = self._cols[c][i]
             return QColor("#a02020") if v == v and v and float(v) > 0 else None
@@ -371,7 +367,7 @@ class NamesView(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(False)
-        for c, w in zip(range(len(COLUMNS)), (190, 44, 150, 60, 72, 60, 78, 70)):
+        for c, w in zip(range(len(COLUMNS)), (150, 40, 150, 50, 70, 52, 74, 70)):
             self.table.setColumnWidth(c, w)
         self.table.clicked.connect(self._cell_clicked)
         self.table.doubleClicked.connect(self._row_activated)
@@ -446,14 +442,14 @@ class NamesView(QWidget):
             return
         self.summary.setText("reading the names…")
 
-        def read() -> tuple[Optional[pd.DataFrame], pd.DataFrame]:
-            df = read_names(str(run_dir))
+        def read() -> tuple[Optional[pd.DataFrame], Any]:
+            df, why = read_names(str(run_dir))
             if df is None:
-                return None, pd.DataFrame()
+                return None, why
             syn = synonym_rows(df)
             return syn, harmful_for(syn)
 
-        def done(out: tuple[Optional[pd.DataFrame], pd.DataFrame]) -> None:
+        def done(out: tuple[Optional[pd.DataFrame], Any]) -> None:
             if gen == self._generation:
                 self._set_names(*out)
 

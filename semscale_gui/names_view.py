@@ -322,6 +322,7 @@ class NamesView(QWidget):
         self._loaded_key: Any = None
         self._generation = 0
         self._by_key: dict[tuple[str, int], pd.DataFrame] = {}
+        self.loading = False  # the run's names are being read
         self._build()
 
     def _build(self) -> None:
@@ -441,6 +442,7 @@ class NamesView(QWidget):
             self._set_names(None, "No run yet.")
             return
         self.summary.setText("reading the names…")
+        self.loading = True
 
         def read() -> tuple[Optional[pd.DataFrame], Any]:
             df, why = read_names(str(run_dir))
@@ -451,10 +453,12 @@ class NamesView(QWidget):
 
         def done(out: tuple[Optional[pd.DataFrame], Any]) -> None:
             if gen == self._generation:
+                self.loading = False
                 self._set_names(*out)
 
         def failed(e: Exception, _tb: str) -> None:
             if gen == self._generation:
+                self.loading = False
                 self._set_names(None, f"cannot read the names of {run_dir}: {e}")
 
         run_task(read, done, failed, context=self)

@@ -22,7 +22,7 @@ import pandas as pd
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout, QWidget,
+    QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QToolButton, QVBoxLayout, QWidget,
 )
 
 from core.util.names import name_key
@@ -241,7 +241,7 @@ class RemoveHarmfulDialog(QDialog):
 
 class EditorEffects(QObject):
     """Installed on a :class:`semscale_gui.synonym_editor.SynonymEditor`: colours its names by the
-    last run's measurements, a legend under the table, and *Remove harmful names…* in its tool bar."""
+    last run's measurements, and a bar under the table with the legend and *Remove harmful names…*."""
 
     def __init__(self, editor: Any) -> None:
         super().__init__(editor)
@@ -253,13 +253,19 @@ class EditorEffects(QObject):
         self.legend = QLabel()
         self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
-        self.legend.hide()
         self.remove_action = make_action(editor, "Remove harmful names…", "remove", self.open_dialog,
-                                         "Remove the names that took more images than they brought in the last "
+                                         "Remove the names that cost more images than they brought in the last "
                                          "run (you see the list first; Undo restores them)")
         self.remove_action.setEnabled(False)
-        editor.toolbar.addSeparator()
-        editor.toolbar.addAction(self.remove_action)
+        self.remove_button = QToolButton()
+        self.remove_button.setDefaultAction(self.remove_action)
+        self.remove_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.bar = QWidget()  # under the names table: the legend, and the action beside it
+        row = QHBoxLayout(self.bar)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.legend, 1)
+        row.addWidget(self.remove_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.bar.hide()
         editor.doc.changed.connect(self._update)
 
     def set_effects(self, effects: Optional[NameEffects]) -> None:
@@ -292,18 +298,18 @@ class EditorEffects(QObject):
     def _update(self) -> None:
         e = self.effects
         if e is None:
-            self.legend.hide()
+            self.bar.hide()
             self.remove_action.setEnabled(False)
             return
         n = len(self.harmful_names())
         self.remove_action.setEnabled(n > 0)
         sw = "<span style='background:{};'>&nbsp;&nbsp;&nbsp;&nbsp;</span>"
         self.legend.setText(
-            f"Colours: each name's net effect when it entered, measured in <b>{html.escape(e.run_name)}</b> "
-            f"({html.escape(e.backbone)}): {sw.format(effect_colour(-1, 1).name())} cost images "
-            f"{sw.format(effect_colour(1, 1).name())} brought images (stronger = bigger; hover a name for the "
-            f"numbers). {n} harmful name(s) in this list.")
-        self.legend.show()
+            f"Colours: each name's net effect (correct with it minus without it) measured in "
+            f"<b>{html.escape(e.run_name)}</b>, {html.escape(e.backbone)}: "
+            f"{sw.format(effect_colour(-1, 1).name())} cost images {sw.format(effect_colour(1, 1).name())} "
+            f"brought images, stronger = bigger; hover a name for its numbers. {n} harmful name(s) in this list.")
+        self.bar.show()
 
     def open_dialog(self) -> Optional[RemoveHarmfulDialog]:
         items = self.harmful_names()

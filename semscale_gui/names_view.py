@@ -47,13 +47,13 @@ COLUMNS = [
     ("name", "name", "the name"),
     ("won", "images_won", "images whose best-scoring category is this name (a tie shares the image); "
                           "click to see them"),
-    ("own class", "won_correct", "of those, images of the name's own class"),
+    ("own", "won_correct", "of those, images of the name's own class"),
     ("taken", "won_from_other_classes", "of those, images of other classes: what the name takes from them; "
                                         "click to see them"),
-    ("net effect", "credit_change", "correct predictions (credit) with the name minus without it, at this level "
+    ("net", "credit_change", "correct predictions (credit) with the name minus without it, at this level "
                                     "(leave-one-out): below zero, the class list is better off without it; click "
                                     "for the flips when it enters"),
-    ("shared by", "n_owners", "classes listing this name (a shared name splits its images among them)"),
+    ("shared", "n_owners", "classes listing this name (a shared name splits its images among them)"),
 ]
 COL_CLASS, COL_RANK, COL_NAME, COL_WON, COL_OWN, COL_TAKEN, COL_NET, COL_OWNERS = range(len(COLUMNS))
 NUMERIC = {COL_RANK, COL_WON, COL_OWN, COL_TAKEN, COL_NET, COL_OWNERS}
@@ -329,10 +329,11 @@ class NamesView(QWidget):
         self.backbone = QComboBox()
         self.backbone.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.level = QComboBox()
-        self.level.setToolTip("The level whose numbers the table shows (k names per class)")
+        self.level.setToolTip("The level whose numbers the table shows: k names per class")
         self.search = QLineEdit()
         self.search.setPlaceholderText("Filter classes or names…")
         self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(150)
         self.search.setMaximumWidth(240)
         self.entering_only = QCheckBox("entering names only")
         self.entering_only.setToolTip("Only the names that enter at this level (those the level adds)")
@@ -368,7 +369,7 @@ class NamesView(QWidget):
         h = self.table.horizontalHeader()
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setStretchLastSection(False)
-        for c, w in zip(range(len(COLUMNS)), (150, 40, 150, 50, 70, 52, 74, 70)):
+        for c, w in zip(range(len(COLUMNS)), (120, 36, 120, 46, 42, 46, 52, 52)):
             self.table.setColumnWidth(c, w)
         self.table.clicked.connect(self._cell_clicked)
         self.table.doubleClicked.connect(self._row_activated)
@@ -399,7 +400,7 @@ class NamesView(QWidget):
         bottom = QWidget()
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
-        bl.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("names per class:", self.level),
+        bl.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("level:", self.level),
                                self.search, self.entering_only))
         bl.addWidget(self.summary)
         bl.addWidget(self.table, 1)
@@ -545,7 +546,7 @@ class NamesView(QWidget):
         taken = pd.to_numeric(d["won_from_other_classes"], errors="coerce").sum() if len(d) else 0
         self.summary.setText(f"{len(d)} names of {n_classes} classes at {level} name(s) per class · "
                              f"{fmt_count(taken)} images won by another class's name · "
-                             "click <i>won</i> or <i>taken</i> for the images, <i>net effect</i> for the flips")
+                             "click <i>won</i> or <i>taken</i> for the images, <i>net</i> for the flips")
         self._enable()
         self.drawn.emit()
 

@@ -418,7 +418,7 @@ class SynonymEditor(QWidget):
         from semscale_gui.name_effects import EditorEffects
 
         self.name_effects = EditorEffects(self)  # colours by the last run's measured effects, "Remove harmful…"
-        ll.addWidget(self.name_effects.legend)
+        ll.addWidget(self.name_effects.bar)
         ll.addWidget(self.issues_title)
         ll.addWidget(self.fix_missing)
         ll.addWidget(self.issues)

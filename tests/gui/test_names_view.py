@@ -292,7 +292,7 @@ def test_remove_harmful_names_shows_them_removes_in_one_step_undo_redo(qtbot, wi
     if not expected:
         pytest.skip("this tiny run has no harmful names past a canonical one")
     before = w.doc.as_dict()
-    btn = ed.toolbar.widgetForAction(ed.name_effects.remove_action)
+    btn = ed.name_effects.remove_button
     assert btn.isEnabled()
     qtbot.mouseClick(btn, Qt.MouseButton.LeftButton)
     dlg = ed.name_effects.dialog

@@ -111,8 +111,10 @@ class NameImages:
         return f"images {what} '{self.name}' ({self.cls}) · {self.backbone}, {self.level} name(s) per class"
 
     def image_ids(self, run: Any) -> list[str]:
-        from core.results.names import name_images
-
+        try:
+            from core.results.names import name_images
+        except ImportError:  # an engine without it: flat mode's winners, from predictions.csv
+            name_images = _winners
         out = name_images(run, self.backbone, self.level, self.cls, self.name)
         if isinstance(out, pd.DataFrame):
             rows = out
@@ -176,6 +178,19 @@ class NameFlips:
         by_name = rows["predicted_label"].astype(str).map(name_key) == key
         owners = rows["owners"].astype(str).str.split("|").map(lambda o: self.cls in o)
         return rows[by_name & owners.astype(bool)].reset_index(drop=True)
+
+
+def _winners(run: Any, backbone: str, level: int, cls: str, name: str) -> list[str]:
+    """Images whose winning name at ``level`` is ``name``, owned by ``cls`` (flat mode)."""
+    from core.results.drilldown import owners_of
+    from core.util.names import name_key
+
+    at = run.at_level(level, backbone)
+    if not len(at) or "predicted_label" not in at:
+        return []
+    own = owners_of(at).str.split("|").map(lambda o: cls in o).astype(bool)
+    hit = at["predicted_label"].astype(str).map(name_key) == name_key(name)
+    return list(at.loc[hit.to_numpy() & own.to_numpy(), "image"].astype(str))
 
 
 # ---------------------------------------------------------------- table
@@ -633,8 +648,10 @@ class NamesView(QWidget):
 
 def harmful_for(names: pd.DataFrame) -> pd.DataFrame:
     """The engine's most harmful names of each backbone, most harmful first (pool thread)."""
-    from core.results.names import harmful_names
-
+    try:
+        from core.results.names import harmful_names
+    except ImportError:  # an engine without it: the table still shows every name
+        return pd.DataFrame()
     parts = [harmful_names(d, top=None) for _b, d in names.groupby("backbone", sort=False)]
     parts = [p for p in parts if p is not None and len(p)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

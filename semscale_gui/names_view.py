@@ -650,11 +650,25 @@ def harmful_for(names: pd.DataFrame) -> pd.DataFrame:
     """The engine's most harmful names of each backbone, most harmful first (pool thread)."""
     try:
         from core.results.names import harmful_names
-    except ImportError:  # an engine without it: the table still shows every name
-        return pd.DataFrame()
+    except ImportError:  # an engine without it: names with a negative effect, by their last measured level
+        harmful_names = _negative_names
     parts = [harmful_names(d, top=None) for _b, d in names.groupby("backbone", sort=False)]
     parts = [p for p in parts if p is not None and len(p)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _negative_names(df: pd.DataFrame, top: Optional[int] = None) -> pd.DataFrame:
+    """Names whose credit change at the last level that measured them is below zero, worst first
+    (then most taken), with a sentence each."""
+    d = df[df["credit_change"].notna()].sort_values("level", kind="stable")
+    d = d.groupby(["backbone", "class", "name"], sort=False).tail(1)
+    d = d[pd.to_numeric(d["credit_change"], errors="coerce") < 0]
+    d = d.sort_values(["credit_change", "won_from_other_classes"], ascending=[True, False], kind="stable")
+    d = d.assign(sentence=[f"*{n}* ({c}) takes {fmt_count(t)} image(s) from other classes at level {k}; "
+                           f"{fmt_count(-x)} more are right without it"
+                           for n, c, t, k, x in zip(d["name"], d["class"], d["won_from_other_classes"], d["level"],
+                                                    d["credit_change"])])
+    return (d if top is None else d.head(top)).reset_index(drop=True)
 
 
 def harmful_text(row: dict) -> str:

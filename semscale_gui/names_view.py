@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem,
@@ -415,8 +415,8 @@ class NamesView(QWidget):
         bottom = QWidget()
         bl = QVBoxLayout(bottom)
         bl.setContentsMargins(0, 0, 0, 0)
-        bl.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("level:", self.level),
-                               self.search, self.entering_only))
+        bl.addLayout(_controls(_labelled("backbone:", self.backbone), _labelled("level:", self.level)))
+        bl.addLayout(_controls(self.search, self.entering_only))
         bl.addWidget(self.summary)
         bl.addWidget(self.table, 1)
         bl.addLayout(_controls(self.won_btn, self.taken_btn, self.flips_btn))
@@ -630,6 +630,9 @@ class NamesView(QWidget):
             ix = self.model.index(row, COL_NAME)
             self.table.setCurrentIndex(ix)
             self.table.scrollTo(ix, QAbstractItemView.ScrollHint.PositionAtCenter)
+            # again once the new rows are laid out (a level change resets the model)
+            QTimer.singleShot(0, lambda: self.table.scrollTo(self.table.currentIndex(),
+                                                             QAbstractItemView.ScrollHint.PositionAtCenter))
         return row
 
     def _harmful_clicked(self, item: QListWidgetItem) -> None:
@@ -664,10 +667,15 @@ def _negative_names(df: pd.DataFrame, top: Optional[int] = None) -> pd.DataFrame
     d = d.groupby(["backbone", "class", "name"], sort=False).tail(1)
     d = d[pd.to_numeric(d["credit_change"], errors="coerce") < 0]
     d = d.sort_values(["credit_change", "won_from_other_classes"], ascending=[True, False], kind="stable")
-    d = d.assign(sentence=[f"*{n}* ({c}) takes {fmt_count(t)} image(s) from other classes at level {k}; "
-                           f"{fmt_count(-x)} more are right without it"
-                           for n, c, t, k, x in zip(d["name"], d["class"], d["won_from_other_classes"], d["level"],
-                                                    d["credit_change"])])
+    def sentence(n: str, c: str, t: float, k: int, x: float) -> str:
+        cost = f"{fmt_count(-x)} more image{'s' if -x != 1 else ''} right without it"
+        if t > 0:
+            return f"*{n}* ({c}) takes {fmt_count(t)} image{'s' if t != 1 else ''} from other classes at level {k} " \
+                   f"({cost})"
+        return f"*{n}* ({c}) at level {k}: {cost}"
+
+    d = d.assign(sentence=[sentence(*r) for r in zip(d["name"], d["class"], d["won_from_other_classes"].astype(float),
+                                                        d["level"], d["credit_change"].astype(float))])
     return (d if top is None else d.head(top)).reset_index(drop=True)
 
 

@@ -431,6 +431,35 @@ def cmd_flips(args) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args) -> int:
+    """Runs of one dataset side by side: their curves, and for runs whose label files differ, which
+    names each class gained, lost or re-ranked and how its recall changed."""
+    import pandas as pd
+
+    from core.results.compare import compare_names, comparison_table, labels_differ, read_compared_run
+
+    runs = [read_compared_run(p) for p in args.runs]
+    table = comparison_table(runs)
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_colwidth", 60):
+        print(table.to_string(index=False) if len(table) else "(no finished levels to compare)")
+        frames = []
+        for r in runs[1:]:
+            if not labels_differ(runs[0].config, r.config):
+                continue
+            names = compare_names(runs[0].path, r.path, backbone=args.backbone, level=args.level)
+            changed = names[(names["added"] != "") | (names["removed"] != "") | (names["reranked"] != "")]
+            shown = names if args.all_classes else changed
+            print(f"\nnames of {r.title} against {runs[0].title} ({len(changed)} of {len(names)} classes changed; "
+                  f"recall at level {names['level'].iloc[0] if len(names) else '?'}):")
+            print(shown.drop(columns=["level"]).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+                  if len(shown) else "(no class changed)")
+            frames.append(names.assign(run=r.title))
+    if args.out and frames:
+        pd.concat(frames, ignore_index=True).to_csv(args.out, index=False)
+        print(args.out, file=sys.stderr)
+    return EXIT_OK
+
+
 class StudyReporter(TqdmReporter):
     """A study's overall bar (datasets done) above the per-dataset stage bars."""
 
@@ -802,6 +831,15 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--names", metavar="KIND", help="only this names curve: synonyms or a control (default: all)")
     f.add_argument("--out", help="CSV file to write (default: print to stdout)")
     f.set_defaults(func=cmd_flips)
+
+    cp = sub.add_parser("compare", help="compare runs of one dataset: curves, and names and recall per class "
+                                        "where the label files differ")
+    cp.add_argument("runs", nargs="+", metavar="RUN", help="run directories; the first is the reference")
+    cp.add_argument("--backbone", help="backbone for the per-class recall (default: the first both runs have)")
+    cp.add_argument("--level", type=int, help="level for the per-class recall (default: the highest both scored)")
+    cp.add_argument("--all-classes", action="store_true", help="list every class, not only those whose names changed")
+    cp.add_argument("--out", help="CSV file for the per-class names comparison (with a run column)")
+    cp.set_defaults(func=cmd_compare)
     st = sub.add_parser("study", help="run a study file (datasets x backbones, one protocol); resumable")
     st.add_argument("study", help="study file (TOML): protocol keys, [[backbones]] and [[datasets]] tables")
     st.add_argument("--out", required=True, help="study folder: runs/<dataset>/ and the summary files")

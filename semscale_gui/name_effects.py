@@ -118,7 +118,8 @@ class NameEffects:
     backbone: str
     effects: dict[tuple[str, str], Effect]  # (class, name key) -> effect
     scale: float  # the largest |net effect| (colours are relative to it)
-    harmful: list[tuple[str, str]]  # (class, name), most harmful first, as the engine ranks them
+    harmful: list[tuple[str, str]]  # (class, name) that cost correct predictions, worst first, as the engine ranks them
+    harmful_rows: list[dict] = field(default_factory=list)  # the engine's rows of those (their worst level)
 
     @classmethod
     def from_names(cls, d: pd.DataFrame, backbone: str, run_dir: str, harmful: pd.DataFrame) -> "NameEffects":
@@ -143,15 +144,16 @@ class NameEffects:
                 _, e.won, e.own, e.taken, e.net = row
                 n = num["n_owners"][i]
                 e.n_owners = int(n) if n == n else 1
-        listed = []
+        listed: dict[tuple[str, str], dict] = {}
         for r in (harmful.to_dict("records") if harmful is not None and len(harmful) else []):
             key = (str(r["class"]), name_key(str(r["name"])))
-            if key in effects and key not in listed:
+            # harmful to remove: it costs the run correct predictions (taking images alone is not enough)
+            if key in effects and key not in listed and float(r.get("credit_change", 0) or 0) < 0:
                 effects[key].harmful = True
-                listed.append(key)
+                listed[key] = r
         nets = [abs(e.net) for e in effects.values() if e.net == e.net]
         return cls(run_dir, backbone, effects, max(nets, default=0.0),
-                   [(effects[k].cls, effects[k].name) for k in listed])
+                   [(effects[k].cls, effects[k].name) for k in listed], list(listed.values()))
 
     def get(self, cls: str, name: str) -> Optional[Effect]:
         return self.effects.get((cls, name_key(name)))
@@ -186,7 +188,7 @@ class NameEffects:
         if e.n_owners > 1:
             lines.append(f"listed under {e.n_owners} classes")
         if e.harmful:
-            lines.append("harmful: it takes more than it brings")
+            lines.append("harmful: the run is better off without it (Remove harmful names…)")
         if per_level and e.per_level:
             lines.append("level: won / own / taken / net")
             lines += [f"  {k}: {fmt_count(w)} / {fmt_count(o)} / {fmt_count(t)} / {fmt_signed(n)}"
@@ -205,13 +207,13 @@ class RemoveHarmfulDialog(QDialog):
         self.setWindowTitle("Remove harmful names")
         self.list = QListWidget()
         for cls, name, why in items:
-            it = QListWidgetItem(f"'{name}' from {cls} — {why}")
+            it = QListWidgetItem(f"remove '{name}' from {cls}: {why}")
             it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             it.setCheckState(Qt.CheckState.Checked)
             it.setData(Qt.ItemDataRole.UserRole, (cls, name))
             self.list.addItem(it)
-        text = QLabel(f"{len(items)} name(s) took more images than they brought in {html.escape(run)}. "
-                      "Untick any to keep; the removal is one step that Undo reverses.")
+        text = QLabel(f"{len(items)} name(s) cost correct predictions in {html.escape(run)}: the run got more "
+                      "images right without them. Untick any to keep; the removal is one step that Undo reverses.")
         text.setWordWrap(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
@@ -283,16 +285,16 @@ class EditorEffects(QObject):
         (canonical) name."""
         if self.effects is None:
             return []
+        from semscale_gui.names_view import harmful_text
+
         doc, out = self.editor.doc, []
-        for cls, name in self.effects.harmful:
+        rows = self.effects.harmful_rows or [{} for _ in self.effects.harmful]
+        for (cls, name), row in zip(self.effects.harmful, rows):
             names = doc.names(cls)
             keys = [name_key(n) for n in names]
             k = name_key(name)
             if k in keys and keys.index(k) > 0:
-                e = self.effects.get(cls, name)
-                why = (f"takes {fmt_count(e.taken)} image(s) from other classes at level {e.at}, "
-                       f"net {fmt_signed(e.net)}")
-                out.append((cls, names[keys.index(k)], why))
+                out.append((cls, names[keys.index(k)], harmful_text(row) if row else ""))
         return out
 
     def _update(self) -> None:

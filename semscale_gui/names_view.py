@@ -80,6 +80,17 @@ def read_names(run_dir: str) -> tuple[Optional[pd.DataFrame], str]:
     return (df, "") if df is not None and len(df) else (None, NO_NAMES)
 
 
+def harmful_predictions(path: Any) -> Optional[pd.DataFrame]:
+    """The columns of predictions.csv that say whose images a name took (pool thread); None without it."""
+    from core.results.runs import committed_length, read_csv
+
+    if path is None or not Path(path).is_file():
+        return None
+    cols = {"image", "true_class", "predicted_class", "predicted_classes", "predicted_label", "n_owners", "level",
+            "backbone", "ordering", "names"}
+    return read_csv(Path(path), committed_length(Path(path)), usecols=lambda c: c in cols)
+
+
 def synonym_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Ordering 0 of the synonyms (controls name random words, not the user's names)."""
     from core.labels.controls import SYNONYMS
@@ -111,22 +122,17 @@ class NameImages:
         return f"images {what} '{self.name}' ({self.cls}) · {self.backbone}, {self.level} name(s) per class"
 
     def image_ids(self, run: Any) -> list[str]:
-        try:
-            from core.results.names import name_images
-        except ImportError:  # an engine without it: flat mode's winners, from predictions.csv
-            name_images = _winners
-        out = name_images(run, self.backbone, self.level, self.cls, self.name)
-        if isinstance(out, pd.DataFrame):
-            rows = out
-            if self.part == "taken" and "true_class" in rows:
-                rows = rows[rows["true_class"].astype(str) != self.cls]
-            return list(map(str, rows["image"]))
-        ids = list(map(str, out))
+        from types import SimpleNamespace
+
+        from core.results.names import name_images
+
+        # the gallery's RunImages holds what name_images reads: predictions, the config, the folder
+        src = run if hasattr(run, "config") else SimpleNamespace(
+            predictions=run.predictions, config=(run.meta or {}).get("config", {}), dir=run.dir)
+        rows = name_images(src, self.backbone, self.level, self.cls, self.name)
         if self.part == "taken":
-            at = run.at_level(self.level, self.backbone)
-            own = set(at.loc[at["true_class"].astype(str) == self.cls, "image"].astype(str))
-            ids = [i for i in ids if i not in own]
-        return ids
+            rows = rows[rows["taken"].astype(bool)]
+        return list(dict.fromkeys(map(str, rows["image"])))
 
     def rows(self, run: Any) -> pd.DataFrame:
         from core.results.drilldown import GALLERY_COLUMNS, correctness, owners_of
@@ -178,19 +184,6 @@ class NameFlips:
         by_name = rows["predicted_label"].astype(str).map(name_key) == key
         owners = rows["owners"].astype(str).str.split("|").map(lambda o: self.cls in o)
         return rows[by_name & owners.astype(bool)].reset_index(drop=True)
-
-
-def _winners(run: Any, backbone: str, level: int, cls: str, name: str) -> list[str]:
-    """Images whose winning name at ``level`` is ``name``, owned by ``cls`` (flat mode)."""
-    from core.results.drilldown import owners_of
-    from core.util.names import name_key
-
-    at = run.at_level(level, backbone)
-    if not len(at) or "predicted_label" not in at:
-        return []
-    own = owners_of(at).str.split("|").map(lambda o: cls in o).astype(bool)
-    hit = at["predicted_label"].astype(str).map(name_key) == name_key(name)
-    return list(at.loc[hit.to_numpy() & own.to_numpy(), "image"].astype(str))
 
 
 # ---------------------------------------------------------------- table
@@ -460,12 +453,14 @@ class NamesView(QWidget):
         self.summary.setText("reading the names…")
         self.loading = True
 
+        pred_path = results.predictions_path
+
         def read() -> tuple[Optional[pd.DataFrame], Any]:
             df, why = read_names(str(run_dir))
             if df is None:
                 return None, why
             syn = synonym_rows(df)
-            return syn, harmful_for(syn)
+            return syn, harmful_for(syn, harmful_predictions(pred_path))
 
         def done(out: tuple[Optional[pd.DataFrame], Any]) -> None:
             if gen == self._generation:
@@ -649,46 +644,24 @@ class NamesView(QWidget):
 # ---------------------------------------------------------------- the engine's harmful names
 
 
-def harmful_for(names: pd.DataFrame) -> pd.DataFrame:
-    """The engine's most harmful names of each backbone, most harmful first (pool thread)."""
-    try:
-        from core.results.names import harmful_names
-    except ImportError:  # an engine without it: names with a negative effect, by their last measured level
-        harmful_names = _negative_names
-    parts = [harmful_names(d, top=None) for _b, d in names.groupby("backbone", sort=False)]
+def harmful_for(names: pd.DataFrame, predictions: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """The engine's harmful names of every backbone, each backbone's worst first (pool thread); with
+    predictions.csv, from how many classes each takes its images."""
+    from core.results.names import harmful_names
+
+    parts = [harmful_names(names, top=None, backbone=b, predictions=predictions)
+             for b in pd.unique(names["backbone"].astype(str))]
     parts = [p for p in parts if p is not None and len(p)]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def _negative_names(df: pd.DataFrame, top: Optional[int] = None) -> pd.DataFrame:
-    """Names whose credit change at the last level that measured them is below zero, worst first
-    (then most taken), with a sentence each."""
-    d = df[df["credit_change"].notna()].sort_values("level", kind="stable")
-    d = d.groupby(["backbone", "class", "name"], sort=False).tail(1)
-    d = d[pd.to_numeric(d["credit_change"], errors="coerce") < 0]
-    d = d.sort_values(["credit_change", "won_from_other_classes"], ascending=[True, False], kind="stable")
-    def sentence(n: str, c: str, t: float, k: int, x: float) -> str:
-        cost = f"{fmt_count(-x)} more image{'s' if -x != 1 else ''} right without it"
-        if t > 0:
-            return f"*{n}* ({c}) takes {fmt_count(t)} image{'s' if t != 1 else ''} from other classes at level {k} " \
-                   f"({cost})"
-        return f"*{n}* ({c}) at level {k}: {cost}"
-
-    d = d.assign(sentence=[sentence(*r) for r in zip(d["name"], d["class"], d["won_from_other_classes"].astype(float),
-                                                        d["level"], d["credit_change"].astype(float))])
-    return (d if top is None else d.head(top)).reset_index(drop=True)
-
-
 def harmful_text(row: dict) -> str:
     """The engine's sentence for one harmful name, as plain text (its *emphasis* becomes quotes)."""
-    s = row.get("sentence")
-    if not isinstance(s, str) or not s:
-        from core.results.names import harmful_sentence
-
-        s = harmful_sentence(row)
     import re
 
-    return re.sub(r"\*([^*]+)\*", r"“\1”", s)
+    from core.results.names import name_sentence
+
+    return re.sub(r"\*([^*]+)\*", r"“\1”", name_sentence(row))
 
 
 def preview() -> QWidget:

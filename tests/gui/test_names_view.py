@@ -17,31 +17,6 @@ from tests.gui.conftest import shown
 
 
 
-def _engine_name_images():
-    """The engine's name_images, or an independent pandas stand-in (flat mode: the images whose winning
-    name is this one, owned by the class) when the engine has none."""
-    try:
-        from core.results.names import name_images
-
-        return name_images
-    except ImportError:
-        def winners(run, backbone, level, cls, name):
-            p = run.predictions
-            d = p[(p["backbone"] == backbone) & (p["level"] == level) & (p["names"] == "synonyms")
-                  & (p["ordering"] == 0) & (p["predicted_label"] == name)]
-            owners = d["predicted_classes"].fillna(d["predicted_class"]).astype(str).str.split("|")
-            return list(d[owners.map(lambda o: cls in o).astype(bool)]["image"].astype(str))
-        return winners
-
-
-def _engine_harmful():
-    try:
-        from core.results.names import harmful_names
-    except ImportError:
-        from semscale_gui.names_view import _negative_names as harmful_names
-    return harmful_names
-
-
 def _names(run_dir) -> pd.DataFrame:
     d = pd.read_csv(run_dir / "names.csv", keep_default_na=False, na_values=[""])
     return d[(d["names"].astype(str) == "synonyms") & (d["ordering"] == 0)]
@@ -155,9 +130,8 @@ def test_header_clicks_sort_like_pandas(qtbot, panel, two_backbone_run):
 
 def test_clicks_open_the_images_name_images_returns(qtbot, panel, two_backbone_run):
     import core
+    from core.results.names import name_images
     from semscale_gui.names_view import COL_NAME, COL_TAKEN, COL_WON
-
-    name_images = _engine_name_images()
 
     v, p = panel.names, panel
     run = core.load_run(two_backbone_run)
@@ -227,21 +201,22 @@ def test_net_effect_click_opens_the_flips_when_the_name_enters(qtbot, panel, two
 
 
 def test_harmful_list_is_the_engines_and_a_double_click_shows_what_it_takes(qtbot, panel, two_backbone_run):
+    from core.results.names import harmful_names
     from semscale_gui.names_view import HARMFUL_TOP, harmful_text
-
-    harmful_names = _engine_harmful()
 
     v, p = panel.names, panel
     names = _names(two_backbone_run)
+    pred = pd.read_csv(two_backbone_run / "predictions.csv", keep_default_na=False, na_values=[""])
     counts = {}
     for b in pd.unique(names["backbone"]):
         v.backbone.setCurrentText(b)
-        engine = harmful_names(names[names["backbone"] == b], top=HARMFUL_TOP)
+        engine = harmful_names(names, top=HARMFUL_TOP, backbone=b, predictions=pred)
         texts = [v.harmful_list.item(i).text() for i in range(v.harmful_list.count())]
-        assert texts == [harmful_text(r) for r in engine.to_dict("records")][:HARMFUL_TOP]
-        # each one costs correct predictions: the run is better off without it at the level named
-        for r in engine.to_dict("records"):
-            assert float(r["credit_change"]) < 0
+        assert texts == [harmful_text(r) for r in engine.to_dict("records")]
+        # each one costs correct predictions or takes images of other classes, at the level named
+        for r, t in zip(engine.to_dict("records"), texts):
+            assert float(r["credit_change"]) < 0 or float(r["won_from_other_classes"]) > 0
+            assert t.startswith(f"“{r['name']}” ({r['class']})") and f"level {int(r['level'])}" in t
         counts[b] = len(texts)
     v.backbone.setCurrentText(max(counts, key=counts.get))
     if not v.harmful_list.count():
@@ -309,18 +284,18 @@ def test_editor_colours_match_the_table_and_the_measured_sign(qtbot, window_with
 
 
 def test_remove_harmful_names_shows_them_removes_in_one_step_undo_redo(qtbot, window_with_run, two_backbone_run):
+    from core.results.names import harmful_names
     from core.util.names import name_key
-
-    harmful_names = _engine_harmful()
 
     w = window_with_run
     ed = w.editor
     w.tabs.setCurrentWidget(ed)
     names = _names(two_backbone_run)
     b = w.results.names.backbone.currentText()
-    engine = harmful_names(names[names["backbone"] == b], top=len(names))
-    expected = [(r["class"], r["name"]) for r in engine.to_dict("records")
-                if r["name"] in w.doc.names(r["class"]) and w.doc.names(r["class"]).index(r["name"]) > 0]
+    engine = harmful_names(names, top=None, backbone=b)
+    # removed: the engine's harmful names that cost correct predictions, past each class's first name
+    expected = [(r["class"], r["name"]) for r in engine.to_dict("records") if r["credit_change"] < 0
+                and r["name"] in w.doc.names(r["class"]) and w.doc.names(r["class"]).index(r["name"]) > 0]
     expected = list(dict.fromkeys(expected))
     if not expected:
         pytest.skip("this tiny run has no harmful names past a canonical one")

@@ -310,7 +310,8 @@ class EditorEffects(QObject):
             f"Colours: each name's net effect (correct with it minus without it) measured in "
             f"<b>{html.escape(e.run_name)}</b>, {html.escape(e.backbone)}: "
             f"{sw.format(effect_colour(-1, 1).name())} cost images {sw.format(effect_colour(1, 1).name())} "
-            f"brought images, stronger = bigger; hover a name for its numbers. {n} harmful name(s) in this list.")
+            f"brought images, stronger = bigger; a shared name in <i>italics</i>; hover a name for its numbers. "
+            f"{n} harmful name(s) in this list.")
         self.bar.show()
 
     def open_dialog(self) -> Optional[RemoveHarmfulDialog]:

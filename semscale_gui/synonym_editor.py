@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget,
     QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTableView, QTableWidget,
@@ -149,10 +149,11 @@ class SynonymTableModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             return name or ""
         if role == Qt.ItemDataRole.BackgroundRole:
+            measured = self.effects.brush(cls, name) if name is not None and self.effects is not None else None
+            if measured is not None:  # the last run's effect; a shared name is then set in italics
+                return measured
             if name is not None and name_key(name) in self._dups:
                 return DUP_BRUSH
-            if name is not None and self.effects is not None and self.effects.get(cls, name) is not None:
-                return self.effects.brush(cls, name)
             if name is not None and col < self.highlight_level:
                 return LEVEL_BRUSH
             return None
@@ -160,12 +161,18 @@ class SynonymTableModel(QAbstractTableModel):
             if name is None:
                 return "type here to add a name" if col == len(names) else None
             others = [o for o in self._dups.get(name_key(name), []) if o != cls]
+            measured = self.effects.tooltip(cls, name) if self.effects is not None else ""
             if others:
                 return f"'{name}' also appears under " + ", ".join(f"'{o}'" for o in others) + \
-                    ": an image of either class predicted as this name counts for the first class listed"
-            measured = self.effects.tooltip(cls, name) if self.effects is not None else ""
+                    ": an image of either class predicted as this name counts for the first class listed" + \
+                    (f"\n{measured}" if measured else "")
             return f"rank {col + 1} of {cls}" + (" (canonical name)" if col == 0 else "") + \
                 (f"\n{measured}" if measured else "")
+        if role == Qt.ItemDataRole.FontRole and name is not None and self.effects is not None \
+                and name_key(name) in self._dups and self.effects.brush(cls, name) is not None:
+            f = QFont()
+            f.setItalic(True)
+            return f
         if role == Qt.ItemDataRole.ForegroundRole and name is None:
             return QBrush(QColor("#999999"))
         return None

@@ -264,14 +264,17 @@ def test_editor_colours_match_the_table_and_the_measured_sign(qtbot, window_with
     for level, at in measured.groupby("level"):
         v.level.setCurrentText(str(level))
         for (cls, name), r in at.iterrows():
-            if int(r["n_owners"]) > 1 or name not in w.doc.names(cls):
-                continue  # a shared name keeps the duplicate warning's colour
+            if name not in w.doc.names(cls):
+                continue
             ix = ed.model.index(w.doc.classes.index(cls), w.doc.names(cls).index(name))
+            font = ed.model.data(ix, Qt.ItemDataRole.FontRole)
+            # a shared name shows its measured colour, set in italics (the duplicate tint otherwise)
+            assert (font is not None and font.italic()) == (int(r["n_owners"]) > 1 and float(r["credit_change"]) != 0)
             brush = ed.model.data(ix, Qt.ItemDataRole.BackgroundRole)
             cell = v.model.data(v.model.index(v.model.view_row_of(cls, name), COL_NET), Qt.ItemDataRole.BackgroundRole)
             net = float(r["credit_change"])
             if net == 0:
-                assert cell is None and (brush is None or brush.color().name() == "#e4eef8")  # the level tint only
+                assert cell is None and (brush is None or brush.color().name() in ("#e4eef8", "#f8d0cc"))
                 seen["none"] += 1
                 continue
             assert brush.color().name() == cell.color().name(), (cls, name)

@@ -107,68 +107,102 @@ class Effect:
     net: float = float("nan")
     n_owners: int = 1
     harmful: bool = False
-    per_level: list[tuple[int, float, float, float, float]] = field(default_factory=list)  # level, won, own, taken, net
 
 
 @dataclass
 class NameEffects:
-    """What one run measured for each name of one backbone."""
+    """What one run measured for each name of one backbone.
+
+    Built with pandas on a pool thread: ``index`` maps (class, name) to the row of names.csv its
+    effect is read from, ``rows_of`` to all its rows (every level); an :class:`Effect` is made only
+    when asked for (a painted cell, a tooltip).
+    """
 
     run_dir: str
     backbone: str
-    effects: dict[tuple[str, str], Effect]  # (class, name key) -> effect
+    frame: pd.DataFrame  # the backbone's names.csv rows, by level
+    index: dict[tuple[str, str], int]  # (class, name) -> row of its effect
+    rows_of: dict[tuple[str, str], np.ndarray]  # (class, name) -> its rows, by level
+    aliases: dict[tuple[str, str], tuple[str, str]]  # (class, name key) -> (class, name as the run wrote it)
+    levels: list[int]
     scale: float  # the largest |net effect| (colours are relative to it)
-    harmful: list[tuple[str, str]]  # (class, name) that cost correct predictions, worst first, as the engine ranks them
+    harmful: list[tuple[str, str]]  # (class, name) that cost correct predictions, worst first, as the engine ranks
     harmful_rows: list[dict] = field(default_factory=list)  # the engine's rows of those (their worst level)
 
     @classmethod
     def from_names(cls, d: pd.DataFrame, backbone: str, run_dir: str, harmful: pd.DataFrame) -> "NameEffects":
         """From names.csv's rows of one backbone (synonyms, ordering 0) and the engine's harmful names."""
+        d = d.sort_values("level", kind="stable").reset_index(drop=True)
         levels = sorted(int(v) for v in pd.unique(d["level"].dropna())) if len(d) else []
-        effects: dict[tuple[str, str], Effect] = {}
-        num = {c: pd.to_numeric(d[c], errors="coerce").to_numpy(dtype=float) if c in d else np.full(len(d), np.nan)
-               for c in ("images_won", "won_correct", "won_from_other_classes", "credit_change", "n_owners")}
-        order = np.lexsort((d["level"].astype(int).to_numpy(),)) if len(d) else np.zeros(0, dtype=int)
-        classes, names = d["class"].astype(str).to_numpy(), d["name"].astype(str).to_numpy()
-        ranks, lv = d["rank"].astype(int).to_numpy(), d["level"].astype(int).to_numpy()
-        for i in order:
-            key = (classes[i], name_key(names[i]))
-            e = effects.get(key)
-            if e is None:
-                e = effects[key] = Effect(classes[i], names[i], int(ranks[i]), entering_level(int(ranks[i]), levels))
-            row = (int(lv[i]), num["images_won"][i], num["won_correct"][i], num["won_from_other_classes"][i],
-                   num["credit_change"][i])
-            e.per_level.append(row)
-            if row[4] == row[4] or e.at is None:  # rows come by level: the last measured level wins
-                e.at = int(lv[i])
-                _, e.won, e.own, e.taken, e.net = row
-                n = num["n_owners"][i]
-                e.n_owners = int(n) if n == n else 1
+        g = pd.DataFrame({"c": d["class"].astype(str), "n": d["name"].astype(str), "i": np.arange(len(d))})
+        last = g.groupby(["c", "n"], sort=False)["i"].last()
+        measured = g[d["credit_change"].notna().to_numpy()].groupby(["c", "n"], sort=False)["i"].last()
+        last.loc[measured.index] = measured  # the last level that measured it, else its last row
+        index = dict(zip(last.index, last.to_numpy().tolist()))
+        rows_of = g.groupby(["c", "n"], sort=False).indices
+        # a name typed differently in the editor ("Orb" for "orb") finds its row by its key
+        keys = {n: name_key(n) for n in pd.unique(g["n"])}
+        aliases = {(c, keys[n]): (c, n) for c, n in index}
+        net = pd.to_numeric(d["credit_change"], errors="coerce").to_numpy(dtype=float)
+        at = net[last.to_numpy()] if len(last) else np.zeros(0)
+        scale = float(np.nanmax(np.abs(at))) if len(at) and np.isfinite(at).any() else 0.0
         listed: dict[tuple[str, str], dict] = {}
-        for r in (harmful.to_dict("records") if harmful is not None and len(harmful) else []):
-            key = (str(r["class"]), name_key(str(r["name"])))
+        if harmful is not None and len(harmful):
             # harmful to remove: it costs the run correct predictions (taking images alone is not enough)
-            if key in effects and key not in listed and float(r.get("credit_change", 0) or 0) < 0:
-                effects[key].harmful = True
-                listed[key] = r
-        nets = [abs(e.net) for e in effects.values() if e.net == e.net]
-        return cls(run_dir, backbone, effects, max(nets, default=0.0),
-                   [(effects[k].cls, effects[k].name) for k in listed], list(listed.values()))
+            costly = harmful[pd.to_numeric(harmful["credit_change"], errors="coerce") < 0]
+            for r in costly.to_dict("records"):
+                key = (str(r["class"]), str(r["name"]))
+                if key in index and key not in listed:
+                    listed[key] = r
+        return cls(run_dir, backbone, d, index, rows_of, aliases, levels, scale, list(listed), list(listed.values()))
+
+    def _row(self, cls: str, name: str) -> Optional[int]:
+        i = self.index.get((cls, name))
+        if i is None:
+            exact = self.aliases.get((cls, name_key(name)))
+            i = self.index.get(exact) if exact is not None else None
+        return i
+
+    def _value(self, i: int, col: str) -> float:
+        v = self.frame[col].iat[i] if col in self.frame else np.nan
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return float("nan")
 
     def get(self, cls: str, name: str) -> Optional[Effect]:
-        return self.effects.get((cls, name_key(name)))
+        i = self._row(cls, name)
+        if i is None:
+            return None
+        f = self.frame
+        rank = int(f["rank"].iat[i])
+        owners = self._value(i, "n_owners")
+        return Effect(cls, str(f["name"].iat[i]), rank, entering_level(rank, self.levels), at=int(f["level"].iat[i]),
+                      won=self._value(i, "images_won"), own=self._value(i, "won_correct"),
+                      taken=self._value(i, "won_from_other_classes"), net=self._value(i, "credit_change"),
+                      n_owners=int(owners) if owners == owners else 1,
+                      harmful=(cls, str(f["name"].iat[i])) in set(self.harmful))
+
+    def net(self, cls: str, name: str) -> float:
+        """The name's net effect (NaN when the run did not measure it): what the colours are made of."""
+        i = self._row(cls, name)
+        return self._value(i, "credit_change") if i is not None else float("nan")
+
+    def per_level(self, cls: str, name: str) -> list[tuple[int, float, float, float, float]]:
+        i = self._row(cls, name)
+        rows = self.rows_of.get((cls, str(self.frame["name"].iat[i])), []) if i is not None else []
+        return [(int(self.frame["level"].iat[i]), self._value(i, "images_won"), self._value(i, "won_correct"),
+                 self._value(i, "won_from_other_classes"), self._value(i, "credit_change")) for i in rows]
 
     def entered_at(self, cls: str, name: str) -> Optional[int]:
         e = self.get(cls, name)
         return e.level if e is not None else None
 
     def brush(self, cls: str, name: str) -> Optional[QBrush]:
-        e = self.get(cls, name)
-        return effect_brush(e.net, self.scale) if e is not None else None
+        return effect_brush(self.net(cls, name), self.scale)
 
     def colour(self, cls: str, name: str) -> Optional[QColor]:
-        e = self.get(cls, name)
-        return effect_colour(e.net, self.scale) if e is not None else None
+        return effect_colour(self.net(cls, name), self.scale)
 
     @property
     def run_name(self) -> str:
@@ -189,10 +223,11 @@ class NameEffects:
             lines.append(f"listed under {e.n_owners} classes")
         if e.harmful:
             lines.append("harmful: the run is better off without it (Remove harmful names…)")
-        if per_level and e.per_level:
+        steps = self.per_level(cls, name) if per_level else []
+        if steps:
             lines.append("level: won / own / taken / net")
             lines += [f"  {k}: {fmt_count(w)} / {fmt_count(o)} / {fmt_count(t)} / {fmt_signed(n)}"
-                      for k, w, o, t, n in e.per_level]
+                      for k, w, o, t, n in steps]
         return "\n".join(lines)
 
 

@@ -91,6 +91,10 @@ def harmful_predictions(path: Any) -> Optional[pd.DataFrame]:
     return read_csv(Path(path), committed_length(Path(path)), usecols=lambda c: c in cols)
 
 
+def _of_backbone(h: pd.DataFrame, backbone: str) -> pd.DataFrame:
+    return h[h["backbone"].astype(str) == backbone] if len(h) and "backbone" in h else h
+
+
 def synonym_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Ordering 0 of the synonyms (controls name random words, not the user's names)."""
     from core.labels.controls import SYNONYMS
@@ -330,6 +334,7 @@ class NamesView(QWidget):
         self._loaded_key: Any = None
         self._generation = 0
         self._by_key: dict[tuple[str, int], pd.DataFrame] = {}
+        self._effects: dict[str, NameEffects] = {}
         self.loading = False  # the run's names are being read
         self._build()
 
@@ -460,7 +465,10 @@ class NamesView(QWidget):
             if df is None:
                 return None, why
             syn = synonym_rows(df)
-            return syn, harmful_for(syn, harmful_predictions(pred_path))
+            harmful = harmful_for(syn, harmful_predictions(pred_path))
+            effects = {b: NameEffects.from_names(d, b, str(run_dir), _of_backbone(harmful, b))
+                       for b, d in syn.groupby(syn["backbone"].astype(str), sort=False)}
+            return syn, (harmful, effects)
 
         def done(out: tuple[Optional[pd.DataFrame], Any]) -> None:
             if gen == self._generation:
@@ -489,7 +497,7 @@ class NamesView(QWidget):
             self.effects_changed.emit(None)
             self.drawn.emit()
             return
-        self.harmful = harmful
+        self.harmful, self._effects = harmful if isinstance(harmful, tuple) else (harmful, {})
         self.stack.setCurrentWidget(self.splitter)
         refill_combo(self.backbone, [str(b) for b in pd.unique(df["backbone"].astype(str))])
         self._backbone_changed()
@@ -504,15 +512,17 @@ class NamesView(QWidget):
         refill_combo(self.level, levels, prefer_last=True)
         if self.level.currentIndex() < 0 and levels:
             self.level.setCurrentIndex(len(levels) - 1)
-        self.effects = NameEffects.from_names(d, b, self.results.run_dir or "", self._harmful_of(b))
+        self.effects = self._effects.get(b)
+        if self.effects is None:
+            self.effects = self._effects[b] = NameEffects.from_names(d, b, self.results.run_dir or "",
+                                                                     self._harmful_of(b))
         self.model.effects = self.effects
         self._fill_harmful()
         self._redraw()
         self.effects_changed.emit(self.effects)
 
     def _harmful_of(self, backbone: str) -> pd.DataFrame:
-        h = self.harmful
-        return h[h["backbone"].astype(str) == backbone] if len(h) and "backbone" in h else h
+        return _of_backbone(self.harmful, backbone)
 
     def _fill_harmful(self) -> None:
         self.harmful_list.clear()

@@ -244,6 +244,7 @@ def cmd_sweep(args) -> int:
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
         alpha=args.alpha, overwrite=args.overwrite, vlm_match=args.vlm_match,
+        save_names=not args.no_names_table,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -770,6 +771,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--logits", choices=("auto", "always", "never"), default="auto",
                    help="logits/ (float16 class scores per backbone and level): auto = unless it would take more "
                         f"than {defaults.DEFAULT_LOGITS_LIMIT_MB:g} MB")
+    s.add_argument("--no-names-table", action="store_true",
+                   help="do not write names.csv (each name's wins and leave-one-out credit per level)")
     s.add_argument("--backbones", help="CSV (model,pretrained,checkpoint,label) or JSON list of backbones")
     s.add_argument("--ensemble-shots", default=",".join(map(str, defaults.DEFAULT_ENSEMBLE_SHOTS)),
                    help="labelled images per class for adaptive ensembles ('' = none)")

@@ -218,7 +218,7 @@ def test_hand_worked_pooled_leave_one_out():
         plan = LevelPlan.build(names, ["A", "B"], k, "pooled")
         tally = level_names(scores, y, plan, prev)
         score_level(scores, y, plan, attribution=tally)
-        for r in tally.rows(backbone="m", ordering=0, names="synonyms"):
+        for r in tally.rows(backbone="m", ordering=0, names="synonyms").to_dict("records"):
             rows[(k, r["name"])] = (r["images_won"], r["won_correct"], r["won_from_other_classes"], r["credit_change"])
     assert rows[(1, "a1")] == (0, 0, 0, 0)
     assert rows[(1, "b1")] == (2, 1, 1, 0)
@@ -339,3 +339,17 @@ def test_semscale_compare_prints_names_per_class(runs, edited_run, tmp_path, cap
     assert written["class"].tolist() == expect["class"].tolist()
     assert written["added"].tolist() == expect["added"].tolist()
     np.testing.assert_allclose(written["recall_change"].astype(float), expect["recall_change"])
+
+
+def test_no_names_table_flag(runs, tiny_model, tmp_path):
+    from core.cli import main
+
+    cfg, ck = tiny_model
+    out = tmp_path / "run"
+    labels = runs["root"] / "labels.csv"
+    assert main(["sweep", "--dataset", str(runs["images"]), "--labels", str(labels), "--model", cfg, "--checkpoint", ck,
+                 "--device", "cpu", "--levels", "1,2", "--templates", "plain", "--workers", "0", "--bootstrap", "10",
+                 "--cache-dir", str(runs["root"] / "cache"), "--no-names-table", "--out", str(out), "--quiet"]) == 0
+    assert not (out / "names.csv").exists()
+    import json
+    assert json.loads((out / "run.json").read_text())["config"]["save_names"] is False

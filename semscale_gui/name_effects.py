@@ -150,10 +150,12 @@ class NameEffects:
         if harmful is not None and len(harmful):
             # harmful to remove: it costs the run correct predictions (taking images alone is not enough)
             costly = harmful[pd.to_numeric(harmful["credit_change"], errors="coerce") < 0]
+            from semscale_gui.names_view import harmful_text
+
             for r in costly.to_dict("records"):
                 key = (str(r["class"]), str(r["name"]))
                 if key in index and key not in listed:
-                    listed[key] = r
+                    listed[key] = dict(r, sentence=harmful_text(r))  # worded here, on the pool thread
         return cls(run_dir, backbone, d, index, rows_of, aliases, levels, scale, list(listed), list(listed.values()))
 
     def _row(self, cls: str, name: str) -> Optional[int]:
@@ -320,16 +322,12 @@ class EditorEffects(QObject):
         (canonical) name."""
         if self.effects is None:
             return []
-        from semscale_gui.names_view import harmful_text
-
         doc, out = self.editor.doc, []
         rows = self.effects.harmful_rows or [{} for _ in self.effects.harmful]
         for (cls, name), row in zip(self.effects.harmful, rows):
-            names = doc.names(cls)
-            keys = [name_key(n) for n in names]
-            k = name_key(name)
-            if k in keys and keys.index(k) > 0:
-                out.append((cls, names[keys.index(k)], harmful_text(row) if row else ""))
+            names = doc.names(cls)  # as the run wrote it: a name typed since is a new name, not measured
+            if name in names[1:]:
+                out.append((cls, name, str(row.get("sentence", ""))))
         return out
 
     def _update(self) -> None:

@@ -185,6 +185,10 @@ class NameEffects:
                       n_owners=int(owners) if owners == owners else 1,
                       harmful=(cls, str(f["name"].iat[i])) in set(self.harmful))
 
+    def measured(self, cls: str, name: str) -> bool:
+        """The run has this name of this class."""
+        return self._row(cls, name) is not None
+
     def net(self, cls: str, name: str) -> float:
         """The name's net effect (NaN when the run did not measure it): what the colours are made of."""
         i = self._row(cls, name)
@@ -244,7 +248,8 @@ class RemoveHarmfulDialog(QDialog):
         self.setWindowTitle("Remove harmful names")
         self.list = QListWidget()
         for cls, name, why in items:
-            it = QListWidgetItem(f"remove '{name}' from {cls}: {why}")
+            it = QListWidgetItem(why or f"'{name}' ({cls})")
+            it.setToolTip(f"remove '{name}' from {cls}")
             it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             it.setCheckState(Qt.CheckState.Checked)
             it.setData(Qt.ItemDataRole.UserRole, (cls, name))
@@ -262,7 +267,8 @@ class RemoveHarmfulDialog(QDialog):
         lay.addWidget(text)
         lay.addWidget(self.list, 1)
         lay.addWidget(self.buttons)
-        self.resize(560, 360)
+        self.list.setWordWrap(True)
+        self.resize(720, 380)
 
     def _count(self, *_args: Any) -> None:
         n = len(self.chosen())

@@ -149,10 +149,11 @@ class SynonymTableModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             return name or ""
         if role == Qt.ItemDataRole.BackgroundRole:
-            measured = self.effects.brush(cls, name) if name is not None and self.effects is not None else None
-            if measured is not None:  # the last run's effect; a shared name is then set in italics
-                return measured
-            if name is not None and name_key(name) in self._dups:
+            if name is not None and self.effects is not None and self.effects.measured(cls, name):
+                brush = self.effects.brush(cls, name)  # the last run's effect; a shared name is set in italics
+                if brush is not None:
+                    return brush
+            elif name is not None and name_key(name) in self._dups:
                 return DUP_BRUSH
             if name is not None and col < self.highlight_level:
                 return LEVEL_BRUSH
@@ -169,7 +170,7 @@ class SynonymTableModel(QAbstractTableModel):
             return f"rank {col + 1} of {cls}" + (" (canonical name)" if col == 0 else "") + \
                 (f"\n{measured}" if measured else "")
         if role == Qt.ItemDataRole.FontRole and name is not None and self.effects is not None \
-                and name_key(name) in self._dups and self.effects.brush(cls, name) is not None:
+                and name_key(name) in self._dups and self.effects.measured(cls, name):
             f = QFont()
             f.setItalic(True)
             return f

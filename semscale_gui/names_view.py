@@ -384,6 +384,7 @@ class NamesView(QWidget):
         h.setStretchLastSection(False)
         for c, w in zip(range(len(COLUMNS)), (120, 36, 120, 46, 42, 46, 52, 52)):
             self.table.setColumnWidth(c, w)
+        h.setSectionResizeMode(COL_NAME, QHeaderView.ResizeMode.Stretch)  # the room the window gives
         self.table.clicked.connect(self._cell_clicked)
         self.table.doubleClicked.connect(self._row_activated)
         self.table.activated.connect(self._row_activated)  # Enter on a row

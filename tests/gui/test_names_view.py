@@ -358,3 +358,26 @@ def test_thousand_classes_stay_responsive(qtbot, gui_env, tmp_path):
     assert 0 < v.model.rowCount() < 4000
     elapsed = time.monotonic() - t0
     print(f"sort + level change + typed filter at 1,000 classes: {elapsed:.2f} s")
+
+
+def test_a_sweep_from_the_window_fills_the_names_tab_and_colours_the_editor(qtbot, loaded_window):
+    """While the sweep runs the tab says names come at the end; when it finishes, names.csv is read and
+    the editor (holding the names just run) is coloured by it."""
+    from pathlib import Path
+
+    from semscale_gui.names_view import LIVE
+
+    w = loaded_window
+    v = w.results.names
+    with qtbot.waitSignal(w.controller.finished, timeout=180000) as done:
+        assert w.start_sweep()
+        qtbot.waitUntil(lambda: v.stack.currentWidget() is v.empty and v.empty.text() == LIVE, timeout=10000)
+    status, run_dir, _ = done.args
+    assert status == "completed"
+    qtbot.waitUntil(lambda: v.model.rowCount() > 0 and w.editor.model.effects is not None, timeout=60000)
+    names = _names(Path(run_dir))
+    last = names[(names["backbone"] == v.backbone.currentText()) & (names["level"] == names["level"].max())]
+    assert v.model.rowCount() == len(last)
+    assert Path(run_dir).name in w.editor.name_effects.legend.text()
+    measured = sum(w.editor.model.effects.measured(c, n) for c in w.doc.classes for n in w.doc.names(c))
+    assert measured == sum(len(w.doc.names(c)) for c in w.doc.classes)  # the editor holds the names it ran

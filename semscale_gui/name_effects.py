@@ -130,7 +130,8 @@ class NameEffects:
     harmful_rows: list[dict] = field(default_factory=list)  # the engine's rows of those (their worst level)
 
     @classmethod
-    def from_names(cls, d: pd.DataFrame, backbone: str, run_dir: str, harmful: pd.DataFrame) -> "NameEffects":
+    def from_names(cls, d: pd.DataFrame, backbone: str, run_dir: str,
+                   harmful: Optional[pd.DataFrame] = None) -> "NameEffects":
         """From names.csv's rows of one backbone (synonyms, ordering 0) and the engine's harmful names."""
         d = d.sort_values("level", kind="stable").reset_index(drop=True)
         levels = sorted(int(v) for v in pd.unique(d["level"].dropna())) if len(d) else []
@@ -146,17 +147,24 @@ class NameEffects:
         net = pd.to_numeric(d["credit_change"], errors="coerce").to_numpy(dtype=float)
         at = net[last.to_numpy()] if len(last) else np.zeros(0)
         scale = float(np.nanmax(np.abs(at))) if len(at) and np.isfinite(at).any() else 0.0
+        out = cls(run_dir, backbone, d, index, rows_of, aliases, levels, scale, [], [])
+        if harmful is not None:
+            out.set_harmful(harmful)
+        return out
+
+    def set_harmful(self, harmful: pd.DataFrame) -> None:
+        """The engine's harmful names of this backbone (pool thread: their sentences are worded here).
+        Only those that cost correct predictions count for removal: taking images alone is not enough."""
+        from semscale_gui.names_view import harmful_text
+
         listed: dict[tuple[str, str], dict] = {}
         if harmful is not None and len(harmful):
-            # harmful to remove: it costs the run correct predictions (taking images alone is not enough)
             costly = harmful[pd.to_numeric(harmful["credit_change"], errors="coerce") < 0]
-            from semscale_gui.names_view import harmful_text
-
             for r in costly.to_dict("records"):
                 key = (str(r["class"]), str(r["name"]))
-                if key in index and key not in listed:
-                    listed[key] = dict(r, sentence=harmful_text(r))  # worded here, on the pool thread
-        return cls(run_dir, backbone, d, index, rows_of, aliases, levels, scale, list(listed), list(listed.values()))
+                if key in self.index and key not in listed:
+                    listed[key] = dict(r, sentence=harmful_text(r))
+        self.harmful, self.harmful_rows = list(listed), list(listed.values())
 
     def _row(self, cls: str, name: str) -> Optional[int]:
         i = self.index.get((cls, name))

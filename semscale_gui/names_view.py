@@ -16,6 +16,7 @@ The file is read on a pool thread; the view also publishes each name's measured 
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -466,15 +467,39 @@ class NamesView(QWidget):
             if df is None:
                 return None, why
             syn = synonym_rows(df)
-            harmful = harmful_for(syn, harmful_predictions(pred_path))
-            effects = {b: NameEffects.from_names(d, b, str(run_dir), _of_backbone(harmful, b))
+            effects = {b: NameEffects.from_names(d, b, str(run_dir))
                        for b, d in syn.groupby(syn["backbone"].astype(str), sort=False)}
-            return syn, (harmful, effects)
+            return syn, (pd.DataFrame(), effects)
 
-        def done(out: tuple[Optional[pd.DataFrame], Any]) -> None:
+        def rank(syn: pd.DataFrame, effects: dict) -> pd.DataFrame:
+            """Second, and slower (it reads whose images each name took): the engine's harmful names."""
+            harmful = harmful_for(syn, harmful_predictions(pred_path))
+            for b, e in effects.items():
+                e.set_harmful(_of_backbone(harmful, b))
+            return harmful
+
+        def ranked(harmful: pd.DataFrame) -> None:
             if gen == self._generation:
                 self.loading = False
-                self._set_names(*out)
+                self.harmful = harmful
+                self._fill_harmful()
+                self.effects_changed.emit(self.effects)  # the editor's "Remove harmful names…"
+
+        def done(out: tuple[Optional[pd.DataFrame], Any]) -> None:
+            if gen != self._generation:
+                return
+            self._set_names(*out)
+            if out[0] is None:
+                self.loading = False
+                return
+            syn, effects = out[0], out[1][1]
+            self.harmful_title.setText("<b>Most harmful names</b> · ranking them…")
+            run_task(lambda: rank(syn, effects), ranked, rank_failed, context=self)
+
+        def rank_failed(e: Exception, _tb: str) -> None:
+            if gen == self._generation:
+                self.loading = False
+                self.harmful_title.setText(f"<b>Most harmful names</b> · cannot rank them: {html.escape(str(e))}")
 
         def failed(e: Exception, _tb: str) -> None:
             if gen == self._generation:

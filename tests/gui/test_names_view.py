@@ -33,7 +33,7 @@ def _open(qtbot, run_dir, size=(1500, 950)):
     with qtbot.waitSignal(p.run_opened, timeout=60000):
         p.open_run(run_dir)
     p.tabs.setCurrentWidget(p.names)
-    qtbot.waitUntil(lambda: p.names.model.rowCount() > 0, timeout=60000)
+    qtbot.waitUntil(lambda: p.names.model.rowCount() > 0 and not p.names.loading, timeout=60000)
     return p
 
 
@@ -244,7 +244,7 @@ def window_with_run(qtbot, main_window, two_backbone_run):
     w.doc.load_labelset(LabelSet(names={c: list(v) for c, v in _labels(two_backbone_run).items()}))
     with qtbot.waitSignal(w.results.run_opened, timeout=60000):
         w.results.open_run(two_backbone_run)
-    qtbot.waitUntil(lambda: w.editor.model.effects is not None, timeout=60000)
+    qtbot.waitUntil(lambda: w.editor.model.effects is not None and not w.results.names.loading, timeout=60000)
     return w
 
 
@@ -374,7 +374,8 @@ def test_a_sweep_from_the_window_fills_the_names_tab_and_colours_the_editor(qtbo
         qtbot.waitUntil(lambda: v.stack.currentWidget() is v.empty and v.empty.text() == LIVE, timeout=10000)
     status, run_dir, _ = done.args
     assert status == "completed"
-    qtbot.waitUntil(lambda: v.model.rowCount() > 0 and w.editor.model.effects is not None, timeout=60000)
+    qtbot.waitUntil(lambda: v.model.rowCount() > 0 and w.editor.model.effects is not None and not v.loading,
+                    timeout=60000)
     names = _names(Path(run_dir))
     last = names[(names["backbone"] == v.backbone.currentText()) & (names["level"] == names["level"].max())]
     assert v.model.rowCount() == len(last)

@@ -30,6 +30,7 @@ import pandas as pd
 
 NAME_COLUMNS = ["backbone", "ordering", "names", "level", "class", "name", "rank", "n_owners", "images_won",
                 "won_correct", "won_from_other_classes", "credit_change"]
+LOO_CELLS = 1 << 21  # pooled: image x left-out-name scores held at once (8 MB of float32)
 VALUE_COLUMNS = ["images_won", "won_correct", "won_from_other_classes", "credit_change"]
 
 
@@ -116,11 +117,14 @@ class LevelNames:
     def add(self, start: int, logits: np.ndarray, class_scores: np.ndarray) -> None:
         """Images ``start …`` : their [n, categories] scores and the [n, C] class scores made of them."""
         y = self.y[start:start + len(class_scores)]
-        summ = _Summary(class_scores, y)
         if self.mode == "flat":
-            self._add_flat(y, summ, logits, class_scores)
-        else:
-            self._add_pooled(y, summ, class_scores, self.loo_scores(start, start + len(y)))
+            self._add_flat(y, _Summary(class_scores, y), logits, class_scores)
+            return
+        step = max(1, LOO_CELLS // max(len(self.loo), 1))  # [rows, leave-one-outs] blocks stay bounded
+        for a in range(0, len(y), step):
+            cs = class_scores[a:a + step]
+            self._add_pooled(y[a:a + step], _Summary(cs, y[a:a + step]), cs,
+                             self.loo_scores(start + a, start + a + len(cs)))
 
     def _add_flat(self, y, summ: _Summary, logits: np.ndarray, cs: np.ndarray) -> None:
         n, S = len(y), len(self.slot_class)

@@ -165,7 +165,8 @@ class NameImages:
 @dataclass(frozen=True)
 class NameFlips:
     """The flips when a name enters its class's list: images whose correctness changes from the level
-    before to ``level`` and whose winning name at ``level`` is this one (what it rescued, what it stole)."""
+    before to ``level`` and whose winning name at ``level`` is this one (what it rescued, what it stole);
+    in pooled mode, where no single name wins, the flips into or out of its class."""
 
     backbone: str
     from_level: int
@@ -185,10 +186,12 @@ class NameFlips:
         rows = LevelFlips(self.backbone, self.from_level, self.level).rows(run)
         if not len(rows):
             return rows
-        key = name_key(self.name)
-        by_name = rows["predicted_label"].astype(str).map(name_key) == key
-        owners = rows["owners"].astype(str).str.split("|").map(lambda o: self.cls in o)
-        return rows[by_name & owners.astype(bool)].reset_index(drop=True)
+        owners = rows["owners"].astype(str).str.split("|").map(lambda o: self.cls in o).astype(bool)
+        if (getattr(run, "meta", {}) or {}).get("config", {}).get("mode") == "pooled":
+            # no name wins an image in pooled mode: the class's flips (what its entering names changed)
+            return rows[owners | (rows["true_class"].astype(str) == self.cls)].reset_index(drop=True)
+        by_name = rows["predicted_label"].astype(str).map(name_key) == name_key(self.name)
+        return rows[by_name & owners].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- table

@@ -382,3 +382,44 @@ def test_a_sweep_from_the_window_fills_the_names_tab_and_colours_the_editor(qtbo
     assert Path(run_dir).name in w.editor.name_effects.legend.text()
     measured = sum(w.editor.model.effects.measured(c, n) for c in w.doc.classes for n in w.doc.names(c))
     assert measured == sum(len(w.doc.names(c)) for c in w.doc.classes)  # the editor holds the names it ran
+
+
+def test_pooled_run_shows_entering_names_and_their_class_flips(qtbot, gui_env, tiny_model, tmp_path):
+    """Pooled mode: only the names entering at a level are measured (the others are blank); the
+    flips of a name are its class's flips when it enters (no single name wins an image)."""
+    from core.models.openclip import BackboneSpec
+    from core.pipeline.runner import SweepConfig, run_sweep
+    from semscale_gui.names_view import COL_NET
+    from tests.conftest import CLASSES, write_image_folder
+
+    cfg, ck = tiny_model
+    images = write_image_folder(tmp_path / "images")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("class,synonym\n" + "".join(f"{c},{n}\n" for c, ns in CLASSES.items() for n in ns))
+    config = SweepConfig(dataset=str(images), out=str(tmp_path / "run"), labels=str(labels), templates="plain",
+                         levels=[1, 2, 4], mode="pooled", backbones=[BackboneSpec(cfg, checkpoint=ck, device="cpu",
+                                                                                   label="P")],
+                         num_workers=0, bootstrap=20, ensemble_shots=[], cache_dir=str(tmp_path / "cache"))
+    run_dir = tmp_path / "run"
+    assert run_sweep(config).status == "completed"
+    p = _open(qtbot, run_dir)
+    v = p.names
+    v.level.setCurrentText("2")
+    got = _shown_rows(v)
+    names = _names(run_dir)
+    at2 = names[names["level"] == 2].set_index(["class", "name"])
+    for r in got.to_dict("records"):
+        want = at2.loc[(r["class"], r["name"]), "credit_change"]
+        assert (np.isnan(r["credit_change"]) and np.isnan(want)) or r["credit_change"] == want
+        assert np.isnan(r["credit_change"]) == (r["rank"] == 1)  # only the entering (second) names are measured
+    r = next(i for i in range(len(got)) if int(got.loc[i, "rank"]) == 2)
+    cls = got.loc[r, "class"]
+    pred = pd.read_csv(run_dir / "predictions.csv", keep_default_na=False, na_values=[""])
+    pred = pred[pred["names"] == "synonyms"]
+    lo = pred[pred["level"] == 1].set_index("image")
+    hi = pred[pred["level"] == 2].set_index("image")
+    flipped = hi.index[lo["credit"].reindex(hi.index) != hi["credit"]]
+    owners = hi["predicted_classes"].fillna(hi["predicted_class"]).astype(str).str.split("|")
+    want = sorted(i for i in flipped if hi.loc[i, "true_class"] == cls or cls in owners[i])
+    ids = _gallery_after(qtbot, p, lambda: _click(qtbot, v.table, r, COL_NET))
+    assert ids == want

@@ -138,6 +138,10 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
         from benchmarks.bench_names import markdown as names_markdown
 
         out += names_markdown(r["names"])
+    if r.get("namesview"):
+        from benchmarks.bench_names_view import markdown as names_view_markdown
+
+        out += names_view_markdown(r["namesview"])
     if r.get("pipeline"):
         from benchmarks.bench_pipeline import markdown as pipeline_markdown
 
@@ -178,6 +182,7 @@ SECTIONS = [
     "probes",
     "whatif",
     "names",
+    "namesview",
 ]
 # measurements made by hand (e.g. against a previous release), kept below the generated sections
 NOTES = HERE / "notes.md"
@@ -327,6 +332,12 @@ def main() -> None:
             print("names.csv at ImageNet shape …", flush=True)
             results["names"] = bench_names.run(tmp / "names", quick=args.quick)
             print("\n".join(bench_names.markdown(results["names"])), flush=True)
+        if "namesview" in only:
+            from benchmarks import bench_names_view
+
+            print("Names tab at 1,000 classes …", flush=True)
+            results["namesview"] = bench_names_view.run(tmp / "namesview", quick=args.quick)
+            print("\n".join(bench_names_view.markdown(results["namesview"])), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

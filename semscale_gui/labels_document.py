@@ -216,6 +216,23 @@ class LabelsDocument(QObject):
 
         self._edit(f"Remove '{self._names[cls][i]}' from {cls}", m)
 
+    def remove_names(self, removals: dict[str, Sequence[str]], text: str = "Remove names") -> int:
+        """Remove the named names of each class (matched by name key) as one undoable edit; how many."""
+        removed = 0
+
+        def m(n: dict, s: dict) -> None:
+            nonlocal removed
+            for cls, drop in removals.items():
+                keys = {name_key(x) for x in drop}
+                keep = [i for i, x in enumerate(n.get(cls, [])) if name_key(x) not in keys]
+                removed += len(n.get(cls, [])) - len(keep)
+                if cls in n:
+                    n[cls] = [n[cls][i] for i in keep]
+                    s[cls] = [s[cls][i] for i in keep]
+
+        self._edit(text, m)
+        return removed
+
     def move_name(self, cls: str, i: int, j: int) -> None:
         """Move the name at rank ``i`` to rank ``j`` (both 0-based)."""
         n_names = len(self._names.get(cls, []))

@@ -189,6 +189,7 @@ class MainWindow(QMainWindow):
         rp.cancel_requested.connect(self.cancel_sweep)
         res.status_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         res.rerun_requested.connect(self.rerun)
+        res.names.effects_changed.connect(ed.name_effects.set_effects)  # the editor colours names by the last run
         self.study_panel.status_message.connect(lambda m: self.statusBar().showMessage(m, 8000))
         self.study_panel.open_run_requested.connect(self._open_study_run)
         self.study_panel.log_message.connect(self.log.append_message)

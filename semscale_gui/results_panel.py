@@ -174,6 +174,10 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(self.kshot, "k-shot")
         self.tabs.addTab(self.frequency, "Frequency")
         self.tabs.addTab(self.answers, "Answers")
+        from semscale_gui.names_view import NamesView
+
+        self.names = NamesView()  # which names win, take or lose images (names.csv)
+        self.tabs.addTab(self.names, "Names")
         self.tabs.addTab(self.table, "Table")
         self.tabs.addTab(self.compare, "Compare runs")
         self.robustness = RobustnessView()  # robustness.csv: accuracy vs perturbation severity
@@ -184,7 +188,7 @@ class ResultsPanel(QWidget):
         self.gallery = GalleryPanel()
         self.gallery.hide()
         self.gallery.status_message.connect(self.status_message)
-        for view in (self.accuracy, self.heatmap, self.confusion, self.ensembles, self.frequency):
+        for view in (self.accuracy, self.heatmap, self.confusion, self.ensembles, self.frequency, self.names):
             view.images_requested.connect(self.show_images)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         # explicit minimum widths: the pages' own minimum hints add up past a 1600 px screen once the
@@ -297,6 +301,7 @@ class ResultsPanel(QWidget):
         self._stale = {self.accuracy, self.heatmap, self.comparison, self.ensembles, self.kshot, self.frequency,
                        self.table, self.answers, self.robustness}
         self._draw_current()
+        self.names.set_results(self.results)  # read whichever tab is shown: the synonym editor colours by it
         self._update_header()
         has_run = bool(self.results.run_dir) and (Path(self.results.run_dir) / "run.json").exists()
         for a in (self.export_csv_action, self.copy_config_action, self.rerun_action):

@@ -252,7 +252,7 @@ def _reported(make: Callable[..., int]) -> Callable[..., int]:
 RESULT_PANELS = (("accuracy", "results-accuracy"), ("heatmap", "results-per-class-recall"),
                  ("confusion", "results-confusion"), ("comparison", "results-backbones"),
                  ("ensembles", "results-synergy"), ("kshot", "results-kshot"), ("frequency", "results-frequency"),
-                 ("table", "results-table"), ("compare", "results-compare"))
+                 ("table", "results-table"), ("compare", "results-compare"), ("names", "results-names"))
 
 
 def tab_screenshots(w, d: Path) -> list[Path]:
@@ -374,6 +374,6 @@ def _panel_ready(res, view) -> bool:
         return view.pivot is not None and view.matrix.size > 0 or not res.results.per_class
     if view is res.confusion:
         return view.counts.size > 0 or res.predictions.empty
-    if view is res.compare:
+    if view is res.compare or view is getattr(res, "names", None):
         return not view.loading
     return True

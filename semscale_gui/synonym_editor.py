@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog, QLabel, QListWidget,
     QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QSplitter, QTableView, QTableWidget,
@@ -63,6 +63,7 @@ class SynonymTableModel(QAbstractTableModel):
         self._classes: list[str] = []
         self._names: dict[str, tuple[str, ...]] = {}  # what the view was last told about
         self._columns = 1
+        self.effects: Any = None  # semscale_gui.name_effects.NameEffects of the last run (colours, tooltips)
         doc.changed.connect(self._doc_changed)
         self._reset()
 
@@ -148,7 +149,11 @@ class SynonymTableModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             return name or ""
         if role == Qt.ItemDataRole.BackgroundRole:
-            if name is not None and name_key(name) in self._dups:
+            if name is not None and self.effects is not None and self.effects.measured(cls, name):
+                brush = self.effects.brush(cls, name)  # the last run's effect; a shared name is set in italics
+                if brush is not None:
+                    return brush
+            elif name is not None and name_key(name) in self._dups:
                 return DUP_BRUSH
             if name is not None and col < self.highlight_level:
                 return LEVEL_BRUSH
@@ -157,10 +162,18 @@ class SynonymTableModel(QAbstractTableModel):
             if name is None:
                 return "type here to add a name" if col == len(names) else None
             others = [o for o in self._dups.get(name_key(name), []) if o != cls]
+            measured = self.effects.tooltip(cls, name) if self.effects is not None else ""
             if others:
                 return f"'{name}' also appears under " + ", ".join(f"'{o}'" for o in others) + \
-                    ": an image of either class predicted as this name counts for the first class listed"
-            return f"rank {col + 1} of {cls}" + (" (canonical name)" if col == 0 else "")
+                    ": an image of either class predicted as this name counts for the first class listed" + \
+                    (f"\n{measured}" if measured else "")
+            return f"rank {col + 1} of {cls}" + (" (canonical name)" if col == 0 else "") + \
+                (f"\n{measured}" if measured else "")
+        if role == Qt.ItemDataRole.FontRole and name is not None and self.effects is not None \
+                and name_key(name) in self._dups and self.effects.measured(cls, name):
+            f = QFont()
+            f.setItalic(True)
+            return f
         if role == Qt.ItemDataRole.ForegroundRole and name is None:
             return QBrush(QColor("#999999"))
         return None
@@ -410,6 +423,10 @@ class SynonymEditor(QWidget):
         ll.addWidget(tb)
         ll.addWidget(self.suggest_busy)
         ll.addWidget(self.table, 1)
+        from semscale_gui.name_effects import EditorEffects
+
+        self.name_effects = EditorEffects(self)  # colours by the last run's measured effects, "Remove harmful…"
+        ll.addWidget(self.name_effects.bar)
         ll.addWidget(self.issues_title)
         ll.addWidget(self.fix_missing)
         ll.addWidget(self.issues)

@@ -431,6 +431,15 @@ def cmd_flips(args) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    """One self-contained HTML report of a run or a study folder."""
+    from core.reporting.report import write_report
+
+    out = write_report(args.run, args.out)
+    print(out)
+    return EXIT_OK
+
+
 class StudyReporter(TqdmReporter):
     """A study's overall bar (datasets done) above the per-dataset stage bars."""
 
@@ -802,6 +811,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--names", metavar="KIND", help="only this names curve: synonyms or a control (default: all)")
     f.add_argument("--out", help="CSV file to write (default: print to stdout)")
     f.set_defaults(func=cmd_flips)
+    r = sub.add_parser("report", help="one self-contained HTML report of a run or a study folder (figures, "
+                                      "tables, verdicts, how to reproduce)")
+    r.add_argument("run", help="run directory (or its run.json), or a study folder (with study.json)")
+    r.add_argument("--out", help="HTML file to write (default: report.html inside the folder)")
+    r.set_defaults(func=cmd_report)
     st = sub.add_parser("study", help="run a study file (datasets x backbones, one protocol); resumable")
     st.add_argument("study", help="study file (TOML): protocol keys, [[backbones]] and [[datasets]] tables")
     st.add_argument("--out", required=True, help="study folder: runs/<dataset>/ and the summary files")

@@ -9,6 +9,7 @@ run gives the same bytes and the file stays small.
 from __future__ import annotations
 
 import io
+import re
 from typing import Optional, Sequence
 
 import numpy as np
@@ -38,7 +39,8 @@ def to_svg(fig, salt: str = "semscale") -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     start = text.find("<svg")
-    text = text[start:]
+    # matplotlib's RDF metadata block names vocabularies by URL: nothing a reader needs
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text[start:], count=1, flags=re.S)
     # the page's CSS shrinks a figure to the column (max-width: 100%); the viewBox keeps the proportions
     return text.replace("<svg ", '<svg role="img" ', 1)
 

@@ -30,7 +30,7 @@ figcaption { color: var(--muted); font-size: 12px; }
 table { border-collapse: collapse; font-size: 12px; font-variant-numeric: tabular-nums; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 caption .src { font-weight: 400; color: var(--muted); margin-left: 6px; font-family: ui-monospace, monospace; }
-th, td { border-bottom: 1px solid var(--rule); padding: 3px 8px; text-align: left; vertical-align: top; }
+th, td { border-bottom: 1px solid var(--rule); padding: 3px 8px; text-align: left; vertical-align: top; white-space: nowrap; }
 th { background: var(--band); position: sticky; top: 0; }
 td.num { text-align: right; }
 p.note { color: var(--muted); font-size: 12px; margin: 0 0 10px; }

@@ -100,7 +100,7 @@ def class_changes(table: pd.DataFrame, first: str, last: str, salt: str = "cls")
         return None
     backbones = list(dict.fromkeys(table["backbone"]))
     n = max(table.groupby("backbone").size())
-    fig = _figure(3.4 * len(backbones) + 1.2, 0.6 + 0.2 * n)
+    fig = _figure(3.4 * len(backbones) + 1.2, max(2.4, 1.0 + 0.22 * n))
     axes = fig.subplots(1, len(backbones), squeeze=False)[0]
     for ax, bb in zip(axes, backbones):
         d = table[table["backbone"] == bb].sort_values("change")

@@ -21,7 +21,7 @@ from core.models.registry import as_backbone
 from core.util.config import BackboneSpec, Levels, SweepConfig, Templates
 from core.util.errors import InputError
 from core.util.events import CancelToken, EventCallback, ignore_events
-from core.results.runs import Run, load_run
+from core.results.runs import Run, load_run as _read_run
 
 RunResult = Run
 """What :func:`sweep`, :func:`score_embeddings` and :func:`load_run` return (a :class:`core.results.runs.Run`)."""
@@ -163,6 +163,16 @@ def score_embeddings(
         options = {**options, "embeddings": [str(root)]}
         return sweep(str(root), labels, [spec], levels, templates, mode, out, device=device, precision=precision,
                      emit=emit, cancel=cancel, **options)
+
+
+def load_run(path: Union[str, Path]) -> RunResult:
+    """A run directory read back as DataFrames; ``run.names`` is names.csv, or for a run made
+    before it existed is scored again from the embedding cache (:func:`core.pipeline.names_recompute.recompute_names`)."""
+    from core.pipeline.names_recompute import recompute_names
+
+    run = _read_run(path)
+    run.names_source = recompute_names
+    return run
 
 
 def report(run: Union[str, Path, RunResult], out: Union[str, Path, None] = None) -> Path:

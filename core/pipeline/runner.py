@@ -43,6 +43,8 @@ from core.stats.answers import ANSWER_COLUMNS, unmatched_share
 from core.pipeline.scoring import EmbeddingScores, LevelPlan, MatrixScores, score_level
 from core.stats.significance import CONTROL_COLUMNS, THRESHOLD_COLUMNS, CurveBook
 from core.pipeline.context import SweepContext, prepare
+from core.pipeline.names import level_names
+from core.stats.names import NAME_COLUMNS
 
 
 @dataclass
@@ -240,8 +242,10 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
                 dump = np.lib.format.open_memmap(logit_dir / f"level_{k}.npy", mode="w+", dtype=np.float16,
                                                  shape=(len(y), len(classes)))
                 _reserve(logit_dir / f"level_{k}.npy")
+            names_tally = None  # names.csv: embedding and scoring kinds (core.stats.names)
             if not isinstance(scores, AnswerScores):
-                s = score_level(scores, y, plan, config.top_k, class_scores_out=dump)
+                names_tally = level_names(scores, y, plan, levels[li - 1] if li else 0)
+                s = score_level(scores, y, plan, config.top_k, class_scores_out=dump, attribution=names_tally)
             if dump is not None:
                 dump.flush()
                 s.class_scores = None
@@ -280,6 +284,9 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
             previous = frame
             writer.append("per_class.csv", per_class, PER_CLASS_COLUMNS)
             writer.append("levels.csv", [row], LEVEL_COLUMNS)
+            if names_tally is not None:
+                writer.append("names.csv", names_tally.rows(backbone=name, ordering=o, names=kind), NAME_COLUMNS)
+                del names_tally
             writer.commit()  # the level's rows in every file are whole: readers trust up to here
             ctx.all_levels.append(row)
             curve_rows.append(row)

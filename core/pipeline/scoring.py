@@ -209,13 +209,15 @@ def score_level(
     top_k: int = 5,
     keep_class_scores: bool = False,
     class_scores_out: Optional[np.ndarray] = None,
+    attribution=None,
 ) -> LevelScores:
     """Score every image against the level plan (see module docstring and LevelScores).
 
     ``scores`` is an :class:`EmbeddingScores` or a :class:`MatrixScores`. ``class_scores_out``
     ([N, C], any float dtype, e.g. a float16 memory map of ``logits/…/level_K.npy``) receives
     the class scores chunk by chunk, so they never exist as a whole float32 matrix;
-    ``keep_class_scores`` allocates that matrix instead.
+    ``keep_class_scores`` allocates that matrix instead. ``attribution`` (a
+    :class:`core.stats.names.LevelNames`) is shown every chunk's scores (names.csv).
     """
     classes, names, mode, k = plan.classes, plan.names, plan.mode, plan.level
     keys, cols, starts = plan.keys, plan.cols, plan.starts
@@ -239,6 +241,8 @@ def score_level(
         logits = scores.block(T, s, s + step)
         best = logits.argmax(axis=1)  # keys are sorted: an exact float tie between texts goes the same way always
         class_scores = _chunk_class_scores(logits, cols, starts, mode)
+        if attribution is not None:
+            attribution.add(s, logits, class_scores)
         top = class_scores == class_scores.max(axis=1, keepdims=True)  # the best category's owners
         first = np.where(top, name_rank[None, :], len(classes)).argmin(axis=1)  # a class index
         sl = slice(s, s + len(best))

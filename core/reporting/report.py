@@ -142,17 +142,21 @@ def extreme_classes(changes: pd.DataFrame, top: int = TOP_CLASSES) -> pd.DataFra
 
 
 def rank_names(names: pd.DataFrame, top: int = TOP_NAMES, helpful: bool = False) -> pd.DataFrame:
-    """The names whose entry cost (or gained) the most credit: synonyms curve, ordering 0.
+    """The names that cost (or gained) the most credit: synonyms curve, ordering 0.
 
-    Harmful first by the most credit lost, then by the most images taken from other classes;
-    helpful by the most credit gained.
+    ``credit_change`` is the run's total credit with the name minus without it (names.csv,
+    docs/statistics.md). Harmful first by the most credit lost, then by the most images taken
+    from other classes; helpful by the most credit gained. Each (backbone, class, name) once.
     """
     df = _synonyms(_first_ordering(names))
     if df.empty or "credit_change" not in df.columns:
         return pd.DataFrame(columns=df.columns)
     df = df[df["credit_change"] > 0] if helpful else df[df["credit_change"] < 0]
     taken = "won_from_other_classes" if "won_from_other_classes" in df.columns else "credit_change"
-    df = df.sort_values(["credit_change", taken, "name"], ascending=[not helpful, helpful, True], kind="mergesort")
+    df = df.sort_values(["credit_change", taken, "name", "level"], ascending=[not helpful, helpful, True, True],
+                        kind="mergesort")
+    # a name is listed once: at the level where its effect is largest (flat mode scores it at every level)
+    df = df.drop_duplicates(["backbone", "class", "name"], keep="first")
     return df.head(top).reset_index(drop=True)
 
 

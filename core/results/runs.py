@@ -32,7 +32,7 @@ RUN_FILES = ("levels.csv", "predictions.csv", "per_class.csv", "skipped.csv")
 # everything a run of this or an earlier version writes; newer runs also list their files in run.json
 RUN_OUTPUTS = ("run.json", "run.json.tmp", *RUN_FILES, "levels_summary.csv", "backbones.csv", "pairs.csv",
                "ensembles.csv", "frequency.csv", "frequency_summary.csv", "logits", "threshold.csv", "controls.csv",
-               "levels.csv.tmp", "flips.csv")
+               "levels.csv.tmp", "flips.csv", "names.csv")
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",
@@ -343,6 +343,7 @@ class Run:
     flips: pd.DataFrame = field(default_factory=pd.DataFrame)  # flips.csv (or, for older runs, from predictions)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # rows left out of a file cut short (core.results.runs.read_csv)
+    names_source: Any = field(default=None, repr=False, compare=False)  # recomputes names.csv (core.load_run sets it)
 
     @property
     def status(self) -> str:
@@ -366,6 +367,18 @@ class Run:
     ensembles = _table("ensembles")
     frequency = _table("frequency")
     frequency_summary = _table("frequency_summary")
+
+    @property
+    def names(self) -> pd.DataFrame:
+        """names.csv (per-name attribution); for a run made before it existed, scored again from the
+        embedding cache when this run was read with ``core.load_run`` (InputError says why not)."""
+        if "names" in self.tables:
+            return self.tables["names"]
+        if self.names_source is None:
+            raise InputError("this run has no names.csv; read it with core.load_run(path) to recompute it from the "
+                             "embedding cache", file=self.dir)
+        self.tables["names"] = self.names_source(self)
+        return self.tables["names"]
 
     def __getattr__(self, name: str) -> pd.DataFrame:
         """Tables that later versions add (``run.<stem>`` for ``<stem>.csv``)."""

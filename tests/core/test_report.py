@@ -153,9 +153,11 @@ def test_reproduce_section_has_versions_hashes_and_a_command_that_parses(report,
 
 def test_figures_are_inline_svg_and_nothing_is_fetched(report):
     text, page = report
-    # accuracy, per-class, ensembles, frequency (no names.csv here): each an <svg> inside a <figure>
-    assert text.count("<svg") == text.count("<figure>") == 4
-    assert re.findall(r"<figure>(<svg)", text) == ["<svg"] * 4
+    # accuracy, per-class, ensembles, frequency, and names when some name changed the credit:
+    # each an <svg> inside a <figure>
+    n = 4 + any(k.startswith("table-names") for k in page.tables)
+    assert text.count("<svg") == text.count("<figure>") == n
+    assert re.findall(r"<figure>(<svg)", text) == ["<svg"] * n
     assert {"script", "img", "link", "iframe", "object", "embed"}.isdisjoint(page.tags)
     for tag, attr, value in page.attributes:
         if attr in ("src", "srcset", "action", "poster", "data"):
@@ -167,36 +169,67 @@ def test_figures_are_inline_svg_and_nothing_is_fetched(report):
     assert not re.search(r"url\(\s*['\"]?(https?:|//)", text) and "@import" not in text
 
 
-def test_names_section_degrades_without_names_csv_and_ranks_them_with_it(report, report_run, tmp_path):
+def _ranked(names: pd.DataFrame, helpful: bool) -> list[tuple]:
+    """Independent ranking: sort the synonyms rows (ordering 0) by effect, keep each name's first row."""
+    rows = names[(names["names"] == "synonyms") & (names["ordering"] == 0)]
+    rows = rows[rows["credit_change"] > 0] if helpful else rows[rows["credit_change"] < 0]
+    sign = -1 if helpful else 1
+    recs = sorted(rows.to_dict("records"), key=lambda r: (sign * r["credit_change"], -sign * r["won_from_other_classes"],
+                                                          r["name"], r["level"]))
+    seen, out = set(), []
+    for r in recs:
+        if (r["backbone"], r["class"], r["name"]) not in seen:
+            seen.add((r["backbone"], r["class"], r["name"]))
+            out.append((r["backbone"], r["class"], r["name"], r["level"], r["credit_change"]))
+    return out[:15]
+
+
+def test_names_section_ranks_names_csv_and_degrades_without_it(report, report_run, tmp_path):
     _, page = report
-    assert not any(k.startswith("table-names") for k in page.tables)
+    names = _csv(report_run, "names.csv")  # written by the sweep
+    assert len(names) and {"credit_change", "won_from_other_classes"} <= set(names.columns)
+    for key, helpful in (("harmful", False), ("helpful", True)):
+        expect = _ranked(names, helpful)
+        if not expect:
+            assert f"table-names-{key}" not in page.tables
+            continue
+        shown = frame(page.tables[f"table-names-{key}"])
+        assert list(zip(shown["backbone"], shown["class"], shown["name"], shown["level"].astype(int),
+                        shown["credit_change"])) == expect
+
+    # hand-made rows with known effects (another curve's rows never rank here)
     run = tmp_path / "run"
     shutil.copytree(report_run, run, ignore=shutil.ignore_patterns("logits"))
     rng = np.random.default_rng(0)
     rows = []
     for bb in ("A", "B"):
-        for cls, names in CLASSES.items():
-            for rank, name in enumerate(names, 1):
-                won = int(rng.integers(0, 9))
-                other = int(rng.integers(0, won + 1))
-                rows.append({"backbone": bb, "ordering": 0, "names": "synonyms", "level": rank, "class": cls,
-                             "name": name, "rank": rank, "n_owners": 1, "images_won": won,
-                             "won_correct": won - other, "won_from_other_classes": other,
-                             "credit_change": float(rng.integers(-6, 7))})
-    names = pd.DataFrame(rows)
-    extra = names.assign(names="random-words", credit_change=-100.0)  # another curve never ranks here
-    pd.concat([names, extra]).to_csv(run / "names.csv", index=False)
+        for cls, ns in CLASSES.items():
+            for rank, name in enumerate(ns, 1):
+                for level in (1, 2, 4):
+                    if rank > level:
+                        continue
+                    won = int(rng.integers(0, 9))
+                    other = int(rng.integers(0, won + 1))
+                    rows.append({"backbone": bb, "ordering": 0, "names": "synonyms", "level": level, "class": cls,
+                                 "name": name, "rank": rank, "n_owners": 1, "images_won": won,
+                                 "won_correct": won - other, "won_from_other_classes": other,
+                                 "credit_change": float(rng.integers(-6, 7))})
+    made = pd.DataFrame(rows)
+    pd.concat([made, made.assign(names="random-words", credit_change=-100.0)]).to_csv(run / "names.csv", index=False)
     out = tmp_path / "r.html"
-    main(["report", str(run), "--out", str(out)])
+    assert main(["report", str(run), "--out", str(out)]) == 0
     t = parse_report(out.read_text()).tables
-    harmful = frame(t["table-names-harmful"])
-    helpful = frame(t["table-names-helpful"])
-    neg = names[names["credit_change"] < 0]
-    expect = sorted(zip(neg["credit_change"], -neg["won_from_other_classes"], neg["name"]))[:15]
-    assert list(zip(harmful["credit_change"], -harmful["won_from_other_classes"], harmful["name"])) == expect
-    pos = names[names["credit_change"] > 0]
-    expect = sorted(zip(-pos["credit_change"], pos["won_from_other_classes"], pos["name"]))[:15]
-    assert list(zip(-helpful["credit_change"], helpful["won_from_other_classes"], helpful["name"])) == expect
+    for key, helpful in (("harmful", False), ("helpful", True)):
+        shown = frame(t[f"table-names-{key}"])
+        assert 5 < len(shown) <= 15
+        assert list(zip(shown["backbone"], shown["class"], shown["name"], shown["level"].astype(int),
+                        shown["credit_change"])) == _ranked(made, helpful)
+
+    # without names.csv: a note, no table, no figure
+    (run / "names.csv").unlink()
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "has no names.csv" in text and not any(k.startswith("table-names") for k in parse_report(text).tables)
 
 
 def test_api_report_of_a_result_and_of_a_study(report_run, tmp_path):

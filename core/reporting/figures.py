@@ -133,7 +133,7 @@ def name_effects(table: pd.DataFrame, salt: str = "names") -> Optional[str]:
     ax.set_yticklabels([f"{n} ({c}, level {lv}, {b})" for n, c, lv, b in
                         zip(d["name"], d["class"], d["level"], d["backbone"])], fontsize=7)
     ax.axvline(0, color="#333", lw=0.8)
-    ax.set_xlabel("net change in credit when the name enters (images)")
+    ax.set_xlabel("credit with the name minus without it (images)")
     ax.grid(axis="x", alpha=0.3)
     return to_svg(fig, salt)
 

@@ -142,7 +142,7 @@ def extreme_classes(changes: pd.DataFrame, top: int = TOP_CLASSES) -> pd.DataFra
 
 
 def rank_names(names: pd.DataFrame, top: int = TOP_NAMES, helpful: bool = False) -> pd.DataFrame:
-    """The names that cost (or gained) the most credit: synonyms curve, ordering 0.
+    """The added names (rank > 1) that cost (or gained) the most credit: synonyms curve, ordering 0.
 
     ``credit_change`` is the run's total credit with the name minus without it (names.csv,
     docs/statistics.md). Harmful first by the most credit lost, then by the most images taken
@@ -151,6 +151,8 @@ def rank_names(names: pd.DataFrame, top: int = TOP_NAMES, helpful: bool = False)
     df = _synonyms(_first_ordering(names))
     if df.empty or "credit_change" not in df.columns:
         return pd.DataFrame(columns=df.columns)
+    if "rank" in df.columns:  # the names the levels add: without its first name a class has no category
+        df = df[df["rank"] > 1]
     df = df[df["credit_change"] > 0] if helpful else df[df["credit_change"] < 0]
     taken = "won_from_other_classes" if "won_from_other_classes" in df.columns else "credit_change"
     df = df.sort_values(["credit_change", taken, "name", "level"], ascending=[not helpful, helpful, True, True],
@@ -367,8 +369,11 @@ def run_sections(run: Run, prefix: str = "", command: bool = True, names_df: Opt
                             "not known; runs made with a semscale that writes it show them here.")
     else:
         harm, helps = rank_names(names), rank_names(names, helpful=True)
-        s.paragraphs.append("Each name's net change in credit when it enters the list (against the level before), "
-                            "with the images it won and how many of them it took from other classes.")
+        s.paragraphs.append("The names each level adds to a class's first name, ranked by credit_change: the run's "
+                            "top-1 credit (images) at that level with the name minus without it (names.csv; "
+                            "statistics.md). images_won counts the images the name wins, won_from_other_classes "
+                            "those of other classes. Each name is listed once, at its largest effect; synonyms "
+                            "curve, ordering 0.")
         both = pd.concat([harm, helps.iloc[::-1]]) if len(helps) else harm
         svg = figures.name_effects(both, salt=salt + "names")
         if svg:

@@ -170,8 +170,8 @@ def test_figures_are_inline_svg_and_nothing_is_fetched(report):
 
 
 def _ranked(names: pd.DataFrame, helpful: bool) -> list[tuple]:
-    """Independent ranking: sort the synonyms rows (ordering 0) by effect, keep each name's first row."""
-    rows = names[(names["names"] == "synonyms") & (names["ordering"] == 0)]
+    """Independent ranking: sort the added names' rows (synonyms, ordering 0) by effect, keep each name's first."""
+    rows = names[(names["names"] == "synonyms") & (names["ordering"] == 0) & (names["rank"] > 1)]
     rows = rows[rows["credit_change"] > 0] if helpful else rows[rows["credit_change"] < 0]
     sign = -1 if helpful else 1
     recs = sorted(rows.to_dict("records"), key=lambda r: (sign * r["credit_change"], -sign * r["won_from_other_classes"],
@@ -221,7 +221,7 @@ def test_names_section_ranks_names_csv_and_degrades_without_it(report, report_ru
     t = parse_report(out.read_text()).tables
     for key, helpful in (("harmful", False), ("helpful", True)):
         shown = frame(t[f"table-names-{key}"])
-        assert 5 < len(shown) <= 15
+        assert 5 < len(shown) <= 15 and (shown["rank"] > 1).all()
         assert list(zip(shown["backbone"], shown["class"], shown["name"], shown["level"].astype(int),
                         shown["credit_change"])) == _ranked(made, helpful)
 

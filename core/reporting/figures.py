@@ -107,16 +107,19 @@ def class_changes(table: pd.DataFrame, first: str, last: str, salt: str = "cls")
         y = np.arange(len(d))
         colour = np.where(d["change"] < 0, "#d62728", np.where(d["change"] > 0, "#2ca02c", "#7f7f7f"))
         ax.hlines(y, d[first], d[last], color=colour, lw=2)
-        ax.scatter(d[first], y, color="#7f7f7f", s=14, zorder=3, label=first)
-        ax.scatter(d[last], y, color=colour, s=18, zorder=3, marker="D", label=last)
+        ax.scatter(d[first], y, color="#7f7f7f", s=14, zorder=3)
+        ax.scatter(d[last], y, color=colour, s=18, zorder=3, marker="D")
         ax.set_yticks(y)
         ax.set_yticklabels(d["class"].astype(str))
         ax.set_xlim(-0.02, 1.02)
         ax.set_xlabel("recall")
         ax.set_title(str(bb))
         ax.grid(axis="x", alpha=0.3)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncols=2, frameon=False)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="#7f7f7f", marker="o", ls="", label=first),
+               Line2D([], [], color="#333333", marker="D", ls="", label=last)]
+    fig.legend(handles=handles, fontsize=7, loc="outside lower center", ncols=2, frameon=False)
     return to_svg(fig, salt)
 
 

@@ -53,7 +53,7 @@ class Section:
     paragraphs: list[str] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (svg, caption)
     tables: list[Table] = field(default_factory=list)
-    code: list[tuple[str, str]] = field(default_factory=list)  # (caption, text)
+    code: list[tuple[str, str, bool]] = field(default_factory=list)  # (caption, text, folded)
     details: list[Table] = field(default_factory=list)  # long tables, folded
 
 
@@ -248,9 +248,9 @@ def _reproduce(run: Run, sid: Callable[[str], str], command: bool = True) -> Sec
                         f"{meta.get('finished') or '?'} on {meta.get('host') or '?'}.")
     if command:
         line, extra = sweep_command(config)
-        s.code.append(("The command (rebuilt from run.json's config)", line))
+        s.code.append(("The command (rebuilt from run.json's config)", line, False))
         if extra:
-            s.code.append(("with these files beside it", extra))
+            s.code.append(("with these files beside it", extra, False))
     specs = meta.get("backbones") or []
     rows = []
     for b in specs:
@@ -268,7 +268,7 @@ def _reproduce(run: Run, sid: Callable[[str], str], command: bool = True) -> Sec
     if t:
         s.tables.append(t)
     s.code.append(("run.json config (every option, as asked and as resolved)",
-                   json.dumps(config, indent=1, sort_keys=False, default=str)))
+                   json.dumps(config, indent=1, sort_keys=False, default=str), True))
     return s
 
 
@@ -497,7 +497,7 @@ def _study_sections(study_dir: Path, meta: dict) -> list[Section]:
     s = Section("study-reproduce", "How to reproduce the study")
     file = meta.get("study_file")
     s.code.append(("The command", f"semscale study {shlex.quote(str(file or 'study.toml'))} --out "
-                                  f"{shlex.quote(str(study_dir))}"))
+                                  f"{shlex.quote(str(study_dir))}", False))
     text = None
     if file:
         try:
@@ -506,9 +506,9 @@ def _study_sections(study_dir: Path, meta: dict) -> list[Section]:
             text = None
     if text is None:
         text = json.dumps({k: meta.get(k) for k in ("protocol", "backbones", "datasets")}, indent=1, default=str)
-        s.code.append(("The study (from study.json; the study file is not readable here)", text))
+        s.code.append(("The study (from study.json; the study file is not readable here)", text, False))
     else:
-        s.code.append((f"The study file ({Path(file).name})", text))
+        s.code.append((f"The study file ({Path(file).name})", text, False))
     rows = [{"dataset": d.get("name"), "status": d.get("status"), "path": d.get("path"), "labels": d.get("labels"),
              "run_dir": d.get("run_dir")} for d in meta.get("datasets") or []]
     s.tables.append(table(pd.DataFrame(rows), "study-table-datasets", "Datasets", "study.json (datasets)"))

@@ -35,7 +35,7 @@ th { background: var(--band); position: sticky; top: 0; }
 td.num { text-align: right; }
 p.note { color: var(--muted); font-size: 12px; margin: 0 0 10px; }
 pre { background: var(--band); border: 1px solid var(--rule); padding: 8px 10px; overflow-x: auto; font-size: 12px;
-      white-space: pre-wrap; word-break: break-all; }
+      white-space: pre-wrap; overflow-wrap: anywhere; }
 details { margin: 8px 0; }
 summary { cursor: pointer; color: var(--accent); }
 footer { padding: 16px 32px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--rule); }
@@ -78,13 +78,16 @@ footer { padding: 16px 32px; color: var(--muted); font-size: 12px; border-top: 1
 {% for svg, caption in s.figures %}
 <figure>{{ svg|svg }}<figcaption>{{ caption }}</figcaption></figure>
 {% endfor %}
+{% for caption, text, folded in s.code if not folded %}
+<p class="note">{{ caption }}</p>
+<pre>{{ text }}</pre>
+{% endfor %}
 {% for t in s.tables %}{{ render_table(t) }}{% endfor %}
 {% for t in s.details %}
 <details><summary>{{ t.caption }} ({{ t.rows|length }} rows)</summary>{{ render_table(t) }}</details>
 {% endfor %}
-{% for caption, text in s.code %}
-<p class="note">{{ caption }}</p>
-<pre>{{ text }}</pre>
+{% for caption, text, folded in s.code if folded %}
+<details><summary>{{ caption }}</summary><pre>{{ text }}</pre></details>
 {% endfor %}
 </section>
 {% endfor %}

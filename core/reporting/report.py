@@ -26,6 +26,7 @@ from core.util.versions import now, versions
 TOP_NAMES = 15  # most harmful and most helpful names shown
 TOP_CLASSES = 20  # per backbone, the largest drops and gains shown when a dataset has more classes
 MAX_TABLE_ROWS = 400  # longer tables are shown in part, with a note naming the file that has all
+MAX_CONFIG_CHARS = 50_000  # a longer config is shown without its per-class name lists
 SYNONYMS = "synonyms"
 
 
@@ -108,6 +109,13 @@ def _first_ordering(df: pd.DataFrame) -> pd.DataFrame:
 
 def _synonyms(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["names"] == SYNONYMS] if "names" in df.columns and len(df) else df
+
+
+def _with_names(df: Optional[pd.DataFrame]) -> Optional[pd.DataFrame]:
+    """Rows of a run made before control curves existed have no ``names`` value: they are the synonyms curve."""
+    if df is None or df.empty or "names" not in df.columns or not df["names"].isna().any():
+        return df
+    return df.assign(names=df["names"].astype(object).where(df["names"].notna(), SYNONYMS))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -267,8 +275,14 @@ def _reproduce(run: Run, sid: Callable[[str], str], command: bool = True) -> Sec
               "Versions the run used", "run.json (versions)")
     if t:
         s.tables.append(t)
-    s.code.append(("run.json config (every option, as asked and as resolved)",
-                   json.dumps(config, indent=1, sort_keys=False, default=str), True))
+    shown = dict(config)
+    text = json.dumps(shown, indent=1, default=str)
+    if len(text) > MAX_CONFIG_CHARS:  # thousands of classes: the name lists are the labels file's, named above
+        for key in ("labels_resolved", "controls_resolved", "dataset_classes"):
+            if isinstance(shown.get(key), (dict, list)) and shown[key]:
+                shown[key] = f"({len(shown[key])} entries: see run.json)"
+        text = json.dumps(shown, indent=1, default=str)
+    s.code.append(("run.json config (every option, as asked and as resolved)", text, True))
     return s
 
 
@@ -286,7 +300,7 @@ def run_sections(run: Run, prefix: str = "", command: bool = True, names_df: Opt
 
     salt = prefix or "run"
     sections: list[Section] = []
-    lv = run.levels
+    lv = _with_names(run.levels)
 
     # accuracy vs names
     s = Section(sid("accuracy"), "Accuracy vs number of names")
@@ -344,7 +358,7 @@ def run_sections(run: Run, prefix: str = "", command: bool = True, names_df: Opt
 
     # per-class changes
     s = Section(sid("classes"), "Per-class changes")
-    changes, first, last = class_changes(run.per_class)
+    changes, first, last = class_changes(_with_names(run.per_class))
     if changes.empty:
         s.paragraphs.append("No per-class rows (per_class.csv is empty).")
     else:
@@ -363,7 +377,7 @@ def run_sections(run: Run, prefix: str = "", command: bool = True, names_df: Opt
 
     # names
     s = Section(sid("names"), "Most harmful and most helpful names")
-    names = names_df if names_df is not None else run.tables.get("names")
+    names = _with_names(names_df if names_df is not None else run.tables.get("names"))
     if names is None or names.empty:
         s.paragraphs.append("This run has no names.csv (per-name attribution), so which names helped or hurt is "
                             "not known; runs made with a semscale that writes it show them here.")

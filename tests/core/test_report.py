@@ -269,3 +269,27 @@ def test_bad_folder_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+def test_older_run_without_names_values_and_long_tables(report_run, tmp_path):
+    """A run written before control curves (empty ``names``) reads as the synonyms curve; a long
+    table shows its first rows and names the file that has all."""
+    from core.reporting.report import table
+
+    run = tmp_path / "old"
+    shutil.copytree(report_run, run, ignore=shutil.ignore_patterns("logits", "names.csv", "controls.csv"))
+    for name in ("levels.csv", "per_class.csv"):
+        df = _csv(run, name)
+        df = df[df["names"] == "synonyms"].assign(names="")
+        df.to_csv(run / name, index=False)
+    out = tmp_path / "old.html"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    page = parse_report(out.read_text())
+    lv = frame(page.tables["table-levels"])
+    assert set(lv["names"]) == {"synonyms"} and len(lv) == len(_csv(run, "levels.csv"))
+    changes = frame(page.tables["table-classes"])
+    assert len(changes) == 2 * len(CLASSES)
+
+    pc = _csv(report_run, "per_class.csv")
+    t = table(pc, "x", "Per class", "per_class.csv", limit=7)
+    assert len(t.rows) == 7 and f"The first 7 of {len(pc)} rows; per_class.csv has all." in t.note

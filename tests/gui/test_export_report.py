@@ -101,3 +101,35 @@ def test_a_run_folder_that_is_gone_is_an_error_box(qtbot, gui_env, two_backbone_
     box = p.findChild(QMessageBox, "errorDialog")
     assert "no such run or study folder" in box.text() and not (tmp_path / "r.html").exists()
     box.close()
+
+
+def test_study_tab_exports_the_study_report(qtbot, gui_env, two_backbone_run, tmp_path, monkeypatch):
+    """The Study tab's Export report… writes every dataset and the summary (a study folder built
+    from two copies of a run and the study's own summary writer)."""
+    import json
+    import shutil
+
+    from core.study.summary import write_summaries
+    from semscale_gui.study_panel import StudyPanel
+
+    study = tmp_path / "study"
+    runs = {n: study / "runs" / n for n in ("first", "second")}
+    for d in runs.values():
+        shutil.copytree(two_backbone_run, d, ignore=shutil.ignore_patterns("logits"))
+    write_summaries(study, runs)
+    (study / "study.json").write_text(json.dumps({
+        "status": "completed", "study_file": None, "protocol": {}, "backbones": [], "versions": {},
+        "datasets": [{"name": n, "status": "completed", "run_dir": f"runs/{n}"} for n in runs]}))
+    panel = shown(qtbot, StudyPanel(), 1000, 700)
+    panel.out_dir = study
+    target = tmp_path / "study-report.html"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
+    from PySide6.QtWidgets import QToolBar
+
+    toolbar = next(t for t in panel.findChildren(QToolBar) if panel.export_report_action in t.actions())
+    qtbot.mouseClick(toolbar.widgetForAction(panel.export_report_action), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.report_export.offer is not None, timeout=60000)
+    page = parse_report(target.read_text(encoding="utf-8"))
+    assert page.groups == ["Study summary", "Dataset first", "Dataset second"]
+    assert "ds-second-table-levels" in page.tables
+    panel.report_export.offer.close()

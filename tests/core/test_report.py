@@ -293,3 +293,15 @@ def test_older_run_without_names_values_and_long_tables(report_run, tmp_path):
     pc = _csv(report_run, "per_class.csv")
     t = table(pc, "x", "Per class", "per_class.csv", limit=7)
     assert len(t.rows) == 7 and f"The first 7 of {len(pc)} rows; per_class.csv has all." in t.note
+
+
+def test_overwriting_a_run_removes_its_old_report(report_run, tmp_path):
+    from core.results.runs import RunWriter, holds_run
+
+    run = tmp_path / "run"
+    shutil.copytree(report_run, run, ignore=shutil.ignore_patterns("logits"))
+    assert main(["report", str(run)]) == 0 and (run / "report.html").exists()
+    (run / "notes.txt").write_text("mine")
+    RunWriter(run, {"dataset": "x"}, overwrite=True).finish("completed")
+    assert not (run / "report.html").exists() and (run / "notes.txt").read_text() == "mine"
+    assert holds_run(run)

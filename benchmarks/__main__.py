@@ -130,6 +130,10 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
                 f"| images only one backbone gets right | {dd['only_one_right_seconds']:.3f} | {dd['only_one_right_rows']:,} |",
                 f"| GUI thread: {dd['gui_set_rows_n']:,} rows into the gallery | {dd['gui_set_rows_seconds']:.3f} | "
                 f"{dd['gui_rows_handed_to_view']} handed to the view at first |"]
+    if r.get("names"):
+        from benchmarks.bench_names import markdown as names_markdown
+
+        out += names_markdown(r["names"])
     if r.get("pipeline"):
         from benchmarks.bench_pipeline import markdown as pipeline_markdown
 
@@ -154,11 +158,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="*", default=None,
                     help="amortisation text throughput gui gui_tabs gui_ensembles ray scaling drilldown pipeline clipbench text21k "
-                         "memory vlm clipserver")
+                         "memory vlm clipserver names")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not for the README)")
     args = ap.parse_args()
     only = set(args.only or ["amortisation", "text", "throughput", "gui", "gui_tabs", "gui_ensembles", "ray", "scaling",
-                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver"])
+                             "drilldown", "pipeline", "clipbench", "text21k", "memory", "vlm", "clipserver", "names"])
     from benchmarks import bench_engine
 
     results: dict = {}
@@ -266,6 +270,12 @@ def main() -> None:
             results["clipserver"] = bench_clip_server.clip_server(tmp / "clipserver", n_images=64 if args.quick else 128,
                                                                   repeats=1 if args.quick else 2)
             print(json.dumps(results["clipserver"], indent=1), flush=True)
+        if "names" in only:
+            from benchmarks import bench_names
+
+            print("names.csv at ImageNet shape …", flush=True)
+            results["names"] = bench_names.run(tmp / "names", quick=args.quick)
+            print("\n".join(bench_names.markdown(results["names"])), flush=True)
     out = HERE / ("results-quick.md" if args.quick else "results.md")
     if args.only and out.with_suffix(".json").exists():  # a partial run keeps the other sections' figures
         results = {**json.loads(out.with_suffix(".json").read_text()), **results}

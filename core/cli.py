@@ -244,6 +244,7 @@ def cmd_sweep(args) -> int:
         class_frequency=args.class_frequency, external_predictions=args.external_predictions or [],
         embeddings=args.embeddings or [], controls=parse_controls(args.controls), vocabulary=args.vocabulary,
         alpha=args.alpha, overwrite=args.overwrite, vlm_match=args.vlm_match,
+        save_names=not args.no_names_table,
     )
     reporter = TqdmReporter(quiet=args.quiet)
     cancel = CancelToken()
@@ -437,6 +438,35 @@ def cmd_report(args) -> int:
 
     out = write_report(args.run, args.out)
     print(out)
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    """Runs of one dataset side by side: their curves, and for runs whose label files differ, which
+    names each class gained, lost or re-ranked and how its recall changed."""
+    import pandas as pd
+
+    from core.results.compare import compare_names, comparison_table, labels_differ, read_compared_run
+
+    runs = [read_compared_run(p) for p in args.runs]
+    table = comparison_table(runs)
+    with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_colwidth", 60):
+        print(table.to_string(index=False) if len(table) else "(no finished levels to compare)")
+        frames = []
+        for r in runs[1:]:
+            if not labels_differ(runs[0].config, r.config):
+                continue
+            names = compare_names(runs[0].path, r.path, backbone=args.backbone, level=args.level)
+            changed = names[(names["added"] != "") | (names["removed"] != "") | (names["reranked"] != "")]
+            shown = names if args.all_classes else changed
+            print(f"\nnames of {r.title} against {runs[0].title} ({len(changed)} of {len(names)} classes changed; "
+                  f"recall at level {names['level'].iloc[0] if len(names) else '?'}):")
+            print(shown.drop(columns=["level"]).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+                  if len(shown) else "(no class changed)")
+            frames.append(names.assign(run=r.title))
+    if args.out and frames:
+        pd.concat(frames, ignore_index=True).to_csv(args.out, index=False)
+        print(args.out, file=sys.stderr)
     return EXIT_OK
 
 
@@ -750,6 +780,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--logits", choices=("auto", "always", "never"), default="auto",
                    help="logits/ (float16 class scores per backbone and level): auto = unless it would take more "
                         f"than {defaults.DEFAULT_LOGITS_LIMIT_MB:g} MB")
+    s.add_argument("--no-names-table", action="store_true",
+                   help="do not write names.csv (each name's wins and leave-one-out credit per level)")
     s.add_argument("--backbones", help="CSV (model,pretrained,checkpoint,label) or JSON list of backbones")
     s.add_argument("--ensemble-shots", default=",".join(map(str, defaults.DEFAULT_ENSEMBLE_SHOTS)),
                    help="labelled images per class for adaptive ensembles ('' = none)")
@@ -816,6 +848,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run", help="run directory (or its run.json), or a study folder (with study.json)")
     r.add_argument("--out", help="HTML file to write (default: report.html inside the folder)")
     r.set_defaults(func=cmd_report)
+
+    cp = sub.add_parser("compare", help="compare runs of one dataset: curves, and names and recall per class "
+                                        "where the label files differ")
+    cp.add_argument("runs", nargs="+", metavar="RUN", help="run directories; the first is the reference")
+    cp.add_argument("--backbone", help="backbone for the per-class recall (default: the first both runs have)")
+    cp.add_argument("--level", type=int, help="level for the per-class recall (default: the highest both scored)")
+    cp.add_argument("--all-classes", action="store_true", help="list every class, not only those whose names changed")
+    cp.add_argument("--out", help="CSV file for the per-class names comparison (with a run column)")
+    cp.set_defaults(func=cmd_compare)
     st = sub.add_parser("study", help="run a study file (datasets x backbones, one protocol); resumable")
     st.add_argument("study", help="study file (TOML): protocol keys, [[backbones]] and [[datasets]] tables")
     st.add_argument("--out", required=True, help="study folder: runs/<dataset>/ and the summary files")

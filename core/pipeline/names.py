@@ -25,6 +25,8 @@ def level_names(scores, y: np.ndarray, plan: LevelPlan, previous_level: int) -> 
         cats = scores.categories(SimpleNamespace(mode="pooled", keys=[sets[j] for j in filled])) if filled else None
 
         def loo_scores(start: int, stop: int) -> np.ndarray:
+            if len(filled) == len(sets):
+                return scores.block(cats, start, stop)
             n = min(stop, scores.n_images) - start
             out = np.full((n, len(sets)), -np.inf, dtype=np.float32)  # a class left without names never wins
             if filled:

@@ -71,7 +71,7 @@ def recompute_names(run) -> pd.DataFrame:
                        backbones)
     ctx.writer = _NoWriter()
     ctx.cache = EmbeddingCache(config.cache_dir)
-    rows: list[dict] = []
+    rows: list[pd.DataFrame] = []
     try:
         for position, backbone in enumerate(backbones):
             if backbone.output == ANSWERS:
@@ -82,11 +82,11 @@ def recompute_names(run) -> pd.DataFrame:
             rows.extend(curve_rows(got.scores, got.y, kinds, ctx.levels, config, backbone.name))
     finally:
         ctx.cache.close()
-    return pd.DataFrame(rows, columns=NAME_COLUMNS)
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=NAME_COLUMNS)
 
 
 def curve_rows(scores, y: np.ndarray, kinds: dict[str, LabelSet], levels: list[int], config,
-               backbone: str) -> list[dict]:
+               backbone: str) -> list[pd.DataFrame]:
     """names.csv rows of every curve (names kind x ordering) of one backbone, in the sweep's order."""
     rows = []
     classes = kinds[SYNONYMS].classes
@@ -97,6 +97,6 @@ def curve_rows(scores, y: np.ndarray, kinds: dict[str, LabelSet], levels: list[i
                 plan = LevelPlan.build(names, classes, k, config.mode)
                 tally = level_names(scores, y, plan, levels[li - 1] if li else 0)
                 score_level(scores, y, plan, config.top_k, attribution=tally)
-                rows.extend(tally.rows(backbone=backbone, ordering=o, names=kind))
+                rows.append(tally.rows(backbone=backbone, ordering=o, names=kind))
     return rows
 

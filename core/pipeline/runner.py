@@ -244,7 +244,8 @@ def _sweep_backbone(ctx: SweepContext, position: int, backbone) -> BackboneOutco
                 _reserve(logit_dir / f"level_{k}.npy")
             names_tally = None  # names.csv: embedding and scoring kinds (core.stats.names)
             if not isinstance(scores, AnswerScores):
-                names_tally = level_names(scores, y, plan, levels[li - 1] if li else 0)
+                if config.save_names:
+                    names_tally = level_names(scores, y, plan, levels[li - 1] if li else 0)
                 s = score_level(scores, y, plan, config.top_k, class_scores_out=dump, attribution=names_tally)
             if dump is not None:
                 dump.flush()

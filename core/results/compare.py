@@ -120,3 +120,76 @@ def comparison_table(runs: Sequence[ComparedRun]) -> pd.DataFrame:
                 row[f"Δ top-1 at {k} (points)"] = round(d, 2) if not math.isnan(d) else np.nan
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+NAMES_COMPARISON_COLUMNS = ["class", "added", "removed", "reranked", "names_before", "names_after", "level",
+                            "recall_before", "recall_after", "recall_change"]
+
+
+def _ranked_names(config: dict) -> dict[str, list[str]]:
+    got = config.get("labels_resolved")
+    return {str(c): [str(n) for n in v] for c, v in got.items()} if isinstance(got, dict) else {}
+
+
+def compare_names(ref: str | Path, other: str | Path, backbone: str | None = None,
+                  level: int | None = None) -> pd.DataFrame:
+    """Two runs of one dataset with different label files, class by class: names ``added``,
+    ``removed`` and ``reranked`` (in both lists at another rank, "name 2→3"), joined by "; ",
+    and each class's recall at ``level`` in both runs (default: the highest level both scored)
+    with the change (synonyms curve, ordering 0; ``backbone`` defaults to the first both ran).
+    Every class of either run has a row, changed or not; recall is NaN where a run has no row."""
+    from core.results.runs import read_csv
+    from core.util.errors import InputError
+
+    a, b = read_compared_run(ref), read_compared_run(other)
+    na, nb = _ranked_names(a.config), _ranked_names(b.config)
+    if not na or not nb:
+        raise InputError("a run without resolved names in run.json cannot be compared by names",
+                         file=a.path if not na else b.path)
+
+    def recall(run: ComparedRun) -> pd.DataFrame:
+        pc = read_csv(run.path / "per_class.csv")
+        if not len(pc):
+            return pd.DataFrame(columns=["backbone", "level", "class", "recall"])
+        if "names" in pc.columns:
+            pc = pc[pc["names"].fillna("synonyms") == "synonyms"]
+        if "ordering" in pc.columns:
+            pc = pc[pc["ordering"] == 0]
+        return pc
+
+    ra, rb = recall(a), recall(b)
+    common = [x for x in dict.fromkeys(ra["backbone"]) if x in set(rb["backbone"])] if len(ra) and len(rb) else []
+    if backbone is None:
+        backbone = common[0] if common else None
+    elif backbone not in common:
+        raise InputError(f"backbone '{backbone}' is not in both runs (both have: {', '.join(common) or 'none'})",
+                         field="backbone")
+    if backbone is not None:
+        ra, rb = ra[ra["backbone"] == backbone], rb[rb["backbone"] == backbone]
+    shared_levels = sorted(set(ra["level"].astype(int)) & set(rb["level"].astype(int)))
+    if level is None:
+        level = shared_levels[-1] if shared_levels else None
+    elif level not in shared_levels:
+        raise InputError(f"level {level} is not scored in both runs (both have: "
+                         f"{', '.join(map(str, shared_levels)) or 'none'})", field="level")
+    ka = ra[ra["level"] == level].set_index("class")["recall"] if level is not None else pd.Series(dtype=float)
+    kb = rb[rb["level"] == level].set_index("class")["recall"] if level is not None else pd.Series(dtype=float)
+    rows = []
+    for c in list(dict.fromkeys([*na, *nb])):
+        x, y = na.get(c, []), nb.get(c, [])
+        rank_x = {n: i + 1 for i, n in enumerate(x)}
+        rank_y = {n: i + 1 for i, n in enumerate(y)}
+        moved = [f"{n} {rank_x[n]}→{rank_y[n]}" for n in y if n in rank_x and rank_x[n] != rank_y[n]]
+        before = float(ka.get(c, np.nan)) if c in ka.index else np.nan
+        after = float(kb.get(c, np.nan)) if c in kb.index else np.nan
+        rows.append({"class": c, "added": "; ".join(n for n in y if n not in rank_x),
+                     "removed": "; ".join(n for n in x if n not in rank_y), "reranked": "; ".join(moved),
+                     "names_before": len(x), "names_after": len(y), "level": level,
+                     "recall_before": before, "recall_after": after, "recall_change": after - before})
+    return pd.DataFrame(rows, columns=NAMES_COMPARISON_COLUMNS)
+
+
+def labels_differ(ref: dict, other: dict) -> bool:
+    """Whether two run configs resolved different names (what :func:`compare_names` is for)."""
+    a, b = _ranked_names(ref), _ranked_names(other)
+    return bool(a) and bool(b) and a != b

@@ -26,18 +26,12 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 import numpy as np
+import pandas as pd
 
 NAME_COLUMNS = ["backbone", "ordering", "names", "level", "class", "name", "rank", "n_owners", "images_won",
                 "won_correct", "won_from_other_classes", "credit_change"]
+LOO_CELLS = 1 << 21  # pooled: image x left-out-name scores held at once (8 MB of float32)
 VALUE_COLUMNS = ["images_won", "won_correct", "won_from_other_classes", "credit_change"]
-
-
-def _count(v: float) -> int | float:
-    """A sum of credits as it goes into a table (an int when whole, else 6 decimals)."""
-    if not np.isfinite(v):
-        return float("nan")
-    r = round(float(v), 6)
-    return int(r) if r.is_integer() else r
 
 
 class _Summary:
@@ -98,8 +92,15 @@ class LevelNames:
                 owners[n] = owners.get(n, 0) + 1
         self.owners = owners
         if mode == "flat":
-            self.slot_class = np.repeat(np.arange(len(self.classes)), [len(x) for x in self.lists])
+            sizes = np.asarray([len(x) for x in self.lists], dtype=np.int64)
+            self.slot_class = np.repeat(np.arange(len(self.classes)), sizes)
             n_slots = len(self.slot_class)
+            # [C, widest list] gather columns and slot numbers; cells past a class's list are padding
+            width = int(sizes.max()) if len(sizes) else 0
+            self.pad = np.arange(width)[None, :] >= sizes[:, None]
+            within = np.where(self.pad, 0, np.arange(width)[None, :])
+            self.slot_of = np.asarray(self.starts)[:, None] + within
+            self.pad_cols = self.cols[np.minimum(self.slot_of, max(n_slots - 1, 0))] if n_slots else self.slot_of
         else:
             self.loo = [(c, r) for c, lst in enumerate(self.lists) for r in range(min(previous_level, len(lst)), len(lst))]
             self.loo_class = np.asarray([c for c, _ in self.loo], dtype=np.int64)
@@ -116,22 +117,25 @@ class LevelNames:
     def add(self, start: int, logits: np.ndarray, class_scores: np.ndarray) -> None:
         """Images ``start …`` : their [n, categories] scores and the [n, C] class scores made of them."""
         y = self.y[start:start + len(class_scores)]
-        summ = _Summary(class_scores, y)
         if self.mode == "flat":
-            self._add_flat(y, summ, logits, class_scores)
-        else:
-            self._add_pooled(y, summ, class_scores, self.loo_scores(start, start + len(y)))
+            self._add_flat(y, _Summary(class_scores, y), logits, class_scores)
+            return
+        step = max(1, LOO_CELLS // max(len(self.loo), 1))  # [rows, leave-one-outs] blocks stay bounded
+        for a in range(0, len(y), step):
+            cs = class_scores[a:a + step]
+            self._add_pooled(y[a:a + step], _Summary(cs, y[a:a + step]), cs,
+                             self.loo_scores(start + a, start + a + len(cs)))
 
     def _add_flat(self, y, summ: _Summary, logits: np.ndarray, cs: np.ndarray) -> None:
         n, S = len(y), len(self.slot_class)
-        g = np.take(logits, self.cols, axis=1)  # [n, slots], a copy of our own
-        ids = np.where(g == cs[:, self.slot_class], np.arange(S, dtype=np.int64)[None, :], S)
-        best = np.minimum.reduceat(ids, self.starts, axis=1)  # each class's best name (first on a tie)
-        del ids
-        r = np.arange(n)[:, None]
-        g[r, best] = -np.inf
-        second = np.maximum.reduceat(g, self.starts, axis=1)  # each class without its best name
-        del g
+        g = np.take(logits, self.pad_cols, axis=1)  # [n, C, widest list], a copy of our own
+        if self.pad.any():
+            g[:, self.pad] = -np.inf
+        j = g.argmax(axis=2)  # each class's best name (the first on a tie)
+        best = self.slot_of[np.arange(len(self.classes))[None, :], j]  # as a slot number
+        np.put_along_axis(g, j[:, :, None], -np.inf, axis=2)
+        second = g.max(axis=2)  # each class without its best name (-inf for a one-name class)
+        del g, j
         # wins: 1/m to each of the m classes at the top, through its best name
         ii, cc = np.nonzero(summ.top)
         slots = best[ii, cc]
@@ -149,43 +153,43 @@ class LevelNames:
         self.change += np.bincount(best[ii, cc], weights=delta, minlength=S)
 
     def _add_pooled(self, y, summ: _Summary, cs: np.ndarray, loo: np.ndarray) -> None:
-        if not len(self.loo):
+        L = len(self.loo)
+        if not L:
             return
-        n, L = len(y), len(self.loo)
-        cc = self.loo_class[None, :]
-        step = max(1, (1 << 20) // L)  # [rows, L] temporaries stay near a million cells
-        for a in range(0, n, step):
-            ii = np.arange(a, min(n, a + step))[:, None]
-            old = cs[ii, cc]
-            new = np.asarray(loo[ii[:, 0]], dtype=cs.dtype)
-            is_true = cc == y[ii]
-            self.change += (summ.credit[ii] - summ.credit_after(ii, is_true, old, new)).sum(axis=0)
-            gain = np.maximum(summ.top[ii, cc] / summ.na[ii] - summ.share_after(ii, old, new), 0.0)
-            self.won += gain.sum(axis=0)
-            self.won_correct += (gain * is_true).sum(axis=0)
+        old = cs[:, self.loo_class]  # [n, L]
+        new = np.asarray(loo, dtype=cs.dtype)
+        T = summ.T[:, None]
+        is_true = self.loo_class[None, :] == y[:, None]
+        # a class below the true one before and after never changes the credit nor wins the image
+        ii, ll = np.nonzero(is_true | (old >= T) | (new >= T))
+        old, new, cc = old[ii, ll], new[ii, ll], self.loo_class[ll]
+        own = cc == y[ii]
+        delta = summ.credit[ii] - summ.credit_after(ii, own, old, new)
+        self.change += np.bincount(ll, weights=delta, minlength=L)
+        gain = np.maximum(summ.top[ii, cc] / summ.na[ii] - summ.share_after(ii, old, new), 0.0)
+        self.won += np.bincount(ll, weights=gain, minlength=L)
+        self.won_correct += np.bincount(ll, weights=gain * own, minlength=L)
 
-    def rows(self, **keys) -> list[dict]:
-        """names.csv rows of this level (``keys``: backbone, ordering, names)."""
-        out = []
-        values = {}
+    def rows(self, **keys) -> pd.DataFrame:
+        """names.csv rows of this level (``keys``: backbone, ordering, names), in class then rank order."""
+        sizes = [len(lst) for lst in self.lists]
+        cls = np.repeat(np.arange(len(self.classes)), sizes)
+        rank = np.concatenate([np.arange(1, k + 1) for k in sizes]) if sizes else np.zeros(0, dtype=np.int64)
+        flat_names = [n for lst in self.lists for n in lst]
         if self.mode == "flat":
-            s = 0
-            for c, lst in enumerate(self.lists):
-                for r in range(len(lst)):
-                    values[(c, r)] = s
-                    s += 1
-        else:
-            values = {key: j for j, key in enumerate(self.loo)}
-        for c, lst in enumerate(self.lists):
-            for r, name in enumerate(lst):
-                j = values.get((c, r))
-                won = self.won[j] if j is not None else np.nan
-                right = self.won_correct[j] if j is not None else np.nan
-                out.append({**keys, "level": self.level, "class": self.classes[c], "name": name, "rank": r + 1,
-                            "n_owners": self.owners[name], "images_won": _count(won), "won_correct": _count(right),
-                            "won_from_other_classes": _count(won - right),
-                            "credit_change": _count(self.change[j]) if j is not None else np.nan})
-        return out
+            won, right, change = self.won, self.won_correct, self.change
+        else:  # pooled: values only for the names entering at this level
+            at = np.asarray([sum(sizes[:c]) + r for c, r in self.loo], dtype=np.int64)
+            won, right, change = (np.full(len(cls), np.nan) for _ in range(3))
+            won[at], right[at], change[at] = self.won, self.won_correct, self.change
+        df = pd.DataFrame({**{k: [v] * len(cls) for k, v in keys.items()}, "level": self.level,
+                           "class": np.asarray(self.classes, dtype=object)[cls] if len(cls) else [],
+                           "name": flat_names, "rank": rank,
+                           "n_owners": [self.owners[n] for n in flat_names],
+                           "images_won": np.round(won, 6), "won_correct": np.round(right, 6),
+                           "won_from_other_classes": np.round(won - right, 6),
+                           "credit_change": np.round(change, 6) + 0.0})  # + 0.0: no "-0.0" in the file
+        return df[[c for c in NAME_COLUMNS if c in df.columns]]
 
 
 def flat_layout(names: dict[str, list[str]], classes: Sequence[str], k: int) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -135,6 +135,8 @@ class SweepConfig:
     # answering kinds (VLMs): how an answer matches a name ("word": whole words through the name
     # normaliser; "substring": the published ``label.lower() in answer.lower()``)
     vlm_match: str = "word"
+    # names.csv (core.stats.names): per-name wins and leave-one-out credit; off skips its cost
+    save_names: bool = True
 
     def to_dict(self) -> dict:
         d = asdict(self)

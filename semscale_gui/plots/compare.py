@@ -19,13 +19,14 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem, QPushButton,
+    QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem, QPushButton,
     QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from semscale_gui import settings
 from core.results.compare import (COMPARED_KEYS, ComparedRun, comparison_table, config_differences,  # noqa: F401
                                   names_differences, read_compared_run)
+from core.results.compare import compare_names, labels_differ
 
 from semscale_gui.tasks import run_task
 from semscale_gui.plots.base import _style_plot, colour, tick_font
@@ -90,10 +91,11 @@ class RunComparison(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(top)
         split.addWidget(self.table)
+        split.addWidget(self._names_box())
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
-        split.setSizes([520, 200])
+        split.setSizes([520, 200, 200])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(buttons)
@@ -211,6 +213,7 @@ class RunComparison(QWidget):
             self.hint.setText(f"{len(self.runs)} run(s); differences are in points of top-1 against the first run")
         self.frame = comparison_table(self.runs)
         self._fill_table()
+        self._refresh_names_choice()
         self.changed.emit()
 
     def _fill_table(self) -> None:
@@ -235,3 +238,103 @@ class RunComparison(QWidget):
         t.resizeColumnsToContents()
         for c in range(t.columnCount()):
             t.setColumnWidth(c, min(280, t.columnWidth(c) + 8))
+
+    # ---------------------------------------------------------------- names by class
+
+    def _names_box(self) -> QWidget:
+        """Per class, the names another run added, removed or re-ranked against the reference and the
+        recall change (shown when label files differ; read in the background)."""
+        self.names_frame = pd.DataFrame()
+        self._names_job = 0
+        self.names_loading = False
+        self.names_label = QLabel("Names by class against the first run:")
+        self.names_choice = QComboBox()
+        self.names_choice.setToolTip("A run whose names differ from the first run's")
+        self.names_choice.currentIndexChanged.connect(lambda _i: self._load_names())
+        self.names_table = QTableWidget(0, 0)
+        self.names_table.verticalHeader().setVisible(False)
+        self.names_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.names_table.setSortingEnabled(True)
+        self.names_box = QWidget()
+        lay = QVBoxLayout(self.names_box)
+        lay.setContentsMargins(0, 0, 0, 0)
+        head = QHBoxLayout()
+        head.addWidget(self.names_label)
+        head.addWidget(self.names_choice, 1)
+        lay.addLayout(head)
+        lay.addWidget(self.names_table, 1)
+        self.names_box.setVisible(False)
+        return self.names_box
+
+    def _refresh_names_choice(self) -> None:
+        ref = self.runs[0] if self.runs else None
+        differing = [r for r in self.runs[1:] if labels_differ(ref.config, r.config)] if ref else []
+        before = self.names_choice.currentData()
+        self.names_choice.blockSignals(True)
+        self.names_choice.clear()
+        for r in differing:
+            self.names_choice.addItem(r.title, str(r.path))
+        j = self.names_choice.findData(before)
+        self.names_choice.setCurrentIndex(max(j, 0))
+        self.names_choice.blockSignals(False)
+        self.names_box.setVisible(bool(differing))
+        if differing:
+            self.names_label.setText(f"Names by class against {ref.title}:")
+            self._load_names()
+        else:
+            self.names_frame = pd.DataFrame()
+            self.names_table.setRowCount(0)
+
+    def _load_names(self) -> None:
+        other = self.names_choice.currentData()
+        if not self.runs or not other:
+            return
+        ref = str(self.runs[0].path)
+        self._names_job += 1
+        job = self._names_job
+        self.names_loading = True
+
+        def done(df: pd.DataFrame) -> None:
+            if job == self._names_job:
+                self.names_loading = False
+                self.names_frame = df
+                self._fill_names()
+
+        def failed(e: Exception, _tb: str) -> None:
+            if job == self._names_job:
+                self.names_loading = False
+                self.status_message.emit(f"Cannot compare names: {e}")
+
+        run_task(lambda: compare_names(ref, other), done, failed, context=self)
+
+    def _fill_names(self) -> None:
+        df, t = self.names_frame, self.names_table
+        changed = df[(df["added"] != "") | (df["removed"] != "") | (df["reranked"] != "")] if len(df) else df
+        t.setSortingEnabled(False)
+        t.clear()
+        cols = ["class", "added", "removed", "reranked", "recall_before", "recall_after", "recall_change"]
+        heads = ["class", "added", "removed", "re-ranked", "recall before (%)", "recall after (%)", "Δ recall (points)"]
+        t.setRowCount(len(changed))
+        t.setColumnCount(len(cols))
+        t.setHorizontalHeaderLabels(heads)
+        for r, row in enumerate(changed[cols].itertuples(index=False)):
+            for c, v in enumerate(row):
+                item = QTableWidgetItem()
+                if c >= 4:
+                    num = float(v) * 100
+                    item.setData(Qt.ItemDataRole.DisplayRole, "" if math.isnan(num) else round(num, 2))
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    if c == 6 and not math.isnan(num) and abs(num) >= 0.005:
+                        item.setForeground(QColor("#1b7f3b") if num > 0 else QColor("#b00020"))
+                else:
+                    item.setText(str(v))
+                item.setToolTip(f"{heads[c]}: {item.text()}")
+                t.setItem(r, c, item)
+        t.setSortingEnabled(True)
+        t.resizeColumnsToContents()
+        for c in range(t.columnCount()):
+            t.setColumnWidth(c, min(280, t.columnWidth(c) + 8))
+        level = df["level"].iloc[0] if len(df) else None
+        if len(df):
+            self.names_label.setText(f"Names by class against {self.runs[0].title if self.runs else '?'}: "
+                                     f"{len(changed)} of {len(df)} classes changed (recall at level {level})")

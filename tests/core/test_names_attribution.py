@@ -49,7 +49,7 @@ def runs(tiny_model, tmp_path_factory):
     labels = root / "labels.csv"
     labels.write_text("class,synonym\n" + "".join(f"{c},{n}\n" for c, ns in LABELS.items() for n in ns))
     return {"flat": _sweep(root, images, labels, tiny_model, "flat", orderings=2),
-            "pooled": _sweep(root, images, labels, tiny_model, "pooled"), "images": images}
+            "pooled": _sweep(root, images, labels, tiny_model, "pooled"), "images": images, "root": root}
 
 
 def _names(run_dir: Path) -> pd.DataFrame:
@@ -218,7 +218,7 @@ def test_hand_worked_pooled_leave_one_out():
         plan = LevelPlan.build(names, ["A", "B"], k, "pooled")
         tally = level_names(scores, y, plan, prev)
         score_level(scores, y, plan, attribution=tally)
-        for r in tally.rows(backbone="m", ordering=0, names="synonyms"):
+        for r in tally.rows(backbone="m", ordering=0, names="synonyms").to_dict("records"):
             rows[(k, r["name"])] = (r["images_won"], r["won_correct"], r["won_from_other_classes"], r["credit_change"])
     assert rows[(1, "a1")] == (0, 0, 0, 0)
     assert rows[(1, "b1")] == (2, 1, 1, 0)
@@ -254,3 +254,102 @@ def test_old_run_without_cache_says_why(runs, tmp_path):
     run.meta["config"]["cache_dir"] = str(tmp_path / "empty-cache")
     with pytest.raises(InputError, match="embedding cache does not hold"):
         run.names
+
+
+def test_harmful_names_sentences_and_images(runs):
+    from core.results.names import harmful_names, name_images, name_sentence, taken_by_class
+    from core.results.runs import load_run
+
+    run = load_run(runs["flat"])
+    df = run.names
+    worst = harmful_names(df, top=None, predictions=run.predictions)
+    assert len(worst)
+    mine = df[(df["ordering"] == 0) & (df["names"] == "synonyms")]
+    harmful = mine[(mine["credit_change"] < 0) | (mine["won_from_other_classes"] > 0)]
+    assert len(worst) == len(harmful.drop_duplicates(["class", "name"]))
+    assert list(worst["credit_change"]) == sorted(worst["credit_change"])  # worst first
+    for _, row in worst.iterrows():  # each name at its worst level
+        same = harmful[(harmful["class"] == row["class"]) & (harmful["name"] == row["name"])]
+        assert row["credit_change"] == same["credit_change"].min()
+    for _, row in mine[mine["images_won"] > 0].iterrows():
+        imgs = name_images(run, "tiny-clip", int(row["level"]), row["class"], row["name"])
+        assert imgs["share"].sum() == pytest.approx(row["images_won"])
+        assert imgs.loc[imgs["taken"], "share"].sum() == pytest.approx(row["won_from_other_classes"])
+        hit = worst[(worst["class"] == row["class"]) & (worst["name"] == row["name"]) & (worst["level"] == row["level"])]
+        if len(hit):
+            assert hit["n_other_classes"].iloc[0] == imgs.loc[imgs["taken"], "true_class"].nunique()
+            assert len(taken_by_class(imgs)) == hit["n_other_classes"].iloc[0]
+    assert harmful_names(df, top=2).shape[0] == min(2, len(worst))
+    row = {"name": "figure", "class": "circle", "won_from_other_classes": 41, "level": 8, "credit_change": -12}
+    assert name_sentence(row, 3) == "*figure* (circle) takes 41 images from 3 other classes at level 8, costs 12 correct"
+    assert name_sentence({**row, "won_from_other_classes": 0.5, "credit_change": 0}, 1) == \
+        "*figure* (circle) takes 0.5 images from 1 other class at level 8"
+
+
+EDITED = {  # against LABELS: red square re-ranked, blue triangle loses "shape" and gains "sky wedge"
+    "red square": ["red square", "crimson block", "shape", "scarlet tile"],
+    "green circle": ["green circle", "lime disc"],
+    "blue triangle": ["blue triangle", "navy wedge", "azure pyramid", "sky wedge"],
+    "yellow bar": ["yellow bar"],
+}
+
+
+@pytest.fixture(scope="module")
+def edited_run(runs, tiny_model):
+    root = runs["root"]
+    labels = root / "edited.csv"
+    labels.write_text("class,synonym\n" + "".join(f"{c},{n}\n" for c, ns in EDITED.items() for n in ns))
+    out = _sweep(root / "edited", runs["images"], labels, tiny_model, "flat")
+    return out
+
+
+def test_compare_runs_by_names(runs, edited_run):
+    from core.results.compare import compare_names
+
+    got = compare_names(runs["flat"], edited_run).set_index("class")
+    assert got.loc["blue triangle", "added"] == "sky wedge"
+    assert got.loc["blue triangle", "removed"] == "shape"
+    assert got.loc["blue triangle", "reranked"] == "navy wedge 3→2; azure pyramid 4→3"
+    assert got.loc["red square", "reranked"] == "crimson block 3→2; shape 2→3"
+    assert (got.loc["red square", "added"], got.loc["red square", "removed"]) == ("", "")
+    assert got.loc["green circle", ["added", "removed", "reranked"]].tolist() == ["", "", ""]
+    # recall at the highest common level, straight from both runs' per_class.csv
+    a = pd.read_csv(runs["flat"] / "per_class.csv")
+    b = pd.read_csv(edited_run / "per_class.csv")
+    a = a[(a["ordering"] == 0) & (a["level"] == 4)].set_index("class")["recall"]
+    b = b[(b["ordering"] == 0) & (b["level"] == 4)].set_index("class")["recall"]
+    assert (got["level"] == 4).all()
+    np.testing.assert_allclose(got.loc[a.index, "recall_before"], a.values)
+    np.testing.assert_allclose(got.loc[b.index, "recall_after"], b.values)
+    np.testing.assert_allclose(got["recall_change"], got["recall_after"] - got["recall_before"])
+    at2 = compare_names(runs["flat"], edited_run, level=2)
+    assert (at2["level"] == 2).all()
+
+
+def test_semscale_compare_prints_names_per_class(runs, edited_run, tmp_path, capsys):
+    from core.cli import main
+    from core.results.compare import compare_names
+
+    out = tmp_path / "names.csv"
+    assert main(["compare", str(runs["flat"]), str(edited_run), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "names of run-flat against run-flat" in text and "sky wedge" in text and "2 of 4 classes changed" in text
+    written = pd.read_csv(out, keep_default_na=False)
+    expect = compare_names(runs["flat"], edited_run)
+    assert written["class"].tolist() == expect["class"].tolist()
+    assert written["added"].tolist() == expect["added"].tolist()
+    np.testing.assert_allclose(written["recall_change"].astype(float), expect["recall_change"])
+
+
+def test_no_names_table_flag(runs, tiny_model, tmp_path):
+    from core.cli import main
+
+    cfg, ck = tiny_model
+    out = tmp_path / "run"
+    labels = runs["root"] / "labels.csv"
+    assert main(["sweep", "--dataset", str(runs["images"]), "--labels", str(labels), "--model", cfg, "--checkpoint", ck,
+                 "--device", "cpu", "--levels", "1,2", "--templates", "plain", "--workers", "0", "--bootstrap", "10",
+                 "--cache-dir", str(runs["root"] / "cache"), "--no-names-table", "--out", str(out), "--quiet"]) == 0
+    assert not (out / "names.csv").exists()
+    import json
+    assert json.loads((out / "run.json").read_text())["config"]["save_names"] is False

@@ -52,6 +52,7 @@ class Section:
     id: str
     title: str
     paragraphs: list[str] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (svg, caption)
     tables: list[Table] = field(default_factory=list)
     code: list[tuple[str, str, bool]] = field(default_factory=list)  # (caption, text, folded)
@@ -149,25 +150,42 @@ def extreme_classes(changes: pd.DataFrame, top: int = TOP_CLASSES) -> pd.DataFra
     return pd.concat(parts) if parts else changes
 
 
-def rank_names(names: pd.DataFrame, top: int = TOP_NAMES, helpful: bool = False) -> pd.DataFrame:
-    """The added names (rank > 1) that cost (or gained) the most credit: synonyms curve, ordering 0.
+def helpful_names(names: pd.DataFrame, top: int = TOP_NAMES) -> pd.DataFrame:
+    """The added names (rank > 1) that gained the most credit: synonyms curve, ordering 0.
 
     ``credit_change`` is the run's total credit with the name minus without it (names.csv,
-    docs/statistics.md). Harmful first by the most credit lost, then by the most images taken
-    from other classes; helpful by the most credit gained. Each (backbone, class, name) once.
+    docs/statistics.md); the first name of a class is left out (without it the class has no
+    category, so it always "helps"). Each (backbone, class, name) once, at its largest gain,
+    then by the fewest images taken from other classes.
     """
     df = _synonyms(_first_ordering(names))
     if df.empty or "credit_change" not in df.columns:
         return pd.DataFrame(columns=df.columns)
-    if "rank" in df.columns:  # the names the levels add: without its first name a class has no category
+    if "rank" in df.columns:
         df = df[df["rank"] > 1]
-    df = df[df["credit_change"] > 0] if helpful else df[df["credit_change"] < 0]
-    taken = "won_from_other_classes" if "won_from_other_classes" in df.columns else "credit_change"
-    df = df.sort_values(["credit_change", taken, "name", "level"], ascending=[not helpful, helpful, True, True],
-                        kind="mergesort")
-    # a name is listed once: at the level where its effect is largest (flat mode scores it at every level)
+    df = df[df["credit_change"] > 0]
+    df = df.sort_values(["credit_change", "won_from_other_classes", "name", "level"],
+                        ascending=[False, True, True, True], kind="mergesort")
     df = df.drop_duplicates(["backbone", "class", "name"], keep="first")
     return df.head(top).reset_index(drop=True)
+
+
+def harmful(names: pd.DataFrame, predictions: Optional[pd.DataFrame], top: int = TOP_NAMES) -> pd.DataFrame:
+    """The most harmful names as the app's Names view ranks them (:func:`core.results.names.harmful_names`),
+    with from how many other classes each took its images (flat mode, from predictions.csv)."""
+    from core.results.names import harmful_names
+
+    df = names if "names" in names.columns else names.assign(names=SYNONYMS)
+    use = predictions if predictions is not None and len(predictions) and "predicted_label" in predictions.columns \
+        else None
+    return harmful_names(df, top=top, predictions=use)
+
+
+def sentence(row) -> str:
+    """"figure (circle) takes 41 images from 3 other classes at level 8, costs 12 correct" (plain text)."""
+    from core.results.names import name_sentence
+
+    return name_sentence(row).replace("*", "")
 
 
 def adaptive_ensembles(ensembles: pd.DataFrame) -> pd.DataFrame:
@@ -382,18 +400,20 @@ def run_sections(run: Run, prefix: str = "", command: bool = True, names_df: Opt
         s.paragraphs.append("This run has no names.csv (per-name attribution), so which names helped or hurt is "
                             "not known; runs made with a semscale that writes it show them here.")
     else:
-        harm, helps = rank_names(names), rank_names(names, helpful=True)
-        s.paragraphs.append("The names each level adds to a class's first name, ranked by credit_change: the run's "
-                            "top-1 credit (images) at that level with the name minus without it (names.csv; "
-                            "statistics.md). images_won counts the images the name wins, won_from_other_classes "
-                            "those of other classes. Each name is listed once, at its largest effect; synonyms "
-                            "curve, ordering 0.")
+        harm, helps = harmful(names, run.predictions), helpful_names(names)
+        s.paragraphs.append("credit_change is the run's top-1 credit (images) at that level with the name minus "
+                            "without it (names.csv; statistics.md); images_won counts the images the name wins, "
+                            "won_from_other_classes those of other classes. Harmful: the names that cost the most "
+                            "credit, then those that take the most images from other classes, as the app's Names "
+                            "view ranks them. Helpful: the names the levels add to a class's first name that gain "
+                            "the most. Each name once, at its largest effect; synonyms curve, ordering 0.")
+        s.bullets = [f"{row['backbone']}: {sentence(row)}" for _, row in harm.head(5).iterrows()]
         both = pd.concat([harm, helps.iloc[::-1]]) if len(helps) else harm
         svg = figures.name_effects(both, salt=salt + "names")
         if svg:
             s.figures.append((svg, "net credit change per name (red: harmful, green: helpful)"))
         cols = ["backbone", "class", "name", "rank", "level", "n_owners", "images_won", "won_correct",
-                "won_from_other_classes", "credit_change"]
+                "won_from_other_classes", "n_other_classes", "credit_change"]
         for df, key, title in ((harm, "harmful", "Most harmful names"), (helps, "helpful", "Most helpful names")):
             t = table(df, sid(f"table-names-{key}"), title, f"names.csv ({key})", cols)
             if t:
@@ -625,5 +645,5 @@ def write_report(source: "str | Path | Run", out: "str | Path | None" = None) ->
     return out
 
 
-__all__ = ["write_report", "render", "build_groups", "sweep_command", "class_changes", "rank_names",
+__all__ = ["write_report", "render", "build_groups", "sweep_command", "class_changes", "helpful_names", "harmful",
            "adaptive_ensembles", "is_study"]

@@ -75,6 +75,7 @@ footer { padding: 16px 32px; color: var(--muted); font-size: 12px; border-top: 1
 <h3>{{ s.title }}</h3>
 {% for p in s.paragraphs %}<p>{{ p }}</p>
 {% endfor %}
+{% if s.bullets %}<ul>{% for b in s.bullets %}<li>{{ b }}</li>{% endfor %}</ul>{% endif %}
 {% for svg, caption in s.figures %}
 <figure>{{ svg|svg }}<figcaption>{{ caption }}</figcaption></figure>
 {% endfor %}

@@ -170,12 +170,17 @@ def test_figures_are_inline_svg_and_nothing_is_fetched(report):
 
 
 def _ranked(names: pd.DataFrame, helpful: bool) -> list[tuple]:
-    """Independent ranking: sort the added names' rows (synonyms, ordering 0) by effect, keep each name's first."""
-    rows = names[(names["names"] == "synonyms") & (names["ordering"] == 0) & (names["rank"] > 1)]
-    rows = rows[rows["credit_change"] > 0] if helpful else rows[rows["credit_change"] < 0]
-    sign = -1 if helpful else 1
-    recs = sorted(rows.to_dict("records"), key=lambda r: (sign * r["credit_change"], -sign * r["won_from_other_classes"],
-                                                          r["name"], r["level"]))
+    """Independent ranking (docs/report.md). Harmful: synonyms, ordering 0, names that cost credit or take
+    images from other classes, most credit lost, then most taken, then the lowest level; helpful: the
+    added names (rank > 1) that gain credit, most gained, then fewest taken. Each name's first row."""
+    rows = names[(names["names"] == "synonyms") & (names["ordering"] == 0)]
+    if helpful:
+        rows = rows[(rows["rank"] > 1) & (rows["credit_change"] > 0)]
+        key = lambda r: (-r["credit_change"], r["won_from_other_classes"], r["name"], r["level"])  # noqa: E731
+    else:
+        rows = rows[(rows["credit_change"] < 0) | (rows["won_from_other_classes"] > 0)]
+        key = lambda r: (r["credit_change"], -r["won_from_other_classes"], r["level"])  # noqa: E731
+    recs = sorted(rows.to_dict("records"), key=key)  # sorted() is stable: file order breaks the last ties
     seen, out = set(), []
     for r in recs:
         if (r["backbone"], r["class"], r["name"]) not in seen:
@@ -196,6 +201,17 @@ def test_names_section_ranks_names_csv_and_degrades_without_it(report, report_ru
         shown = frame(page.tables[f"table-names-{key}"])
         assert list(zip(shown["backbone"], shown["class"], shown["name"], shown["level"].astype(int),
                         shown["credit_change"])) == expect
+    # from how many other classes a harmful name took its images: recounted from predictions.csv
+    pred = _csv(report_run, "predictions.csv")
+    pred = pred[(pred["names"] == "synonyms") & (pred["ordering"] == 0)]
+    shown = frame(page.tables["table-names-harmful"])
+    assert len(shown) > 0
+    for _, r in shown.iterrows():
+        won = pred[(pred["backbone"] == r["backbone"]) & (pred["level"] == r["level"])
+                   & (pred["predicted_label"] == r["name"])]
+        owners = won["predicted_classes"].fillna(won["predicted_class"]).astype(str).str.split("|")
+        won = won[[r["class"] in o for o in owners]]
+        assert r["n_other_classes"] == won.loc[won["true_class"] != r["class"], "true_class"].nunique()
 
     # hand-made rows with known effects (another curve's rows never rank here)
     run = tmp_path / "run"
@@ -221,7 +237,7 @@ def test_names_section_ranks_names_csv_and_degrades_without_it(report, report_ru
     t = parse_report(out.read_text()).tables
     for key, helpful in (("harmful", False), ("helpful", True)):
         shown = frame(t[f"table-names-{key}"])
-        assert 5 < len(shown) <= 15 and (shown["rank"] > 1).all()
+        assert 5 < len(shown) <= 15 and (not helpful or (shown["rank"] > 1).all())
         assert list(zip(shown["backbone"], shown["class"], shown["name"], shown["level"].astype(int),
                         shown["credit_change"])) == _ranked(made, helpful)
 

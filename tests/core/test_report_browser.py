@@ -57,3 +57,16 @@ def test_a_page_with_a_console_error_is_caught(tmp_path):
     with chromium(400, 300) as driver:
         logs = _open(driver, bad)
     assert any(e["level"] == "SEVERE" and "broken figure" in e["message"] for e in logs)
+
+
+def test_sample_report_in_the_docs_renders(tmp_path):
+    """docs/sample-report.html (the demo run's report, linked from the docs) stays small and clean."""
+    sample = Path(__file__).resolve().parents[2] / "docs" / "sample-report.html"
+    assert sample.stat().st_size < 1.5 * 2**20
+    page = parse_report(sample.read_text(encoding="utf-8"))
+    assert {"table-levels", "table-threshold", "table-names-harmful", "table-backbones", "table-checkpoints"} \
+        <= set(page.tables)
+    with chromium(1280, 900) as driver:
+        logs = _open(driver, sample)
+        assert [e for e in logs if e["level"] == "SEVERE"] == []
+        assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0

@@ -262,6 +262,10 @@ def sweep_command(config: dict) -> tuple[str, str]:
         parts += ["--external-predictions", q(str(e))]
     if config.get("save_predictions") is False:
         parts.append("--no-predictions")
+    if config.get("save_names") is False:
+        parts.append("--no-names-table")
+    if first.get("decode") and first["decode"] != "draft":
+        parts += ["--decode", q(str(first["decode"]))]
     parts += ["--out", q(str(config.get("out", "RUN")))]
     line = " ".join(parts)
     return line, extra

@@ -7,6 +7,7 @@ independent pandas/numpy recomputations of the derived tables.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shlex
@@ -321,3 +322,28 @@ def test_overwriting_a_run_removes_its_old_report(report_run, tmp_path):
     RunWriter(run, {"dataset": "x"}, overwrite=True).finish("completed")
     assert not (run / "report.html").exists() and (run / "notes.txt").read_text() == "mine"
     assert holds_run(run)
+
+
+def test_rebuilt_command_covers_labels_template_lists_and_switches():
+    """The command the report rebuilds parses back to the options of the config it came from."""
+    from core.reporting.report import sweep_command
+
+    config = {"dataset": "my data/images", "labels": "labels.csv", "mode": "pooled", "orderings": 3, "seed": 7,
+              "templates": ["a photo of a {}.", "a sketch of a {}."], "levels": [1, 4], "bootstrap": 200,
+              "ensemble_shots": [], "save_predictions": False, "save_names": False, "out": "runs/x",
+              "backbones": [{"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "label": "vit", "device": "cuda",
+                             "precision": "fp16", "decode": "exact"},
+                            {"model": "RN50", "checkpoint": "w.pt", "label": None, "device": "cuda",
+                             "precision": "fp16", "decode": "exact"}]}
+    line, extra = sweep_command(config)
+    args = build_parser().parse_args(shlex.split(line)[1:])
+    assert args.dataset == "my data/images" and args.backbones == "backbones.csv" and args.templates == "templates.txt"
+    assert (args.mode, args.orderings, args.seed, args.levels, args.bootstrap) == ("pooled", 3, 7, "1,4", 200)
+    assert args.ensemble_shots == "" and args.no_predictions and args.no_names_table
+    assert (args.device, args.precision, args.decode, args.out) == ("cuda", "fp16", "exact", "runs/x")
+    csv_part, templates = extra.split("\ntemplates.txt:\n")
+    rows = pd.read_csv(io.StringIO(csv_part), keep_default_na=False)
+    assert rows.to_dict("records") == [
+        {"model": "ViT-B-32", "pretrained": "laion2b_s34b_b79k", "checkpoint": "", "label": "vit"},
+        {"model": "RN50", "pretrained": "", "checkpoint": "w.pt", "label": ""}]
+    assert templates.splitlines() == config["templates"]

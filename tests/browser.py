@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -22,9 +23,7 @@ def chromium_paths() -> tuple[Optional[str], Optional[str]]:
 
 def why_no_browser() -> str:
     """Empty when a headless Chromium can be driven here, else the reason."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("selenium") is None:
         return "selenium is not installed (pip install 'semscale[test]')"
     chromium, driver = chromium_paths()
     if chromium is None:

@@ -15,9 +15,10 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from core.labels.controls import SYNONYMS
+
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22")
-SYNONYMS = "synonyms"
 
 
 def _figure(width: float, height: float):

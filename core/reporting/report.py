@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import pandas as pd
 
+from core.labels.controls import SYNONYMS
 from core.results.runs import Run, load_run, read_csv
 from core.util.errors import InputError
 from core.util.versions import now, versions
@@ -27,7 +28,6 @@ TOP_NAMES = 15  # most harmful and most helpful names shown
 TOP_CLASSES = 20  # per backbone, the largest drops and gains shown when a dataset has more classes
 MAX_TABLE_ROWS = 400  # longer tables are shown in part, with a note naming the file that has all
 MAX_CONFIG_CHARS = 50_000  # a longer config is shown without its per-class name lists
-SYNONYMS = "synonyms"
 
 
 @dataclass

@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 
 from core.cli import build_parser, main
-from core.results.runs import load_run
 from tests.conftest import CLASSES, write_image_folder
 from tests.report_html import frame, parse_report
 

@@ -401,8 +401,10 @@ def run_sections(run: Run, prefix: str = "", command: bool = True, names_df: Opt
     s = Section(sid("names"), "Most harmful and most helpful names")
     names = _with_names(names_df if names_df is not None else run.tables.get("names"))
     if names is None or names.empty:
-        s.paragraphs.append("This run has no names.csv (per-name attribution), so which names helped or hurt is "
-                            "not known; runs made with a semscale that writes it show them here.")
+        s.paragraphs.append("This run has no names.csv (per-name attribution: made before it existed, or with "
+                            "--no-names-table), so which names helped or hurt is not shown. core.load_run(RUN).names "
+                            "scores it again from the embedding cache; save it as names.csv in the run folder and "
+                            "make the report again.")
     else:
         harm, helps = harmful(names, run.predictions), helpful_names(names)
         s.paragraphs.append("credit_change is the run's top-1 credit (images) at that level with the name minus "

@@ -7,7 +7,7 @@ DEMO_DIR ?= demo-data
 RUN_DIR ?= runs/demo
 CLIP_SERVER_ENV ?= benchmarks/.envs/clip-server-0.8.3
 
-.PHONY: install run test bench bench-gpu lint demo-sweep package package-test clean clip-server-env
+.PHONY: install run test bench bench-gpu lint demo-sweep demo-report package package-test clean clip-server-env
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ demo-sweep: install
 	$(VENV)/bin/semscale sweep --dataset $(DEMO_DIR)/images --labels $(DEMO_DIR)/labels.csv \
 		--model demo-vit --model demo-resnet $(if $(VLM),--model demo-vlm) --templates plain \
 		--class-frequency $(DEMO_DIR)/$(if $(VLM),vlm_training_frequency.csv,class_frequency.csv) --out $(RUN_DIR) --overwrite
+
+## The demo sweep's HTML report (one self-contained file: figures, tables, verdicts, how to reproduce).
+demo-report: demo-sweep
+	$(VENV)/bin/semscale report $(RUN_DIR) --out $(RUN_DIR)/report.html
 
 lint: install
 	$(VENV)/bin/lint-imports

@@ -17,7 +17,7 @@ from core.util.versions import __version__
 
 # The public API (core/api.py), imported on first use so that ``import core`` stays cheap:
 # the GUI and the CLI import this package long before they need torch.
-_API = {"sweep", "load_run", "score_embeddings", "RunResult"}
+_API = {"sweep", "load_run", "score_embeddings", "report", "RunResult"}
 _CONFIG = {"BackboneSpec", "SweepConfig"}
 __all__ = sorted(_API | _CONFIG | {"InputError", "__version__"})
 

@@ -175,4 +175,13 @@ def load_run(path: Union[str, Path]) -> RunResult:
     return run
 
 
-__all__ = ["RunResult", "load_run", "score_embeddings", "sweep"]
+def report(run: Union[str, Path, RunResult], out: Union[str, Path, None] = None) -> Path:
+    """Write one self-contained HTML report of a run (a folder or a :class:`RunResult`) or of a
+    study folder (every dataset and the cross-dataset summary); ``out`` defaults to
+    ``report.html`` inside the folder. Returns the file's path."""
+    from core.reporting.report import write_report
+
+    return write_report(run, out)
+
+
+__all__ = ["RunResult", "load_run", "report", "score_embeddings", "sweep"]

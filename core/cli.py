@@ -457,6 +457,15 @@ def cmd_flips(args) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    """One self-contained HTML report of a run or a study folder."""
+    from core.reporting.report import write_report
+
+    out = write_report(args.run, args.out)
+    print(out)
+    return EXIT_OK
+
+
 def cmd_compare(args) -> int:
     """Runs of one dataset side by side: their curves, and for runs whose label files differ, which
     names each class gained, lost or re-ranked and how its recall changed."""
@@ -882,6 +891,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--names", metavar="KIND", help="only this names curve: synonyms or a control (default: all)")
     f.add_argument("--out", help="CSV file to write (default: print to stdout)")
     f.set_defaults(func=cmd_flips)
+    r = sub.add_parser("report", help="one self-contained HTML report of a run or a study folder (figures, "
+                                      "tables, verdicts, how to reproduce)")
+    r.add_argument("run", help="run directory (or its run.json), or a study folder (with study.json)")
+    r.add_argument("--out", help="HTML file to write (default: report.html inside the folder)")
+    r.set_defaults(func=cmd_report)
 
     cp = sub.add_parser("compare", help="compare runs of one dataset: curves, and names and recall per class "
                                         "where the label files differ")

@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
         act(f, "Open &run…", self.results.open_run_dialog, "Ctrl+Shift+R", "open")
         act(f, "Export run &CSVs…", self.results.export_csv_dialog, None, "export")
         act(f, "Export &plot (PNG/SVG)…", self.results.export_plot_dialog, "Ctrl+Shift+E", "export")
+        self.export_report_action = act(f, "Export re&port (HTML)…", self.results.export_report_dialog, None, "export")
         f.addSeparator()
         self.quit_action = act(f, "&Quit", self.request_quit, QKeySequence.StandardKey.Quit)
 

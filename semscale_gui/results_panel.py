@@ -143,6 +143,9 @@ class ResultsPanel(QWidget):
                                      "Copy the run's CSV files and run.json to a folder")
         self.export_plot_action = act("Export plot…", "export", self.export_plot_dialog,
                                       "Save the plot on screen as PNG or SVG")
+        self.export_report_action = act("Export report…", "export", self.export_report_dialog,
+                                        "Save one HTML report of this run (figures, tables, verdicts, how to "
+                                        "reproduce) that a colleague can open in any browser")
         self.copy_config_action = act("Copy config", "copy", self.copy_config,
                                       "Copy this run's configuration (JSON) to the clipboard")
         self.rerun_action = act("Re-run", "rerun", self.request_rerun, "Run again with this run's settings")
@@ -304,7 +307,7 @@ class ResultsPanel(QWidget):
         self.names.set_results(self.results)  # read whichever tab is shown: the synonym editor colours by it
         self._update_header()
         has_run = bool(self.results.run_dir) and (Path(self.results.run_dir) / "run.json").exists()
-        for a in (self.export_csv_action, self.copy_config_action, self.rerun_action):
+        for a in (self.export_csv_action, self.export_report_action, self.copy_config_action, self.rerun_action):
             a.setEnabled(has_run and self.results.status != "running")
         self.compare.add_open_button.setEnabled(has_run and self.results.status != "running")
         self.refreshed.emit()
@@ -469,6 +472,29 @@ class ResultsPanel(QWidget):
             return []
         self.status_message.emit(f"Exported {len(out)} files to {dest}")
         return out
+
+    def export_report_dialog(self) -> None:
+        if not self.results.run_dir:
+            return
+        run = Path(self.results.run_dir)
+        start = Path(settings.get_str("last/export_dir", str(run.parent))) / f"{run.name}-report.html"
+        path, _ = QFileDialog.getSaveFileName(self, "Export report", str(start), "HTML report (*.html)")
+        if path:
+            settings.set_value("last/export_dir", str(Path(path).parent))
+            self.export_report(path)
+
+    def export_report(self, path: str | Path) -> bool:
+        """Write the report of the run shown to ``path`` in the background (semscale_gui.report_export)."""
+        from semscale_gui.report_export import ReportExport
+
+        if not self.results.run_dir:
+            return False
+        if getattr(self, "report_export", None) is None:
+            self.report_export = ReportExport(self)
+            self.report_export.saved.connect(lambda p: self.status_message.emit(f"Report saved to {p}"))
+        started = self.report_export.start(self.results.run_dir, path)
+        self.status_message.emit("Writing the report…" if started else "A report is being written already")
+        return started
 
     def current_plot_view(self):
         w = self.tabs.currentWidget()

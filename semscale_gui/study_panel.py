@@ -260,6 +260,8 @@ class StudyPanel(QWidget):
         tb.addSeparator()
         act("Export summaries…", "export", self.export_dialog, "Copy every summary CSV and study.json to a folder")
         act("Export plot…", "export", self.export_plot_dialog, "Save the plot as PNG or SVG")
+        self.export_report_action = act("Export report…", "export", self.export_report_dialog,
+                                        "Save one HTML report of the study (the summary and every dataset)")
 
         # protocol
         self.levels = QLineEdit()
@@ -738,6 +740,26 @@ class StudyPanel(QWidget):
                 else:
                     out.append(Path(shutil.copy2(src, dest / name)))
         return out
+
+    def export_report_dialog(self) -> None:
+        if self.out_dir is None or not (self.out_dir / "study.json").exists():
+            self.status_message.emit("Run the study first: the report is made from its runs and summaries")
+            return
+        start = self.out_dir / "report.html"
+        path, _ = QFileDialog.getSaveFileName(self, "Export the study report", str(start), "HTML report (*.html)")
+        if path:
+            self.export_report(path)
+
+    def export_report(self, path: str | Path) -> bool:
+        """Write the study's HTML report to ``path`` in the background (semscale_gui.report_export)."""
+        from semscale_gui.report_export import ReportExport
+
+        if self.out_dir is None:
+            return False
+        if getattr(self, "report_export", None) is None:
+            self.report_export = ReportExport(self)
+            self.report_export.saved.connect(lambda p: self.status_message.emit(f"Report saved to {p}"))
+        return self.report_export.start(self.out_dir, path)
 
     def export_plot_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export the plot", "study-change-vs-level1.png",

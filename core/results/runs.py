@@ -36,7 +36,8 @@ RUN_OUTPUTS = ("run.json", "run.json.tmp", *RUN_FILES, "levels_summary.csv", "ba
                "similarity.csv", "labels_used.csv",
                "robustness.csv", "robustness_predictions.csv",
                "probes.csv",
-               "names.csv")
+               "names.csv",
+               "report.html")  # `semscale report`'s default file: a replaced run takes its old report with it
 
 LEVEL_COLUMNS = [
     "backbone", "ordering", "level", "n_categories", "n_images", "top1", "top5", "ci_low", "ci_high",

@@ -1,0 +1,1 @@
+"""Reports a colleague can open: one self-contained HTML file per run or study (``report.py``)."""

@@ -10,17 +10,9 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 from pathlib import Path
 
-
-def _best(fn, repeat: int = 3) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+from benchmarks.common import best_of
 
 
 def drilldown(tmp: Path, n_classes: int = 1000, n_images: int = 20000) -> dict:
@@ -33,7 +25,7 @@ def drilldown(tmp: Path, n_classes: int = 1000, n_images: int = 20000) -> dict:
     from benchmarks.synthetic_run import write_synthetic_run
 
     run_dir = write_synthetic_run(tmp / "drill", n_classes=n_classes, n_images=n_images, kshot=False)
-    t_load, run = _best(lambda: RunImages.from_dir(run_dir), 1)
+    t_load, run = best_of(lambda: RunImages.from_dir(run_dir), 1)
     p = run.predictions
     b = str(p["backbone"].iloc[0])
     levels = sorted(int(v) for v in p["level"].unique())
@@ -42,13 +34,13 @@ def drilldown(tmp: Path, n_classes: int = 1000, n_images: int = 20000) -> dict:
     t, q = off.groupby(["true_class", "predicted_class"]).size().idxmax()
     out = {"n_images": n_images, "n_classes": n_classes, "n_rows": len(p), "levels": levels,
            "load_seconds": round(t_load, 3)}
-    t_all, flips = _best(lambda: compute_flips(p))
+    t_all, flips = best_of(lambda: compute_flips(p))
     out["all_flips_seconds"], out["n_flips"] = round(t_all, 3), len(flips)
     for name, sel in (("confusion_cell", ConfusionCell(b, levels[-1], str(t), str(q))),
                       ("class_at_level", ClassAtLevel(b, levels[-1], str(t))),
                       ("level_flips", LevelFlips(b, levels[0], levels[-1])),
                       ("only_one_right", SynergyImages(levels[-1], "only_one"))):
-        secs, rows = _best(lambda: sel.rows(run))
+        secs, rows = best_of(lambda: sel.rows(run))
         out[f"{name}_seconds"], out[f"{name}_rows"] = round(secs, 4), len(rows)
 
     from PySide6.QtWidgets import QApplication
@@ -59,7 +51,7 @@ def drilldown(tmp: Path, n_classes: int = 1000, n_images: int = 20000) -> dict:
     model = GalleryModel()
     # every image of one backbone at one level: the largest gallery a selection can fill
     rows = p[(p["backbone"] == b) & (p["level"] == levels[-1])].assign(group="correct", detail="", owners="")
-    secs, _ = _best(lambda: model.set_rows(rows, {}))
+    secs, _ = best_of(lambda: model.set_rows(rows, {}))
     out["gui_set_rows_seconds"], out["gui_set_rows_n"] = round(secs, 4), len(rows)
     out["gui_rows_handed_to_view"] = model.rowCount()
     del app

@@ -15,14 +15,7 @@ import time
 
 import numpy as np
 
-
-def _best(fn, repeat: int = 3):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+from benchmarks.common import best_of
 
 
 def _cpu(fn, repeat: int = 3) -> float:
@@ -63,16 +56,16 @@ def similarity(n_images: int = 20_000, n_classes: int = 1000, dims: tuple[int, i
     y = np.arange(n_images) % n_classes
     classes = [f"class {i}" for i in range(n_classes)]
     linear_cka(X[:100], Y[:100])  # warm-up: torch's first product
-    t_cka, cka = _best(lambda: linear_cka(X, Y))
+    t_cka, cka = best_of(lambda: linear_cka(X, Y))
     cpu_cka = _cpu(lambda: linear_cka(X, Y))
-    t_per_class, _ = _best(lambda: [linear_cka(X[y == c], Y[y == c]) for c in range(n_classes)], 1)
+    t_per_class, _ = best_of(lambda: [linear_cka(X[y == c], Y[y == c]) for c in range(n_classes)], 1)
     c0 = time.process_time()
-    t_knn, _ = _best(lambda: knn_indices(X, k), 1)
+    t_knn, _ = best_of(lambda: knn_indices(X, k), 1)
     cpu_knn = time.process_time() - c0
-    t_rows, rows = _best(lambda: similarity_rows({"a": X, "b": Y}, y, classes, k=k), 1)
+    t_rows, rows = best_of(lambda: similarity_rows({"a": X, "b": Y}, y, classes, k=k), 1)
     xs, ys = X[:gram_images], Y[:gram_images]
-    t_feat_small, c_feat = _best(lambda: linear_cka(xs, ys))
-    t_gram_small, c_gram = _best(lambda: _gram_cka(xs, ys))
+    t_feat_small, c_feat = best_of(lambda: linear_cka(xs, ys))
+    t_gram_small, c_gram = best_of(lambda: _gram_cka(xs, ys))
     overall = rows[0]
     return {"n_images": n_images, "n_classes": n_classes, "dims": list(dims), "k": k,
             "torch_threads": torch.get_num_threads(),

@@ -26,6 +26,7 @@ from core.util.events import EventCallback, Log, Progress, Stage, TableRows
 from core.stats.frequency import frequency_table
 from core.stats.metrics import credit_count, per_class_recall
 from core.pipeline.scoring import LevelPlan, level_class_scores
+from core.pipeline.shared_images import common_rows
 from core.pipeline.similarity import write_similarity
 
 if TYPE_CHECKING:
@@ -93,12 +94,7 @@ def run_analysis(ctx: "SweepContext", outcomes: list[BackboneOutcome]) -> None:
     per_class_rows = list(ctx.all_per_class)
     if ctx.n_systems >= 2:
         # the images every backbone could use, in the first backbone's order
-        common = set(outcomes[0].ids)
-        for o in outcomes[1:]:
-            common &= set(o.ids)
-        ids = [i for i in outcomes[0].ids if i in common]
-        rows_of = [{i: r for r, i in enumerate(o.ids)} for o in outcomes]
-        sel = [np.array([ro[i] for i in ids], dtype=np.int64) for ro in rows_of]
+        ids, sel = common_rows(outcomes)
         y = outcomes[0].y[sel[0]]
         # systems with scores first (ensembles fit them), then answering kinds and external predictions
         # (a choice of classes per image only)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.pipeline.shared_images import common_rows
 from core.stats.metrics import topk_correct
 from core.util.events import Log, Progress, Stage, TableRows
 
@@ -23,12 +24,7 @@ if TYPE_CHECKING:
 
 def probe_inputs(outcomes: list, classes: list[str]) -> tuple[list[str], list[np.ndarray], np.ndarray, np.ndarray]:
     """(ids, rows of each outcome, y in name order, name order) exactly as the ensemble stage builds them."""
-    common = set(outcomes[0].ids)
-    for o in outcomes[1:]:
-        common &= set(o.ids)
-    ids = [i for i in outcomes[0].ids if i in common]
-    rows_of = [{i: r for r, i in enumerate(o.ids)} for o in outcomes]
-    sel = [np.array([ro[i] for i in ids], dtype=np.int64) for ro in rows_of]
+    ids, sel = common_rows(outcomes)
     by_name = np.argsort(np.asarray(classes, dtype=object), kind="stable")
     y = np.argsort(by_name)[outcomes[0].y[sel[0]]]
     return ids, sel, y, by_name

@@ -100,10 +100,15 @@ def markdown(r: dict) -> list[str]:
 
 
 if __name__ == "__main__":
+    import argparse
     import json
     import tempfile
 
+    ap = argparse.ArgumentParser(description="The Names tab at 100 and 1,000 classes (the `namesview` section of "
+                                             "`python -m benchmarks`).")
+    ap.add_argument("--quick", action="store_true", help="the small case only")
+    args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        res = run(d)
+        res = run(d, quick=args.quick)
         print(json.dumps(res, indent=1))
         print("\n".join(markdown(res)))

@@ -134,4 +134,11 @@ def markdown(r: dict) -> list[str]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(whatif(), indent=1))
+    import argparse
+
+    ap = argparse.ArgumentParser(description="One-name edits in the live what-if at ImageNet shape (the `whatif` "
+                                             "section of `python -m benchmarks`).")
+    ap.add_argument("--images", type=int, default=50_000)
+    ap.add_argument("--classes", type=int, default=1000)
+    args = ap.parse_args()
+    print(json.dumps(whatif(args.images, args.classes), indent=1))

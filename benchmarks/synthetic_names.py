@@ -13,7 +13,6 @@ file to a synthetic run.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,4 +72,10 @@ def write_synthetic_names(run_dir: str | Path, seed: int = 0) -> Path:
 
 
 if __name__ == "__main__":
-    print(write_synthetic_names(sys.argv[1]))
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Add a made-up names.csv to a synthetic run (benchmarks.synthetic_run).")
+    ap.add_argument("run", help="the synthetic run's folder")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    print(write_synthetic_names(args.run, seed=args.seed))

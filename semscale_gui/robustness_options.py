@@ -10,7 +10,7 @@ from typing import Optional
 
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from core.data.perturb import NAMES, parse_perturbations
+from core.data.perturb_specs import NAMES, parse_perturbations
 from core.util.errors import InputError
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from core.data.perturb import Perturbation, parse_perturbations
+from core.data.perturb_specs import Perturbation, parse_perturbations
 from core.labels.controls import SYNONYMS
 from core.models.base import EMBEDDINGS
 from core.pipeline.scoring import EmbeddingScores, LevelPlan, level_class_scores, score_level

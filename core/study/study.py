@@ -249,7 +249,7 @@ def parse_study(text: str, file: Optional[str | Path] = None) -> Study:
     if isinstance(p.get("controls"), str):
         p["controls"] = [c.strip() for c in p["controls"].split(",") if c.strip()]
     if "perturb" in p:  # robustness perturbations: "NAME:SEVERITIES" strings, checked here
-        from core.data.perturb import parse_perturbations
+        from core.data.perturb_specs import parse_perturbations
 
         p["perturb"] = [p["perturb"]] if isinstance(p["perturb"], str) else list(p["perturb"])
         try:

@@ -472,10 +472,49 @@ def run_sections(run: Run, prefix: str = "", command: bool = True, names_df: Opt
                 s.details.append(t)
     sections.append(s)
 
+    extra = _beyond_clean(run, sid)
+    if extra is not None:
+        sections.append(extra)
+
     sections.append(_reproduce(run, sid, command))
     for sec in sections:
         sec.tables = [t for t in sec.tables if t is not None]
     return sections
+
+
+def _beyond_clean(run: Run, sid: Callable[[str], str]) -> Optional[Section]:
+    """Robustness (--perturb), representation similarity and linear probes (--probe-shots), when the
+    run measured them; None when it measured none."""
+    rob, sim, probes = run.tables.get("robustness"), run.similarity, run.probes
+    if all(t is None or t.empty for t in (rob, sim, probes)):
+        return None
+    s = Section(sid("beyond"), "Robustness, representation similarity, linear probes")
+    if rob is not None and len(rob):
+        s.paragraphs.append("Top-1 under each perturbation and severity, with the drop from the clean images and "
+                            "its paired McNemar test (robustness.csv; the perturbations are listed in "
+                            "docs/robustness.md).")
+        s.tables.append(table(rob, sid("table-robustness"), "Robustness under perturbations", "robustness.csv"))
+    if sim is not None and len(sim):
+        s.paragraphs.append("Linear CKA of every pair of backbones' image embeddings and the agreement of their "
+                            "nearest-neighbour graphs (similarity.csv).")
+        s.tables.append(table(sim[sim["scope"] == "overall"], sid("table-similarity"), "Representation similarity",
+                              "similarity.csv (scope overall)"))
+        per_class = sim[sim["scope"] != "overall"]
+        if len(per_class):
+            t = table(per_class, sid("table-similarity-classes"), "Representation similarity per class",
+                      "similarity.csv (scope class)")
+            if t:
+                s.details.append(t)
+    if probes is not None and len(probes):
+        s.paragraphs.append("Linear probes on each backbone's image features (CLIP_benchmark's protocol) next to "
+                            "zero-shot on the same held-out images (probes.csv).")
+        summary = probes[probes["split"].astype(str) == "mean"]
+        s.tables.append(table(summary if len(summary) else probes, sid("table-probes"),
+                              "Linear probe vs zero-shot (mean over splits)", "probes.csv (split mean)"))
+        t = table(probes, sid("table-probes-splits"), "Linear probes per split", "probes.csv")
+        if t:
+            s.details.append(t)
+    return s
 
 
 def _run_subtitle(run: Run) -> str:

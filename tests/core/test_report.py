@@ -48,7 +48,7 @@ def report_run(tiny_model, tmp_path_factory) -> Path:
         backbones=[BackboneSpec(cfg, checkpoint=ck, device="cpu"),
                    BackboneSpec(cfg, checkpoint=str(second), device="cpu")],
         num_workers=0, bootstrap=50, ensemble_shots=[1], ensemble_splits=2, cache_dir=str(root / "cache"),
-        class_frequency=str(freq), controls=["random-words"],
+        class_frequency=str(freq), controls=["random-words"], probe_shots=[1],
     )
     assert run_sweep(config).status == "completed"
     return root / "run"
@@ -97,6 +97,17 @@ def test_tables_equal_the_run_files(report, report_run):
     assert set(th["trend"]) <= {"declining", "plateau", "rising"} and th["test"].str.len().min() > 0
     # the control curves are in the levels table next to the synonyms
     assert set(frame(t["table-levels"])["names"]) == {"synonyms", "random-words"}
+
+
+def test_similarity_and_probe_tables_equal_their_files(report, report_run):
+    _, page = report
+    t = page.tables
+    sim = _csv(report_run, "similarity.csv")
+    assert t["table-similarity"]["source"].startswith("similarity.csv")
+    assert_same(frame(t["table-similarity"]), sim[sim["scope"] == "overall"])
+    probes = _csv(report_run, "probes.csv")
+    assert_same(frame(t["table-probes"]), probes[probes["split"].astype(str) == "mean"])
+    assert "table-robustness" not in t  # the run scored no perturbations
 
 
 def test_derived_tables_recomputed_independently(report, report_run):

@@ -264,6 +264,18 @@ def sweep_command(config: dict) -> tuple[str, str]:
         parts.append("--no-predictions")
     if config.get("save_names") is False:
         parts.append("--no-names-table")
+    for spec in config.get("perturb") or []:
+        parts += ["--perturb", q(str(spec))]
+    if config.get("probe_shots"):
+        parts += ["--probe-shots", q(",".join(map(str, config["probe_shots"])))]
+        if config.get("probe_solver") and config["probe_solver"] != "optimum":
+            parts += ["--probe-solver", q(str(config["probe_solver"]))]
+    if config.get("similarity_k") is not None and int(config["similarity_k"]) != 10:
+        parts += ["--similarity-k", q(str(config["similarity_k"]))]
+    if config.get("extend_names"):
+        parts += ["--extend-names", q(str(config["extend_names"]))]
+        if config.get("extend_to"):
+            parts += ["--extend-to", q(str(config["extend_to"]))]
     if first.get("decode") and first["decode"] != "draft":
         parts += ["--decode", q(str(first["decode"]))]
     parts += ["--out", q(str(config.get("out", "RUN")))]

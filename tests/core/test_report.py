@@ -158,6 +158,14 @@ def test_reproduce_section_has_versions_hashes_and_a_command_that_parses(report,
     assert (args.controls, args.class_frequency, args.ensemble_shots, args.ensemble_splits, args.bootstrap) == (
         "random-words", c["class_frequency"], "1", 2, 50)
     assert args.out == c["out"]
+    assert args.probe_shots == "1" and c["probe_shots"] == [1]
+    # perturbations, probes, similarity and name filling come back as the CLI spells them
+    line2, _ = sweep_command({**c, "perturb": ["gaussian_noise:1,3", "jpeg:5"], "probe_shots": [1, 4, "all"],
+                              "probe_solver": "clip_benchmark", "similarity_k": 0, "extend_names": "wordnet",
+                              "extend_to": 16})
+    a2 = build_parser().parse_args(shlex.split(line2)[1:])
+    assert (a2.perturb, a2.probe_shots, a2.probe_solver, a2.similarity_k, a2.extend_names, a2.extend_to) == (
+        ["gaussian_noise:1,3", "jpeg:5"], "1,4,all", "clip_benchmark", 0, "wordnet", 16)
     text, _ = report
     assert line.replace("&", "&amp;") in text or line in text.replace("&#39;", "'")
 

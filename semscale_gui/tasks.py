@@ -260,7 +260,8 @@ class JobRunner(QObject):
     def wait_idle(self, timeout_s: float, step_ms: int = 20) -> bool:
         """Let the event loop turn until no job is queued or running; True if that happened in time.
 
-        Results that arrive meanwhile are delivered as usual, and the windows keep painting.
+        Results that arrive meanwhile are delivered as usual, and the windows keep painting; every
+        result of a job that has ended is delivered before it returns.
         """
         deadline = time.monotonic() + timeout_s
         while not self.idle:
@@ -273,6 +274,9 @@ class JobRunner(QObject):
             if time.monotonic() - t0 < step_ms / 2000:  # no loop runs while the app quits: poll instead
                 QCoreApplication.processEvents()
                 time.sleep(step_ms / 1000)
+        # a job posts its result before it stops counting as running: deliver what is still queued
+        QCoreApplication.sendPostedEvents()
+        QCoreApplication.processEvents()
         return True
 
     def join(self, timeout_ms: int = -1) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import json
 import tempfile
 import time
@@ -130,44 +131,15 @@ def fmt_results(m: dict, r: dict, seconds: float, only: Optional[Sequence[str]] 
                 f"| images only one backbone gets right | {dd['only_one_right_seconds']:.3f} | {dd['only_one_right_rows']:,} |",
                 f"| GUI thread: {dd['gui_set_rows_n']:,} rows into the gallery | {dd['gui_set_rows_seconds']:.3f} | "
                 f"{dd['gui_rows_handed_to_view']} handed to the view at first |"]
-    if r.get("similarity"):
-        from benchmarks.bench_similarity import markdown as similarity_markdown
-
-        out += similarity_markdown(r["similarity"])
-    if r.get("names"):
-        from benchmarks.bench_names import markdown as names_markdown
-
-        out += names_markdown(r["names"])
-    if r.get("namesview"):
-        from benchmarks.bench_names_view import markdown as names_view_markdown
-
-        out += names_view_markdown(r["namesview"])
-    if r.get("pipeline"):
-        from benchmarks.bench_pipeline import markdown as pipeline_markdown
-
-        out += pipeline_markdown(r["pipeline"])
-    for key, module in (("clipbench", "bench_clipbench"), ("text21k", "bench_text"), ("clipserver", "bench_clip_server"),
-                        ("probes", "bench_probes")):
+    # sections whose module formats its own figures, in the order they appear in results.md
+    for key, module in (("similarity", "bench_similarity"), ("names", "bench_names"),
+                        ("namesview", "bench_names_view"), ("pipeline", "bench_pipeline"),
+                        ("clipbench", "bench_clipbench"), ("text21k", "bench_text"), ("clipserver", "bench_clip_server"),
+                        ("probes", "bench_probes"), ("memory", "bench_memory"), ("perturb", "bench_perturb"),
+                        ("vlm", "bench_vlm"), ("whatif", "bench_whatif")):
         if r.get(key):
-            import importlib
-
-            out += importlib.import_module(f"benchmarks.{module}").markdown(r[key])
-    if r.get("memory"):
-        from benchmarks.bench_memory import markdown as memory_markdown
-
-        out += ["", memory_markdown(r["memory"])]
-    if r.get("perturb"):
-        from benchmarks.bench_perturb import markdown as perturb_markdown
-
-        out += perturb_markdown(r["perturb"])
-    if r.get("vlm"):
-        from benchmarks.bench_vlm import markdown as vlm_markdown
-
-        out += vlm_markdown(r["vlm"])
-    if r.get("whatif"):
-        from benchmarks.bench_whatif import markdown as whatif_markdown
-
-        out += whatif_markdown(r["whatif"])
+            text = importlib.import_module(f"benchmarks.{module}").markdown(r[key])
+            out += ["", text] if isinstance(text, str) else text
     if NOTES.exists():
         out += ["", NOTES.read_text().strip()]
     return "\n".join(out) + "\n"
